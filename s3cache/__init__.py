@@ -1,0 +1,41 @@
+"""s3cache: a native-async cache on Amazon S3 and S3-compatible stores.
+
+``AsyncS3Cache`` is the asyncio core; ``S3Cache`` is its blocking twin for sync code.
+"""
+
+from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._format import JsonSerializer, Serializer
+from s3cache._stats import CacheStats
+from s3cache._sync import S3Cache
+from s3cache.errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    CacheClosedError,
+    CorruptEntryError,
+    CredentialsError,
+    EndpointUnreachableError,
+    S3CacheError,
+    ServerError,
+    StoreTimeoutError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDeniedError",
+    "AsyncS3Cache",
+    "BucketNotFoundError",
+    "CacheClosedError",
+    "CacheStats",
+    "CheckReport",
+    "CorruptEntryError",
+    "CredentialsError",
+    "EndpointUnreachableError",
+    "JsonSerializer",
+    "S3Cache",
+    "S3CacheError",
+    "Serializer",
+    "ServerError",
+    "StoreTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,422 @@
+"""The async core: :class:`AsyncS3Cache`, composing the storage format and the transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from botocore.config import Config
+
+from s3cache import _format
+from s3cache._format import JsonSerializer, Serializer
+from s3cache._stats import CacheStats, Counters
+from s3cache._transport import DEFAULT_TIMEOUT, DELETE_BATCH, Transport, client_config
+from s3cache.errors import CacheClosedError, CorruptEntryError, S3CacheError
+
+__all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
+
+logger = logging.getLogger("s3cache")
+
+OnError = Literal["log", "raise"]
+T = TypeVar("T")
+
+_MISSING: Final[Any] = object()
+_BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+_LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip."""
+
+    bucket: str
+    prefix: str
+    endpoint_url: str | None
+    latency_ms: float
+    clock_skew_s: float | None
+    conditional_writes: bool
+
+
+class _ErrorLog:
+    """Logs store failures at most once per interval and kind, with the count it held back."""
+
+    __slots__ = ("_last", "_suppressed")
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, exc: S3CacheError) -> None:
+        now = time.monotonic()
+        kind = exc.kind
+        last = self._last.get(kind)
+        if last is not None and now - last < _LOG_INTERVAL:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        held = self._suppressed.pop(kind, 0)
+        more = f" ({held} more like it since the last report)" if held else ""
+        logger.warning("s3cache %s failure: %s%s", kind, exc, more)
+
+
+class AsyncS3Cache:
+    """A cache whose entries are S3 objects, for asyncio code: ``await cache.get(key)``.
+
+    One long-lived aiobotocore client per event loop, at most ``max_concurrency`` requests in
+    flight, each operation under a ``timeout``-second deadline. With ``on_error="log"`` store
+    failures are logged, counted in :meth:`stats` and treated as misses; with ``"raise"`` they
+    raise :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        api_version: str | None = None,
+        use_ssl: bool = True,
+        verify: bool | str | None = None,
+        config: Config | None = None,
+        session: Any = None,
+        default_ttl: float | timedelta | None = None,
+        max_concurrency: int = 64,
+        timeout: float = DEFAULT_TIMEOUT,
+        serializer: Serializer | None = None,
+        on_error: OnError = "log",
+    ) -> None:
+        _check_bucket(bucket)
+        self._prefix = _format.normalize_prefix(prefix)
+        self._default_ttl = _format.normalize_ttl(default_ttl)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise TypeError(f"max_concurrency must be an int, not {type(max_concurrency).__name__}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        _check_timeout(timeout)
+        if on_error not in ("log", "raise"):
+            raise ValueError(f"on_error must be 'log' or 'raise', not {on_error!r}")
+        if serializer is None:
+            serializer = JsonSerializer()
+        elif not isinstance(serializer, Serializer):
+            raise TypeError("serializer must have content_type, dumps(value) and loads(data)")
+        _check_endpoint(endpoint_url, use_ssl)
+        if (aws_access_key_id is None) != (aws_secret_access_key is None):
+            raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
+        if aws_session_token is not None and aws_access_key_id is None:
+            raise ValueError("aws_session_token needs aws_access_key_id and aws_secret_access_key")
+        if session is not None and not (
+            hasattr(session, "create_client") or hasattr(session, "client")
+        ):
+            raise TypeError("session must be an aiobotocore AioSession or an aioboto3 Session")
+
+        self._bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._serializer = serializer
+        self._raise = on_error == "raise"
+        self._counters = Counters()
+        self._log_error = _ErrorLog()
+        client_kwargs = {
+            "region_name": region_name,
+            "endpoint_url": endpoint_url,
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+            "api_version": api_version,
+            "use_ssl": use_ssl,
+            "verify": verify,
+        }
+        self._transport = Transport(
+            bucket=bucket,
+            client_kwargs=client_kwargs,
+            config=client_config(max_concurrency, config),
+            session=session,
+            max_concurrency=max_concurrency,
+            timeout=float(timeout),
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` on a miss, expiry or (fail-soft) error.
+
+        A stored ``None`` is returned as ``None``: pass a sentinel ``default`` to tell them apart.
+        """
+        return await self._get(self._object_key(key), default)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The entries found among ``keys`` (hits only), fetched concurrently."""
+        wanted = {key: self._object_key(key) for key in keys}
+        values = await self._gather(self._get(okey, _MISSING) for okey in wanted.values())
+        return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
+
+    async def exists(self, key: str) -> bool:
+        """Whether a live entry is stored under ``key`` (an expired one does not count)."""
+        okey = self._object_key(key)
+        try:
+            headers = await self._transport.head(okey)
+            return headers is not None and self._is_live(headers)
+        except S3CacheError as exc:
+            return self._failed(exc, False)
+
+    async def _get(self, okey: str, default: Any) -> Any:
+        counters = self._counters
+        try:
+            found = await self._transport.get(okey)
+            if found is None:
+                counters.misses += 1
+                return default
+            body, headers = found
+            if not self._is_live(headers):
+                counters.misses += 1
+                counters.expired += 1
+                return default
+            value = _format.decode(body, headers.get("content-type"), self._serializer)
+        except S3CacheError as exc:
+            counters.misses += 1
+            return self._failed(exc, default)
+        except (ValueError, KeyError) as exc:
+            counters.misses += 1
+            error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
+            error.__cause__ = exc
+            return self._failed(error, default)
+        counters.hits += 1
+        return value
+
+    def _is_live(self, headers: Mapping[str, str]) -> bool:
+        try:
+            remaining = _format.remaining_ttl(headers, time.time())
+        except (ValueError, KeyError):  # unreadable expiry metadata: never serve it
+            return False
+        return remaining is None or remaining > 0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
+
+        Raises ``TypeError`` before any request when ``value`` cannot be serialised.
+        """
+        okey = self._object_key(key)
+        await self._put(okey, self._payload(value, ttl))
+
+    async def set_many(
+        self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
+    ) -> None:
+        """Store every item of ``mapping`` concurrently; all are validated before any request."""
+        seconds = self._ttl(ttl)
+        now = time.time()
+        payloads = [
+            (self._object_key(key), _format.encode(value, seconds, self._serializer, now))
+            for key, value in mapping.items()
+        ]
+        await self._gather(self._put(okey, payload) for okey, payload in payloads)
+
+    def _ttl(self, ttl: float | timedelta | None) -> float | None:
+        return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
+
+    def _payload(self, value: Any, ttl: float | timedelta | None) -> _format.Payload:
+        return _format.encode(value, self._ttl(ttl), self._serializer, time.time())
+
+    async def _put(self, okey: str, payload: _format.Payload) -> None:
+        try:
+            await self._transport.put(okey, payload)
+        except S3CacheError as exc:
+            self._failed(exc, None)
+            return
+        self._counters.sets += 1
+
+    # -- deleting --------------------------------------------------------------------------
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True when a live entry was there (expired objects go too, uncounted)."""
+        return await self.delete_many([key]) == 1
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove ``keys``; returns how many live entries were removed.
+
+        S3 reports every key of a delete as deleted, so each key is looked up first (HEAD,
+        concurrently) and only objects that exist are deleted, in batches of 1,000.
+        """
+        okeys = list(dict.fromkeys(self._object_key(key) for key in keys))
+        try:
+            heads = await self._gather(self._transport.head(okey) for okey in okeys)
+            present = [okey for okey, h in zip(okeys, heads, strict=True) if h is not None]
+            live = sum(1 for h in heads if h is not None and self._is_live(h))
+            await self._delete_objects(present)
+        except S3CacheError as exc:
+            return int(self._failed(exc, 0))
+        self._counters.deletes += live
+        return live
+
+    async def clear(self) -> int:
+        """Delete every object under the prefix (the whole bucket when the prefix is empty).
+
+        Returns the number of objects deleted, expired ones included.
+        """
+        self._check_open()
+        deleted = 0
+        token: str | None = None
+        try:
+            while True:
+                page, token = await self._transport.list_page(self._prefix, token)
+                # Never trust a listing to stay under the prefix: check every key.
+                deleted += await self._delete_objects(
+                    [o.key for o in page if o.key.startswith(self._prefix)]
+                )
+                if token is None:
+                    break
+        except S3CacheError as exc:
+            self._failed(exc, None)
+        self._counters.deletes += deleted
+        return deleted
+
+    async def _delete_objects(self, okeys: list[str]) -> int:
+        if len(okeys) == 1:  # DeleteObject needs no body and no checksum
+            await self._transport.delete(okeys[0])
+            return 1
+        batches = [okeys[i : i + DELETE_BATCH] for i in range(0, len(okeys), DELETE_BATCH)]
+        counts = await self._gather(self._transport.delete_batch(b) for b in batches)
+        return sum(counts)
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def check(self) -> CheckReport:
+        """Prove the bucket is reachable and writable: put, get, conditional put, delete a probe.
+
+        Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
+        names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
+        """
+        self._check_open()
+        probe = f"{self._prefix}s3cache-check/{uuid.uuid4().hex}"
+        payload = _format.encode({"probe": probe}, 60.0, self._serializer, time.time())
+        started = time.perf_counter()
+        await self._transport.put(probe, payload)
+        try:
+            found = await self._transport.get(probe)
+            latency_ms = (time.perf_counter() - started) * 1000 / 2
+            if found is None or found[0] != payload.body:
+                raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
+            date = found[1].get("date")
+            skew = time.time() - _format.parse_http_date(date) if date else None
+            conditional = not await self._transport.put(probe, payload, if_absent=True)
+        finally:
+            await self._transport.delete(probe)
+        return CheckReport(
+            bucket=self._bucket,
+            prefix=self._prefix,
+            endpoint_url=_redact_url(self._endpoint_url),
+            latency_ms=latency_ms,
+            clock_skew_s=skew,
+            conditional_writes=conditional,
+        )
+
+    def stats(self) -> CacheStats:
+        """A snapshot of this cache's counters."""
+        return self._counters.snapshot()
+
+    async def close(self) -> None:
+        """Close the clients; idempotent. Using the cache afterwards raises CacheClosedError."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncS3Cache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        endpoint = _redact_url(self._endpoint_url)
+        where = f", endpoint_url={endpoint!r}" if endpoint else ""
+        state = ", closed" if self._transport.closed else ""
+        return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._prefix!r}{where}{state})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        """The normalised key prefix (empty, or ending in ``/``)."""
+        return self._prefix
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        return self._bucket
+
+    def _check_open(self) -> None:
+        if self._transport.closed:
+            raise CacheClosedError(f"{self!r} is closed")
+
+    def _object_key(self, key: str) -> str:
+        if self._transport.closed:
+            raise CacheClosedError(f"{self!r} is closed")
+        return _format.object_key(self._prefix, key)
+
+    def _failed(self, exc: S3CacheError, fallback: T) -> T:
+        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``."""
+        self._counters.errors[exc.kind] += 1
+        if self._raise:
+            raise exc
+        self._log_error(exc)
+        return fallback
+
+    async def _gather(self, aws: Iterable[Awaitable[T]]) -> list[T]:
+        """Run concurrently (the transport bounds requests); the first failure, if any, raises."""
+        results = await asyncio.gather(*aws, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+
+def _check_bucket(bucket: object) -> None:
+    if not isinstance(bucket, str):
+        raise TypeError(f"bucket must be a str, not {type(bucket).__name__}")
+    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise ValueError(
+            f"bucket {bucket!r} is not a valid bucket name: 3 to 63 letters, digits, '.', '-' "
+            "or '_', starting and ending with a letter or digit"
+        )
+
+
+def _check_timeout(timeout: object) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be seconds (int or float), not {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout}")
+
+
+def _check_endpoint(endpoint_url: object, use_ssl: bool) -> None:
+    if endpoint_url is None:
+        return
+    if not isinstance(endpoint_url, str):
+        raise TypeError(f"endpoint_url must be a str, not {type(endpoint_url).__name__}")
+    parts = urlsplit(endpoint_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("endpoint_url must be an http:// or https:// URL with a host")
+    if parts.scheme == "https" and use_ssl is False:
+        raise ValueError("use_ssl=False contradicts an https:// endpoint_url")
+
+
+def _redact_url(url: str | None) -> str | None:
+    """The URL without any user:password part."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,297 @@
+"""The storage format, pure and sans-IO: object keys, value encoding, and TTL/expiry metadata.
+
+Other programs read what s3cache writes, so everything that decides the bytes and headers of an
+object lives here, testable without a server. See "Storage format" in the README.
+"""
+
+from __future__ import annotations
+
+import ast
+import calendar
+import email.utils
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol, runtime_checkable
+
+import orjson
+
+__all__ = [
+    "BYTES_CONTENT_TYPE",
+    "JSON_CONTENT_TYPE",
+    "MAX_KEY_BYTES",
+    "TTL_HEADER",
+    "TTL_METADATA",
+    "JsonSerializer",
+    "Payload",
+    "Serializer",
+    "decode",
+    "encode",
+    "normalize_prefix",
+    "normalize_ttl",
+    "object_key",
+    "parse_http_date",
+    "parse_timestamp",
+    "remaining_ttl",
+]
+
+JSON_CONTENT_TYPE: Final = "application/json"
+BYTES_CONTENT_TYPE: Final = "application/octet-stream"
+#: User-metadata key holding the entry's ttl in seconds (header ``x-amz-meta-s3cache-ttl``).
+TTL_METADATA: Final = "s3cache-ttl"
+TTL_HEADER: Final = "x-amz-meta-" + TTL_METADATA
+#: S3's limit on a whole object key, prefix included, in UTF-8 bytes.
+MAX_KEY_BYTES: Final = 1024
+#: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
+LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024
+#: S3 dates have one-second resolution, so shorter ttls cannot be enforced.
+MIN_TTL: Final = 1.0
+MAX_TTL: Final = 1e10
+
+_RAW_TYPES: Final = (bytes, bytearray, memoryview)
+_BYTES_TYPES: Final = frozenset({BYTES_CONTENT_TYPE, "binary/octet-stream"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BAD_SEGMENTS: Final = frozenset({"", ".", ".."})
+_MONTHS: Final = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Turns values into object bodies and back; ``content_type`` labels what it writes."""
+
+    content_type: str
+
+    def dumps(self, value: Any) -> bytes:
+        """Encode ``value``; raise ``TypeError`` for values it cannot represent."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """Decode a body; raise ``ValueError`` for bodies it cannot read."""
+        ...
+
+
+class JsonSerializer:
+    """orjson out; orjson, then stdlib json, then a size-capped ``ast.literal_eval`` back in.
+
+    The fallbacks read what litellm's S3Cache writes: ``json.dumps`` output (which may hold
+    ``NaN``) and, from its Redis heritage, Python-literal reprs. Nothing is ever ``eval``-ed.
+    """
+
+    content_type = JSON_CONTENT_TYPE
+
+    def dumps(self, value: Any) -> bytes:
+        return orjson.dumps(value)
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(data)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            pass
+        if len(data) > LITERAL_EVAL_MAX_BYTES:
+            raise ValueError(
+                f"body is not JSON, and at {len(data)} bytes it is over the "
+                f"{LITERAL_EVAL_MAX_BYTES}-byte cap for the Python-literal fallback"
+            )
+        try:
+            return ast.literal_eval(data.decode("utf-8"))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise ValueError("body is neither JSON nor a Python literal") from exc
+
+    def __repr__(self) -> str:
+        return "JsonSerializer()"
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Validate a key prefix and make a non-empty one end in ``/`` (``cache`` never sees ``cache2/``)."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+    if not prefix:
+        return ""
+    path = prefix.rstrip("/")
+    if not path:
+        raise ValueError("prefix must not be only '/': object keys cannot start with an empty segment")
+    _check_path(path, "prefix")
+    return path + "/"
+
+
+def object_key(prefix: str, key: str) -> str:
+    """The object key for cache ``key``: prefix + key with ``:`` as ``/``, validated."""
+    if not isinstance(key, str):
+        raise TypeError(f"cache key must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("cache key must not be empty")
+    path = key.replace(":", "/")
+    _check_path(path, "cache key")
+    full = prefix + path
+    size = len(full) if full.isascii() else len(full.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise ValueError(
+            f"cache key is too long: the object key would be {size} UTF-8 bytes, "
+            f"over S3's {MAX_KEY_BYTES}-byte limit (prefix included)"
+        )
+    return full
+
+
+def _check_path(path: str, what: str) -> None:
+    if _CONTROL.search(path):
+        raise ValueError(f"{what} contains a control character, which S3 keys cannot safely hold")
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} is not valid Unicode (lone surrogate)") from None
+    segments = path.split("/")
+    if _BAD_SEGMENTS.intersection(segments):
+        raise ValueError(
+            f"{what} {path!r} has an empty, '.' or '..' path segment "
+            "(':' counts as '/'); S3-compatible servers reject or rewrite those"
+        )
+
+
+def normalize_ttl(ttl: float | timedelta | None) -> float | None:
+    """Seconds as a float, or None for no expiry; rejects wrong types and unenforceable values."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        seconds = ttl.total_seconds()
+    elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
+    else:
+        try:
+            seconds = float(ttl)
+        except OverflowError:
+            raise ValueError(f"ttl must be at most {MAX_TTL:.0e} seconds") from None
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"ttl must be a finite number of seconds, not {seconds}")
+    if seconds <= 0:
+        raise ValueError(f"ttl must be positive, not {seconds}; use delete() to drop an entry")
+    if seconds < MIN_TTL:
+        raise ValueError(
+            f"ttl must be at least {MIN_TTL:g} second: S3's Last-Modified and Date headers have "
+            f"one-second resolution, so a ttl of {seconds} s cannot be enforced"
+        )
+    if seconds > MAX_TTL:
+        raise ValueError(f"ttl must be at most {MAX_TTL:.0e} seconds; use ttl=None for no expiry")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Everything a PutObject sends for one entry."""
+
+    body: bytes
+    content_type: str
+    metadata: dict[str, str]
+    expires: datetime | None
+    cache_control: str | None
+
+
+def encode(value: Any, ttl: float | None, serializer: Serializer, now: float) -> Payload:
+    """Encode ``value`` with its ``ttl`` (seconds, already normalised) at wall-clock time ``now``.
+
+    ``bytes`` are stored raw; everything else goes through ``serializer``. The ttl goes into user
+    metadata (what s3cache reads) and into ``Expires``/``Cache-Control`` (what litellm reads).
+    """
+    if isinstance(value, _RAW_TYPES):
+        body, content_type = bytes(value), BYTES_CONTENT_TYPE
+    else:
+        body, content_type = serializer.dumps(value), serializer.content_type
+    if ttl is None:
+        return Payload(body, content_type, {}, None, None)
+    metadata = {TTL_METADATA: _format_seconds(ttl)}
+    expires = datetime.fromtimestamp(now + ttl, tz=UTC)
+    return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}")
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if seconds.is_integer() else repr(seconds)
+
+
+def decode(body: bytes, content_type: str | None, serializer: Serializer) -> Any:
+    """The value stored in ``body``; raises ``ValueError`` for a body that cannot be read."""
+    if content_type:
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type in _BYTES_TYPES:
+            return body
+    return serializer.loads(body)
+
+
+def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds an entry has left (<= 0: expired), judged on the server's clock; None: no expiry.
+
+    ``headers`` are the lower-cased response headers of a GET or HEAD. For our entries the age is
+    ``Date - Last-Modified``, both from the server; both are whole seconds, so one second is added
+    to never serve an entry late (it may expire up to a second early). Entries with only
+    ``Expires`` (litellm's) compare it with ``Date``. ``now`` is used only when ``Date`` is absent.
+    """
+    ttl_raw = headers.get(TTL_HEADER)
+    expires_raw = headers.get("expires")
+    if ttl_raw is None and expires_raw is None:
+        return None
+    date_raw = headers.get("date")
+    server_now = parse_http_date(date_raw) if date_raw else now
+    if ttl_raw is not None:
+        ttl = float(ttl_raw)
+        if math.isnan(ttl):
+            raise ValueError(f"bad {TTL_HEADER} header {ttl_raw!r}")
+        last_modified = parse_http_date(headers["last-modified"])
+        return ttl - (server_now - last_modified + 1.0)
+    assert expires_raw is not None
+    try:
+        expires = parse_http_date(expires_raw)
+    except ValueError:
+        return 0.0  # an unreadable Expires: treat as expired, a miss is always safe
+    return expires - (server_now + 1.0)
+
+
+def parse_http_date(value: str) -> float:
+    """Epoch seconds of an HTTP date; fast path for the IMF-fixdate every S3 server sends."""
+    if len(value) == 29 and value.endswith(" GMT"):
+        try:
+            return float(
+                calendar.timegm(
+                    (
+                        int(value[12:16]),
+                        _MONTHS[value[8:11]],
+                        int(value[5:7]),
+                        int(value[17:19]),
+                        int(value[20:22]),
+                        int(value[23:25]),
+                    )
+                )
+            )
+        except (KeyError, ValueError):
+            pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"not an HTTP date: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def parse_timestamp(value: str | datetime) -> float:
+    """Epoch seconds of a listing's ``LastModified`` (ISO 8601 text or a datetime)."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return parse_http_date(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

@@ -1,0 +1,113 @@
+"""The sync facade: :class:`S3Cache` runs an :class:`AsyncS3Cache` on the private loop.
+
+Every method delegates to the core; nothing here knows about S3, keys or expiry.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from s3cache import _loop
+from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._stats import CacheStats
+
+__all__ = ["S3Cache"]
+
+P = ParamSpec("P")
+S = TypeVar("S")
+
+
+def _takes_core_arguments(
+    core_init: Callable[Concatenate[AsyncS3Cache, P], None],
+) -> Callable[[Callable[..., None]], Callable[Concatenate[S, P], None]]:
+    """Give the facade's ``__init__`` the core's parameters, for type checkers and ``help()``."""
+
+    def decorate(init: Callable[..., None]) -> Callable[Concatenate[S, P], None]:
+        return functools.wraps(core_init)(init)
+
+    return decorate
+
+
+class S3Cache:
+    """The blocking twin of :class:`AsyncS3Cache`: same constructor, same methods.
+
+    Safe from many threads at once, from sync code called inside a running event loop, and in a
+    forked child. All instances share one private event loop in a daemon thread.
+    """
+
+    @_takes_core_arguments(AsyncS3Cache.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._core = AsyncS3Cache(*args, **kwargs)
+
+    @classmethod
+    def _from_core(cls, core: AsyncS3Cache) -> S3Cache:
+        """A facade over an existing core (integrations share one core between both APIs)."""
+        facade = cls.__new__(cls)
+        facade._core = core
+        return facade
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``; see :meth:`AsyncS3Cache.get`."""
+        return _loop.run(self._core.get(key, default))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The entries found among ``keys``; see :meth:`AsyncS3Cache.get_many`."""
+        return _loop.run(self._core.get_many(keys))
+
+    def exists(self, key: str) -> bool:
+        """Whether a live entry is stored under ``key``."""
+        return _loop.run(self._core.exists(key))
+
+    def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+        """Store ``value`` under ``key``; see :meth:`AsyncS3Cache.set`."""
+        return _loop.run(self._core.set(key, value, ttl))
+
+    def set_many(self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None) -> None:
+        """Store every item of ``mapping``; see :meth:`AsyncS3Cache.set_many`."""
+        return _loop.run(self._core.set_many(mapping, ttl))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when a live entry was there."""
+        return _loop.run(self._core.delete(key))
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove ``keys``; returns how many live entries were removed."""
+        return _loop.run(self._core.delete_many(keys))
+
+    def clear(self) -> int:
+        """Delete every object under the prefix; returns how many went."""
+        return _loop.run(self._core.clear())
+
+    def check(self) -> CheckReport:
+        """Prove the bucket is reachable and writable; see :meth:`AsyncS3Cache.check`."""
+        return _loop.run(self._core.check())
+
+    def stats(self) -> CacheStats:
+        """A snapshot of this cache's counters."""
+        return self._core.stats()
+
+    def close(self) -> None:
+        """Close the clients; idempotent."""
+        return _loop.run(self._core.close())
+
+    @property
+    def prefix(self) -> str:
+        """The normalised key prefix (empty, or ending in ``/``)."""
+        return self._core.prefix
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        return self._core.bucket
+
+    def __enter__(self) -> S3Cache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._core).replace("AsyncS3Cache(", "S3Cache(", 1)

@@ -1,0 +1,70 @@
+"""Test harness: a real S3 server over HTTP (moto's server mode) and caches pointed at it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from s3cache import AsyncS3Cache
+
+CREDENTIALS: dict[str, str] = {
+    "aws_access_key_id": "testing-key-id",
+    "aws_secret_access_key": "testing-secret",
+    "region_name": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the whole session."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Tests never pick up a developer's real AWS configuration."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> Iterator[Any]:
+    """A plain boto3 client on the test server, to look behind the cache's back."""
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    """A fresh, empty bucket for one test."""
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def cache_kwargs(s3_endpoint: str, bucket: str) -> dict[str, Any]:
+    """Constructor arguments for a cache on the test bucket."""
+    return {"bucket": bucket, "endpoint_url": s3_endpoint, **CREDENTIALS}
+
+
+@pytest.fixture
+async def cache(cache_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
+    """An AsyncS3Cache on the test bucket, prefix ``cache``, errors raised."""
+    async with AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise") as c:
+        yield c
