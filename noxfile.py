@@ -1,0 +1,60 @@
+"""Sessions: tests, litellm, aioboto3, lint, typecheck (the default set), and bench.
+
+Run everything with ``python -m nox``; one session with ``python -m nox -s NAME``.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "litellm", "aioboto3", "lint", "typecheck"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = None  # the interpreter nox runs under (3.11+)
+# litellm 1.110.2 works offline with LITELLM_LOCAL_MODEL_COST_MAP=True; its cache-hit path
+# imports proxy code that needs fastapi, orjson and soundfile installed beside it.
+LITELLM_PINS = ("litellm==1.110.2", "fastapi", "soundfile")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The core suite against moto's S3 server (litellm and aioboto3 tests skip here)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def litellm(session: nox.Session) -> None:
+    """The litellm backend, tested with the real, pinned litellm."""
+    session.install("-e", ".[test]", *LITELLM_PINS)
+    session.run("pytest", "-m", "litellm", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+
+
+@nox.session(python=PYTHON)
+def aioboto3(session: nox.Session) -> None:
+    """Interop: an aioboto3.Session as ``session=`` (aioboto3 pins aiobotocore 2.25.1)."""
+    session.install("-e", ".[test,aioboto3]")
+    session.run("pytest", "-m", "aioboto3", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and the benchmarks."""
+    session.install("-e", ".[test,bench]", "mypy>=1.13")
+    session.run("mypy", "--strict")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmark (``python -m benchmarks``); pass its flags after ``--``."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
