@@ -35,6 +35,7 @@ from s3cache.errors import (
     CacheClosedError,
     CredentialsError,
     EndpointUnreachableError,
+    NotSupportedError,
     S3CacheError,
     ServerError,
     StoreTimeoutError,
@@ -313,6 +314,57 @@ class Transport:
             elif loop.is_running() and not loop.is_closed():
                 asyncio.run_coroutine_threadsafe(loop_client.aclose(), loop)
 
+    # -- bucket-level operations (maintenance and the command line) ------------------------
+
+    async def head_bucket(self) -> Mapping[str, str]:
+        """Lower-cased headers of HeadBucket: proves the endpoint answers and the bucket exists."""
+        async with self._call("HeadBucket", self.bucket) as client:
+            try:
+                resp = await client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) in _MISSING_CODES or _code(exc) in _BUCKET_CODES:
+                    raise BucketNotFoundError(
+                        f"HeadBucket {self.bucket!r}: no such bucket on this endpoint"
+                    ) from exc
+                raise
+        headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
+        return headers
+
+    async def get_lifecycle_rules(self) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules, [] when it has none; NotSupportedError without the API."""
+        op = "GetBucketLifecycleConfiguration"
+        async with self._call(op, self.bucket) as client:
+            try:
+                resp = await client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) == "NoSuchLifecycleConfiguration":
+                    return []
+                _raise_if_unsupported(exc, op)
+                raise
+        return list(resp.get("Rules") or [])
+
+    async def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's whole lifecycle configuration with ``rules``."""
+        op = "PutBucketLifecycleConfiguration"
+        async with self._call(op, self.bucket) as client:
+            try:
+                await client.put_bucket_lifecycle_configuration(
+                    Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
+                )
+            except ClientError as exc:
+                _raise_if_unsupported(exc, op)
+                raise
+
+    async def delete_lifecycle(self) -> None:
+        """Remove the bucket's lifecycle configuration (every rule)."""
+        op = "DeleteBucketLifecycle"
+        async with self._call(op, self.bucket) as client:
+            try:
+                await client.delete_bucket_lifecycle(Bucket=self.bucket)
+            except ClientError as exc:
+                _raise_if_unsupported(exc, op)
+                raise
+
 
 def _new_session() -> AioSession:
     """A session of our own, tuned through botocore's supported component API.
@@ -370,3 +422,26 @@ def _is_aiohttp_error(exc: BaseException) -> bool:
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = str(exc)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Error codes of servers that do not implement an S3 API (MinIO, Ceph, R2, B2, moto variants).
+_UNSUPPORTED_CODES: Final = frozenset(
+    {
+        "NotImplemented",
+        "XNotImplemented",
+        "MethodNotAllowed",
+        "UnsupportedOperation",
+        "NotSupported",
+    }
+)
+
+
+def _raise_if_unsupported(exc: ClientError, op: str) -> None:
+    """Raise :class:`NotSupportedError` when the server says it lacks the API behind ``op``."""
+    code = _code(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in _UNSUPPORTED_CODES or status in (405, 501):
+        detail = f"{code or '?'}, HTTP {status or '?'}"
+        raise NotSupportedError(
+            f"{op}: this server does not implement that S3 API ({detail})"
+        ) from exc

@@ -14,6 +14,7 @@ __all__ = [
     "CorruptEntryError",
     "CredentialsError",
     "EndpointUnreachableError",
+    "NotSupportedError",
     "S3CacheError",
     "ServerError",
     "StoreTimeoutError",
@@ -72,3 +73,9 @@ class CacheClosedError(S3CacheError, RuntimeError):
     """The cache was used after ``close()``: a programming error, always raised."""
 
     kind = "closed"
+
+
+class NotSupportedError(S3CacheError):
+    """The server does not implement an S3 API that was asked for (e.g. bucket lifecycles)."""
+
+    kind = "unsupported"
