@@ -22,10 +22,10 @@ S = TypeVar("S")
 
 def _takes_core_arguments(
     core_init: Callable[Concatenate[AsyncS3Cache, P], None],
-) -> Callable[[Callable[..., None]], Callable[Concatenate[S, P], None]]:
+) -> Callable[[Callable[Concatenate[S, ...], None]], Callable[Concatenate[S, P], None]]:
     """Give the facade's ``__init__`` the core's parameters, for type checkers and ``help()``."""
 
-    def decorate(init: Callable[..., None]) -> Callable[Concatenate[S, P], None]:
+    def decorate(init: Callable[Concatenate[S, ...], None]) -> Callable[Concatenate[S, P], None]:
         return functools.wraps(core_init)(init)
 
     return decorate

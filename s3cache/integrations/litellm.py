@@ -1,0 +1,299 @@
+"""litellm backend: :class:`LiteLLMS3Cache`, drop-in for litellm's ``S3Cache``, and :func:`enable`.
+
+Same constructor, same bucket layout and value shapes as litellm's ``S3Cache``, so an existing cache
+bucket stays readable in both directions; but the async methods are native asyncio on s3cache's
+core (no thread executor), ttls are enforced on read, and store failures are logged, not hidden.
+
+Importing this module imports litellm when it is installed, to subclass its ``BaseCache`` (litellm
+types ``Cache.cache`` and ``Cache(_backend=...)`` as ``BaseCache``); without litellm the class still
+works on its own. Importing :mod:`s3cache` alone never imports litellm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.config import Config
+
+from s3cache._core import AsyncS3Cache
+from s3cache._stats import CacheStats
+from s3cache._sync import S3Cache
+from s3cache.errors import S3CacheError
+
+if TYPE_CHECKING:
+    from litellm.caching.base_cache import BaseCache as _BaseCache
+    from litellm.caching.caching import Cache
+else:
+    try:
+        from litellm.caching.base_cache import BaseCache as _BaseCache
+    except ImportError:  # litellm not installed: the backend works standalone
+        _BaseCache = object
+
+__all__ = ["LiteLLMS3Cache", "enable"]
+
+#: Constructor keywords passed through to :class:`~s3cache.AsyncS3Cache`.
+CORE_KWARGS: Final = frozenset(
+    {"default_ttl", "max_concurrency", "on_error", "serializer", "session", "timeout"}
+)
+#: ``litellm.Cache`` keywords that still mean something when the backend is ours.
+_CACHE_KWARGS: Final = frozenset(
+    {"max_messages", "mode", "namespace", "supported_call_types", "ttl"}
+)
+
+
+class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any when litellm is absent
+    """litellm's cache-backend interface (``BaseCache`` plus RedisCache's extras) on s3cache.
+
+    Construct it exactly like litellm's ``S3Cache``; ``**kwargs`` may only hold s3cache options
+    (``max_concurrency``, ``default_ttl``, ``timeout``, ``session``, ``serializer``,
+    ``on_error``). Async methods run on the caller's event loop; sync ones on s3cache's private
+    loop. Every method takes and ignores litellm's extra call keywords, except ``ttl``.
+    """
+
+    def __init__(
+        self,
+        s3_bucket_name: str,
+        s3_region_name: str | None = None,
+        s3_api_version: str | None = None,
+        s3_use_ssl: bool | None = True,
+        s3_verify: bool | str | None = None,
+        s3_endpoint_url: str | None = None,
+        s3_aws_access_key_id: str | None = None,
+        s3_aws_secret_access_key: str | None = None,
+        s3_aws_session_token: str | None = None,
+        s3_config: Config | Mapping[str, Any] | None = None,
+        s3_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        unknown = sorted(set(kwargs) - CORE_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"LiteLLMS3Cache() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                f"besides the s3_* parameters it accepts only {', '.join(sorted(CORE_KWARGS))}"
+            )
+        if isinstance(s3_config, Mapping):  # litellm documents s3_config as a dict
+            s3_config = Config(**s3_config)
+        self._core_kwargs: dict[str, Any] = {
+            "bucket": s3_bucket_name,
+            "prefix": s3_path or "",
+            "region_name": s3_region_name,
+            "api_version": s3_api_version,
+            "use_ssl": True if s3_use_ssl is None else s3_use_ssl,
+            "verify": s3_verify,
+            "endpoint_url": s3_endpoint_url,
+            "aws_access_key_id": s3_aws_access_key_id,
+            "aws_secret_access_key": s3_aws_secret_access_key,
+            "aws_session_token": s3_aws_session_token,
+            "config": s3_config,
+            **kwargs,
+        }
+        self._open()
+
+    def _open(self) -> None:
+        """A fresh core, and the sync facade over the same core."""
+        self._core = AsyncS3Cache(**self._core_kwargs)
+        self._sync = S3Cache._from_core(self._core)
+
+    @property
+    def core(self) -> AsyncS3Cache:
+        """The :class:`~s3cache.AsyncS3Cache` serving this backend (a new one after disconnect)."""
+        return self._core
+
+    def stats(self) -> CacheStats:
+        """Hits, misses, errors... of the current core (counting restarts after disconnect)."""
+        return self._core.stats()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
+        """Store ``value`` under ``key``; ``ttl`` (seconds or timedelta) from the call keywords."""
+        self._sync.set(key, value, _ttl(kwargs))
+
+    async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
+        """Store ``value`` under ``key`` without leaving the event loop."""
+        await self._core.set(key, value, _ttl(kwargs))
+
+    async def async_set_cache_pipeline(
+        self, cache_list: Iterable[tuple[str, Any]], **kwargs: Any
+    ) -> None:
+        """Store every ``(key, value)`` pair concurrently (bounded by ``max_concurrency``)."""
+        await self._core.set_many(dict(cache_list), _ttl(kwargs))
+
+    async def batch_cache_write(self, key: str, value: Any, **kwargs: Any) -> None:
+        """Store one entry now: S3 has no pipelining, so there is nothing to buffer."""
+        await self._core.set(key, value, _ttl(kwargs))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_cache(self, key: str, **kwargs: Any) -> Any:
+        """The stored value (litellm's ``{"timestamp", "response"}`` dict), or None on a miss."""
+        return self._sync.get(key)
+
+    async def async_get_cache(self, key: str, **kwargs: Any) -> Any:
+        """The stored value, or None on a miss, expiry or logged store failure."""
+        return await self._core.get(key)
+
+    def batch_get_cache(
+        self,
+        key_list: Sequence[str | None] | None = None,
+        parent_otel_span: Any = None,
+        *,
+        keys: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any] | list[Any]:
+        """Many reads at once, in the caller's shape: see :meth:`async_batch_get_cache`."""
+        found = self._sync.get_many(_batch_keys(key_list, keys))
+        return _batch_result(key_list, keys, found)
+
+    async def async_batch_get_cache(
+        self,
+        key_list: Sequence[str | None] | None = None,
+        parent_otel_span: Any = None,
+        *,
+        keys: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any] | list[Any]:
+        """Many reads at once, concurrently.
+
+        RedisCache's shape for ``key_list`` (a dict with None for misses; None keys dropped);
+        InMemoryCache's for ``keys=`` (a list in the order of ``keys``).
+        """
+        found = await self._core.get_many(_batch_keys(key_list, keys))
+        return _batch_result(key_list, keys, found)
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    def delete_cache(self, key: str, **kwargs: Any) -> None:
+        """Remove ``key`` (no error when it is absent)."""
+        self._sync.delete(key)
+
+    async def async_delete_cache(self, key: str, **kwargs: Any) -> int:
+        """Remove ``key``; 1 when a live entry was there, else 0 (Redis's DEL count)."""
+        return int(await self._core.delete(key))
+
+    async def delete_cache_keys(self, keys: Iterable[str]) -> None:
+        """Remove ``keys`` (litellm's ``Cache.delete_cache_keys`` and the proxy's /cache/delete)."""
+        await self._core.delete_many(keys)
+
+    def flush_cache(self) -> int:
+        """Delete every object under ``s3_path``: the whole bucket when ``s3_path`` is empty.
+
+        Returns how many objects went. litellm's own ``S3Cache.flush_cache`` does nothing.
+        """
+        return self._sync.clear()
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def disconnect(self) -> None:
+        """Close the S3 clients; a later call opens new ones, as RedisCache reconnects."""
+        old = self._core
+        self._open()
+        await old.close()
+
+    async def test_connection(self) -> dict[str, str]:
+        """Probe the bucket (put, get, delete); litellm's ``{"status", "message"[, "error"]}``."""
+        try:
+            report = await self._core.check()
+        except S3CacheError as exc:
+            return {
+                "status": "failed",
+                "message": f"S3 connection failed: {exc}",
+                "error": str(exc),
+            }
+        return {
+            "status": "success",
+            "message": (
+                f"S3 connection test successful: bucket {report.bucket!r} is readable and "
+                f"writable, round trip {report.latency_ms:.1f} ms"
+            ),
+        }
+
+    async def ping(self) -> bool:
+        """True when the bucket is reachable and writable; raises the cause otherwise (as Redis)."""
+        await self._core.check()
+        return True
+
+    def __repr__(self) -> str:
+        return repr(self._core).replace("AsyncS3Cache(", "LiteLLMS3Cache(", 1)
+
+
+def enable(
+    s3_bucket_name: str,
+    *,
+    type: str = "s3",
+    s3_region_name: str | None = None,
+    s3_api_version: str | None = None,
+    s3_use_ssl: bool | None = True,
+    s3_verify: bool | str | None = None,
+    s3_endpoint_url: str | None = None,
+    s3_aws_access_key_id: str | None = None,
+    s3_aws_secret_access_key: str | None = None,
+    s3_aws_session_token: str | None = None,
+    s3_config: Config | Mapping[str, Any] | None = None,
+    s3_path: str | None = None,
+    **kwargs: Any,
+) -> Cache:
+    """Set ``litellm.cache`` to a ``litellm.Cache`` on :class:`LiteLLMS3Cache`, and return it.
+
+    Takes what ``litellm.Cache(type="s3", ...)`` takes (the ``s3_*`` options, ``ttl``,
+    ``namespace``, ``mode``, ``supported_call_types``, ``max_messages``) plus s3cache's options,
+    so switching is renaming the call. Anything else is a TypeError, not silently ignored.
+    """
+    import litellm
+    from litellm.caching.caching import Cache
+    from litellm.types.caching import LiteLLMCacheType
+
+    if type != LiteLLMCacheType.S3:
+        raise ValueError(f"enable() makes an S3 cache; type must be 's3', not {type!r}")
+    core_kwargs = {name: kwargs.pop(name) for name in list(kwargs) if name in CORE_KWARGS}
+    unknown = sorted(set(kwargs) - _CACHE_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"enable() got unexpected keyword argument(s) {', '.join(unknown)}; besides the s3_* "
+            f"parameters it accepts {', '.join(sorted(_CACHE_KWARGS | CORE_KWARGS))}"
+        )
+    backend = LiteLLMS3Cache(
+        s3_bucket_name,
+        s3_region_name=s3_region_name,
+        s3_api_version=s3_api_version,
+        s3_use_ssl=s3_use_ssl,
+        s3_verify=s3_verify,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_aws_access_key_id=s3_aws_access_key_id,
+        s3_aws_secret_access_key=s3_aws_secret_access_key,
+        s3_aws_session_token=s3_aws_session_token,
+        s3_config=s3_config,
+        s3_path=s3_path,
+        **core_kwargs,
+    )
+    cache = Cache(type=LiteLLMCacheType.S3, _backend=backend, **kwargs)
+    litellm.cache = cache
+    return cache
+
+
+def _ttl(call_kwargs: Mapping[str, Any]) -> float | timedelta | None:
+    """The ``ttl`` litellm passes among the call keywords (None: the backend's default_ttl)."""
+    ttl: float | timedelta | None = call_kwargs.get("ttl")
+    return ttl
+
+
+def _batch_keys(key_list: Sequence[str | None] | None, keys: Sequence[str] | None) -> list[str]:
+    """The keys to fetch; None keys (which RedisCache skips) are dropped."""
+    if (key_list is None) == (keys is None):
+        raise TypeError("pass exactly one of key_list (RedisCache style) or keys= (InMemoryCache)")
+    chosen: Sequence[str | None] = key_list if key_list is not None else (keys or ())
+    return list(dict.fromkeys(key for key in chosen if key is not None))
+
+
+def _batch_result(
+    key_list: Sequence[str | None] | None,
+    keys: Sequence[str] | None,
+    found: Mapping[str, Any],
+) -> dict[str, Any] | list[Any]:
+    """RedisCache's dict for ``key_list``; InMemoryCache's list, aligned with ``keys``."""
+    if keys is not None:
+        return [found.get(key) for key in keys]
+    assert key_list is not None
+    return {key: found.get(key) for key in key_list if key is not None}
