@@ -1,0 +1,335 @@
+"""s3cache._maintenance against moto's S3 server: scan, stats, clear, purge, lifecycle, doctor."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from s3cache import AsyncS3Cache, _maintenance
+from s3cache._format import TTL_METADATA
+
+MISSING = object()
+#: With one-second server dates, a ttl of 1 s is over after at most a second.
+TTL_WAIT = 1.5
+
+
+def keys(s3: Any, bucket: str) -> set[str]:
+    """Every object key in the bucket, read behind the cache's back."""
+    found: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        found.update(o["Key"] for o in page.get("Contents", []))
+    return found
+
+
+@pytest.fixture
+async def sibling(cache_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
+    """A cache on the same bucket under ``cache2/``, a prefix that ``cache/`` must not reach."""
+    async with AsyncS3Cache(**cache_kwargs, prefix="cache2", on_error="raise") as c:
+        yield c
+
+
+async def all_entries(cache: AsyncS3Cache, prefix: str = "") -> list[_maintenance.Entry]:
+    return [e async for e in _maintenance.scan(cache, prefix)]
+
+
+# -- scan and stats ---------------------------------------------------------------------------
+
+
+async def test_scan_reports_size_ttl_and_expiry(cache: AsyncS3Cache, sibling: AsyncS3Cache) -> None:
+    await cache.set("short", "x", ttl=1)
+    await cache.set("long", {"v": 1}, ttl=3600)
+    await cache.set("forever", b"\x00" * 10)
+    await sibling.set("other", "y")
+    await asyncio.sleep(TTL_WAIT)
+    entries = {e.key: e for e in await all_entries(cache)}
+    assert set(entries) == {"short", "long", "forever"}  # nothing from cache2/
+    assert entries["short"].expired
+    assert entries["short"].ttl_s == 1.0
+    assert not entries["long"].expired
+    assert entries["long"].ttl_s == 3600.0
+    assert entries["long"].remaining_s is not None
+    assert 3500 < entries["long"].remaining_s < 3600
+    assert entries["forever"].remaining_s is None
+    assert not entries["forever"].expired
+    assert entries["forever"].size == 10
+    assert entries["forever"].object_key == "cache/forever"
+    assert all(0 <= e.age_s < 60 for e in entries.values())
+
+
+async def test_scan_under_a_sub_prefix(cache: AsyncS3Cache) -> None:
+    await cache.set_many({"user:1": 1, "user:2": 2, "users": 3, "team:1": 4})
+    assert sorted(e.key for e in await all_entries(cache, "user:")) == ["user/1", "user/2"]
+    assert sorted(e.key for e in await all_entries(cache, "user")) == ["user/1", "user/2", "users"]
+
+
+async def test_scan_in_small_batches_sees_every_entry(cache: AsyncS3Cache) -> None:
+    await cache.set_many({f"k{i}": i for i in range(7)})
+    found = [e.key async for e in _maintenance.scan(cache, batch=2)]
+    assert sorted(found) == [f"k{i}" for i in range(7)]
+
+
+async def test_expiry_verdicts_match_reads(cache: AsyncS3Cache, s3: Any) -> None:
+    """Every entry ``scan`` calls expired is a miss for ``get``, and every live one a hit."""
+    await cache.set("short", 1, ttl=1)
+    await cache.set("long", 2, ttl=3600)
+    await cache.set("none", 3)
+    past = datetime.now(UTC) - timedelta(hours=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    bucket = cache.bucket
+    s3.put_object(Bucket=bucket, Key="cache/litellm-old", Body=b"{}", Expires=past)
+    s3.put_object(Bucket=bucket, Key="cache/litellm-new", Body=b"{}", Expires=future)
+    s3.put_object(Bucket=bucket, Key="cache/bad-ttl", Body=b"{}", Metadata={TTL_METADATA: "abc"})
+    await asyncio.sleep(TTL_WAIT)
+    verdicts = {e.key: e.expired for e in await all_entries(cache)}
+    assert verdicts == {
+        "short": True,
+        "long": False,
+        "none": False,
+        "litellm-old": True,
+        "litellm-new": False,
+        "bad-ttl": True,
+    }
+    for key, expired in verdicts.items():
+        assert (await cache.get(key, MISSING) is MISSING) == expired, key
+
+
+async def test_storage_stats_exact_on_a_small_cache(
+    cache: AsyncS3Cache, sibling: AsyncS3Cache
+) -> None:
+    await cache.set("a", "x", ttl=1)
+    await cache.set_many({"b": "yy", "c": "zzz"})
+    await sibling.set("d", "not counted")
+    await asyncio.sleep(TTL_WAIT)
+    stats = await _maintenance.storage_stats(cache)
+    assert (stats.entries, stats.inspected, stats.expired_inspected) == (3, 3, 1)
+    assert stats.bytes == len(b'"x"') + len(b'"yy"') + len(b'"zzz"')
+    assert not stats.sampled
+    assert stats.expired_share == pytest.approx(1 / 3)
+
+
+async def test_storage_stats_samples_large_caches(cache: AsyncS3Cache) -> None:
+    await cache.set_many({f"k{i}": i for i in range(10)})
+    seen: list[int] = []
+    stats = await _maintenance.storage_stats(
+        cache, sample=4, rng=random.Random(1), on_progress=lambda s: seen.append(s.entries)
+    )
+    assert stats.entries == 10
+    assert stats.inspected == 4
+    assert stats.sampled
+    assert stats.expired_share == 0.0
+    assert seen == [10]
+    assert stats.to_json()["sampled"] is True
+
+
+async def test_storage_stats_of_an_empty_prefix(cache: AsyncS3Cache) -> None:
+    stats = await _maintenance.storage_stats(cache)
+    assert (stats.entries, stats.bytes, stats.expired_share) == (0, 0, None)
+
+
+# -- clear and purge --------------------------------------------------------------------------
+
+
+async def test_purge_deletes_only_expired_entries_under_the_prefix(
+    cache: AsyncS3Cache, sibling: AsyncS3Cache, s3: Any
+) -> None:
+    await cache.set_many({"old1": 1, "old2": 2}, ttl=1)
+    await cache.set("fresh", 3, ttl=3600)
+    await cache.set("forever", 4)
+    await sibling.set("old-sibling", 5, ttl=1)
+    past = datetime.now(UTC) - timedelta(hours=1)
+    s3.put_object(Bucket=cache.bucket, Key="outside", Body=b"x", Expires=past)
+    await asyncio.sleep(TTL_WAIT)
+
+    dry = await _maintenance.purge_expired(cache, dry_run=True)
+    assert (dry.scanned, dry.expired, dry.deleted, dry.dry_run) == (4, 2, 0, True)
+    assert "cache/old1" in keys(s3, cache.bucket)
+
+    progress: list[int] = []
+    result = await _maintenance.purge_expired(
+        cache, batch=1, on_progress=lambda r: progress.append(r.scanned)
+    )
+    assert (result.scanned, result.expired, result.deleted) == (4, 2, 2)
+    assert result.bytes == 2  # the bodies "1" and "2"
+    assert progress == [1, 2, 3, 4]
+    assert keys(s3, cache.bucket) == {
+        "cache/fresh",
+        "cache/forever",
+        "cache2/old-sibling",
+        "outside",
+    }
+
+
+async def test_purge_and_clear_refuse_an_empty_prefix(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise") as whole:
+        await whole.set("a", 1, ttl=1)
+        with pytest.raises(ValueError, match="empty prefix"):
+            await _maintenance.purge_expired(whole)
+        with pytest.raises(ValueError, match="empty prefix"):
+            await _maintenance.clear(whole)
+        with pytest.raises(ValueError, match="empty prefix"):
+            await _maintenance.set_lifecycle(whole, 1)
+        assert keys(s3, whole.bucket) == {"a"}
+        await asyncio.sleep(TTL_WAIT)
+        result = await _maintenance.purge_expired(whole, all_bucket=True)
+        assert result.deleted == 1
+        assert keys(s3, whole.bucket) == set()
+
+
+async def test_clear_deletes_under_the_prefix_only(
+    cache: AsyncS3Cache, sibling: AsyncS3Cache, s3: Any
+) -> None:
+    await cache.set_many({"a": 1, "b:c": 2})
+    await sibling.set("keep", 3)
+    dry = await _maintenance.clear(cache, dry_run=True)
+    assert (dry.matched, dry.deleted) == (2, 0)
+    assert keys(s3, cache.bucket) == {"cache/a", "cache/b/c", "cache2/keep"}
+    result = await _maintenance.clear(cache)
+    assert (result.matched, result.deleted, result.bytes) == (2, 2, 2)
+    assert keys(s3, cache.bucket) == {"cache2/keep"}
+
+
+async def test_clear_pages_and_batches_past_a_thousand(
+    cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two listing pages (1,000 + 5) and DeleteObjects batches split at the batch size."""
+    monkeypatch.setattr(_maintenance, "DELETE_BATCH", 400)
+    # moto serves a few hundred requests/s: a long deadline, since it covers the slot wait too.
+    async with AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise", timeout=120) as c:
+        await c.set_many({f"k{i:04d}": i for i in range(1005)})
+        progress: list[int] = []
+        result = await _maintenance.clear(c, on_progress=lambda r: progress.append(r.matched))
+    assert result.deleted == 1005
+    assert progress == [1000, 1005]
+    assert keys(s3, cache_kwargs["bucket"]) == set()
+
+
+async def test_delete_guard_refuses_keys_outside_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:
+    s3.put_object(Bucket=cache.bucket, Key="cache2/x", Body=b"1")
+    with pytest.raises(ValueError, match="outside prefix"):
+        await _maintenance._delete(cache, ["cache2/x"])
+    assert keys(s3, cache.bucket) == {"cache2/x"}
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+async def test_lifecycle_set_show_remove_keeps_other_rules(cache: AsyncS3Cache, s3: Any) -> None:
+    assert await _maintenance.lifecycle_rules(cache) == []
+    foreign = {
+        "ID": "logs",
+        "Filter": {"Prefix": "logs/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=cache.bucket, LifecycleConfiguration={"Rules": [foreign]}
+    )
+    assert await _maintenance.lifecycle_rules(cache) == []  # logs/ does not reach cache/
+
+    rule_id = await _maintenance.set_lifecycle(cache, 3)
+    assert rule_id == "s3cache:cache/"
+    (rule,) = await _maintenance.lifecycle_rules(cache)
+    assert (rule.id, rule.prefix, rule.days, rule.covers, rule.ours) == (
+        rule_id,
+        "cache/",
+        3,
+        "all",
+        True,
+    )
+    await _maintenance.set_lifecycle(cache, 7)  # replaces, does not add
+    stored = s3.get_bucket_lifecycle_configuration(Bucket=cache.bucket)["Rules"]
+    assert sorted(r["ID"] for r in stored) == ["logs", rule_id]
+    assert [r["Expiration"]["Days"] for r in stored if r["ID"] == rule_id] == [7]
+
+    assert await _maintenance.remove_lifecycle(cache) is True
+    assert await _maintenance.remove_lifecycle(cache) is False
+    stored = s3.get_bucket_lifecycle_configuration(Bucket=cache.bucket)["Rules"]
+    assert [r["ID"] for r in stored] == ["logs"]
+
+
+async def test_lifecycle_remove_of_the_last_rule_deletes_the_configuration(
+    cache: AsyncS3Cache,
+) -> None:
+    await _maintenance.set_lifecycle(cache, 1)
+    assert await _maintenance.remove_lifecycle(cache) is True
+    assert await cache._transport.get_lifecycle_rules() == []
+
+
+async def test_lifecycle_rules_that_reach_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:
+    rules = [
+        {"ID": "all", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"Days": 9}},
+        {"ID": "sub", "Filter": {"Prefix": "cache/tmp/"}, "Status": "Enabled",
+         "Expiration": {"Days": 1}},
+        {"ID": "sibling", "Filter": {"Prefix": "cache2/"}, "Status": "Enabled",
+         "Expiration": {"Days": 1}},
+    ]  # fmt: skip
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=cache.bucket, LifecycleConfiguration={"Rules": rules}
+    )
+    found = {r.id: r.covers for r in await _maintenance.lifecycle_rules(cache)}
+    assert found == {"all": "all", "sub": "some"}
+
+
+def test_lifecycle_rule_id_fits_s3s_limit() -> None:
+    assert _maintenance.lifecycle_rule_id("cache/") == "s3cache:cache/"
+    long_id = _maintenance.lifecycle_rule_id("p" * 600 + "/")
+    assert len(long_id) <= 255
+    assert long_id.startswith("s3cache:")
+    assert long_id == _maintenance.lifecycle_rule_id("p" * 600 + "/")
+
+
+async def test_set_lifecycle_rejects_bad_days(cache: AsyncS3Cache) -> None:
+    with pytest.raises(ValueError, match="whole days"):
+        await _maintenance.set_lifecycle(cache, 0)
+    with pytest.raises(TypeError):
+        await _maintenance.set_lifecycle(cache, 1.5)  # type: ignore[arg-type]
+
+
+# -- doctor -----------------------------------------------------------------------------------
+
+
+def verdicts(items: list[_maintenance.CheckItem]) -> dict[str, str]:
+    return {item.name: item.status for item in items}
+
+
+async def test_doctor_passes_on_a_healthy_bucket(cache: AsyncS3Cache, s3: Any) -> None:
+    items = await _maintenance.doctor(cache)
+    found = verdicts(items)
+    for name in ("endpoint reachable", "credentials accepted", "bucket exists", "list", "put"):
+        assert found[name] == "pass", name
+    assert found["get"] == found["delete"] == "pass"
+    assert found["conditional writes"] == "pass"  # moto honours If-None-Match: *
+    assert found["clock skew"] == "pass"
+    assert found["lifecycle rule"] == "warn"  # none set: a warning, not a failure
+    assert not any(item.failed for item in items)
+    assert keys(s3, cache.bucket) == set()  # the probe is gone
+
+    await _maintenance.set_lifecycle(cache, 2)
+    assert verdicts(await _maintenance.doctor(cache))["lifecycle rule"] == "pass"
+
+
+async def test_doctor_on_a_missing_bucket(cache_kwargs: dict[str, Any]) -> None:
+    kwargs = dict(cache_kwargs, bucket="no-such-bucket-here")
+    async with AsyncS3Cache(**kwargs, prefix="cache") as missing:
+        items = await _maintenance.doctor(missing)
+    found = verdicts(items)
+    assert found["endpoint reachable"] == "pass"
+    assert found["bucket exists"] == "fail"
+    assert found["put"] == "skip"
+    assert any(item.failed for item in items)
+
+
+async def test_doctor_on_an_unreachable_endpoint(cache_kwargs: dict[str, Any]) -> None:
+    kwargs = dict(cache_kwargs, endpoint_url="http://127.0.0.1:9", timeout=2.0)
+    async with AsyncS3Cache(**kwargs, prefix="cache") as nowhere:
+        items = await _maintenance.doctor(nowhere)
+    assert items[0].name == "endpoint reachable"
+    assert items[0].status == "fail"
+    assert {item.status for item in items[1:]} == {"skip"}
