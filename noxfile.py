@@ -28,7 +28,9 @@ def tests(session: nox.Session) -> None:
 def litellm(session: nox.Session) -> None:
     """The litellm backend, tested with the real, pinned litellm."""
     session.install("-e", ".[test]", *LITELLM_PINS)
-    session.run("pytest", "-m", "litellm", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    session.run(
+        "pytest", "-m", "litellm", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    )
 
 
 @nox.session(python=PYTHON)

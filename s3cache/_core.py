@@ -32,6 +32,9 @@ T = TypeVar("T")
 _MISSING: Final[Any] = object()
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
+#: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
+#: missing ``Date`` header); expiry is judged on the server's clock.
+_clock = time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +200,10 @@ class AsyncS3Cache:
 
     def _is_live(self, headers: Mapping[str, str]) -> bool:
         try:
-            remaining = _format.remaining_ttl(headers, time.time())
+            remaining = _format.remaining_ttl(headers, _clock())
         except (ValueError, KeyError):  # unreadable expiry metadata: never serve it
             return False
-        return remaining is None or remaining > 0
+        return remaining is None or remaining >= 0
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -217,7 +220,7 @@ class AsyncS3Cache:
     ) -> None:
         """Store every item of ``mapping`` concurrently; all are validated before any request."""
         seconds = self._ttl(ttl)
-        now = time.time()
+        now = _clock()
         payloads = [
             (self._object_key(key), _format.encode(value, seconds, self._serializer, now))
             for key, value in mapping.items()
@@ -228,7 +231,7 @@ class AsyncS3Cache:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
     def _payload(self, value: Any, ttl: float | timedelta | None) -> _format.Payload:
-        return _format.encode(value, self._ttl(ttl), self._serializer, time.time())
+        return _format.encode(value, self._ttl(ttl), self._serializer, _clock())
 
     async def _put(self, okey: str, payload: _format.Payload) -> None:
         try:
@@ -301,7 +304,7 @@ class AsyncS3Cache:
         """
         self._check_open()
         probe = f"{self._prefix}s3cache-check/{uuid.uuid4().hex}"
-        payload = _format.encode({"probe": probe}, 60.0, self._serializer, time.time())
+        payload = _format.encode({"probe": probe}, 60.0, self._serializer, _clock())
         started = time.perf_counter()
         await self._transport.put(probe, payload)
         try:
@@ -310,7 +313,7 @@ class AsyncS3Cache:
             if found is None or found[0] != payload.body:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
-            skew = time.time() - _format.parse_http_date(date) if date else None
+            skew = _clock() - _format.parse_http_date(date) if date else None
             conditional = not await self._transport.put(probe, payload, if_absent=True)
         finally:
             await self._transport.delete(probe)
@@ -341,7 +344,9 @@ class AsyncS3Cache:
         endpoint = _redact_url(self._endpoint_url)
         where = f", endpoint_url={endpoint!r}" if endpoint else ""
         state = ", closed" if self._transport.closed else ""
-        return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._prefix!r}{where}{state})"
+        return (
+            f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._prefix!r}{where}{state})"
+        )
 
     # -- plumbing --------------------------------------------------------------------------
 

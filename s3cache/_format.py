@@ -52,7 +52,6 @@ MIN_TTL: Final = 1.0
 MAX_TTL: Final = 1e10
 
 _RAW_TYPES: Final = (bytes, bytearray, memoryview)
-_BYTES_TYPES: Final = frozenset({BYTES_CONTENT_TYPE, "binary/octet-stream"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BAD_SEGMENTS: Final = frozenset({"", ".", ".."})
 _MONTHS: Final = {
@@ -114,14 +113,16 @@ class JsonSerializer:
 
 
 def normalize_prefix(prefix: str) -> str:
-    """Validate a key prefix and make a non-empty one end in ``/`` (``cache`` never sees ``cache2/``)."""
+    """Validate a prefix; a non-empty one ends in ``/``, so ``cache`` never sees ``cache2/``."""
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
     if not prefix:
         return ""
     path = prefix.rstrip("/")
     if not path:
-        raise ValueError("prefix must not be only '/': object keys cannot start with an empty segment")
+        raise ValueError(
+            "prefix must not be only '/': object keys cannot start with an empty segment"
+        )
     _check_path(path, "prefix")
     return path + "/"
 
@@ -167,7 +168,9 @@ def normalize_ttl(ttl: float | timedelta | None) -> float | None:
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
     elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise TypeError(f"ttl must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
+        raise TypeError(
+            f"ttl must be seconds (int or float) or a timedelta, not {type(ttl).__name__}"
+        )
     else:
         try:
             seconds = float(ttl)
@@ -220,21 +223,26 @@ def _format_seconds(seconds: float) -> str:
 
 
 def decode(body: bytes, content_type: str | None, serializer: Serializer) -> Any:
-    """The value stored in ``body``; raises ``ValueError`` for a body that cannot be read."""
+    """The value stored in ``body``; raises ``ValueError`` for a body that cannot be read.
+
+    Only ``application/octet-stream`` (what ``encode`` writes for bytes) means raw bytes; an
+    unlabelled object (S3 reports ``binary/octet-stream``) goes through the serializer.
+    """
     if content_type:
         media_type = content_type.partition(";")[0].strip().lower()
-        if media_type in _BYTES_TYPES:
+        if media_type == BYTES_CONTENT_TYPE:
             return body
     return serializer.loads(body)
 
 
 def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds an entry has left (<= 0: expired), judged on the server's clock; None: no expiry.
+    """Seconds an entry has left (negative: expired), on the server's clock; None: no expiry.
 
     ``headers`` are the lower-cased response headers of a GET or HEAD. For our entries the age is
-    ``Date - Last-Modified``, both from the server; both are whole seconds, so one second is added
-    to never serve an entry late (it may expire up to a second early). Entries with only
-    ``Expires`` (litellm's) compare it with ``Date``. ``now`` is used only when ``Date`` is absent.
+    ``Date - Last-Modified``, both from the server; both are whole seconds, so the true age is
+    below that plus one second, which is what counts: an entry is never served late, and may
+    expire up to a second early. Entries with only ``Expires`` (litellm's) compare it with
+    ``Date`` the same way. ``now`` is used only when ``Date`` is absent.
     """
     ttl_raw = headers.get(TTL_HEADER)
     expires_raw = headers.get("expires")
@@ -252,7 +260,7 @@ def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
     try:
         expires = parse_http_date(expires_raw)
     except ValueError:
-        return 0.0  # an unreadable Expires: treat as expired, a miss is always safe
+        return -1.0  # an unreadable Expires: treat as expired, a miss is always safe
     return expires - (server_now + 1.0)
 
 

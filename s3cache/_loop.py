@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections.abc import Coroutine
@@ -53,10 +54,8 @@ class _LoopThread:
         if not self.thread.is_alive():
             return
         finalise = asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop)
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             finalise.result(_SHUTDOWN_TIMEOUT)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(_SHUTDOWN_TIMEOUT)
         if not self.thread.is_alive():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
+import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import boto3
@@ -13,7 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from s3cache import AsyncS3Cache
 
-CREDENTIALS: dict[str, str] = {
+CREDENTIALS: dict[str, Any] = {
     "aws_access_key_id": "testing-key-id",
     "aws_secret_access_key": "testing-secret",
     "region_name": "us-east-1",
@@ -68,3 +71,62 @@ async def cache(cache_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
     """An AsyncS3Cache on the test bucket, prefix ``cache``, errors raised."""
     async with AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise") as c:
         yield c
+
+
+class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with one canned S3 error (status, code)."""
+
+    status = 403
+    code = "AccessDenied"
+    requests = 0
+
+    def _answer(self) -> None:
+        type(self).requests += 1
+        self.close_connection = True  # like S3, answer without reading (or awaiting) a body
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{self.code}</Code><Message>canned</Message></Error>"
+        ).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body) if self.command != "HEAD" else 0))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def canned_error_server() -> Iterator[Callable[[int, str], str]]:
+    """Start HTTP servers that answer every request with one S3 error; returns their URLs."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+    threads: list[threading.Thread] = []
+
+    def start(status: int, code: str) -> str:
+        handler = type("Handler", (_CannedS3Handler,), {"status": status, "code": code})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append(server)
+        threads.append(thread)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL on which nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

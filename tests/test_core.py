@@ -1,0 +1,441 @@
+"""AsyncS3Cache against moto's S3 server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.config import Config
+
+import s3cache._core
+from s3cache import (
+    AccessDeniedError,
+    AsyncS3Cache,
+    BucketNotFoundError,
+    CacheClosedError,
+    CorruptEntryError,
+    CredentialsError,
+    EndpointUnreachableError,
+    S3CacheError,
+    ServerError,
+)
+
+MISSING = object()
+NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+
+
+# -- values ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": [1, 2.5, None, True]}, [1, "two"], "text", 42, 3.25, True, "", {}, "ünïcødé ✓"],
+)
+async def test_json_values_round_trip(cache: AsyncS3Cache, value: Any) -> None:
+    await cache.set("k", value)
+    assert await cache.get("k") == value
+
+
+async def test_none_is_stored_and_told_apart_from_a_miss(cache: AsyncS3Cache) -> None:
+    await cache.set("none", None)
+    assert await cache.get("none", MISSING) is None
+    assert await cache.get("absent", MISSING) is MISSING
+    assert await cache.exists("none")
+    assert await cache.get_many(["none", "absent"]) == {"none": None}
+
+
+async def test_bytes_are_stored_raw(cache: AsyncS3Cache, s3: Any) -> None:
+    blob = bytes(range(256)) * 4
+    await cache.set("blob", blob)
+    back = await cache.get("blob")
+    assert back == blob
+    assert type(back) is bytes
+    obj = s3.get_object(Bucket=cache.bucket, Key="cache/blob")
+    assert obj["ContentType"] == "application/octet-stream"
+    assert obj["Body"].read() == blob
+
+
+async def test_unserialisable_value_raises_before_any_request(closed_port_url: str) -> None:
+    async with AsyncS3Cache(
+        "bucket", endpoint_url=closed_port_url, on_error="raise", config=NO_RETRIES, **_creds()
+    ) as cache:
+        with pytest.raises(TypeError):
+            await cache.set("k", object())
+        with pytest.raises(TypeError):
+            await cache.set_many({"ok": 1, "bad": {1, 2}})
+        assert cache.stats().errors == {}
+
+
+# -- storage format on the wire -------------------------------------------------------------
+
+
+async def test_object_layout_and_ttl_headers(cache: AsyncS3Cache, s3: Any) -> None:
+    before = datetime.now(UTC)
+    await cache.set("ns:key", {"v": 1}, ttl=120)
+    head = s3.head_object(Bucket=cache.bucket, Key="cache/ns/key")
+    assert head["ContentType"] == "application/json"
+    assert head["Metadata"] == {"s3cache-ttl": "120"}
+    assert head["CacheControl"] == "max-age=120"
+    expires = head["Expires"]
+    assert timedelta(seconds=118) < expires - before < timedelta(seconds=122)
+    body = s3.get_object(Bucket=cache.bucket, Key="cache/ns/key")["Body"].read()
+    assert json.loads(body) == {"v": 1}
+
+
+async def test_reads_entries_written_the_litellm_way(cache: AsyncS3Cache, s3: Any) -> None:
+    """litellm's S3Cache: json.dumps bodies, Python reprs, and only Expires for a ttl."""
+    value = {"timestamp": 1.0, "response": '{"id": "chatcmpl-1"}'}
+    s3.put_object(
+        Bucket=cache.bucket,
+        Key="cache/ns/abc",
+        Body=json.dumps(value),
+        ContentType="application/json",
+        Expires=datetime.now(UTC) + timedelta(seconds=300),
+        CacheControl="immutable, max-age=300, s-maxage=300",
+    )
+    s3.put_object(Bucket=cache.bucket, Key="cache/repr", Body=repr({"a": (1, 2), "b": None}))
+    s3.put_object(
+        Bucket=cache.bucket,
+        Key="cache/old",
+        Body=json.dumps(value),
+        Expires=datetime.now(UTC) - timedelta(seconds=5),
+    )
+    assert await cache.get("ns:abc") == value
+    assert await cache.get("repr") == {"a": (1, 2), "b": None}
+    assert await cache.get("old", MISSING) is MISSING
+    assert not await cache.exists("old")
+    assert cache.stats().expired == 1
+
+
+async def test_default_ttl_applies_and_timedelta_is_accepted(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    async with AsyncS3Cache(**cache_kwargs, default_ttl=timedelta(minutes=5)) as cache:
+        await cache.set("a", 1)
+        await cache.set("b", 2, ttl=timedelta(seconds=30))
+    assert s3.head_object(Bucket=cache_kwargs["bucket"], Key="a")["Metadata"] == {
+        "s3cache-ttl": "300"
+    }
+    assert s3.head_object(Bucket=cache_kwargs["bucket"], Key="b")["Metadata"] == {
+        "s3cache-ttl": "30"
+    }
+
+
+# -- expiry ---------------------------------------------------------------------------------
+
+
+async def test_expired_entries_are_misses(cache: AsyncS3Cache) -> None:
+    await cache.set_many({"short": "s", "long": "l"}, ttl=1)
+    await cache.set("longer", "x", ttl=30)
+    await asyncio.sleep(1.1)  # a ttl needs real time to pass; entries may expire a second early
+    assert await cache.get("short", MISSING) is MISSING
+    assert not await cache.exists("long")
+    assert await cache.get_many(["short", "long", "longer"]) == {"longer": "x"}
+    assert cache.stats().expired == 3
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+async def test_a_client_clock_an_hour_off_changes_nothing(
+    cache: AsyncS3Cache, monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    real_clock = s3cache._core._clock
+    monkeypatch.setattr(s3cache._core, "_clock", lambda: real_clock() + skew)
+    await cache.set("three", 3, ttl=3)
+    await cache.set("one", 1, ttl=1)
+    assert await cache.get("three") == 3
+    await asyncio.sleep(1.1)
+    assert await cache.get("one", MISSING) is MISSING
+    assert await cache.get("three") == 3
+
+
+# -- batch and delete -----------------------------------------------------------------------
+
+
+async def test_get_many_returns_hits_only(cache: AsyncS3Cache) -> None:
+    await cache.set_many({"a": 1, "b": None, "c": [3]})
+    assert await cache.get_many(["a", "b", "c", "d", "a"]) == {"a": 1, "b": None, "c": [3]}
+    assert await cache.get_many([]) == {}
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.sets) == (3, 1, 3)
+
+
+async def test_delete_tells_whether_a_live_entry_was_there(cache: AsyncS3Cache, s3: Any) -> None:
+    await cache.set("k", "v")
+    assert await cache.delete("k") is True
+    assert await cache.delete("k") is False
+    assert await cache.get("k", MISSING) is MISSING
+    assert "Contents" not in s3.list_objects_v2(Bucket=cache.bucket)
+
+
+async def test_delete_many_counts_live_entries(cache: AsyncS3Cache, s3: Any) -> None:
+    await cache.set_many({f"k{i}": i for i in range(5)})
+    assert await cache.delete_many(["k0", "k1", "k2", "nope", "k0"]) == 3
+    assert await cache.get_many([f"k{i}" for i in range(5)]) == {"k3": 3, "k4": 4}
+    assert cache.stats().deletes == 3
+    assert await cache.delete_many([]) == 0
+
+
+async def test_clear_deletes_only_under_the_prefix(
+    cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3cache._core, "DELETE_BATCH", 10)  # batching, without 1,000s of PUTs
+    bucket = cache_kwargs["bucket"]
+    for key in ("cache2/x", "cachex", "other/cache/y", "cache"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"keep")
+    async with (
+        AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise") as cache,
+        AsyncS3Cache(**cache_kwargs, prefix="cache2", on_error="raise") as sibling,
+    ):
+        await cache.set_many({f"n:{i}": i for i in range(25)})  # three DeleteObjects batches
+        await sibling.set("mine", "kept")
+        assert await cache.clear() == 25
+        assert await cache.clear() == 0
+        assert await sibling.get("mine") == "kept"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["cache", "cache2/mine", "cache2/x", "cachex", "other/cache/y"]
+
+
+# -- concurrency bound ----------------------------------------------------------------------
+
+
+async def test_concurrency_is_bounded_by_max_concurrency(cache_kwargs: dict[str, Any]) -> None:
+    in_flight = 0
+    peak = 0
+
+    async def before_send(**_: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)  # hold the slot so that callers pile up behind the bound
+
+    async def after_call(**_: Any) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    session.register("before-send.s3", before_send)
+    session.register("after-call.s3", after_call)
+    async with AsyncS3Cache(**cache_kwargs, session=session, max_concurrency=4) as cache:
+        await cache.get_many([f"k{i}" for i in range(40)])
+    assert 1 < peak <= 4
+
+
+async def test_deadline_covers_waiting_for_a_slot(cache_kwargs: dict[str, Any]) -> None:
+    release = asyncio.Event()
+
+    async def before_send(**_: Any) -> None:
+        await release.wait()
+
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    session.register("before-send.s3", before_send)
+    async with AsyncS3Cache(
+        **cache_kwargs, session=session, max_concurrency=1, timeout=0.3, on_error="raise"
+    ) as cache:
+        holder = asyncio.create_task(cache.get("first"))
+        await asyncio.sleep(0)  # let the holder take the only slot
+        with pytest.raises(S3CacheError, match="deadline") as caught:
+            await cache.get("second")
+        assert caught.value.kind == "timeout"
+        release.set()
+        with pytest.raises(S3CacheError):
+            await holder  # its own deadline passed while it held the slot
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+async def test_fail_soft_logs_counts_and_returns_defaults(
+    closed_port_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="s3cache")
+    async with AsyncS3Cache(
+        "bucket", endpoint_url=closed_port_url, config=NO_RETRIES, timeout=5, **_creds()
+    ) as cache:
+        assert await cache.get("k", "fallback") == "fallback"
+        await cache.set("k", "v")
+        assert await cache.delete("k") is False
+        assert await cache.exists("k") is False
+        assert await cache.get_many(["a", "b"]) == {}
+        assert await cache.clear() == 0
+        stats = cache.stats()
+    assert stats.errors == {"connection": 7}
+    assert stats.error_count == 7
+    records = [r for r in caplog.records if r.name == "s3cache"]
+    assert len(records) == 1, "repeated failures of one kind are rate-limited"
+    assert "connection" in records[0].getMessage()
+
+
+async def test_raise_mode_raises_and_chains_the_cause(closed_port_url: str) -> None:
+    async with AsyncS3Cache(
+        "bucket", endpoint_url=closed_port_url, config=NO_RETRIES, on_error="raise", **_creds()
+    ) as cache:
+        with pytest.raises(EndpointUnreachableError) as caught:
+            await cache.get("k")
+        assert caught.value.__cause__ is not None
+        with pytest.raises(EndpointUnreachableError):
+            await cache.set("k", 1)
+        assert cache.stats().errors == {"connection": 2}
+
+
+async def test_corrupt_bodies_are_logged_misses(
+    cache_kwargs: dict[str, Any], s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3.put_object(
+        Bucket=cache_kwargs["bucket"], Key="bad", Body=b"{not json", ContentType="application/json"
+    )
+    async with AsyncS3Cache(**cache_kwargs) as cache:
+        assert await cache.get("bad", MISSING) is MISSING
+        assert cache.stats().errors == {"corrupt": 1}
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise") as cache:
+        with pytest.raises(CorruptEntryError):
+            await cache.get("bad")
+
+
+async def test_server_errors_map_to_server_error(
+    canned_error_server: Callable[[int, str], str],
+) -> None:
+    url = canned_error_server(503, "SlowDown")
+    async with AsyncS3Cache(
+        "bucket", endpoint_url=url, config=NO_RETRIES, on_error="raise", **_creds()
+    ) as cache:
+        with pytest.raises(ServerError, match="SlowDown"):
+            await cache.get("k")
+
+
+# -- check() --------------------------------------------------------------------------------
+
+
+async def test_check_reports_a_healthy_bucket(cache: AsyncS3Cache, s3: Any) -> None:
+    report = await cache.check()
+    assert report.bucket == cache.bucket
+    assert report.prefix == "cache/"
+    assert report.conditional_writes is True
+    assert report.latency_ms > 0
+    assert report.clock_skew_s is not None
+    assert abs(report.clock_skew_s) < 5
+    assert "Contents" not in s3.list_objects_v2(Bucket=cache.bucket), "the probe is cleaned up"
+
+
+async def test_check_names_a_missing_bucket(s3_endpoint: str) -> None:
+    async with AsyncS3Cache("no-such-bucket-here", endpoint_url=s3_endpoint, **_creds()) as cache:
+        with pytest.raises(BucketNotFoundError, match="NoSuchBucket"):
+            await cache.check()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (403, "AccessDenied", AccessDeniedError),
+        (403, "InvalidAccessKeyId", CredentialsError),
+        (403, "SignatureDoesNotMatch", CredentialsError),
+    ],
+)
+async def test_check_names_access_and_credential_failures(
+    canned_error_server: Callable[[int, str], str],
+    status: int,
+    code: str,
+    error: type[S3CacheError],
+) -> None:
+    url = canned_error_server(status, code)
+    async with AsyncS3Cache("bucket", endpoint_url=url, **_creds()) as cache:  # on_error="log"
+        with pytest.raises(error, match=code):
+            await cache.check()
+
+
+async def test_check_names_an_unreachable_endpoint(closed_port_url: str) -> None:
+    async with AsyncS3Cache(
+        "bucket", endpoint_url=closed_port_url, config=NO_RETRIES, **_creds()
+    ) as cache:
+        with pytest.raises(EndpointUnreachableError):
+            await cache.check()
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_close_is_idempotent_and_use_after_close_raises(
+    cache_kwargs: dict[str, Any],
+) -> None:
+    cache = AsyncS3Cache(**cache_kwargs)
+    await cache.set("k", 1)
+    await cache.close()
+    await cache.close()
+    assert "closed" in repr(cache)
+    for call in (cache.get("k"), cache.set("k", 2), cache.delete("k"), cache.clear()):
+        with pytest.raises(CacheClosedError):
+            await call
+
+
+def test_repr_names_the_bucket_and_never_secrets() -> None:
+    canary = "SECRET-CANARY-1234"
+    cache = AsyncS3Cache(
+        "bkt",
+        prefix="p",
+        endpoint_url="http://user:pw-canary@127.0.0.1:9",
+        aws_access_key_id="AKIDCANARY",
+        aws_secret_access_key=canary,
+        aws_session_token=canary + "-token",
+    )
+    text = repr(cache) + str(cache)
+    assert "bkt" in text
+    assert "p/" in text
+    for secret in (canary, "pw-canary", "AKIDCANARY"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"bucket": "no"}, ValueError, "bucket"),
+        ({"bucket": "Bad/Name"}, ValueError, "bucket"),
+        ({"bucket": 7}, TypeError, "bucket"),
+        ({"prefix": "/x"}, ValueError, "prefix"),
+        ({"max_concurrency": 0}, ValueError, "max_concurrency"),
+        ({"max_concurrency": 2.5}, TypeError, "max_concurrency"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("inf")}, ValueError, "timeout"),
+        ({"on_error": "ignore"}, ValueError, "on_error"),
+        ({"default_ttl": 0}, ValueError, "positive"),
+        ({"serializer": object()}, TypeError, "serializer"),
+        ({"endpoint_url": "ftp://host"}, ValueError, "endpoint_url"),
+        ({"endpoint_url": "https://h", "use_ssl": False}, ValueError, "use_ssl"),
+        ({"aws_access_key_id": "id"}, ValueError, "aws_secret_access_key"),
+        ({"aws_session_token": "t"}, ValueError, "aws_session_token"),
+        ({"config": Config(max_pool_connections=2)}, ValueError, "max_pool_connections"),
+        ({"config": {"retries": 1}}, TypeError, "config"),
+        ({"session": "default"}, TypeError, "session"),
+    ],
+)
+def test_bad_options_are_rejected_at_construction(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    options: dict[str, Any] = {"bucket": "good-bucket", **kwargs}
+    with pytest.raises(error, match=match):
+        AsyncS3Cache(**options)
+
+
+async def test_user_config_is_merged_over_our_defaults(cache_kwargs: dict[str, Any]) -> None:
+    cache = AsyncS3Cache(**cache_kwargs, config=Config(read_timeout=3, max_pool_connections=100))
+    config = cache._transport._config
+    assert (config.read_timeout, config.max_pool_connections) == (3, 100)
+    assert config.retries == {"mode": "standard", "max_attempts": 3}
+    assert config.request_checksum_calculation == "when_required"
+    await cache.close()
+
+
+def _creds() -> dict[str, Any]:
+    return {
+        "aws_access_key_id": "id",
+        "aws_secret_access_key": "secret",
+        "region_name": "us-east-1",
+    }

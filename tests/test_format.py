@@ -1,0 +1,289 @@
+"""The storage format, tested without a server (it is sans-IO)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from s3cache import _format
+from s3cache._format import JsonSerializer
+
+SER = JsonSerializer()
+
+
+def http_date(epoch: float) -> str:
+    return format_datetime(datetime.fromtimestamp(epoch, tz=UTC), usegmt=True)
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [("", ""), ("cache", "cache/"), ("cache/", "cache/"), ("a/b", "a/b/"), ("a/b//", "a/b/")],
+)
+def test_prefix_is_normalised_to_end_in_slash(prefix: str, expected: str) -> None:
+    assert _format.normalize_prefix(prefix) == expected
+
+
+@pytest.mark.parametrize("prefix", ["/", "/cache", "a//b", "a/./b", "../x", "a\nb"])
+def test_bad_prefix_is_rejected(prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        _format.normalize_prefix(prefix)
+
+
+def test_colons_become_folders_like_litellm() -> None:
+    assert _format.object_key("p/", "ns:abc123") == "p/ns/abc123"
+    assert _format.object_key("", "a:b:c") == "a/b/c"
+    assert _format.object_key("p/", "plain") == "p/plain"
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "rule"),
+    [
+        ("", ValueError, "empty"),
+        (b"bytes", TypeError, "str"),
+        (42, TypeError, "str"),
+        ("a\x00b", ValueError, "control character"),
+        ("tab\there", ValueError, "control character"),
+        ("del\x7f", ValueError, "control character"),
+        ("a::b", ValueError, "segment"),
+        ("a//b", ValueError, "segment"),
+        ("/abs", ValueError, "segment"),
+        ("trailing:", ValueError, "segment"),
+        ("a/./b", ValueError, "segment"),
+        ("a/../b", ValueError, "segment"),
+        ("..", ValueError, "segment"),
+        ("x" * 1025, ValueError, "1024"),
+        ("\ud800", ValueError, "surrogate"),
+    ],
+)
+def test_bad_keys_name_the_rule(key: Any, error: type[Exception], rule: str) -> None:
+    with pytest.raises(error, match=rule):
+        _format.object_key("", key)
+
+
+def test_key_limit_counts_utf8_bytes_and_the_prefix() -> None:
+    assert _format.object_key("", "x" * 1024) == "x" * 1024
+    with pytest.raises(ValueError, match="1025 UTF-8 bytes"):
+        _format.object_key("p/", "x" * 1023)
+    two_byte = "é" * 512  # 1,024 bytes exactly
+    assert _format.object_key("", two_byte) == two_byte
+    with pytest.raises(ValueError, match="UTF-8 bytes"):
+        _format.object_key("", two_byte + "x")
+
+
+def test_unicode_keys_are_allowed() -> None:
+    assert _format.object_key("", "日本:語") == "日本/語"
+
+
+# -- ttl ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"),
+    [(None, None), (1, 1.0), (2.5, 2.5), (timedelta(minutes=2), 120.0), (3600, 3600.0)],
+)
+def test_ttl_accepts_seconds_and_timedelta(ttl: Any, seconds: float | None) -> None:
+    assert _format.normalize_ttl(ttl) == seconds
+
+
+@pytest.mark.parametrize(
+    ("ttl", "error", "match"),
+    [
+        (0, ValueError, "positive"),
+        (-5, ValueError, "positive"),
+        (timedelta(seconds=-1), ValueError, "positive"),
+        (math.nan, ValueError, "finite"),
+        (math.inf, ValueError, "finite"),
+        (0.5, ValueError, "at least 1 second"),
+        (10**400, ValueError, "at most"),
+        (1e12, ValueError, "at most"),
+        ("60", TypeError, "str"),
+        (True, TypeError, "bool"),
+        ([1], TypeError, "list"),
+    ],
+)
+def test_bad_ttl_is_rejected(ttl: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        _format.normalize_ttl(ttl)
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def test_json_values_are_orjson_with_ttl_headers_for_both_readers() -> None:
+    now = 1_700_000_000.0
+    payload = _format.encode({"a": [1, 2.5, None]}, 90.0, SER, now)
+    assert payload.body == b'{"a":[1,2.5,null]}'
+    assert payload.content_type == "application/json"
+    assert payload.metadata == {"s3cache-ttl": "90"}
+    assert payload.expires == datetime.fromtimestamp(now + 90, tz=UTC)
+    assert payload.cache_control == "max-age=90"
+
+
+def test_fractional_ttl_round_trips_in_metadata() -> None:
+    payload = _format.encode("v", 1.5, SER, 0.0)
+    assert payload.metadata == {"s3cache-ttl": "1.5"}
+    assert payload.cache_control == "max-age=2"
+
+
+def test_no_ttl_writes_no_expiry_headers() -> None:
+    payload = _format.encode("v", None, SER, 0.0)
+    assert (payload.metadata, payload.expires, payload.cache_control) == ({}, None, None)
+
+
+@pytest.mark.parametrize("raw", [b"\x00\xff", bytearray(b"ab"), memoryview(b"cd")])
+def test_bytes_are_stored_raw_and_come_back_as_bytes(raw: Any) -> None:
+    payload = _format.encode(raw, None, SER, 0.0)
+    assert payload.content_type == "application/octet-stream"
+    assert payload.body == bytes(raw)
+    back = _format.decode(payload.body, payload.content_type, SER)
+    assert back == bytes(raw)
+    assert type(back) is bytes
+
+
+def test_none_is_a_value() -> None:
+    payload = _format.encode(None, None, SER, 0.0)
+    assert payload.body == b"null"
+    assert _format.decode(payload.body, payload.content_type, SER) is None
+
+
+@pytest.mark.parametrize("value", [object(), {1: "non-str key"}, {1, 2}, 2**70])
+def test_unserialisable_values_raise_type_error(value: Any) -> None:
+    with pytest.raises(TypeError):
+        _format.encode(value, None, SER, 0.0)
+
+
+def test_circular_values_raise_type_error() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(TypeError):
+        _format.encode(loop, None, SER, 0.0)
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def test_reads_litellm_json_dumps_bodies_including_nan() -> None:
+    value = {"timestamp": 1.5, "response": '{"id": "x"}', "score": float("nan")}
+    decoded = _format.decode(json.dumps(value).encode(), "application/json", SER)
+    assert decoded["response"] == '{"id": "x"}'
+    assert math.isnan(decoded["score"])
+
+
+def test_reads_python_literal_bodies_as_a_fallback() -> None:
+    body = repr({"a": (1, 2), "b": None, "c": True}).encode()
+    assert _format.decode(body, "application/json", SER) == {"a": (1, 2), "b": None, "c": True}
+
+
+def test_literal_fallback_never_evaluates_code() -> None:
+    with pytest.raises(ValueError, match="neither JSON nor a Python literal"):
+        _format.decode(b"__import__('os').getcwd()", "application/json", SER)
+
+
+def test_literal_fallback_is_size_capped() -> None:
+    big = repr(["x" * 100] * 3000).replace('"', "'").encode()  # not JSON: single quotes
+    assert len(big) > _format.LITERAL_EVAL_MAX_BYTES
+    with pytest.raises(ValueError, match="cap"):
+        _format.decode(big, "application/json", SER)
+
+
+@pytest.mark.parametrize("body", [b'{"truncated": [1, 2', b"\xff\xfe garbage", b""])
+def test_unreadable_bodies_raise_value_error(body: bytes) -> None:
+    with pytest.raises(ValueError, match="neither JSON"):
+        _format.decode(body, "application/json", SER)
+
+
+def test_content_type_parameters_are_ignored() -> None:
+    assert _format.decode(b"[1]", "application/json; charset=utf-8", SER) == [1]
+    assert _format.decode(b"[1]", "Application/Octet-Stream", SER) == b"[1]"
+
+
+# -- expiry ---------------------------------------------------------------------------------
+
+T0 = 1_750_000_000.0
+
+
+def headers(**values: str) -> dict[str, str]:
+    return {k.replace("_", "-"): v for k, v in values.items()}
+
+
+def test_no_ttl_no_expires_never_expires() -> None:
+    assert _format.remaining_ttl({"date": http_date(T0)}, T0) is None
+
+
+def test_ttl_is_judged_on_the_server_clock_never_late() -> None:
+    h = {
+        "x-amz-meta-s3cache-ttl": "10",
+        "last-modified": http_date(T0),
+        "date": http_date(T0 + 3),
+    }
+    # age is 3 s, plus one second for the whole-second dates: 6 s left
+    assert _format.remaining_ttl(h, now=0.0) == pytest.approx(6.0)
+    h["date"] = http_date(T0 + 9)  # true age below 10 s: still live, on the last second
+    assert _format.remaining_ttl(h, now=0.0) == pytest.approx(0.0)
+    h["date"] = http_date(T0 + 10)  # true age may be 10.9 s: expired, never served late
+    assert _format.remaining_ttl(h, now=0.0) == pytest.approx(-1.0)
+
+
+def test_client_clock_does_not_change_the_outcome() -> None:
+    h = {"x-amz-meta-s3cache-ttl": "10", "last-modified": http_date(T0), "date": http_date(T0 + 2)}
+    for skew in (-3600.0, 0.0, 3600.0):
+        assert _format.remaining_ttl(h, now=T0 + skew) == pytest.approx(7.0)
+
+
+def test_expires_only_entries_compare_expires_with_server_date() -> None:
+    h = {"expires": http_date(T0 + 30), "date": http_date(T0)}
+    assert _format.remaining_ttl(h, now=0.0) == pytest.approx(29.0)
+    h["date"] = http_date(T0 + 31)
+    remaining = _format.remaining_ttl(h, now=0.0)
+    assert remaining is not None
+    assert remaining < 0
+
+
+def test_unreadable_expires_counts_as_expired() -> None:
+    h = {"expires": "not a date", "date": http_date(T0)}
+    remaining = _format.remaining_ttl(h, now=T0)
+    assert remaining is not None
+    assert remaining < 0
+
+
+def test_missing_date_falls_back_to_the_given_clock() -> None:
+    h = {"x-amz-meta-s3cache-ttl": "10", "last-modified": http_date(T0)}
+    assert _format.remaining_ttl(h, now=T0 + 4) == pytest.approx(5.0)
+
+
+def test_bad_ttl_metadata_is_an_error_not_a_hit() -> None:
+    h = {"x-amz-meta-s3cache-ttl": "soon", "last-modified": http_date(T0), "date": http_date(T0)}
+    with pytest.raises(ValueError, match="soon"):
+        _format.remaining_ttl(h, now=T0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thu, 26 Nov 2026 03:13:41 GMT",
+        "Thursday, 26-Nov-26 03:13:41 GMT",
+        "Thu Nov 26 03:13:41 2026",
+    ],
+)
+def test_http_dates_in_all_three_formats(text: str) -> None:
+    expected = datetime(2026, 11, 26, 3, 13, 41, tzinfo=UTC).timestamp()
+    assert _format.parse_http_date(text) == expected
+
+
+def test_bad_http_date_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="HTTP date"):
+        _format.parse_http_date("yesterday")
+
+
+def test_listing_timestamps_as_text_or_datetime() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert _format.parse_timestamp("2026-01-02T03:04:05.000Z") == when.timestamp()
+    assert _format.parse_timestamp(when) == when.timestamp()

@@ -1,0 +1,166 @@
+"""The sync facade: same surface as the core, and safe from threads, loops, forks and exit."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from s3cache import AsyncS3Cache, CacheClosedError, S3Cache, _loop
+
+MISSING = object()
+
+
+@pytest.fixture
+def facade(cache_kwargs: dict[str, Any]) -> Iterator[S3Cache]:
+    with S3Cache(**cache_kwargs, prefix="sync", on_error="raise") as cache:
+        yield cache
+
+
+def _public(cls: type) -> dict[str, Any]:
+    return {name: getattr(cls, name) for name in dir(cls) if not name.startswith("_")}
+
+
+def test_public_surfaces_are_equal() -> None:
+    sync, core = _public(S3Cache), _public(AsyncS3Cache)
+    assert sorted(sync) == sorted(core)
+    assert inspect.signature(S3Cache.__init__).parameters.keys() == (
+        inspect.signature(AsyncS3Cache.__init__).parameters.keys()
+    )
+    for name, member in core.items():
+        if isinstance(member, property):
+            assert isinstance(sync[name], property), name
+            continue
+        core_sig, sync_sig = inspect.signature(member), inspect.signature(sync[name])
+        assert list(core_sig.parameters.values()) == list(sync_sig.parameters.values()), name
+        is_coroutine = inspect.iscoroutinefunction(member)
+        assert is_coroutine is (name != "stats"), f"AsyncS3Cache.{name} coroutine-ness"
+        assert not inspect.iscoroutinefunction(sync[name]), f"S3Cache.{name} must block"
+
+
+def test_constructor_defaults_are_the_cores() -> None:
+    core = inspect.signature(AsyncS3Cache.__init__).parameters
+    sync = inspect.signature(S3Cache.__init__).parameters
+    assert [(p.name, p.default, p.kind) for p in core.values()] == [
+        (p.name, p.default, p.kind) for p in sync.values()
+    ]
+
+
+def test_round_trip_and_batch(facade: S3Cache) -> None:
+    facade.set("a", {"x": 1})
+    facade.set_many({"b": None, "c": b"raw"}, ttl=60)
+    assert facade.get("a") == {"x": 1}
+    assert facade.get("b", MISSING) is None
+    assert facade.get("zz", MISSING) is MISSING
+    assert facade.get_many(["a", "b", "c", "zz"]) == {"a": {"x": 1}, "b": None, "c": b"raw"}
+    assert facade.exists("c")
+    assert facade.delete("a") is True
+    assert facade.delete_many(["b", "c", "zz"]) == 2
+    assert facade.clear() == 0
+    assert facade.check().conditional_writes is True
+    stats = facade.stats()
+    assert (stats.hits, stats.sets) == (5, 3)
+    assert facade.prefix == "sync/"
+    assert repr(facade).startswith("S3Cache(")
+
+
+def test_bad_input_raises_in_the_callers_thread(facade: S3Cache) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        facade.get("")
+    with pytest.raises(TypeError):
+        facade.set("k", object())
+    with pytest.raises(ValueError, match="ttl"):
+        facade.set("k", 1, ttl=-1)
+
+
+def test_many_threads_at_once(facade: S3Cache) -> None:
+    threads = 32
+    barrier = threading.Barrier(threads)
+
+    def work(i: int) -> Any:
+        barrier.wait()
+        facade.set(f"t{i}", {"thread": i})
+        return facade.get(f"t{i}")
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(work, range(threads)))
+    assert results == [{"thread": i} for i in range(threads)]
+    assert facade.stats().hits == threads
+
+
+async def test_called_from_sync_code_inside_a_running_loop(facade: S3Cache) -> None:
+    """A sync library called from async code: blocks this loop briefly, never deadlocks."""
+    assert asyncio.get_running_loop().is_running()
+    facade.set("inside", "loop")
+    assert facade.get("inside") == "loop"
+
+
+def test_calling_from_the_private_loop_thread_raises(facade: S3Cache) -> None:
+    async def misuse() -> Any:
+        return facade.get("k")
+
+    with pytest.raises(RuntimeError, match="own event-loop thread"):
+        _loop.run(misuse())
+
+
+def test_close_is_idempotent_and_use_after_close_raises(cache_kwargs: dict[str, Any]) -> None:
+    cache = S3Cache(**cache_kwargs)
+    cache.set("k", 1)
+    cache.close()
+    cache.close()
+    with pytest.raises(CacheClosedError):
+        cache.get("k")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_works_in_a_forked_child(facade: S3Cache) -> None:
+    facade.set("before-fork", "parent")  # the private loop and a client exist in the parent
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            ok = facade.get("before-fork") == "parent"
+            facade.set("from-child", os.getpid())
+            code = 0 if ok else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert facade.get("from-child") == pid
+    assert facade.get("before-fork") == "parent"  # the parent's loop and client still work
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from s3cache import S3Cache
+    cache = S3Cache(sys.argv[1], endpoint_url=sys.argv[2], aws_access_key_id="id",
+                    aws_secret_access_key="secret", region_name="us-east-1")
+    cache.set("exit", "value")
+    assert cache.get("exit") == "value"
+    print("done")
+    # no close(): the interpreter must exit promptly and quietly
+    """
+)
+
+
+def test_interpreter_exit_with_an_unclosed_cache(bucket: str, s3_endpoint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", EXIT_SCRIPT, bucket, s3_endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr == ""
