@@ -1,0 +1,566 @@
+"""The ``s3cache`` command line against moto's S3 server: in-process through ``main(argv)`` and
+as a real ``python -m s3cache`` subprocess."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3cache import cli
+from s3cache.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+#: With one-second server dates, a ttl of 1 s is over after at most a second.
+TTL_WAIT = 1.5
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, bucket: str) -> str:
+    """The CLI configured through its environment variables: the test bucket, prefix ``cache``."""
+    monkeypatch.setenv("S3CACHE_BUCKET", bucket)
+    monkeypatch.setenv("S3CACHE_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("S3CACHE_PREFIX", "cache")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("S3CACHE_PLAIN", raising=False)
+    return bucket
+
+
+class Run:
+    """Calls ``main(argv)`` and returns (exit status, stdout, stderr)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        status = main(list(argv))
+        captured = self.capsys.readouterr()
+        return status, captured.out, captured.err
+
+
+@pytest.fixture
+def run(env: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    return Run(capsys)
+
+
+def keys(s3: Any, bucket: str) -> set[str]:
+    """Every object key in the bucket, read behind the CLI's back."""
+    found: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        found.update(o["Key"] for o in page.get("Contents", []))
+    return found
+
+
+class FakeTty(io.StringIO):
+    """A stdin that says it is a terminal, with the user's answer already typed."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def one_line(err: str) -> str:
+    """The single line of a failure's stderr (asserting there is exactly one, no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- set / get / delete -----------------------------------------------------------------------
+
+
+def test_set_get_delete_round_trip(run: Run, s3: Any, env: str) -> None:
+    value = {"answer": [1, 2.5, None], "text": "ünï"}
+    status, out, _ = run("set", "user:1", json.dumps(value), "--ttl", "60")
+    assert status == 0
+    assert "cache/user/1" in out
+    head = s3.head_object(Bucket=env, Key="cache/user/1")
+    assert head["Metadata"] == {"s3cache-ttl": "60"}
+
+    status, out, _ = run("get", "user:1")
+    assert status == 0
+    assert json.loads(out) == value
+    assert '\n  "answer"' in out  # pretty-printed
+
+    status, out, _ = run("get", "user:1", "--json")
+    assert json.loads(out) == {"key": "user:1", "value": value}
+
+    status, out, _ = run("delete", "user:1", "--json")
+    assert (status, json.loads(out)) == (0, {"key": "user:1", "deleted": True})
+    status, out, _ = run("delete", "user:1")
+    assert status == 0
+    assert "no live entry" in out
+    status, _, err = run("get", "user:1")
+    assert status == 1
+    assert "no live entry" in one_line(err)
+
+
+def test_set_reads_json_from_a_file_and_stdin(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "value.json"
+    path.write_text('{"from": "file"}', encoding="utf-8")
+    assert run("set", "a", f"@{path}")[0] == 0
+    assert json.loads(run("get", "a")[1]) == {"from": "file"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO('["from", "stdin"]'))
+    assert run("set", "b", "@-")[0] == 0
+    assert json.loads(run("get", "b")[1]) == ["from", "stdin"]
+
+
+def test_get_shows_bytes_safely(run: Run, s3: Any, env: str) -> None:
+    blob = b"\x1b[31m\x00\x07" + bytes(range(256))
+    s3.put_object(Bucket=env, Key="cache/blob", Body=blob, ContentType="application/octet-stream")
+    status, out, err = run("get", "blob")
+    assert status == 0
+    assert "\x1b" not in out
+    assert "\x00" not in out
+    assert f"<{len(blob)} bytes, first 64 shown>" in out
+    assert "1b 5b 33 31 6d 00 07" in out
+    assert "--json" in err
+    status, out, _ = run("get", "blob", "--json")
+    doc = json.loads(out)
+    assert doc["bytes"] == len(blob)
+    assert base64.b64decode(doc["base64"]) == blob
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["set", "k", "not json"], "VALUE is not JSON"),
+        (["set", "k", "1", "--ttl", "0.5"], "ttl must be at least 1 second"),
+        (["set", "k", "1", "--ttl", "-3"], "ttl must be positive"),
+        (["set", "k", "@/no/such/file.json"], "cannot read"),
+        (["get", "a::b"], "empty, '.' or '..' path segment"),
+        (["delete", "bad\x01key"], "control character"),
+        (["--bucket", "Not_A..Bucket", "ls"], "not a valid bucket name"),
+        (["--endpoint-url", "ftp://x", "ls"], "http:// or https://"),
+        (["--profile", "nope", "ls"], "no AWS profile named 'nope'"),
+    ],
+)
+def test_bad_values_exit_2_with_a_clear_message(
+    run: Run, s3: Any, env: str, argv: list[str], message: str
+) -> None:
+    status, out, err = run(*argv)
+    assert status == 2
+    assert out == ""
+    line = one_line(err)
+    assert line.startswith("s3cache: error: ")
+    assert message in line
+    assert keys(s3, env) == set()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["set", "k"],
+        ["set", "k", "1", "--ttl", "soon"],
+        ["ls", "--limit", "-1"],
+        ["lifecycle"],
+        ["lifecycle", "set"],
+        ["lifecycle", "set", "--days", "0"],
+    ],
+)
+def test_argparse_usage_errors_exit_2(run: Run, argv: list[str]) -> None:
+    status, out, err = run(*argv)
+    assert status == 2
+    assert out == ""
+    assert "usage: s3cache" in err
+
+
+def test_no_bucket_is_bad_usage(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("S3CACHE_BUCKET")
+    status, _, err = run("ls")
+    assert status == 2
+    assert "no bucket" in one_line(err)
+
+
+def test_help_exits_0_and_explains_lifecycle_days(run: Run) -> None:
+    status, out, _ = run("--help")
+    assert status == 0
+    assert "S3CACHE_BUCKET" in out
+    assert "exit status" in out
+    status, out, _ = run("lifecycle", "set", "--help")
+    assert status == 0
+    assert "whole" in out
+    assert "days" in out
+    assert "TTL" in out
+
+
+def test_options_after_the_command_override(run: Run, s3: Any, env: str) -> None:
+    assert run("set", "k", "1", "--prefix", "other")[0] == 0
+    assert keys(s3, env) == {"other/k"}
+
+
+def test_profile_supplies_credentials(
+    run: Run, s3: Any, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path(os.environ["AWS_CONFIG_FILE"]).write_text(
+        "[profile cli-test]\n"
+        "aws_access_key_id = profile-key\n"
+        "aws_secret_access_key = profile-secret\n"
+        "region = us-east-1\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    status, _, err = run("--profile", "cli-test", "set", "k", "1")
+    assert (status, err) == (0, "")
+    assert keys(s3, env) == {"cache/k"}
+
+
+# -- ls and stats -----------------------------------------------------------------------------
+
+
+def test_ls_json_with_prefix_isolation(run: Run) -> None:
+    run("set", "user:1", '"a"', "--ttl", "1")
+    run("set", "user:2", '"bb"', "--ttl", "3600")
+    run("set", "team:1", "3")
+    run("--prefix", "cache2", "set", "intruder", "1")  # a sibling prefix: never listed
+    time.sleep(TTL_WAIT)
+    status, out, _ = run("ls", "--json")
+    assert status == 0
+    entries = {e["key"]: e for e in json.loads(out)}
+    assert set(entries) == {"user/1", "user/2", "team/1"}
+    assert entries["user/1"]["expired"] is True
+    assert entries["user/2"]["expired"] is False
+    assert entries["user/2"]["ttl_s"] == 3600
+    assert entries["user/2"]["size"] == 4
+    assert entries["team/1"]["remaining_s"] is None
+
+    status, out, _ = run("ls", "user:", "--json")
+    assert sorted(e["key"] for e in json.loads(out)) == ["user/1", "user/2"]
+
+    status, out, err = run("ls", "--json", "--limit", "2", "--page-size", "1")
+    assert status == 0
+    assert len(json.loads(out)) == 2
+    assert "--limit" in err
+
+
+def test_ls_table_with_rich(run: Run) -> None:
+    run("set", "k1", "1", "--ttl", "3600")
+    status, out, _ = run("ls")
+    assert status == 0
+    assert "KEY" in out
+    assert "k1" in out
+    assert "─" in out  # rich's table rule
+
+
+def test_ls_plain_by_flag_and_by_environment(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("set", "k1", "1", "--ttl", "3600")
+    status, out, _ = run("ls", "--plain")
+    assert status == 0
+    header, row = out.splitlines()
+    assert header.split() == ["SIZE", "AGE", "TTL", "LEFT", "EXPIRED", "KEY"]
+    assert row.split()[-1] == "k1"
+    assert "─" not in out
+    monkeypatch.setenv("S3CACHE_PLAIN", "1")
+    status, out, _ = run("ls")
+    assert out.splitlines()[0] == header
+    assert "─" not in out
+
+
+def test_plain_output_when_rich_is_absent(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
+    assert cli._load_rich() is None
+    run("set", "k1", "1", "--ttl", "1")
+    time.sleep(TTL_WAIT)
+    status, out, _ = run("ls")
+    assert status == 0
+    assert out.splitlines()[0].split()[0] == "SIZE"
+    assert "─" not in out
+    status, out, _ = run("purge-expired", "--yes")
+    assert status == 0
+    assert "1 expired" in out
+    status, out, _ = run("stats")
+    assert status == 0
+    assert out.splitlines()[1].split() == ["entries", "0"]
+
+
+def test_plain_progress_draws_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = FakeTty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with cli.UI(plain=True).progress("purging") as update:
+        update("3 scanned")
+    assert "\rpurging: 3 scanned" in tty.getvalue()
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    with cli.UI(plain=True).progress("purging") as update:
+        update("3 scanned")
+    assert pipe.getvalue() == ""
+
+
+def test_stats_json_and_sampling(run: Run) -> None:
+    run("set", "a", '"x"', "--ttl", "1")
+    run("set", "b", '"yy"')
+    run("--prefix", "cache2", "set", "c", "1")
+    time.sleep(TTL_WAIT)
+    status, out, _ = run("stats", "--json")
+    assert status == 0
+    doc = json.loads(out)
+    assert (doc["entries"], doc["bytes"], doc["sampled"]) == (2, 7, False)
+    assert doc["expired_share"] == 0.5
+    status, out, _ = run("stats", "--sample", "1", "--plain")
+    assert status == 0
+    assert "random sample of 1 entries" in out
+
+
+# -- clear and purge --------------------------------------------------------------------------
+
+
+def test_clear_refuses_an_empty_prefix(
+    run: Run, s3: Any, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("set", "k", "1")
+    monkeypatch.setenv("S3CACHE_PREFIX", "")
+    status, _, err = run("clear", "--yes")
+    assert status == 2
+    assert "empty prefix" in one_line(err)
+    assert keys(s3, env) == {"cache/k"}
+    status, out, _ = run("clear", "--yes", "--all-bucket", "--json")
+    assert status == 0
+    assert json.loads(out)["deleted"] == 1
+    assert keys(s3, env) == set()
+
+
+def test_clear_confirmation(run: Run, s3: Any, env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("set", "a", "1")
+    run("set", "b", "2")
+    run("--prefix", "cache2", "set", "keep", "3")
+    everything = {"cache/a", "cache/b", "cache2/keep"}
+
+    status, _, err = run("clear")  # stdin is not a terminal, no --yes: refused
+    assert status == 2
+    assert "--yes" in one_line(err)
+    assert keys(s3, env) == everything
+
+    monkeypatch.setattr(sys, "stdin", FakeTty("n\n"))
+    status, _, err = run("clear")
+    assert status == 1
+    assert "s3://" in err
+    assert "nothing was deleted" in err
+    assert keys(s3, env) == everything
+
+    status, out, _ = run("clear", "--dry-run")
+    assert status == 0
+    assert "would delete 2 objects" in out
+    assert keys(s3, env) == everything
+
+    monkeypatch.setattr(sys, "stdin", FakeTty("y\n"))
+    status, out, _ = run("clear")
+    assert status == 0
+    assert "deleted 2 objects" in out
+    assert keys(s3, env) == {"cache2/keep"}
+
+
+def test_purge_expired(run: Run, s3: Any, env: str) -> None:
+    run("set", "old1", "1", "--ttl", "1")
+    run("set", "old2", "2", "--ttl", "1")
+    run("set", "fresh", "3", "--ttl", "3600")
+    run("set", "forever", "4")
+    run("--prefix", "cache2", "set", "old", "5", "--ttl", "1")
+    time.sleep(TTL_WAIT)
+
+    status, _, err = run("purge-expired")
+    assert status == 2
+    assert "--yes" in one_line(err)
+
+    status, out, _ = run("purge-expired", "--dry-run", "--json")
+    assert status == 0
+    assert json.loads(out) | {"elapsed_s": 0} == {
+        "bucket": env,
+        "prefix": "cache/",
+        "scanned": 4,
+        "expired": 2,
+        "bytes": 2,
+        "deleted": 0,
+        "dry_run": True,
+        "elapsed_s": 0,
+    }
+    assert len(keys(s3, env)) == 5
+
+    status, out, _ = run("purge-expired", "--yes")
+    assert status == 0
+    assert "scanned 4 entries" in out
+    assert "2 expired" in out
+    assert "deleted 2" in out
+    assert keys(s3, env) == {"cache/fresh", "cache/forever", "cache2/old"}
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+def test_lifecycle_set_show_remove(run: Run, s3: Any, env: str) -> None:
+    status, out, _ = run("lifecycle", "show", "--json")
+    assert (status, json.loads(out)["rules"]) == (0, [])
+    status, out, err = run("lifecycle", "show")
+    assert "no lifecycle rule" in out
+    assert "purge-expired" in err
+
+    status, out, _ = run("lifecycle", "set", "--days", "2", "--json")
+    assert status == 0
+    assert json.loads(out) == {"id": "s3cache:cache/", "prefix": "cache/", "days": 2}
+    stored = s3.get_bucket_lifecycle_configuration(Bucket=env)["Rules"]
+    assert [(r["ID"], r["Filter"]["Prefix"], r["Expiration"]["Days"]) for r in stored] == [
+        ("s3cache:cache/", "cache/", 2)
+    ]
+
+    status, out, _ = run("lifecycle", "show", "--json")
+    (rule,) = json.loads(out)["rules"]
+    assert (rule["days"], rule["ours"], rule["covers"]) == (2, True, "all")
+    status, out, _ = run("lifecycle", "show", "--plain")
+    assert "s3cache:cache/ (s3cache)" in out
+    assert "2 days" in out
+
+    status, out, _ = run("check", "--plain")
+    assert "PASS  lifecycle rule" in out
+
+    status, out, _ = run("lifecycle", "remove")
+    assert (status, out.strip()) == (0, "removed rule 's3cache:cache/'")
+    status, out, _ = run("lifecycle", "remove", "--json")
+    assert json.loads(out) == {"id": "s3cache:cache/", "removed": False}
+
+    status, _, err = run("--prefix", "", "lifecycle", "set", "--days", "1")
+    assert status == 2
+    assert "empty prefix" in err
+
+
+@pytest.fixture
+def no_lifecycle_server() -> Iterator[str]:
+    """An HTTP server that answers every S3 request 501 NotImplemented, like a minimal store."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = b"<Error><Code>NotImplemented</Code><Message>no</Message></Error>"
+            self.send_response(501)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("action", [["show"], ["set", "--days", "1"], ["remove"]])
+def test_lifecycle_on_a_server_without_the_api(
+    run: Run, no_lifecycle_server: str, action: list[str]
+) -> None:
+    status, out, err = run("--endpoint-url", no_lifecycle_server, "lifecycle", *action)
+    assert status == 1
+    assert out == ""
+    line = one_line(err)
+    assert "does not support bucket lifecycle rules" in line
+    assert "NotImplemented" in line
+
+
+# -- check and failures -----------------------------------------------------------------------
+
+
+def test_check_passes_on_moto(run: Run, s3: Any, env: str) -> None:
+    status, out, _ = run("check", "--plain")
+    assert status == 0
+    lines = out.splitlines()
+    for name in ("endpoint reachable", "bucket exists", "list", "put", "get", "delete"):
+        assert any(line.startswith("PASS") and f" {name} " in line for line in lines), name
+    assert any(line.startswith("PASS  conditional writes") for line in lines)
+    assert any(line.startswith("PASS  clock skew") for line in lines)
+    assert any(line.startswith("WARN  lifecycle rule") for line in lines)
+    assert lines[-1].startswith("ok:")
+
+    status, out, _ = run("check", "--json")
+    doc = json.loads(out)
+    assert doc["ok"] is True
+    assert {i["name"] for i in doc["items"] if i["status"] == "pass"} >= {"put", "get", "delete"}
+    assert keys(s3, env) == set()
+
+
+def test_no_such_bucket_exits_1(run: Run) -> None:
+    status, out, _ = run("--bucket", "no-such-bucket-for-cli", "check", "--plain")
+    assert status == 1
+    assert "FAIL  bucket exists" in out
+    assert out.splitlines()[-1] == "failed: bucket exists"
+    status, out, err = run("--bucket", "no-such-bucket-for-cli", "ls")
+    assert status == 1
+    assert out == ""
+    assert "NoSuchBucket" in one_line(err)
+
+
+def test_unreachable_endpoint_exits_1_with_one_line(run: Run) -> None:
+    nowhere = ["--endpoint-url", "http://127.0.0.1:9", "--timeout", "2"]
+    status, out, err = run(*nowhere, "get", "k")
+    assert status == 1
+    assert out == ""
+    assert one_line(err).startswith("s3cache: GetObject 'cache/k': ")
+    status, _, err = run(*nowhere, "--debug", "get", "k")
+    assert status == 1
+    assert "Traceback" in err
+    status, out, _ = run(*nowhere, "check", "--json")
+    assert status == 1
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    assert doc["items"][0] == doc["items"][0] | {"name": "endpoint reachable", "status": "fail"}
+
+
+# -- packaging and a real process -------------------------------------------------------------
+
+
+def test_console_script_points_at_main() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    module, _, attr = scripts["s3cache"].partition(":")
+    assert (module, attr) == ("s3cache.cli", "main")
+    assert getattr(cli, attr) is main
+
+
+def test_python_dash_m_in_a_subprocess(env: str, s3: Any) -> None:
+    def s3cache(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "s3cache", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=dict(os.environ),
+            timeout=60,
+            check=False,
+        )
+
+    done = s3cache("set", "proc:1", '{"via": "subprocess"}', "--ttl", "600")
+    assert (done.returncode, done.stderr) == (0, "")
+    done = s3cache("get", "proc:1", "--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["value"] == {"via": "subprocess"}
+    done = s3cache("clear")  # stdin is not a terminal and no --yes
+    assert done.returncode == 2
+    assert keys(s3, env) == {"cache/proc/1"}
+    done = s3cache("--bucket", "no-such-bucket-for-cli", "get", "k")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
