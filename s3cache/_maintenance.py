@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, TypeVar
 
 from s3cache import _format
-from s3cache._core import AsyncS3Cache
+from s3cache._core import AsyncS3Cache, _redact_url
 from s3cache._transport import DELETE_BATCH, ListedObject
 from s3cache.errors import (
     AccessDeniedError,
@@ -517,6 +517,7 @@ async def doctor(cache: AsyncS3Cache) -> list[CheckItem]:
     items: list[CheckItem] = []
     transport = cache._transport
     where = f"s3://{cache.bucket}/{cache.prefix}"
+    endpoint = _redact_url(cache._endpoint_url) or "the default AWS endpoint"
 
     def add(name: str, status: Status, detail: str, required: bool = True) -> None:
         items.append(CheckItem(name, status, detail, required))
@@ -529,23 +530,23 @@ async def doctor(cache: AsyncS3Cache) -> list[CheckItem]:
     later = ["list", "put", "get", "delete"]
     try:
         _, ms = await _timed(transport.head_bucket())
-        add("endpoint reachable", "pass", f"answered in {ms:.0f} ms")
+        add("endpoint reachable", "pass", f"{endpoint} answered in {ms:.0f} ms")
         add("credentials accepted", "pass", "signed requests are accepted")
         add("bucket exists", "pass", f"bucket {cache.bucket!r}")
     except (EndpointUnreachableError, StoreTimeoutError) as exc:
         add("endpoint reachable", "fail", str(exc))
         return skip_rest(["credentials accepted", "bucket exists", *later])
     except CredentialsError as exc:
-        add("endpoint reachable", "pass", "the server answered")
+        add("endpoint reachable", "pass", f"{endpoint} answered")
         add("credentials accepted", "fail", str(exc))
         return skip_rest(["bucket exists", *later])
     except BucketNotFoundError as exc:
-        add("endpoint reachable", "pass", "the server answered")
+        add("endpoint reachable", "pass", f"{endpoint} answered")
         add("credentials accepted", "pass", "signed requests are accepted")
         add("bucket exists", "fail", str(exc))
         return skip_rest(later)
     except AccessDeniedError as exc:  # HeadBucket needs s3:ListBucket; carry on to learn more
-        add("endpoint reachable", "pass", "the server answered")
+        add("endpoint reachable", "pass", f"{endpoint} answered")
         add("credentials accepted", "pass", "signed requests are accepted")
         add("bucket exists", "warn", f"HeadBucket denied, cannot tell: {exc}", required=False)
     except S3CacheError as exc:
