@@ -199,7 +199,7 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         except S3CacheError as exc:
             return {
                 "status": "failed",
-                "message": f"S3 connection failed: {exc}",
+                "message": f"S3 connection to bucket {self._core.bucket!r} failed: {exc}",
                 "error": str(exc),
             }
         return {

@@ -1,0 +1,478 @@
+"""LiteLLMS3Cache with the real litellm (offline, ``mock_response``) against moto's S3 server.
+
+Run with ``nox -s litellm`` (or ``pytest -m litellm`` where litellm 1.110.2, fastapi, orjson and
+soundfile are installed); skipped where litellm is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch at import
+litellm = pytest.importorskip("litellm")
+
+from litellm.caching.base_cache import BaseCache  # noqa: E402
+from litellm.caching.caching import Cache  # noqa: E402
+from litellm.caching.s3_cache import S3Cache as LiteLLMOwnS3Cache  # noqa: E402
+from litellm.types.caching import LiteLLMCacheType  # noqa: E402
+from litellm.types.utils import Choices, ModelResponse  # noqa: E402
+
+from s3cache import AsyncS3Cache, BucketNotFoundError, CacheClosedError  # noqa: E402
+from s3cache.integrations.litellm import LiteLLMS3Cache, enable  # noqa: E402
+
+pytestmark = [pytest.mark.litellm]
+
+PATH = "llm-cache"
+MODEL = "gpt-4o-mini"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+# -- fixtures and helpers --------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_kwargs(cache_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """litellm-style constructor arguments for the test bucket, under ``s3_path=llm-cache``."""
+    return {
+        "s3_bucket_name": cache_kwargs["bucket"],
+        "s3_endpoint_url": cache_kwargs["endpoint_url"],
+        "s3_aws_access_key_id": cache_kwargs["aws_access_key_id"],
+        "s3_aws_secret_access_key": cache_kwargs["aws_secret_access_key"],
+        "s3_region_name": cache_kwargs["region_name"],
+        "s3_path": PATH,
+    }
+
+
+@pytest.fixture
+async def backend(s3_kwargs: dict[str, Any]) -> AsyncIterator[LiteLLMS3Cache]:
+    """Our backend on the test bucket, store errors raised."""
+    b = LiteLLMS3Cache(**s3_kwargs, on_error="raise")
+    yield b
+    await b.disconnect()
+
+
+@pytest.fixture
+def litellm_s3(s3_kwargs: dict[str, Any]) -> Iterator[LiteLLMOwnS3Cache]:
+    """litellm's own (boto3) S3Cache on the same bucket and path."""
+    theirs = LiteLLMOwnS3Cache(**s3_kwargs)
+    yield theirs
+    theirs.s3_client.close()
+
+
+@pytest.fixture
+def global_cache() -> Iterator[None]:
+    """Whatever a test sets as ``litellm.cache`` is disabled afterwards (callbacks too)."""
+    yield
+    litellm.disable_cache()
+
+
+class SignallingBackend(LiteLLMS3Cache):
+    """Sets ``written`` once an async write is stored: litellm writes from a background task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.written = asyncio.Event()
+
+    async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
+        await super().async_set_cache(key, value, **kwargs)
+        self.written.set()
+
+
+def messages(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"{text} {uuid.uuid4().hex}"}]
+
+
+def content(response: object) -> str | None:
+    assert isinstance(response, ModelResponse)
+    choice = response.choices[0]
+    assert isinstance(choice, Choices)
+    return choice.message.content
+
+
+def cache_hit(response: object) -> bool:
+    assert isinstance(response, ModelResponse)
+    return response._hidden_params.get("cache_hit") is True
+
+
+def object_keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def wait_until(moment: float) -> None:
+    """Let wall-clock time pass ``moment`` (TTL tests: expiry is the point, not synchronisation)."""
+    while (left := moment - time.time()) > 0:
+        time.sleep(left)
+
+
+# -- construction ----------------------------------------------------------------------------
+
+
+def test_constructor_is_litellms() -> None:
+    ours = inspect.signature(LiteLLMS3Cache.__init__).parameters
+    theirs = inspect.signature(LiteLLMOwnS3Cache.__init__).parameters
+    assert list(ours) == list(theirs)
+    for name, param in theirs.items():
+        assert (ours[name].kind, ours[name].default) == (param.kind, param.default), name
+
+
+def test_is_a_basecache_but_not_litellms_s3cache(s3_kwargs: dict[str, Any]) -> None:
+    b = LiteLLMS3Cache(**s3_kwargs)
+    assert isinstance(b, BaseCache)
+    assert not isinstance(b, LiteLLMOwnS3Cache)  # litellm's embedding path special-cases it
+
+
+def test_unknown_kwargs_are_a_typeerror_naming_them(s3_kwargs: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match=r"bogus, verify_ssl"):
+        LiteLLMS3Cache(**s3_kwargs, verify_ssl=False, bogus=1)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) host"):
+        enable(**s3_kwargs, host="localhost")
+    with pytest.raises(ValueError, match="type must be 's3'"):
+        enable(**s3_kwargs, type="redis")
+    assert litellm.cache is None
+
+
+def test_core_kwargs_are_forwarded(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    with pytest.raises(ValueError, match="max_concurrency"):
+        LiteLLMS3Cache(**s3_kwargs, max_concurrency=0)
+    with pytest.raises(ValueError, match="timeout"):
+        LiteLLMS3Cache(**s3_kwargs, timeout=-1)
+    with pytest.raises(ValueError, match="on_error"):
+        LiteLLMS3Cache(**s3_kwargs, on_error="ignore")
+    # s3_config may be a dict, as litellm documents it; it reaches the core's config check.
+    with pytest.raises(ValueError, match="max_pool_connections=2 is below max_concurrency=8"):
+        LiteLLMS3Cache(**s3_kwargs, s3_config={"max_pool_connections": 2}, max_concurrency=8)
+
+    b = LiteLLMS3Cache(
+        **s3_kwargs, default_ttl=30, max_concurrency=8, s3_config={"max_pool_connections": 8}
+    )
+    try:
+        b.set_cache("k", {"v": 1})
+    finally:
+        asyncio.run(b.disconnect())
+    head = s3.head_object(Bucket=s3_kwargs["s3_bucket_name"], Key=f"{PATH}/k")
+    assert head["Metadata"] == {"s3cache-ttl": "30"}
+
+
+def test_on_error_raise_reaches_the_core(s3_kwargs: dict[str, Any]) -> None:
+    gone = {**s3_kwargs, "s3_bucket_name": "no-such-bucket-" + uuid.uuid4().hex[:8]}
+    soft = LiteLLMS3Cache(**gone)
+    hard = LiteLLMS3Cache(**gone, on_error="raise")
+    try:
+        assert soft.get_cache("k") is None
+        assert soft.stats().errors["no_such_bucket"] == 1
+        with pytest.raises(BucketNotFoundError):
+            hard.get_cache("k")
+    finally:
+        asyncio.run(soft.disconnect())
+        asyncio.run(hard.disconnect())
+
+
+# -- litellm end to end ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_completion_second_call_is_a_hit(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    cache = enable(**s3_kwargs)
+    assert litellm.cache is cache
+    assert isinstance(cache.cache, LiteLLMS3Cache)
+    msgs = messages("sync")
+    first = litellm.completion(model=MODEL, messages=msgs, mock_response="first", caching=True)
+    second = litellm.completion(model=MODEL, messages=msgs, mock_response="other", caching=True)
+    assert (content(first), cache_hit(first)) == ("first", False)
+    assert (content(second), cache_hit(second)) == ("first", True)
+    [key] = object_keys(s3, s3_kwargs["s3_bucket_name"])
+    assert key.startswith(f"{PATH}/")
+    assert SHA256_HEX.fullmatch(key.removeprefix(f"{PATH}/"))
+    asyncio.run(cache.disconnect())
+
+
+@pytest.mark.usefixtures("global_cache")
+async def test_acompletion_second_call_is_a_hit(s3_kwargs: dict[str, Any]) -> None:
+    backend = SignallingBackend(**s3_kwargs, on_error="raise")
+    litellm.cache = Cache(type=LiteLLMCacheType.S3, _backend=backend)  # the manual route
+    msgs = messages("async")
+    first = await litellm.acompletion(model=MODEL, messages=msgs, mock_response="a1", caching=True)
+    await asyncio.wait_for(backend.written.wait(), timeout=10)
+    second = await litellm.acompletion(model=MODEL, messages=msgs, mock_response="a2", caching=True)
+    assert (content(first), cache_hit(first)) == ("a1", False)
+    assert (content(second), cache_hit(second)) == ("a1", True)
+    assert backend.stats().hits == 1
+    await backend.disconnect()
+
+
+class NoExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that fails the test if anything hands it work."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a thread executor was used")
+
+
+async def test_async_methods_use_no_thread_executor(backend: LiteLLMS3Cache) -> None:
+    await backend.async_set_cache("warm", 0)  # first client on this loop: opened beforehand
+    asyncio.get_running_loop().set_default_executor(NoExecutor(max_workers=1))
+    await backend.async_set_cache("k", {"v": 1}, ttl=60)
+    await backend.async_set_cache_pipeline([("p:1", 1), ("p:2", 2)])
+    await backend.batch_cache_write("b", "b")
+    assert await backend.async_get_cache("k") == {"v": 1}
+    assert await backend.async_batch_get_cache(["p:1", "p:2", "b"]) == {
+        "p:1": 1,
+        "p:2": 2,
+        "b": "b",
+    }
+    assert await backend.async_delete_cache("k") == 1
+    await backend.delete_cache_keys(["p:1"])
+    assert (await backend.test_connection())["status"] == "success"
+    assert await backend.ping() is True
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_ttl_from_cache_and_per_request(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    cache = enable(**s3_kwargs, ttl=600)
+    bucket = s3_kwargs["s3_bucket_name"]
+    long_msgs, short_msgs = messages("long"), messages("short")
+    litellm.completion(model=MODEL, messages=long_msgs, mock_response="long", caching=True)
+    written = time.time()
+    litellm.completion(
+        model=MODEL, messages=short_msgs, mock_response="short", caching=True, cache={"ttl": 2}
+    )
+    heads = {}
+    for key in object_keys(s3, bucket):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        heads[head["Metadata"]["s3cache-ttl"]] = head
+    assert set(heads) == {"600", "2"}
+    for ttl, head in heads.items():  # litellm's reader judges Expires; caches read Cache-Control
+        assert head["CacheControl"] == f"max-age={ttl}"
+        expected = head["LastModified"] + timedelta(seconds=int(ttl))
+        assert abs((head["Expires"] - expected).total_seconds()) <= 1
+
+    wait_until(written + 2 + 1)
+    again = litellm.completion(
+        model=MODEL, messages=short_msgs, mock_response="fresh", caching=True, cache={"ttl": 2}
+    )
+    still = litellm.completion(model=MODEL, messages=long_msgs, mock_response="x", caching=True)
+    assert (content(again), cache_hit(again)) == ("fresh", False)  # expired: a miss
+    assert (content(still), cache_hit(still)) == ("long", True)
+    asyncio.run(cache.disconnect())
+
+
+async def test_ttl_as_int_float_or_timedelta(backend: LiteLLMS3Cache, s3: Any) -> None:
+    backend.set_cache("a", 1, ttl=timedelta(minutes=1, seconds=30))
+    await backend.async_set_cache("b", 2, ttl=2.5)
+    await backend.async_set_cache("c", 3, ttl=7, metadata={"ignored": True}, model=MODEL)
+    await backend.async_set_cache("d", 4)
+    bucket = backend.core.bucket
+    ttls = {
+        k: s3.head_object(Bucket=bucket, Key=f"{PATH}/{k}")["Metadata"].get("s3cache-ttl")
+        for k in "abcd"
+    }
+    assert ttls == {"a": "90", "b": "2.5", "c": "7", "d": None}
+    with pytest.raises(ValueError, match="at least 1 second"):
+        await backend.async_set_cache("e", 5, ttl=0.5)
+    with pytest.raises(TypeError, match="ttl must be"):
+        backend.set_cache("e", 5, ttl="60")
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_namespace_becomes_a_folder(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    cache = enable(**s3_kwargs, namespace="team-a")
+    msgs = messages("ns")
+    litellm.completion(model=MODEL, messages=msgs, mock_response="ns", caching=True)
+    hit = litellm.completion(model=MODEL, messages=msgs, mock_response="no", caching=True)
+    assert cache_hit(hit)
+    assert isinstance(cache.cache, LiteLLMS3Cache)
+    cache.cache.set_cache("x:y:z", "deep")
+    keys = object_keys(s3, s3_kwargs["s3_bucket_name"])
+    assert f"{PATH}/x/y/z" in keys
+    [ns_key] = [k for k in keys if k.startswith(f"{PATH}/team-a/")]
+    assert SHA256_HEX.fullmatch(ns_key.removeprefix(f"{PATH}/team-a/"))
+    assert cache.cache.get_cache("x:y:z") == "deep"
+    asyncio.run(cache.disconnect())
+
+
+# -- the backend interface -------------------------------------------------------------------
+
+
+async def test_pipeline_and_batches(backend: LiteLLMS3Cache, s3: Any) -> None:
+    await backend.async_set_cache_pipeline(
+        [("p:1", {"n": 1}), ("p:2", {"n": 2}), ("p:3", "three")], ttl=60, model=MODEL
+    )
+    await backend.batch_cache_write("p:4", [4], ttl=timedelta(seconds=30))
+    bucket = backend.core.bucket
+    metas = {
+        k: s3.head_object(Bucket=bucket, Key=f"{PATH}/p/{k}")["Metadata"]["s3cache-ttl"]
+        for k in "1234"
+    }
+    assert metas == {"1": "60", "2": "60", "3": "60", "4": "30"}
+
+    wanted: list[str | None] = ["p:1", None, "p:3", "p:missing", "p:4"]
+    expected = {"p:1": {"n": 1}, "p:3": "three", "p:missing": None, "p:4": [4]}
+    assert backend.batch_get_cache(wanted) == expected  # RedisCache: dict, None keys dropped
+    assert await backend.async_batch_get_cache(key_list=wanted, parent_otel_span=None) == expected
+    as_list = ["p:2", "p:missing", "p:1"]
+    assert backend.batch_get_cache(keys=as_list) == [{"n": 2}, None, {"n": 1}]  # InMemoryCache
+    assert await backend.async_batch_get_cache(keys=as_list) == [{"n": 2}, None, {"n": 1}]
+    with pytest.raises(TypeError, match="exactly one"):
+        backend.batch_get_cache()
+
+
+async def test_deletes(backend: LiteLLMS3Cache) -> None:
+    await backend.async_set_cache_pipeline([("d:1", 1), ("d:2", 2), ("d:3", 3), ("d:4", 4)])
+    backend.delete_cache("d:1")
+    assert await backend.async_delete_cache("d:2") == 1
+    assert await backend.async_delete_cache("d:2") == 0
+    await backend.delete_cache_keys(["d:3", "d:absent"])
+    assert await backend.async_batch_get_cache(["d:1", "d:2", "d:3", "d:4"]) == {
+        "d:1": None,
+        "d:2": None,
+        "d:3": None,
+        "d:4": 4,
+    }
+
+
+@pytest.mark.usefixtures("global_cache")
+async def test_litellm_cache_delete_keys_and_ping(s3_kwargs: dict[str, Any]) -> None:
+    cache = enable(**s3_kwargs)
+    assert isinstance(cache.cache, LiteLLMS3Cache)
+    await cache.cache.async_set_cache("gone", 1)
+    await cache.delete_cache_keys(["gone"])  # litellm's proxy /cache/delete route
+    assert await cache.cache.async_get_cache("gone") is None
+    assert await cache.ping() is True
+    await cache.disconnect()
+
+
+async def test_flush_cache_clears_only_the_prefix(backend: LiteLLMS3Cache, s3: Any) -> None:
+    bucket = backend.core.bucket
+    s3.put_object(Bucket=bucket, Key="elsewhere/keep", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key=f"{PATH}-sibling/keep", Body=b"{}")
+    await backend.async_set_cache_pipeline([(f"f:{i}", i) for i in range(5)], ttl=60)
+    assert backend.flush_cache() == 5
+    assert object_keys(s3, bucket) == ["elsewhere/keep", f"{PATH}-sibling/keep"]
+
+
+async def test_disconnect_closes_the_clients_and_later_calls_reconnect(
+    backend: LiteLLMS3Cache,
+) -> None:
+    backend.set_cache("k", "sync")  # a client on s3cache's private loop
+    assert await backend.async_get_cache("k") == "sync"  # and one on this loop
+    old = backend.core
+    await backend.disconnect()
+    assert "closed" in repr(old)
+    with pytest.raises(CacheClosedError):
+        await old.get("k")
+    assert backend.core is not old
+    assert await backend.async_get_cache("k") == "sync"  # like RedisCache: reconnects on use
+    assert backend.get_cache("k") == "sync"
+
+
+async def test_test_connection_and_ping(backend: LiteLLMS3Cache, s3_kwargs: dict[str, Any]) -> None:
+    ok = await backend.test_connection()
+    assert ok["status"] == "success"
+    assert "error" not in ok
+    assert await backend.ping() is True
+
+    name = "no-such-bucket-" + uuid.uuid4().hex[:8]
+    missing = LiteLLMS3Cache(**{**s3_kwargs, "s3_bucket_name": name})
+    try:
+        failed = await missing.test_connection()
+        assert failed["status"] == "failed"
+        assert "NoSuchBucket" in failed["error"]
+        assert failed["message"].startswith(f"S3 connection to bucket {name!r} failed")
+        with pytest.raises(BucketNotFoundError):
+            await missing.ping()
+    finally:
+        await missing.disconnect()
+
+
+# -- format compatibility with litellm's own S3Cache -----------------------------------------
+
+
+def litellm_entry(text: str) -> dict[str, Any]:
+    """A value shaped like the ones litellm's Cache writes."""
+    response = f'{{"id": "chatcmpl-1", "choices": [{{"message": {{"content": "{text}"}}}}]}}'
+    return {"timestamp": time.time(), "response": response}
+
+
+async def test_entries_written_by_litellm_are_read_by_us(
+    backend: LiteLLMS3Cache,
+    litellm_s3: LiteLLMOwnS3Cache,
+    cache_kwargs: dict[str, Any],
+    s3: Any,
+) -> None:
+    plain, with_ttl = litellm_entry("plain"), litellm_entry("ttl")
+    litellm_s3.set_cache("ns:plain", plain)
+    litellm_s3.set_cache("ttl", with_ttl, ttl=600)
+    # litellm's Redis heritage: Python-literal bodies, which its S3Cache reads too.
+    s3.put_object(Bucket=backend.core.bucket, Key=f"{PATH}/repr", Body=repr(plain).encode())
+
+    assert backend.get_cache("ns:plain") == plain
+    assert await backend.async_get_cache("ttl") == with_ttl
+    assert await backend.async_get_cache("repr") == plain
+    async with AsyncS3Cache(**cache_kwargs, prefix=PATH, on_error="raise") as core:
+        assert await core.get_many(["ns:plain", "ttl", "repr"]) == {
+            "ns:plain": plain,
+            "ttl": with_ttl,
+            "repr": plain,
+        }
+
+
+def test_entries_written_by_us_are_read_by_litellm(
+    s3_kwargs: dict[str, Any], litellm_s3: LiteLLMOwnS3Cache
+) -> None:
+    ours = LiteLLMS3Cache(**s3_kwargs, on_error="raise")
+    try:
+        plain, with_ttl = litellm_entry("plain"), litellm_entry("ttl")
+        ours.set_cache("ns:plain", plain)
+        ours.set_cache("ttl", with_ttl, ttl=600)
+        assert litellm_s3.get_cache("ns:plain") == plain
+        assert litellm_s3.get_cache("ttl") == with_ttl
+    finally:
+        asyncio.run(ours.disconnect())
+
+
+def test_a_ttl_set_by_either_side_is_honoured_by_both(
+    s3_kwargs: dict[str, Any], litellm_s3: LiteLLMOwnS3Cache
+) -> None:
+    ours = LiteLLMS3Cache(**s3_kwargs, on_error="raise")
+    readers: dict[str, Callable[[str], Any]] = {
+        "ours": ours.get_cache,
+        "litellm": litellm_s3.get_cache,
+    }
+    try:
+        litellm_s3.set_cache("by-litellm", {"v": "litellm"}, ttl=2)
+        ours.set_cache("by-us", {"v": "us"}, ttl=2)
+        written = time.time()
+        for read in readers.values():
+            assert read("by-litellm") == {"v": "litellm"}
+            assert read("by-us") == {"v": "us"}
+        wait_until(written + 2 + 1)
+        after = {name: (read("by-litellm"), read("by-us")) for name, read in readers.items()}
+        assert after == {"ours": (None, None), "litellm": (None, None)}
+    finally:
+        asyncio.run(ours.disconnect())
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_switching_keeps_the_existing_cache(s3_kwargs: dict[str, Any]) -> None:
+    """The user story: entries written through litellm's S3Cache are hits after the switch."""
+    litellm.cache = Cache(type=LiteLLMCacheType.S3, **s3_kwargs)
+    msgs = messages("switch")
+    first = litellm.completion(model=MODEL, messages=msgs, mock_response="old", caching=True)
+    assert isinstance(litellm.cache.cache, LiteLLMOwnS3Cache)
+    litellm.cache.cache.s3_client.close()
+
+    cache = enable(**s3_kwargs)
+    second = litellm.completion(model=MODEL, messages=msgs, mock_response="new", caching=True)
+    assert (content(first), cache_hit(first)) == ("old", False)
+    assert (content(second), cache_hit(second)) == ("old", True)
+    asyncio.run(cache.disconnect())
