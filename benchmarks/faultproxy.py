@@ -1,0 +1,569 @@
+"""A fault-injecting HTTP/1.1 proxy for loopback S3 servers, and a moto server in a subprocess.
+
+:class:`FaultProxy` sits on a free loopback port in front of an S3 server (moto) and forwards
+requests one at a time per connection, so a fault can be switched on for the *next* request of
+every pooled keep-alive connection: refuse connections, accept and never answer, reset or
+truncate a response body, answer 500 InternalError or 503 SlowDown, hold responses back, or cut
+an upload in half. It runs its own event loop in a daemon thread, so sync and async callers
+alike can use it, and it counts every fault it injects (with timestamps, to prove backoff).
+
+Used by the reliability tests (``tests/test_faults.py`` …) and by ``python -m benchmarks.soak``.
+Importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "Fault",
+    "FaultProxy",
+    "FaultRecord",
+    "LoopLag",
+    "MotoProcess",
+    "client_sockets",
+    "closed_port",
+    "free_port",
+    "open_fds",
+]
+
+_HEAD_LIMIT: Final = 64 * 1024
+_RESET_PAUSE: Final = 0.05  # let the client read the partial response before the reset
+
+_CANNED: Final = {
+    "http_500": (
+        500,
+        "Internal Server Error",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>InternalError</Code>"
+        b"<Message>We encountered an internal error. Please try again.</Message></Error>",
+    ),
+    "deny_403": (
+        403,
+        "Forbidden",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>SignatureDoesNotMatch</Code>"
+        b"<Message>The request signature we calculated does not match the signature you "
+        b"provided. Check your key and signing method.</Message></Error>",
+    ),
+    "slowdown_503": (
+        503,
+        "Slow Down",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>SlowDown</Code>"
+        b"<Message>Please reduce your request rate.</Message></Error>",
+    ),
+}
+
+
+class Fault(enum.Enum):
+    """What the proxy does with the next request (``REFUSE`` acts on the listener instead)."""
+
+    PASS = "pass"  # forward faithfully
+    REFUSE = "refuse"  # close the listening socket: connection refused; drop open connections
+    BLACKHOLE = "blackhole"  # read the request, never answer
+    RESET_BODY = "reset_body"  # forward, send the head and half the body, then a TCP reset
+    TRUNCATE = "truncate"  # forward, send the head and half the body, then a clean close (FIN)
+    HTTP_500 = "http_500"  # answer 500 InternalError without forwarding
+    SLOWDOWN_503 = "slowdown_503"  # answer 503 SlowDown without forwarding
+    DENY_403 = "deny_403"  # answer 403 SignatureDoesNotMatch: the server rejects the credentials
+    DELAY = "delay"  # forward, hold the response back for ``delay`` seconds
+    CUT_UPLOAD = "cut_upload"  # forward the head and half the request body, then drop both sides
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """One injected fault: when (monotonic), which, and on what request."""
+
+    at: float
+    fault: Fault
+    method: str
+    path: str
+
+
+@dataclass(slots=True)
+class _Rule:
+    fault: Fault = Fault.PASS
+    times: int | None = None  # faulted requests left, None: until changed
+    methods: frozenset[str] | None = None  # only these HTTP methods, None: all
+    delay: float = 0.0
+    chaos: tuple[Fault, ...] = ()  # pick one of these at random, with ``probability``
+    probability: float = 0.0
+
+
+class _Request:
+    __slots__ = ("body", "head", "method", "path")
+
+    def __init__(self, head: bytes, body: bytes) -> None:
+        self.head = head
+        self.body = body
+        line = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+        self.method = line[0]
+        self.path = line[1] if len(line) > 1 else ""
+
+
+class FaultProxy:
+    """A loopback HTTP/1.1 proxy with switchable faults; a context manager that closes all."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self._upstream = upstream
+        self._rule = _Rule()
+        self._lock = threading.Lock()
+        self._seen = threading.Condition(self._lock)
+        self._random = random.Random(0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="faultproxy", daemon=True
+        )
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        #: Requests seen (faulted or not), and faults injected by kind, with their records.
+        self.requests = 0
+        self.faults: Counter[Fault] = Counter()
+        self.records: list[FaultRecord] = []
+        self._closed = False
+        self._thread.start()
+        self._call(self._listen())
+
+    # -- control (any thread) ----------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:<port>``: give this to the cache as ``endpoint_url``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_fault(
+        self,
+        fault: Fault,
+        *,
+        times: int | None = None,
+        methods: set[str] | frozenset[str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Apply ``fault`` to the next ``times`` requests (all when None) of ``methods``."""
+        with self._lock:
+            self._rule = _Rule(fault, times, frozenset(methods) if methods else None, delay)
+        if fault is Fault.REFUSE:
+            self._call(self._refuse())
+        else:
+            self._call(self._listen())
+
+    def set_chaos(
+        self, faults: tuple[Fault, ...], probability: float, *, delay: float = 0.0, seed: int = 0
+    ) -> None:
+        """Fault each request with ``probability``, picking one of ``faults`` (seeded)."""
+        if Fault.REFUSE in faults:
+            raise ValueError("REFUSE acts on the listener, not on requests")
+        with self._lock:
+            self._random = random.Random(seed)
+            self._rule = _Rule(Fault.PASS, delay=delay, chaos=faults, probability=probability)
+        self._call(self._listen())
+
+    def wait_requests(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` requests have been seen in total (False on timeout)."""
+        with self._seen:
+            return self._seen.wait_for(lambda: self.requests >= count, timeout)
+
+    def clear(self) -> None:
+        """Back to faithful forwarding."""
+        self.set_fault(Fault.PASS)
+
+    def set_upstream(self, upstream: tuple[str, int]) -> None:
+        """Forward to another server from now on; open connections are dropped."""
+        self._upstream = upstream
+        self._call(self._drop_all())
+
+    def drop_connections(self) -> None:
+        """Reset every open connection (both sides), as a server restart would."""
+        self._call(self._drop_all())
+
+    def count(self, fault: Fault) -> int:
+        """How many times ``fault`` was injected."""
+        with self._lock:
+            return self.faults[fault]
+
+    def close(self) -> None:
+        """Stop listening, drop every connection, stop the thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._call(self._shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, coro: asyncio.Future[None] | object) -> None:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        future.result(10)
+
+    # -- the proxy loop ----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, reuse_address=True, limit=_HEAD_LIMIT
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _refuse(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        await self._drop_all()
+
+    async def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            _reset(writer)
+        self._writers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        await self._refuse()
+
+    def _take_rule(self, request: _Request) -> _Rule:
+        """The fault for this request, consuming one of ``times``; counts it."""
+        with self._lock:
+            self.requests += 1
+            self._seen.notify_all()
+            rule = self._rule
+            if rule.chaos:
+                if self._random.random() >= rule.probability:
+                    return _Rule()
+                rule = _Rule(self._random.choice(rule.chaos), delay=rule.delay)
+            elif rule.fault is Fault.PASS or (
+                rule.methods is not None and request.method not in rule.methods
+            ):
+                return _Rule()
+            if rule.times is not None:
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._rule = _Rule()
+            self.faults[rule.fault] += 1
+            self.records.append(
+                FaultRecord(time.monotonic(), rule.fault, request.method, request.path)
+            )
+            return rule
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            while True:
+                request = await _read_request(reader, writer)
+                if request is None:
+                    return
+                rule = self._take_rule(request)
+                if rule.fault is Fault.BLACKHOLE:
+                    await reader.read()  # until the client gives up
+                    return
+                if rule.fault in (Fault.HTTP_500, Fault.SLOWDOWN_503, Fault.DENY_403):
+                    writer.write(_canned(rule.fault, request.method))
+                    await writer.drain()
+                    continue
+                if upstream is None:
+                    upstream = await asyncio.open_connection(*self._upstream, limit=_HEAD_LIMIT)
+                    self._writers.add(upstream[1])
+                up_reader, up_writer = upstream
+                if rule.fault is Fault.CUT_UPLOAD:
+                    up_writer.write(request.head + request.body[: len(request.body) // 2])
+                    await up_writer.drain()
+                    _reset(up_writer)
+                    _reset(writer)
+                    return
+                up_writer.write(request.head + request.body)
+                await up_writer.drain()
+                head, body, close = await _read_response(up_reader, request.method)
+                if rule.fault in (Fault.RESET_BODY, Fault.TRUNCATE):
+                    partial = head + body[: len(body) // 2] if body else head[: len(head) // 2]
+                    writer.write(partial)
+                    await writer.drain()
+                    await asyncio.sleep(_RESET_PAUSE)
+                    if rule.fault is Fault.RESET_BODY:
+                        _reset(writer)
+                    else:
+                        writer.close()
+                    return
+                if rule.fault is Fault.DELAY:
+                    await asyncio.sleep(rule.delay)
+                writer.write(head + body)
+                await writer.drain()
+                if close:
+                    return
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            return
+        finally:
+            self._tasks.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+            if upstream is not None:
+                self._writers.discard(upstream[1])
+                upstream[1].close()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0) rather than a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    out: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
+    return out
+
+
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> _Request | None:
+    """One request (head and body), or None at a clean end of the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    headers = _headers(head)
+    if headers.get("expect", "").lower() == "100-continue":
+        # Answer the interim response ourselves and forward the request without the header.
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await writer.drain()
+        head = b"\r\n".join(
+            line for line in head.split(b"\r\n") if not line.lower().startswith(b"expect:")
+        )
+        if not head.endswith(b"\r\n\r\n"):
+            head = head.rstrip(b"\r\n") + b"\r\n\r\n"
+    body = await _read_body(reader, headers, until_eof=False)
+    return _Request(head, body)
+
+
+async def _read_response(reader: asyncio.StreamReader, method: str) -> tuple[bytes, bytes, bool]:
+    """Head, raw body and whether the connection ends after it."""
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 100:
+            break
+    headers = _headers(head)
+    close = headers.get("connection", "").lower() == "close" or head.startswith(b"HTTP/1.0")
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return head, b"", close
+    body = await _read_body(reader, headers, until_eof=True)
+    return (
+        head,
+        body,
+        close
+        or (
+            "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "")
+        ),
+    )
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, headers: dict[str, str], *, until_eof: bool
+) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        parts: list[bytes] = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            parts.append(size_line)
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    trailer = await reader.readuntil(b"\r\n")
+                    parts.append(trailer)
+                    if trailer == b"\r\n":
+                        return b"".join(parts)
+            parts.append(await reader.readexactly(size + 2))
+    length = headers.get("content-length")
+    if length is not None:
+        return await reader.readexactly(int(length))
+    return await reader.read() if until_eof else b""
+
+
+def _canned(fault: Fault, method: str) -> bytes:
+    status, reason, body = _CANNED[fault.value]
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n\r\n"
+    ).encode("latin-1")
+    return head if method == "HEAD" else head + body
+
+
+# -- ports and a moto server in a subprocess ------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def closed_port() -> str:
+    """An ``http://`` endpoint on a loopback port nobody listens on: connection refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class MotoProcess:
+    """moto's S3 server in a child process (its own core, its own GIL), stopped on close."""
+
+    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with status {self._proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def close(self) -> None:
+        """Terminate and reap the server; idempotent."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> MotoProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def moto_process() -> Iterator[MotoProcess]:
+    """A :class:`MotoProcess` for a ``with`` block."""
+    server = MotoProcess()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# -- resource probes ------------------------------------------------------------------------------
+
+
+def open_fds() -> int:
+    """File descriptors this process holds (Linux ``/proc``)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _socket_inodes() -> set[int]:
+    inodes: set[int] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def client_sockets(port: int | None = None) -> int:
+    """TCP sockets this process holds whose *remote* port is ``port`` (all TCP sockets if None).
+
+    The in-process servers (moto, the proxy) hold the accepted ends, whose *local* port is the
+    server's, so they are not counted: this is the client side's pool.
+    """
+    mine = _socket_inodes()
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(table) as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            inode = int(fields[9])
+            if inode not in mine:
+                continue
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if port is None or remote_port == port:
+                count += 1
+    return count
+
+
+class LoopLag:
+    """A heartbeat task that measures how late the event loop wakes it (max lag, seconds)."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.max_lag = 0.0
+        self.beats = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            self.max_lag = max(self.max_lag, loop.time() - start - self.interval)
+            self.beats += 1
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -1,0 +1,1 @@
+"""Reliability and security tests: faults through a proxy, bad input, resources, concurrency."""
