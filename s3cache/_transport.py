@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.metadata
+import inspect
 import os
 import platform
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -20,7 +21,6 @@ from typing import Any, Final
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.config import Config
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import (
     ClientError,
     HTTPClientError,
@@ -30,6 +30,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3cache._format import Payload
 from s3cache.errors import (
@@ -77,6 +78,16 @@ _CONNECTION_ERRORS: Final = (
 )
 
 
+#: Load the service model in a worker thread, once per session, instead of blocking the event
+#: loop for a few hundred milliseconds when a loop opens its first client (aiobotocore >= 2.26;
+#: the aioboto3 interop extra pins 2.25.1, which lacks the option).
+_WARM_UP: Final[dict[str, bool]] = (
+    {"warm_up_loader_caches": True}
+    if "warm_up_loader_caches" in inspect.signature(AioConfig.__init__).parameters
+    else {}
+)
+
+
 def client_config(max_concurrency: int, user: Config | None) -> AioConfig:
     """Our client defaults with the user's ``config`` merged over them.
 
@@ -95,9 +106,7 @@ def client_config(max_concurrency: int, user: Config | None) -> AioConfig:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         parameter_validation=False,
-        # Load the service model in a worker thread, once per session, instead of blocking
-        # the event loop for a few hundred milliseconds when a loop opens its first client.
-        warm_up_loader_caches=True,
+        **_WARM_UP,
         **_user_agent_option(user),
     )
     if user is None:
