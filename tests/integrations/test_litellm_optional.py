@@ -1,0 +1,87 @@
+"""litellm stays optional: ``import s3cache`` never loads it, and the backend works without it.
+
+These run in every session (no litellm marker): in the plain ``tests`` session litellm is not
+installed at all; elsewhere a subprocess hides it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+#: Makes every ``import litellm`` fail in a subprocess, as if it were not installed.
+HIDE_LITELLM = "import sys; sys.modules['litellm'] = None\n"
+
+
+def run_python(code: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_importing_s3cache_never_imports_litellm() -> None:
+    out = run_python(
+        "import sys, s3cache, s3cache.integrations; print('litellm' in sys.modules)",
+    )
+    assert out.strip() == "False"
+
+
+def test_backend_works_without_litellm(cache_kwargs: dict[str, Any]) -> None:
+    code = HIDE_LITELLM + textwrap.dedent(
+        """
+        import asyncio
+        from s3cache.integrations.litellm import LiteLLMS3Cache, enable
+
+        assert LiteLLMS3Cache.__mro__[1:] == (object,), LiteLLMS3Cache.__mro__
+        bucket, endpoint, key_id, secret = sys.argv[1:5]
+        backend = LiteLLMS3Cache(
+            bucket,
+            s3_region_name="us-east-1",
+            s3_endpoint_url=endpoint,
+            s3_aws_access_key_id=key_id,
+            s3_aws_secret_access_key=secret,
+            s3_path="standalone",
+            on_error="raise",
+        )
+        backend.set_cache("sync:key", {"timestamp": 1.0, "response": "{}"}, ttl=60)
+        assert backend.get_cache("sync:key") == {"timestamp": 1.0, "response": "{}"}
+
+        async def main():
+            await backend.async_set_cache_pipeline([("a", 1), ("b", 2)])
+            assert await backend.async_batch_get_cache(["a", "b", "c"]) == {
+                "a": 1, "b": 2, "c": None
+            }
+            assert (await backend.test_connection())["status"] == "success"
+            await backend.disconnect()
+
+        asyncio.run(main())
+        try:
+            enable(bucket)
+        except ImportError:
+            print("ok")
+        """
+    )
+    kw = cache_kwargs
+    out = run_python(
+        code, kw["bucket"], kw["endpoint_url"], kw["aws_access_key_id"], kw["aws_secret_access_key"]
+    )
+    assert out.strip() == "ok"
+
+
+def test_unknown_constructor_kwargs_are_rejected_in_process() -> None:
+    from s3cache.integrations.litellm import LiteLLMS3Cache
+
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) aws_account_id"):
+        LiteLLMS3Cache("some-bucket", aws_account_id="123")
