@@ -104,7 +104,8 @@ def content(response: object) -> str | None:
     assert isinstance(response, ModelResponse)
     choice = response.choices[0]
     assert isinstance(choice, Choices)
-    return choice.message.content
+    text: str | None = choice.message.content
+    return text
 
 
 def cache_hit(response: object) -> bool:
