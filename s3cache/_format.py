@@ -96,7 +96,7 @@ class JsonSerializer:
             pass
         try:
             return json.loads(data)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        except (ValueError, RecursionError):  # RecursionError: deeply nested arrays/objects
             pass
         if len(data) > LITERAL_EVAL_MAX_BYTES:
             raise ValueError(
