@@ -389,7 +389,7 @@ class AsyncS3Cache:
 def _check_bucket(bucket: object) -> None:
     if not isinstance(bucket, str):
         raise TypeError(f"bucket must be a str, not {type(bucket).__name__}")
-    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
         raise ValueError(
             f"bucket {bucket!r} is not a valid bucket name: 3 to 63 letters, digits, '.', '-' "
             "or '_', starting and ending with a letter or digit"
