@@ -5,7 +5,8 @@
 
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._format import JsonSerializer, Serializer
-from s3cache._stats import CacheStats
+from s3cache._local import LocalTier
+from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
 from s3cache.errors import (
     AccessDeniedError,
@@ -14,6 +15,7 @@ from s3cache.errors import (
     CorruptEntryError,
     CredentialsError,
     EndpointUnreachableError,
+    NotSupportedError,
     S3CacheError,
     ServerError,
     StoreTimeoutError,
@@ -26,12 +28,17 @@ __all__ = [
     "AsyncS3Cache",
     "BucketNotFoundError",
     "CacheClosedError",
+    "CacheEvent",
+    "CacheObserver",
     "CacheStats",
     "CheckReport",
     "CorruptEntryError",
     "CredentialsError",
     "EndpointUnreachableError",
     "JsonSerializer",
+    "LatencySummary",
+    "LocalTier",
+    "NotSupportedError",
     "S3Cache",
     "S3CacheError",
     "Serializer",

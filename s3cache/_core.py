@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from botocore.config import Config
 
 from s3cache import _format
-from s3cache._format import JsonSerializer, Serializer
-from s3cache._stats import CacheStats, Counters
+from s3cache._flight import Flights
+from s3cache._format import Compression, JsonSerializer, Serializer
+from s3cache._local import LocalLRU, LocalTier
+from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
 from s3cache._transport import DEFAULT_TIMEOUT, DELETE_BATCH, Transport, client_config
-from s3cache.errors import CacheClosedError, CorruptEntryError, S3CacheError
+from s3cache.errors import CacheClosedError, CorruptEntryError, NotSupportedError, S3CacheError
 
 __all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
 
@@ -28,6 +32,8 @@ logger = logging.getLogger("s3cache")
 
 OnError = Literal["log", "raise"]
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 _MISSING: Final[Any] = object()
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
@@ -35,6 +41,7 @@ _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind
 #: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
 #: missing ``Date`` header); expiry is judged on the server's clock.
 _clock = time.time
+_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,10 @@ class AsyncS3Cache:
     flight, each operation under a ``timeout``-second deadline. With ``on_error="log"`` store
     failures are logged, counted in :meth:`stats` and treated as misses; with ``"raise"`` they
     raise :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise.
+
+    Optional: ``local=LocalTier(...)`` keeps recent entries in process; ``observer`` receives
+    every operation; ``compression="zstd"`` or ``"gzip"`` compresses bodies of at least
+    ``compression_threshold`` bytes.
     """
 
     def __init__(
@@ -100,6 +111,10 @@ class AsyncS3Cache:
         timeout: float = DEFAULT_TIMEOUT,
         serializer: Serializer | None = None,
         on_error: OnError = "log",
+        local: LocalTier | None = None,
+        observer: CacheObserver | None = None,
+        compression: Compression | None = None,
+        compression_threshold: int = 1024,
     ) -> None:
         _check_bucket(bucket)
         self._prefix = _format.normalize_prefix(prefix)
@@ -124,13 +139,23 @@ class AsyncS3Cache:
             hasattr(session, "create_client") or hasattr(session, "client")
         ):
             raise TypeError("session must be an aiobotocore AioSession or an aioboto3 Session")
+        if local is not None and not isinstance(local, LocalTier):
+            raise TypeError(f"local must be a LocalTier or None, not {type(local).__name__}")
+        if observer is not None and not isinstance(observer, CacheObserver):
+            raise TypeError("observer must have an on_event(event) method")
 
         self._bucket = bucket
         self._endpoint_url = endpoint_url
         self._serializer = serializer
+        self._compressor = _format.make_compressor(compression, compression_threshold)
         self._raise = on_error == "raise"
         self._counters = Counters()
         self._log_error = _ErrorLog()
+        self._local = LocalLRU(local) if local is not None else None
+        self._observer = observer
+        self._reads = Flights()
+        self._fills = Flights()
+        self._conditional_writes: bool | None = None
         client_kwargs = {
             "region_name": region_name,
             "endpoint_url": endpoint_url,
@@ -156,46 +181,84 @@ class AsyncS3Cache:
         """The value stored under ``key``, or ``default`` on a miss, expiry or (fail-soft) error.
 
         A stored ``None`` is returned as ``None``: pass a sentinel ``default`` to tell them apart.
+        Concurrent gets of one key on one event loop share a single request.
         """
-        return await self._get(self._object_key(key), default)
+        value = await self._read(self._object_key(key))
+        return default if value is _MISSING else value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys`` (hits only), fetched concurrently."""
         wanted = {key: self._object_key(key) for key in keys}
-        values = await self._gather(self._get(okey, _MISSING) for okey in wanted.values())
+        values = await self._gather(self._read(okey) for okey in wanted.values())
         return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
 
     async def exists(self, key: str) -> bool:
         """Whether a live entry is stored under ``key`` (an expired one does not count)."""
         okey = self._object_key(key)
+        started = _monotonic()
+        if self._local is not None and self._local.get(okey, started) is not None:
+            self._done("exists", okey, "local_hit", started)
+            return True
         try:
             headers = await self._transport.head(okey)
-            return headers is not None and self._is_live(headers)
         except S3CacheError as exc:
+            self._done("exists", okey, "error", started, error=exc)
             return self._failed(exc, False)
+        live = headers is not None and self._is_live(headers)
+        self._done("exists", okey, "hit" if live else "miss", started)
+        return live
 
-    async def _get(self, okey: str, default: Any) -> Any:
+    async def _read(self, okey: str) -> Any:
+        """The value under ``okey`` or ``_MISSING``; counted, observed, errors per ``on_error``."""
+        started = _monotonic()
         counters = self._counters
+        local = self._local
+        if local is not None:
+            entry = local.get(okey, started)
+            if entry is not None:
+                try:
+                    value = _format.decode(
+                        entry.body, entry.content_type, self._serializer, entry.content_encoding
+                    )
+                except ValueError:
+                    local.discard(okey)
+                else:
+                    counters.hits += 1
+                    counters.local_hits += 1
+                    self._done("get", okey, "local_hit", started, len(entry.body))
+                    return value
         try:
-            found = await self._transport.get(okey)
-            if found is None:
-                counters.misses += 1
-                return default
-            body, headers = found
-            if not self._is_live(headers):
-                counters.misses += 1
-                counters.expired += 1
-                return default
-            value = _format.decode(body, headers.get("content-type"), self._serializer)
+            found = await self._reads.join(okey, functools.partial(self._transport.get, okey))
         except S3CacheError as exc:
             counters.misses += 1
-            return self._failed(exc, default)
+            self._done("get", okey, "error", started, error=exc)
+            return self._failed(exc, _MISSING)
+        if found is None:
+            counters.misses += 1
+            self._done("get", okey, "miss", started)
+            return _MISSING
+        body, headers = found
+        content_type = headers.get("content-type")
+        content_encoding = headers.get("content-encoding")
+        try:
+            remaining = _format.remaining_ttl(headers, _clock())
+            if _format.is_expired(remaining):
+                counters.misses += 1
+                counters.expired += 1
+                self._done("get", okey, "expired", started)
+                return _MISSING
+            value = _format.decode(body, content_type, self._serializer, content_encoding)
         except (ValueError, KeyError) as exc:
             counters.misses += 1
             error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
             error.__cause__ = exc
-            return self._failed(error, default)
+            self._done("get", okey, "error", started, error=error)
+            return self._failed(error, _MISSING)
         counters.hits += 1
+        counters.bytes_in += len(body)
+        if local is not None:
+            local.put(okey, body, content_type, content_encoding, _monotonic(), remaining)
+        self._done("get", okey, "hit", started, len(body))
         return value
 
     def _is_live(self, headers: Mapping[str, str]) -> bool:
@@ -203,7 +266,7 @@ class AsyncS3Cache:
             remaining = _format.remaining_ttl(headers, _clock())
         except (ValueError, KeyError):  # unreadable expiry metadata: never serve it
             return False
-        return remaining is None or remaining >= 0
+        return not _format.is_expired(remaining)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -213,33 +276,151 @@ class AsyncS3Cache:
         Raises ``TypeError`` before any request when ``value`` cannot be serialised.
         """
         okey = self._object_key(key)
-        await self._put(okey, self._payload(value, ttl))
+        seconds = self._ttl(ttl)
+        await self._store(okey, self._encode(value, seconds), seconds)
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
     ) -> None:
         """Store every item of ``mapping`` concurrently; all are validated before any request."""
         seconds = self._ttl(ttl)
-        now = _clock()
         payloads = [
-            (self._object_key(key), _format.encode(value, seconds, self._serializer, now))
-            for key, value in mapping.items()
+            (self._object_key(key), self._encode(value, seconds)) for key, value in mapping.items()
         ]
-        await self._gather(self._put(okey, payload) for okey, payload in payloads)
+        await self._gather(self._store(okey, payload, seconds) for okey, payload in payloads)
+
+    async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
+        """Store ``value`` only if no live entry exists; True when it was stored.
+
+        Uses a conditional write (``If-None-Match: *``). An expired entry counts as absent and is
+        replaced with ``If-Match`` on its ETag, so two racing ``add`` calls never both win. On a
+        server that ignores conditional writes (detected once with a probe) this raises
+        :class:`~s3cache.errors.NotSupportedError` rather than overwrite silently.
+        """
+        okey = self._object_key(key)
+        seconds = self._ttl(ttl)
+        payload = self._encode(value, seconds)
+        started = _monotonic()
+        transport = self._transport
+        try:
+            if self._conditional_writes is None:
+                self._conditional_writes = await self._probe_conditional_writes()
+            if not self._conditional_writes:
+                raise NotSupportedError(
+                    f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
+                    "If-None-Match on PutObject, so add() cannot be atomic there"
+                )
+            stored = await transport.put(okey, payload, if_absent=True)
+            if not stored:
+                headers = await transport.head(okey)
+                if headers is None:  # deleted in between: try once more
+                    stored = await transport.put(okey, payload, if_absent=True)
+                elif not self._is_live(headers) and headers.get("etag"):
+                    stored = await transport.put(okey, payload, if_match=headers["etag"])
+        except NotSupportedError:
+            raise
+        except S3CacheError as exc:
+            self._done("add", okey, "error", started, error=exc)
+            return self._failed(exc, False)
+        if stored:
+            self._stored(okey, payload, seconds, started)
+        self._done("add", okey, "stored" if stored else "rejected", started, len(payload.body))
+        return stored
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | timedelta | None = None,
+    ) -> Any:
+        """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
+
+        Concurrent callers on one event loop run the factory once and all receive its value; an
+        exception from the factory reaches every waiter and nothing is stored. A cancelled
+        waiter never cancels the factory for the others.
+        """
+        okey = self._object_key(key)
+        seconds = self._ttl(ttl)
+        value = await self._read(okey)
+        if value is not _MISSING:
+            return value
+        return await self._fills.join(okey, functools.partial(self._fill, okey, factory, seconds))
+
+    def cached(
+        self,
+        ttl: float | timedelta | None = None,
+        key: Callable[..., str] | None = None,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+        """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
+
+        The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
+        argument types allowed); ``key`` builds one from the call's arguments instead. For sync
+        functions use :meth:`S3Cache.cached`.
+        """
+        self._ttl(ttl)  # validate now, not at the first call
+
+        def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(
+                    f"AsyncS3Cache.cached wraps coroutine functions and {func.__qualname__} is "
+                    "not one; use S3Cache.cached for sync functions"
+                )
+
+            @functools.wraps(func)
+            async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                cache_key = _format.call_key(func, key, args, kwargs)
+                result: R = await self.get_or_set(
+                    cache_key, functools.partial(func, *args, **kwargs), ttl
+                )
+                return result
+
+            return wrapper
+
+        return decorate
+
+    async def _fill(self, okey: str, factory: Callable[[], Any], seconds: float | None) -> Any:
+        value = factory()
+        if inspect.isawaitable(value):
+            value = await value
+        await self._store(okey, self._encode(value, seconds), seconds)
+        return value
 
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
-    def _payload(self, value: Any, ttl: float | timedelta | None) -> _format.Payload:
-        return _format.encode(value, self._ttl(ttl), self._serializer, _clock())
+    def _encode(self, value: Any, seconds: float | None) -> _format.Payload:
+        return _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
 
-    async def _put(self, okey: str, payload: _format.Payload) -> None:
+    async def _store(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
+        started = _monotonic()
+        self._reads.forget(okey)  # a read already in flight may predate this write
         try:
             await self._transport.put(okey, payload)
         except S3CacheError as exc:
+            if self._local is not None:
+                self._local.discard(okey)
+            self._done("set", okey, "error", started, error=exc)
             self._failed(exc, None)
             return
+        self._stored(okey, payload, seconds, started)
+        self._done("set", okey, "stored", started, len(payload.body))
+
+    def _stored(
+        self, okey: str, payload: _format.Payload, seconds: float | None, started: float
+    ) -> None:
         self._counters.sets += 1
+        self._counters.bytes_out += len(payload.body)
+        if self._local is not None:
+            # S3 may call the entry expired up to a second early: stay inside that.
+            lifetime = None if seconds is None else seconds - 1.0
+            self._local.put(
+                okey,
+                payload.body,
+                payload.content_type,
+                payload.content_encoding,
+                started,
+                lifetime,
+            )
 
     # -- deleting --------------------------------------------------------------------------
 
@@ -254,14 +435,21 @@ class AsyncS3Cache:
         concurrently) and only objects that exist are deleted, in batches of 1,000.
         """
         okeys = list(dict.fromkeys(self._object_key(key) for key in keys))
+        started = _monotonic()
+        for okey in okeys:
+            self._reads.forget(okey)
+            if self._local is not None:
+                self._local.discard(okey)
         try:
             heads = await self._gather(self._transport.head(okey) for okey in okeys)
             present = [okey for okey, h in zip(okeys, heads, strict=True) if h is not None]
             live = sum(1 for h in heads if h is not None and self._is_live(h))
             await self._delete_objects(present)
         except S3CacheError as exc:
+            self._done("delete", okeys[0] if len(okeys) == 1 else None, "error", started, error=exc)
             return int(self._failed(exc, 0))
         self._counters.deletes += live
+        self._done("delete", okeys[0] if len(okeys) == 1 else None, "deleted", started)
         return live
 
     async def clear(self) -> int:
@@ -270,6 +458,10 @@ class AsyncS3Cache:
         Returns the number of objects deleted, expired ones included.
         """
         self._check_open()
+        started = _monotonic()
+        self._reads.forget_all()
+        if self._local is not None:
+            self._local.clear()
         deleted = 0
         token: str | None = None
         try:
@@ -282,7 +474,10 @@ class AsyncS3Cache:
                 if token is None:
                     break
         except S3CacheError as exc:
+            self._done("clear", None, "error", started, error=exc)
             self._failed(exc, None)
+        else:
+            self._done("clear", None, "deleted", started)
         self._counters.deletes += deleted
         return deleted
 
@@ -317,6 +512,7 @@ class AsyncS3Cache:
             conditional = not await self._transport.put(probe, payload, if_absent=True)
         finally:
             await self._transport.delete(probe)
+        self._conditional_writes = conditional
         return CheckReport(
             bucket=self._bucket,
             prefix=self._prefix,
@@ -325,6 +521,16 @@ class AsyncS3Cache:
             clock_skew_s=skew,
             conditional_writes=conditional,
         )
+
+    async def _probe_conditional_writes(self) -> bool:
+        """Whether the server honours ``If-None-Match: *`` (a second conditional put must fail)."""
+        probe = f"{self._prefix}s3cache-check/{uuid.uuid4().hex}"
+        payload = _format.encode(None, 60.0, self._serializer, _clock())
+        try:
+            await self._transport.put(probe, payload, if_absent=True)
+            return not await self._transport.put(probe, payload, if_absent=True)
+        finally:
+            await self._transport.delete(probe)
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
@@ -376,6 +582,27 @@ class AsyncS3Cache:
             raise exc
         self._log_error(exc)
         return fallback
+
+    def _done(
+        self,
+        op: str,
+        okey: str | None,
+        outcome: Outcome,
+        started: float,
+        nbytes: int = 0,
+        error: S3CacheError | None = None,
+    ) -> None:
+        """Record an operation's latency and tell the observer, which must never break us."""
+        duration = _monotonic() - started
+        self._counters.latency(op, duration)
+        observer = self._observer
+        if observer is None:
+            return
+        event = CacheEvent(op, okey, outcome, duration, nbytes, error.kind if error else None)
+        try:
+            observer.on_event(event)
+        except Exception:
+            logger.exception("s3cache observer %r failed on %s", observer, op)
 
     async def _gather(self, aws: Iterable[Awaitable[T]]) -> list[T]:
         """Run concurrently (the transport bounds requests); the first failure, if any, raises."""

@@ -9,13 +9,16 @@ from __future__ import annotations
 import ast
 import calendar
 import email.utils
+import gzip
+import hashlib
+import inspect
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 import orjson
 
@@ -25,11 +28,18 @@ __all__ = [
     "MAX_KEY_BYTES",
     "TTL_HEADER",
     "TTL_METADATA",
+    "Compression",
+    "Compressor",
     "JsonSerializer",
     "Payload",
     "Serializer",
+    "call_key",
     "decode",
+    "decompress",
     "encode",
+    "function_key",
+    "is_expired",
+    "make_compressor",
     "normalize_prefix",
     "normalize_ttl",
     "object_key",
@@ -199,35 +209,55 @@ class Payload:
     metadata: dict[str, str]
     expires: datetime | None
     cache_control: str | None
+    content_encoding: str | None = None
 
 
-def encode(value: Any, ttl: float | None, serializer: Serializer, now: float) -> Payload:
+def encode(
+    value: Any,
+    ttl: float | None,
+    serializer: Serializer,
+    now: float,
+    compressor: Compressor | None = None,
+) -> Payload:
     """Encode ``value`` with its ``ttl`` (seconds, already normalised) at wall-clock time ``now``.
 
     ``bytes`` are stored raw; everything else goes through ``serializer``. The ttl goes into user
     metadata (what s3cache reads) and into ``Expires``/``Cache-Control`` (what litellm reads).
+    With a ``compressor``, bodies at or above its threshold are compressed and labelled with
+    ``Content-Encoding``, so that any reader of the format can decode them.
     """
     if isinstance(value, _RAW_TYPES):
         body, content_type = bytes(value), BYTES_CONTENT_TYPE
     else:
         body, content_type = serializer.dumps(value), serializer.content_type
+    encoding = None
+    if compressor is not None and len(body) >= compressor.threshold:
+        body, encoding = compressor.compress(body), compressor.encoding
     if ttl is None:
-        return Payload(body, content_type, {}, None, None)
+        return Payload(body, content_type, {}, None, None, encoding)
     metadata = {TTL_METADATA: _format_seconds(ttl)}
     expires = datetime.fromtimestamp(now + ttl, tz=UTC)
-    return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}")
+    return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}", encoding)
 
 
 def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if seconds.is_integer() else repr(seconds)
 
 
-def decode(body: bytes, content_type: str | None, serializer: Serializer) -> Any:
+def decode(
+    body: bytes,
+    content_type: str | None,
+    serializer: Serializer,
+    content_encoding: str | None = None,
+) -> Any:
     """The value stored in ``body``; raises ``ValueError`` for a body that cannot be read.
 
     Only ``application/octet-stream`` (what ``encode`` writes for bytes) means raw bytes; an
-    unlabelled object (S3 reports ``binary/octet-stream``) goes through the serializer.
+    unlabelled object (S3 reports ``binary/octet-stream``) goes through the serializer. A
+    ``Content-Encoding`` of ``zstd`` or ``gzip`` is undone first, whoever wrote the entry.
     """
+    if content_encoding:
+        body = decompress(body, content_encoding)
     if content_type:
         media_type = content_type.partition(";")[0].strip().lower()
         if media_type == BYTES_CONTENT_TYPE:
@@ -262,6 +292,11 @@ def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
     except ValueError:
         return -1.0  # an unreadable Expires: treat as expired, a miss is always safe
     return expires - (server_now + 1.0)
+
+
+def is_expired(remaining: float | None) -> bool:
+    """Whether :func:`remaining_ttl`'s answer means expired (the one place that decides)."""
+    return remaining is not None and remaining < 0
 
 
 def parse_http_date(value: str) -> float:
@@ -303,3 +338,131 @@ def parse_timestamp(value: str | datetime) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+# -- compression ----------------------------------------------------------------------------
+
+#: Largest body a compressed entry may expand to (a guard against decompression bombs).
+MAX_DECOMPRESSED_BYTES: Final = 256 * 1024 * 1024
+COMPRESSIONS: Final = ("zstd", "gzip")
+Compression = Literal["zstd", "gzip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compressor:
+    """Compresses bodies of at least ``threshold`` bytes with ``encoding`` (zstd or gzip)."""
+
+    encoding: str
+    threshold: int
+    level: int | None = None
+
+    def compress(self, body: bytes) -> bytes:
+        if self.encoding == "gzip":
+            return gzip.compress(body, compresslevel=self.level or 6, mtime=0)
+        compressed: bytes = _zstd().ZstdCompressor(level=self.level or 3).compress(body)
+        return compressed
+
+
+def make_compressor(compression: Compression | None, threshold: int) -> Compressor | None:
+    """Validate the ``compression`` options; zstd needs the ``zstd`` extra (``zstandard``)."""
+    if compression is None:
+        return None
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS} or None, not {compression!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+        raise ValueError(
+            f"compression_threshold must be a whole number of bytes >= 0: {threshold!r}"
+        )
+    if compression == "zstd":
+        _zstd()  # fail at construction, not at the first set
+    return Compressor(compression, threshold)
+
+
+def decompress(body: bytes, content_encoding: str) -> bytes:
+    """Undo a ``Content-Encoding``; raises ``ValueError`` for one we cannot read."""
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    try:
+        if encoding == "gzip":
+            out = gzip.decompress(body)
+        elif encoding == "zstd":
+            out = (
+                _zstd().ZstdDecompressor().decompress(body, max_output_size=MAX_DECOMPRESSED_BYTES)
+            )
+        else:
+            raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ValueError(f"corrupt {encoding} body: {exc}") from exc
+    except ImportError as exc:
+        raise ValueError(str(exc)) from exc
+    except Exception as exc:  # zstandard.ZstdError
+        if type(exc).__name__ == "ZstdError":
+            raise ValueError(f"corrupt zstd body: {exc}") from exc
+        raise
+    return out
+
+
+def _zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        raise ImportError(
+            "zstd compression needs the 'zstandard' package: pip install 's3cache-async[zstd]'"
+        ) from None
+    return zstandard
+
+
+# -- keys for @cached -----------------------------------------------------------------------
+
+
+def function_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A cache key for a call: ``module:qualname:sha256(arguments)``, stable across processes.
+
+    Arguments are bound to the signature (so ``f(1)`` and ``f(x=1)`` agree, defaults filled in),
+    ``self``/``cls`` are skipped, and the rest are encoded with orjson (str, int, float, bool,
+    None, lists, tuples, dicts with str keys, datetimes, UUIDs, enums, dataclasses). Anything
+    else, whose repr may hold an address, is a ``TypeError``: pass ``key=`` for such functions.
+    """
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    first = next(iter(inspect.signature(func).parameters), None)
+    if first in ("self", "cls"):
+        arguments.pop(first)
+    try:
+        encoded = orjson.dumps(
+            arguments,
+            default=_key_default,
+            option=orjson.OPT_SORT_KEYS,
+        )
+    except TypeError as exc:
+        raise TypeError(
+            f"cannot build a cache key for {func.__qualname__}: {exc}; pass key= to cached()"
+        ) from None
+    digest = hashlib.sha256(encoded).hexdigest()
+    name = func.__qualname__.replace("<", "").replace(">", "")
+    return f"{func.__module__}:{name}:{digest}"
+
+
+def call_key(
+    func: Callable[..., Any],
+    builder: Callable[..., str] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """The key of one call of a ``@cached`` function: ``builder``'s, or :func:`function_key`."""
+    if builder is None:
+        return function_key(func, args, kwargs)
+    key = builder(*args, **kwargs)
+    if not isinstance(key, str):
+        raise TypeError(f"the key builder of {func.__qualname__} returned {type(key).__name__}")
+    return key
+
+
+def _key_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": sorted(value, key=repr)}
+    raise TypeError(f"{type(value).__name__} arguments have no stable key")

@@ -11,16 +11,67 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import inspect
 import os
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
-__all__ = ["run"]
+__all__ = ["CallerThread", "run", "run_with_caller"]
 
 T = TypeVar("T")
 
 _SHUTDOWN_TIMEOUT: Final = 5.0
+
+
+_OWN_THREAD: Final = (
+    "s3cache.S3Cache was called from its own event-loop thread, which would deadlock; "
+    "await the AsyncS3Cache methods there instead"
+)
+
+
+class CallerThread:
+    """Runs functions in a sync caller's thread on behalf of a coroutine on the private loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._closed = False
+        self.requests: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+
+    async def call(self, func: Callable[[], Any]) -> Any:
+        """``func()`` in the caller's thread; an awaitable result is awaited here, on the loop."""
+        if self._closed:
+            raise RuntimeError("the calling thread is no longer waiting for this cache call")
+        reply: asyncio.Future[Any] = self._loop.create_future()
+        self.requests.put((func, reply))
+        result = await reply
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def close(self) -> None:
+        """Fail what the caller will never run (it stopped waiting: interrupt, error)."""
+        self._closed = True
+        while True:
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None:
+                error = RuntimeError("the calling thread stopped waiting for this cache call")
+                self._loop.call_soon_threadsafe(_settle, request[1], False, error)
+
+
+def _settle(reply: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
+    if reply.done():
+        return
+    if ok:
+        reply.set_result(outcome)
+    else:
+        reply.set_exception(outcome)
 
 
 class _LoopThread:
@@ -38,16 +89,37 @@ class _LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.get_ident() == self.thread.ident:
             coro.close()
-            raise RuntimeError(
-                "s3cache.S3Cache was called from its own event-loop thread, which would deadlock; "
-                "await the AsyncS3Cache methods there instead"
-            )
+            raise RuntimeError(_OWN_THREAD)
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result()
         except BaseException:
             future.cancel()  # KeyboardInterrupt and friends: do not leave the work running
             raise
+
+    def run_with_caller(self, make: Callable[[CallerThread], Coroutine[Any, Any, T]]) -> T:
+        """Like :meth:`run`, but the coroutine may call functions back in this (the caller's)
+        thread through the :class:`CallerThread` it is given: a sync factory then runs where
+        its caller is, not on the shared loop."""
+        if threading.get_ident() == self.thread.ident:
+            raise RuntimeError(_OWN_THREAD)
+        caller = CallerThread(self.loop)
+        future = asyncio.run_coroutine_threadsafe(make(caller), self.loop)
+        future.add_done_callback(lambda _: caller.requests.put(None))
+        try:
+            while (request := caller.requests.get()) is not None:
+                func, reply = request
+                try:
+                    outcome: tuple[bool, Any] = (True, func())
+                except Exception as exc:  # noqa: BLE001 - the factory's error goes to every waiter
+                    outcome = (False, exc)
+                self.loop.call_soon_threadsafe(_settle, reply, *outcome)
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            caller.close()
 
     def stop(self) -> None:
         """Finalise async generators (closing clients), stop the loop, join the thread."""
@@ -68,6 +140,11 @@ _current: _LoopThread | None = None
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the private loop and block until it is done."""
+    return _get().run(coro)
+
+
+def _get() -> _LoopThread:
+    """The private loop thread, started on first use."""
     global _current
     current = _current
     if current is None:
@@ -75,7 +152,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             if _current is None:
                 _current = _LoopThread()
             current = _current
-    return current.run(coro)
+    return current
+
+
+def run_with_caller(make: Callable[[CallerThread], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make(caller)`` on the private loop; it may run functions back in this thread."""
+    return _get().run_with_caller(make)
 
 
 def _shutdown() -> None:

@@ -89,8 +89,8 @@ def _judge(headers: Mapping[str, str], now: float) -> tuple[float | None, bool]:
     try:
         remaining = _format.remaining_ttl(headers, now)
     except (ValueError, KeyError):
-        return 0.0, True
-    return remaining, remaining is not None and remaining <= 0
+        return -1.0, True
+    return remaining, _format.is_expired(remaining)
 
 
 def _entry(cache: AsyncS3Cache, okey: str, size: int, headers: Mapping[str, str]) -> Entry:

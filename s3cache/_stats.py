@@ -1,29 +1,79 @@
-"""Counters kept by a cache and the immutable snapshot that ``stats()`` returns."""
+"""Counters, latency samples, the ``stats()`` snapshot, and the observer protocol for exporters."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final, Literal, Protocol, runtime_checkable
 
-__all__ = ["CacheStats", "Counters"]
+__all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
+
+#: How many recent latencies are kept per operation for the percentiles.
+LATENCY_SAMPLES: Final = 4096
+
+Outcome = Literal["hit", "local_hit", "miss", "expired", "stored", "rejected", "deleted", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    """One finished cache operation, as an observer sees it.
+
+    ``op`` is the public method (``get``, ``set``, ``add``, ``delete``, ``exists``, ``clear``),
+    ``key`` the object key (None for ``clear``), ``nbytes`` the body bytes moved, and
+    ``error_kind`` the :attr:`S3CacheError.kind` when ``outcome`` is ``"error"``.
+    """
+
+    op: str
+    key: str | None
+    outcome: Outcome
+    duration_s: float
+    nbytes: int = 0
+    error_kind: str | None = None
+
+
+@runtime_checkable
+class CacheObserver(Protocol):
+    """Receives every finished operation: export to Prometheus, OpenTelemetry, logs...
+
+    Called on the event loop that ran the operation; keep it fast and non-blocking. Exceptions
+    it raises are logged and otherwise ignored.
+    """
+
+    def on_event(self, event: CacheEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Latency percentiles (seconds) over the most recent operations of one kind."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    max: float
 
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
     """A point-in-time snapshot of one cache's counters.
 
-    ``misses`` includes ``expired`` (entries found but past their ttl) and corrupt bodies;
-    ``errors`` counts store failures by kind (see :mod:`s3cache.errors`).
+    ``hits`` includes ``local_hits``; ``misses`` includes ``expired`` entries and corrupt
+    bodies; ``errors`` counts store failures by kind (see :mod:`s3cache.errors`); ``latency``
+    summarises recent operations by method name.
     """
 
     hits: int = 0
     misses: int = 0
     expired: int = 0
+    local_hits: int = 0
     sets: int = 0
     deletes: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
+    latency: Mapping[str, LatencySummary] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -38,24 +88,60 @@ class CacheStats:
 
 
 class Counters:
-    """Mutable counters; only ever touched from event-loop threads, so plain ints suffice."""
+    """Mutable counters; plain ints, touched from event-loop threads."""
 
-    __slots__ = ("deletes", "errors", "expired", "hits", "misses", "sets")
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "deletes",
+        "errors",
+        "expired",
+        "hits",
+        "latencies",
+        "local_hits",
+        "misses",
+        "sets",
+    )
 
     def __init__(self) -> None:
         self.hits = 0
         self.misses = 0
         self.expired = 0
+        self.local_hits = 0
         self.sets = 0
         self.deletes = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.errors: Counter[str] = Counter()
+        self.latencies: dict[str, deque[float]] = {}
+
+    def latency(self, op: str, seconds: float) -> None:
+        samples = self.latencies.get(op)
+        if samples is None:
+            samples = self.latencies[op] = deque(maxlen=LATENCY_SAMPLES)
+        samples.append(seconds)
 
     def snapshot(self) -> CacheStats:
         return CacheStats(
             hits=self.hits,
             misses=self.misses,
             expired=self.expired,
+            local_hits=self.local_hits,
             sets=self.sets,
             deletes=self.deletes,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
             errors=MappingProxyType(dict(self.errors)),
+            latency=MappingProxyType(
+                {op: _summary(list(s)) for op, s in self.latencies.items() if s}
+            ),
         )
+
+
+def _summary(samples: list[float]) -> LatencySummary:
+    ordered = sorted(samples)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+    return LatencySummary(len(ordered), pct(0.50), pct(0.90), pct(0.99), ordered[-1])

@@ -6,18 +6,21 @@ Every method delegates to the core; nothing here knows about S3, keys or expiry.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from s3cache import _loop
 from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._format import call_key
 from s3cache._stats import CacheStats
 
 __all__ = ["S3Cache"]
 
 P = ParamSpec("P")
 S = TypeVar("S")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _takes_core_arguments(
@@ -68,6 +71,48 @@ class S3Cache:
     def set_many(self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None) -> None:
         """Store every item of ``mapping``; see :meth:`AsyncS3Cache.set_many`."""
         return _loop.run(self._core.set_many(mapping, ttl))
+
+    def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
+        """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
+        return _loop.run(self._core.add(key, value, ttl))
+
+    def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | timedelta | None = None,
+    ) -> Any:
+        """The value under ``key``, made by ``factory()`` on a miss; see
+        :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
+        callers from any thread share one run of it."""
+        return _loop.run_with_caller(
+            lambda caller: self._core.get_or_set(key, functools.partial(caller.call, factory), ttl)
+        )
+
+    def cached(
+        self,
+        ttl: float | timedelta | None = None,
+        key: Callable[..., str] | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate a function (sync or async) so that its results are cached.
+
+        Sync functions block and run in their caller's thread; coroutine functions are wrapped
+        by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
+        """
+        core_decorator = self._core.cached(ttl, key)  # validates ttl now
+
+        def decorate(func: F) -> F:
+            if inspect.iscoroutinefunction(func):
+                return cast(F, core_decorator(func))
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                cache_key = call_key(func, key, args, kwargs)
+                return self.get_or_set(cache_key, functools.partial(func, *args, **kwargs), ttl)
+
+            return cast(F, wrapper)
+
+        return decorate
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there."""

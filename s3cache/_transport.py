@@ -291,8 +291,11 @@ class Transport:
         headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
         return headers
 
-    async def put(self, key: str, payload: Payload, *, if_absent: bool = False) -> bool:
-        """Write an object; with ``if_absent`` a conditional write that returns False on 412."""
+    async def put(
+        self, key: str, payload: Payload, *, if_absent: bool = False, if_match: str | None = None
+    ) -> bool:
+        """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
+        with an ETag in ``if_match``), returning False when the server answers 412."""
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
@@ -305,13 +308,17 @@ class Transport:
             params["Expires"] = payload.expires
         if payload.cache_control is not None:
             params["CacheControl"] = payload.cache_control
+        if payload.content_encoding is not None:
+            params["ContentEncoding"] = payload.content_encoding
         if if_absent:
             params["IfNoneMatch"] = "*"
+        if if_match is not None:
+            params["IfMatch"] = if_match
         async with self._call("PutObject", key) as client:
             try:
                 await client.put_object(**params)
             except ClientError as exc:
-                if if_absent and _code(exc) in _PRECONDITION_CODES:
+                if (if_absent or if_match) and _code(exc) in _PRECONDITION_CODES:
                     return False
                 raise
         return True
