@@ -41,6 +41,7 @@ __all__ = [
     "closed_port",
     "free_port",
     "open_fds",
+    "tcp_census",
 ]
 
 _HEAD_LIMIT: Final = 64 * 1024
@@ -59,6 +60,12 @@ _CANNED: Final = {
         b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>SignatureDoesNotMatch</Code>"
         b"<Message>The request signature we calculated does not match the signature you "
         b"provided. Check your key and signing method.</Message></Error>",
+    ),
+    "not_found_404": (
+        404,
+        "Not Found",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>NoSuchKey</Code>"
+        b"<Message>The specified key does not exist.</Message></Error>",
     ),
     "slowdown_503": (
         503,
@@ -80,8 +87,14 @@ class Fault(enum.Enum):
     HTTP_500 = "http_500"  # answer 500 InternalError without forwarding
     SLOWDOWN_503 = "slowdown_503"  # answer 503 SlowDown without forwarding
     DENY_403 = "deny_403"  # answer 403 SignatureDoesNotMatch: the server rejects the credentials
+    NOT_FOUND_404 = "not_found_404"  # answer 404 NoSuchKey (a cheap miss, for load tests)
     DELAY = "delay"  # forward, hold the response back for ``delay`` seconds
     CUT_UPLOAD = "cut_upload"  # forward the head and half the request body, then drop both sides
+
+
+_CANNED_FAULTS: Final = frozenset(
+    {Fault.HTTP_500, Fault.SLOWDOWN_503, Fault.DENY_403, Fault.NOT_FOUND_404}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,7 @@ class _Rule:
     times: int | None = None  # faulted requests left, None: until changed
     methods: frozenset[str] | None = None  # only these HTTP methods, None: all
     delay: float = 0.0
+    path_contains: str | None = None  # only requests whose path contains this
     chaos: tuple[Fault, ...] = ()  # pick one of these at random, with ``probability``
     probability: float = 0.0
 
@@ -154,10 +168,13 @@ class FaultProxy:
         times: int | None = None,
         methods: set[str] | frozenset[str] | None = None,
         delay: float = 0.0,
+        path_contains: str | None = None,
     ) -> None:
         """Apply ``fault`` to the next ``times`` requests (all when None) of ``methods``."""
         with self._lock:
-            self._rule = _Rule(fault, times, frozenset(methods) if methods else None, delay)
+            self._rule = _Rule(
+                fault, times, frozenset(methods) if methods else None, delay, path_contains
+            )
         if fault is Fault.REFUSE:
             self._call(self._refuse())
         else:
@@ -256,8 +273,10 @@ class FaultProxy:
                 if self._random.random() >= rule.probability:
                     return _Rule()
                 rule = _Rule(self._random.choice(rule.chaos), delay=rule.delay)
-            elif rule.fault is Fault.PASS or (
-                rule.methods is not None and request.method not in rule.methods
+            elif (
+                rule.fault is Fault.PASS
+                or (rule.methods is not None and request.method not in rule.methods)
+                or (rule.path_contains is not None and rule.path_contains not in request.path)
             ):
                 return _Rule()
             if rule.times is not None:
@@ -285,7 +304,7 @@ class FaultProxy:
                 if rule.fault is Fault.BLACKHOLE:
                     await reader.read()  # until the client gives up
                     return
-                if rule.fault in (Fault.HTTP_500, Fault.SLOWDOWN_503, Fault.DENY_403):
+                if rule.fault in _CANNED_FAULTS:
                     writer.write(_canned(rule.fault, request.method))
                     await writer.drain()
                     continue
@@ -516,14 +535,22 @@ def _socket_inodes() -> set[int]:
     return inodes
 
 
-def client_sockets(port: int | None = None) -> int:
+def client_sockets(port: int | None = None, *, established: bool = False) -> int:
     """TCP sockets this process holds whose *remote* port is ``port`` (all TCP sockets if None).
 
     The in-process servers (moto, the proxy) hold the accepted ends, whose *local* port is the
-    server's, so they are not counted: this is the client side's pool.
+    server's, so they are not counted: this is the client side's pool. ``established`` counts
+    only connections in use or idle in the pool, not those the server has already closed and
+    whose descriptor the client's loop is about to release (CLOSE_WAIT).
     """
+    in_pool, every = tcp_census(port)
+    return in_pool if established else every
+
+
+def tcp_census(port: int | None = None) -> tuple[int, int]:
+    """(established, all) client sockets to ``port`` in one read of the TCP tables."""
     mine = _socket_inodes()
-    count = 0
+    in_pool = every = 0
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
             with open(table) as fh:
@@ -532,13 +559,12 @@ def client_sockets(port: int | None = None) -> int:
             continue
         for row in rows:
             fields = row.split()
-            inode = int(fields[9])
-            if inode not in mine:
+            if int(fields[9]) not in mine:
                 continue
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if port is None or remote_port == port:
-                count += 1
-    return count
+            if port is None or int(fields[2].rsplit(":", 1)[1], 16) == port:
+                every += 1
+                in_pool += fields[3] == "01"
+    return in_pool, every
 
 
 class LoopLag:
