@@ -1,0 +1,413 @@
+"""The clients under test, each behind the same tiny get/set interface.
+
+Async contenders are awaited by N tasks on the benchmark's loop; threaded ones are called by N
+caller threads. Every contender gets the emulated latency through botocore's ``before-send``
+event and a connection pool of at least the cell's concurrency, and says what else it ran with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from benchmarks.latency import add_async_latency, add_sync_latency
+from benchmarks.server import Target
+
+__all__ = [
+    "CONTENDERS",
+    "DEFAULT_CONTENDERS",
+    "AsyncContender",
+    "Contender",
+    "ContenderUnavailable",
+    "Setup",
+    "ThreadedContender",
+    "make",
+]
+
+#: Generous per-request timeouts for every contender: a saturated embedded server queues
+#: requests for seconds, and a benchmark should measure that, not time out on it.
+TIMEOUT_S: Final = 60.0
+_MISS: Final[Any] = object()
+
+
+class ContenderUnavailable(Exception):
+    """The contender cannot run here (e.g. litellm is not installed); the reason is the text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What a contender needs to connect: the target, emulated latency, concurrency, key space."""
+
+    target: Target
+    latency_ms: float
+    concurrency: int
+    prefix: str  # ends with "/"; unique per run
+
+
+def _is_missing(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
+
+
+class Contender(ABC):
+    """One client configuration; ``describe()`` is printed with the results."""
+
+    name: ClassVar[str]
+    threaded: ClassVar[bool] = False
+    raw_bytes: ClassVar[bool] = False  # stores bytes (S3 clients) rather than JSON-able values
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.key_prefix = f"{setup.prefix}{self.name}/"
+
+    def value(self, size: int) -> Any:
+        """A value whose stored body is about ``size`` bytes."""
+        if self.raw_bytes:
+            return b"x" * size
+        return {"v": "x" * max(0, size - 9)}  # JSON: {"v": "..."} is 9 bytes of framing
+
+    @abstractmethod
+    def describe(self) -> str:
+        """How this contender was configured, in a line."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Create clients (no request needs to be sent)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release clients and threads."""
+
+
+class AsyncContender(Contender):
+    """Awaited from tasks on the benchmark's event loop."""
+
+    @abstractmethod
+    async def get(self, key: str) -> bool:
+        """Read ``key``; True on a hit."""
+
+    @abstractmethod
+    async def set(self, key: str, value: Any) -> None:
+        """Write ``value`` under ``key``."""
+
+
+class ThreadedContender(Contender):
+    """Blocking calls made by a pool of caller threads (one per unit of concurrency)."""
+
+    threaded = True
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.pool = ThreadPoolExecutor(setup.concurrency, thread_name_prefix=f"bench-{self.name}")
+
+    @abstractmethod
+    def get(self, key: str) -> bool:
+        """Read ``key``; True on a hit."""
+
+    @abstractmethod
+    def set(self, key: str, value: Any) -> None:
+        """Write ``value`` under ``key``."""
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.pool.shutdown, True)
+
+
+def _s3cache_session(latency_ms: float) -> Any:
+    """The session s3cache makes for itself (same tuning), plus the latency hook."""
+    from aiobotocore.session import AioSession
+
+    from s3cache._transport import tune_session
+
+    session = tune_session(AioSession())
+    add_async_latency(session, latency_ms)
+    return session
+
+
+def _s3cache_kwargs(setup: Setup, prefix: str) -> dict[str, Any]:
+    from botocore.config import Config
+
+    target = setup.target
+    return {
+        "bucket": target.bucket,
+        "prefix": prefix,
+        "endpoint_url": target.endpoint_url,
+        "region_name": target.region,
+        "aws_access_key_id": target.access_key,
+        "aws_secret_access_key": target.secret_key,
+        "session": _s3cache_session(setup.latency_ms),
+        "max_concurrency": setup.concurrency,
+        "timeout": TIMEOUT_S * 2,
+        "config": Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
+        "on_error": "raise",
+    }
+
+
+_S3CACHE_NOTE: Final = (
+    "its own defaults (s3cache._transport.client_config + tune_session, applied to the session "
+    "passed in so the latency hook can be registered), max_concurrency=c, timeouts 60 s"
+)
+
+
+class S3CacheAsync(AsyncContender):
+    """s3cache's AsyncS3Cache, awaited directly."""
+
+    name = "s3cache"
+
+    def describe(self) -> str:
+        return f"AsyncS3Cache.get/set; {_S3CACHE_NOTE}"
+
+    async def open(self) -> None:
+        from s3cache import AsyncS3Cache
+
+        self.cache = AsyncS3Cache(**_s3cache_kwargs(self.setup, self.key_prefix))
+
+    async def get(self, key: str) -> bool:
+        return await self.cache.get(key, _MISS) is not _MISS
+
+    async def set(self, key: str, value: Any) -> None:
+        await self.cache.set(key, value)
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+
+class S3CacheSync(ThreadedContender):
+    """s3cache's blocking facade S3Cache, called from caller threads."""
+
+    name = "s3cache-sync"
+
+    def describe(self) -> str:
+        return f"S3Cache (sync facade on its private loop) from c caller threads; {_S3CACHE_NOTE}"
+
+    async def open(self) -> None:
+        from s3cache import S3Cache
+
+        self.cache = S3Cache(**_s3cache_kwargs(self.setup, self.key_prefix))
+
+    def get(self, key: str) -> bool:
+        return self.cache.get(key, _MISS) is not _MISS
+
+    def set(self, key: str, value: Any) -> None:
+        self.cache.set(key, value)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.cache.close)
+        await super().close()
+
+
+class RawAiobotocore(AsyncContender):
+    """aiobotocore as most code uses it: ``get_session()``, default config, read the body."""
+
+    name = "aiobotocore"
+    raw_bytes = True
+
+    def describe(self) -> str:
+        return (
+            "get_session().create_client, default AioConfig except max_pool_connections=c; "
+            "get_object + read body, put_object of bytes"
+        )
+
+    async def open(self) -> None:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        add_async_latency(session, self.setup.latency_ms)
+        self._stack = contextlib.AsyncExitStack()
+        self.client = await self._stack.enter_async_context(
+            session.create_client(
+                "s3",
+                **self.setup.target.client_kwargs(),
+                config=AioConfig(max_pool_connections=self.setup.concurrency),
+            )
+        )
+        self.bucket = self.setup.target.bucket
+
+    async def get(self, key: str) -> bool:
+        try:
+            resp = await self.client.get_object(Bucket=self.bucket, Key=self.key_prefix + key)
+        except Exception as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        async with resp["Body"] as stream:
+            await stream.read()
+        return True
+
+    async def set(self, key: str, value: Any) -> None:
+        await self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=value)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+class Boto3Threads(ThreadedContender):
+    """One boto3 client (thread-safe) shared by c caller threads."""
+
+    name = "boto3"
+    raw_bytes = True
+
+    def describe(self) -> str:
+        return (
+            "boto3.client, default Config except max_pool_connections=c and read_timeout 15 s "
+            "(moto at times never answers a PUT; retried sooner than after 60 s), "
+            "from c caller threads"
+        )
+
+    async def open(self) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.client = boto3.session.Session().client(
+            "s3",
+            **self.setup.target.client_kwargs(),
+            config=Config(max_pool_connections=self.setup.concurrency, read_timeout=15),
+        )
+        add_sync_latency(self.client, self.setup.latency_ms)
+        self.bucket = self.setup.target.bucket
+
+    def get(self, key: str) -> bool:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self.key_prefix + key)
+        except Exception as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        with contextlib.closing(resp["Body"]) as body:
+            body.read()
+        return True
+
+    def set(self, key: str, value: Any) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=value)
+
+    async def close(self) -> None:
+        self.client.close()
+        await super().close()
+
+
+def import_litellm() -> Any:
+    """litellm, imported offline and quiet; ContenderUnavailable when it cannot be imported."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except Exception as exc:  # ImportError, or a broken optional dependency
+        raise ContenderUnavailable(
+            f"litellm is not importable ({exc}); pip install '.[bench]'"
+        ) from exc
+    litellm.suppress_debug_info = True
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return litellm
+
+
+class LitellmS3Cache(AsyncContender):
+    """litellm's own S3Cache, through the async methods litellm calls."""
+
+    name = "litellm"
+
+    def describe(self) -> str:
+        workers = min(32, (os.cpu_count() or 1) + 4)
+        return (
+            "litellm.caching.s3_cache.S3Cache as shipped: async_get_cache/async_set_cache run "
+            f"boto3 in the loop's default executor ({workers} threads here), boto3 pool 10"
+        )
+
+    async def open(self) -> None:
+        import_litellm()
+        from litellm.caching.s3_cache import S3Cache
+
+        target = self.setup.target
+        self.cache: Any = S3Cache(
+            s3_bucket_name=target.bucket,
+            s3_region_name=target.region,
+            s3_endpoint_url=target.endpoint_url,
+            s3_aws_access_key_id=target.access_key,
+            s3_aws_secret_access_key=target.secret_key,
+            s3_path=self.key_prefix,
+        )
+        add_sync_latency(self.cache.s3_client, self.setup.latency_ms)
+
+    async def get(self, key: str) -> bool:
+        return await self.cache.async_get_cache(key) is not None
+
+    async def set(self, key: str, value: Any) -> None:
+        await self.cache.async_set_cache(key, value)
+
+    async def close(self) -> None:
+        self.cache.s3_client.close()
+
+
+class S3CacheLitellmBackend(AsyncContender):
+    """s3cache's drop-in litellm backend, through the same async methods as ``litellm``."""
+
+    name = "s3cache-litellm"
+
+    def describe(self) -> str:
+        return (
+            "s3cache.integrations.litellm.LiteLLMS3Cache (issue 3) through "
+            "async_get_cache/async_set_cache; s3cache defaults as above"
+        )
+
+    async def open(self) -> None:
+        from botocore.config import Config
+
+        try:
+            from s3cache.integrations.litellm import LiteLLMS3Cache
+        except ImportError as exc:
+            raise ContenderUnavailable(
+                f"s3cache.integrations.litellm is not there yet ({exc})"
+            ) from exc
+        target = self.setup.target
+        self.cache = LiteLLMS3Cache(
+            s3_bucket_name=target.bucket,
+            s3_region_name=target.region,
+            s3_endpoint_url=target.endpoint_url,
+            s3_aws_access_key_id=target.access_key,
+            s3_aws_secret_access_key=target.secret_key,
+            s3_path=self.key_prefix,
+            session=_s3cache_session(self.setup.latency_ms),
+            max_concurrency=self.setup.concurrency,
+            timeout=TIMEOUT_S * 2,
+            s3_config=Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
+        )
+
+    async def get(self, key: str) -> bool:
+        return await self.cache.async_get_cache(key) is not None
+
+    async def set(self, key: str, value: Any) -> None:
+        await self.cache.async_set_cache(key, value)
+
+    async def close(self) -> None:
+        await self.cache.disconnect()
+
+
+CONTENDERS: Final[dict[str, type[Contender]]] = {
+    c.name: c
+    for c in (
+        S3CacheAsync,
+        S3CacheSync,
+        RawAiobotocore,
+        LitellmS3Cache,
+        Boto3Threads,
+        S3CacheLitellmBackend,
+    )
+}
+DEFAULT_CONTENDERS: Final = ("s3cache", "s3cache-sync", "aiobotocore", "litellm", "boto3")
+
+
+def make(name: str, setup: Setup) -> Contender:
+    """A contender by name (see :data:`CONTENDERS`)."""
+    try:
+        return CONTENDERS[name](setup)
+    except KeyError:
+        raise ValueError(
+            f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}"
+        ) from None

@@ -1,0 +1,251 @@
+"""Command-line options and the grid of cells each mode (quick, default, full) runs."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from benchmarks.contenders import CONTENDERS, DEFAULT_CONTENDERS
+from benchmarks.workloads import SIZES, WORKLOADS
+
+__all__ = ["MODES", "Group", "Options", "Plan", "parse", "plan_for"]
+
+RESULTS_DIR: Final = Path(__file__).parent / "results"
+CONCURRENCIES: Final = (1, 16, 64, 256)
+KiB: Final = 1024
+MiB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Group:
+    """One (workload, value size, concurrency) point: every contender runs it back to back."""
+
+    concurrency: int
+    workload: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a mode runs: the groups, the contenders, time per cell, and the acompletion cells."""
+
+    mode: str
+    groups: tuple[Group, ...]
+    contenders: tuple[str, ...]
+    seconds: float
+    warmup_s: float
+    llm_concurrency: tuple[int, ...]
+
+    def describe(self) -> str:
+        """A line saying what is measured, for the output header."""
+        workloads = sorted({g.workload for g in self.groups}, key=WORKLOADS.index)
+        sizes = sorted({g.size for g in self.groups})
+        conc = sorted({g.concurrency for g in self.groups})
+        labels = [k for s in sizes for k, v in SIZES.items() if v == s]
+        return (
+            f"{self.mode}: {len(self.groups)} groups x {len(self.contenders)} contenders, "
+            f"{self.seconds:g} s per cell (+{self.warmup_s:g} s warm-up); workloads "
+            f"{', '.join(workloads)}; sizes {', '.join(labels)}; concurrency "
+            f"{', '.join(map(str, conc))}"
+        )
+
+
+def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int]) -> list[Group]:
+    return [Group(c, w, s) for w, s, c in itertools.product(workloads, sizes, conc)]
+
+
+#: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep on 1 KiB
+#: get-hit, larger values at c=16: about 3 minutes on 2 cores against the embedded server.
+MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
+    "quick": (_groups(["get-hit"], [KiB], [1, 64]), 1.5, 0.3, ()),
+    "default": (
+        _groups(["get-hit"], [KiB], CONCURRENCIES)
+        + _groups(["get-miss", "set", "mixed"], [KiB], [64])
+        + _groups(["get-hit", "set"], [64 * KiB, MiB], [16]),
+        2.0,
+        0.4,
+        (16,),
+    ),
+    "full": (_groups(WORKLOADS, list(SIZES.values()), CONCURRENCIES), 3.0, 0.5, (16, 64)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Parsed command line."""
+
+    endpoint_url: str | None
+    access_key: str | None
+    secret_key: str | None
+    bucket: str
+    region: str
+    latency_ms: float
+    mode: str
+    contenders: tuple[str, ...] | None
+    workloads: tuple[str, ...] | None
+    sizes: tuple[int, ...] | None
+    concurrency: tuple[int, ...] | None
+    seconds: float | None
+    warmup_s: float | None
+    ops: int | None
+    llm: bool
+    json_path: Path | None
+    plots_dir: Path | None
+    keep_objects: bool
+    plain: bool
+
+
+def _parse_list(text: str, choices: Sequence[str], what: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in items if x not in choices]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(choices)}"
+        )
+    return items
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    return tuple(SIZES[x] for x in _parse_list(text, list(SIZES), "size"))
+
+
+def _parse_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, not {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("concurrency values must be integers >= 1")
+    return values
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m benchmarks`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=(
+            "s3cache against litellm's S3Cache, raw aiobotocore and boto3 on one S3 endpoint "
+            "(moto's server in a subprocess when no --endpoint-url is given)."
+        ),
+    )
+    target = p.add_argument_group("target")
+    target.add_argument("--endpoint-url", help="S3 endpoint (default: start moto's server)")
+    target.add_argument("--access-key", help="default: $AWS_ACCESS_KEY_ID")
+    target.add_argument("--secret-key", help="default: $AWS_SECRET_ACCESS_KEY")
+    target.add_argument("--bucket", default="s3cache-bench", help="created if missing")
+    target.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+    target.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=20.0,
+        help="emulated round-trip latency added inside each client per request (default 20)",
+    )
+    grid = p.add_argument_group("what to run")
+    mode = grid.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_const", const="quick", dest="mode")
+    mode.add_argument("--full", action="store_const", const="full", dest="mode")
+    grid.add_argument(
+        "--contenders",
+        type=lambda t: _parse_list(t, list(CONTENDERS), "contender"),
+        help=f"comma-separated, from {', '.join(CONTENDERS)} "
+        f"(default: {','.join(DEFAULT_CONTENDERS)})",
+    )
+    grid.add_argument(
+        "--workloads",
+        type=lambda t: _parse_list(t, WORKLOADS, "workload"),
+        help=f"comma-separated, from {', '.join(WORKLOADS)}",
+    )
+    grid.add_argument(
+        "--sizes", type=_parse_sizes, help=f"comma-separated, from {', '.join(SIZES)}"
+    )
+    grid.add_argument("--concurrency", type=_parse_ints, help="comma-separated, e.g. 1,16,64,256")
+    grid.add_argument("--duration", type=_positive, help="seconds measured per cell")
+    grid.add_argument("--warmup", type=_non_negative, help="seconds of warm-up per cell")
+    grid.add_argument("--ops", type=int, help="stop each cell after this many ops (or duration)")
+    grid.add_argument(
+        "--no-llm", action="store_true", help="skip the litellm acompletion cache-hit cells"
+    )
+    out = p.add_argument_group("output")
+    out.add_argument("--json", type=Path, help="results file (default: benchmarks/results/)")
+    out.add_argument("--plots", type=Path, help="directory for PNG plots (default: with the JSON)")
+    out.add_argument("--no-plots", action="store_true")
+    out.add_argument("--keep-objects", action="store_true", help="leave the run's objects")
+    out.add_argument("--plain", action="store_true", help="plain progress lines, no rich")
+    return p
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) into :class:`Options`."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.ops is not None and ns.ops < 1:
+        parser.error("--ops must be >= 1")
+    if (ns.access_key is None) != (ns.secret_key is None):
+        parser.error("give both --access-key and --secret-key, or neither")
+    return Options(
+        endpoint_url=ns.endpoint_url,
+        access_key=ns.access_key,
+        secret_key=ns.secret_key,
+        bucket=ns.bucket,
+        region=ns.region,
+        latency_ms=ns.latency_ms,
+        mode=ns.mode or "default",
+        contenders=ns.contenders,
+        workloads=ns.workloads,
+        sizes=ns.sizes,
+        concurrency=ns.concurrency,
+        seconds=ns.duration,
+        warmup_s=ns.warmup,
+        ops=ns.ops,
+        llm=not ns.no_llm,
+        json_path=ns.json,
+        plots_dir=None if ns.no_plots else (ns.plots or RESULTS_DIR),
+        keep_objects=ns.keep_objects,
+        plain=ns.plain,
+    )
+
+
+def plan_for(options: Options) -> Plan:
+    """The mode's grid, narrowed or widened by --workloads/--sizes/--concurrency.
+
+    When any of the three is given, the grid is the product of the given lists, with the
+    mode's own values for the dimensions not given.
+    """
+    groups, seconds, warmup, llm_conc = MODES[options.mode]
+    if options.workloads or options.sizes or options.concurrency:
+        workloads = options.workloads or sorted({g.workload for g in groups}, key=WORKLOADS.index)
+        sizes = options.sizes or sorted({g.size for g in groups})
+        conc = options.concurrency or sorted({g.concurrency for g in groups})
+        groups = _groups(workloads, sizes, conc)
+    return Plan(
+        mode=options.mode,
+        groups=tuple(sorted(set(groups))),
+        contenders=options.contenders or DEFAULT_CONTENDERS,
+        seconds=options.seconds or seconds,
+        warmup_s=warmup if options.warmup_s is None else options.warmup_s,
+        llm_concurrency=llm_conc if options.llm else (),
+    )

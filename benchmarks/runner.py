@@ -1,0 +1,285 @@
+"""``python -m benchmarks``: set up the target, run the plan's cells, print and save the results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import llm
+from benchmarks.contenders import Contender, ContenderUnavailable, Setup, make
+from benchmarks.metrics import CellResult, heartbeat_cost
+from benchmarks.options import RESULTS_DIR, Options, Plan, parse, plan_for
+from benchmarks.plots import plot_all
+from benchmarks.progress import Progress, make_progress
+from benchmarks.report import (
+    facade_overhead,
+    machine_info,
+    ratios,
+    render_table,
+    targets,
+    write_json,
+)
+from benchmarks.server import (
+    EMBEDDED_CREDENTIALS,
+    EmbeddedServer,
+    Target,
+    default_credentials,
+    ensure_bucket,
+    remove_prefix,
+    sigterm_as_interrupt,
+)
+from benchmarks.workloads import preload, run_cell, size_label
+
+__all__ = ["main", "run"]
+
+
+@dataclasses.dataclass
+class Run:
+    """The state of one benchmark run: what ran, how it was configured, what it noted."""
+
+    options: Options
+    plan: Plan
+    target: Target
+    prefix: str
+    progress: Progress
+    results: list[CellResult] = dataclasses.field(default_factory=list)
+    described: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    beat_cpu_s: float = 0.0
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.progress.note(text)
+
+    def setup(self, concurrency: int) -> Setup:
+        return Setup(self.target, self.options.latency_ms, concurrency, self.prefix)
+
+
+async def _open(run: Run, contender: Contender) -> bool:
+    if contender.name in run.unavailable:
+        return False
+    try:
+        await contender.open()
+    except ContenderUnavailable as exc:
+        run.unavailable[contender.name] = str(exc)
+        run.note(f"skipped {contender.name}: {exc}")
+        return False
+    run.described.setdefault(contender.name, contender.describe())
+    return True
+
+
+async def _measure(run: Run, contender: Contender, workload: str, size: int, c: int) -> CellResult:
+    plan = run.plan
+    run.progress.cell_started(f"{contender.name} {workload} {size_label(size)} c={c}")
+    result = await run_cell(
+        contender,
+        workload,
+        size,
+        c,
+        latency_ms=run.options.latency_ms,
+        seconds=plan.seconds,
+        warmup_s=plan.warmup_s,
+        max_ops=run.options.ops,
+        beat_cpu_s=run.beat_cpu_s,
+    )
+    run.progress.cell_done(result)
+    if result.errors:
+        run.note(
+            f"{result.contender} {workload} c={c}: {result.errors} errors: {result.first_error}"
+        )
+    return result
+
+
+async def _grid(run: Run) -> None:
+    for c in sorted({g.concurrency for g in run.plan.groups}):
+        groups = [g for g in run.plan.groups if g.concurrency == c]
+        contenders: list[Contender] = []
+        try:
+            for name in run.plan.contenders:
+                contender = make(name, run.setup(c))
+                if await _open(run, contender):
+                    contenders.append(contender)
+            loaded: set[tuple[str, int]] = set()
+            for group in groups:
+                for contender in contenders:
+                    if group.workload != "get-miss" and (contender.name, group.size) not in loaded:
+                        await preload(contender, group.size, c)
+                        loaded.add((contender.name, group.size))
+                    run.results.append(
+                        await _measure(run, contender, group.workload, group.size, c)
+                    )
+        finally:
+            for contender in contenders:
+                await contender.close()
+
+
+async def _llm_cells(run: Run) -> None:
+    for c in run.plan.llm_concurrency:
+        for cls in llm.LLM_CONTENDERS:
+            contender = cls(run.setup(c))
+            if contender.backend_cls.name in run.unavailable or not await _open(run, contender):
+                continue
+            try:
+                keys = [f"1024/k{i}" for i in range(16)]
+                for key in keys:
+                    await contender.set(key, None)
+                await llm.wait_until_cached(contender, keys)
+                result = await _measure(run, contender, "get-hit", 1024, c)
+                run.results.append(dataclasses.replace(result, workload=llm.LLM_WORKLOAD))
+            except Exception as exc:
+                run.note(f"{contender.name} c={c} failed: {type(exc).__name__}: {exc}")
+            finally:
+                await contender.close()
+
+
+def _header(run: Run, started: str) -> list[str]:
+    t = run.target
+    where = f"embedded moto server at {t.endpoint_url}" if t.embedded else t.endpoint_url
+    return [
+        f"s3cache benchmark, {started}",
+        f"target: {where}, bucket {t.bucket}, region {t.region}",
+        f"latency: {run.options.latency_ms:g} ms per request, EMULATED inside each client "
+        "(a before-send hook: asyncio.sleep on aiobotocore sessions, time.sleep on boto3 clients)",
+        f"plan: {run.plan.describe()}",
+        "CPU us/op = CPU time of this whole process (all its threads) / ops; the server runs "
+        "in another process. Loop lag = delay of a 1 ms heartbeat on the benchmark's event loop "
+        "(where async contenders run; for threaded ones it shows GIL pressure on an app's loop).",
+    ]
+
+
+def _footer(run: Run) -> list[str]:
+    lines = ["", "contenders:"]
+    lines += [f"  {name}: {text}" for name, text in run.described.items()]
+    lines += [f"  {name}: skipped ({why})" for name, why in run.unavailable.items()]
+    overhead = facade_overhead(run.results)
+    if overhead:
+        lines.append("sync facade overhead over the async core (S3Cache minus AsyncS3Cache):")
+        for o in overhead:
+            lines.append(
+                f"  {o['workload']} {size_label(o['size'])} c={o['concurrency']}: "
+                f"p50 {o['p50_ms_delta']:+.2f} ms, CPU {o['cpu_us_per_op_delta']:+.0f} us/op, "
+                f"throughput {o['ops_per_s_ratio']:.2f}x"
+            )
+    lines.append("targets (issue 4):")
+    for what, measured, met in targets(run.results, run.options.latency_ms):
+        verdict = {True: "met", False: "NOT met", None: "-"}[met]
+        lines.append(f"  [{verdict}] {what}: {measured}")
+    return lines
+
+
+@contextlib.contextmanager
+def _target(options: Options) -> Iterator[Target]:
+    if options.endpoint_url:
+        access, secret = options.access_key, options.secret_key
+        if access is None:
+            access, secret = default_credentials()
+        yield Target(options.endpoint_url, options.region, options.bucket, access, secret, False)
+        return
+    with EmbeddedServer() as server:
+        access, secret = EMBEDDED_CREDENTIALS
+        yield Target(server.url, options.region, options.bucket, access, secret, True)
+
+
+async def run(options: Options, plan: Plan, target: Target) -> tuple[Run, dict[str, Any]]:
+    """Run the plan against ``target``; prints as it goes; returns the state and JSON payload."""
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    wall0 = time.perf_counter()
+    progress = make_progress(options.plain)
+    prefix = f"s3cache-bench/{stamp}-{uuid.uuid4().hex[:6]}/"
+    state = Run(options, plan, target, prefix, progress)
+    for line in _header(state, started.isoformat(timespec="seconds")):
+        progress.note(line)
+    if ensure_bucket(target):
+        state.note(f"created bucket {target.bucket}")
+    state.beat_cpu_s = await heartbeat_cost()
+    state.note(
+        f"heartbeat self-cost {state.beat_cpu_s * 1e6:.0f} us CPU per beat (idle loop), "
+        "subtracted from every cell's CPU"
+    )
+    total = len(plan.groups) * len(plan.contenders) + 2 * len(plan.llm_concurrency)
+    progress.start(total)
+    try:
+        await _grid(state)
+        await _llm_cells(state)
+    finally:
+        progress.stop()
+        if not target.embedded and not options.keep_objects:
+            removed = await asyncio.to_thread(remove_prefix, target, prefix)
+            state.note(f"removed the run's {removed} objects under {prefix}")
+    wall = time.perf_counter() - wall0
+    return state, _payload(state, started, wall)
+
+
+def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
+    rat = ratios(state.results)
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "wall_s": round(wall, 1),
+        "mode": state.plan.mode,
+        "plan": state.plan.describe(),
+        "latency_ms": state.options.latency_ms,
+        "latency_emulated": True,
+        "target": {
+            "embedded_moto": state.target.embedded,
+            "endpoint_url": state.target.endpoint_url,
+            "bucket": state.target.bucket,
+            "region": state.target.region,
+        },
+        "machine": machine_info(),
+        "contenders": state.described,
+        "skipped": state.unavailable,
+        "notes": state.notes,
+        "results": [
+            {**r.to_json(), **dataclasses.asdict(rat[i])} for i, r in enumerate(state.results)
+        ],
+        "facade_overhead": facade_overhead(state.results),
+        "targets": [
+            {"what": w, "measured": m, "met": ok}
+            for w, m, ok in targets(state.results, state.options.latency_ms)
+        ],
+    }
+
+
+def finish(options: Options, payload: dict[str, Any], results: Sequence[CellResult]) -> list[Path]:
+    """Print the table and footer, write the JSON and the plots; returns the files written."""
+    print()
+    print(render_table(results))
+    stamp = payload["started"][:19].replace(":", "").replace("-", "")
+    json_path = options.json_path or RESULTS_DIR / f"bench-{stamp}.json"
+    write_json(json_path, payload)
+    written = [json_path]
+    if options.plots_dir is not None and results:
+        machine = payload["machine"]
+        title = (
+            f"{payload['latency_ms']:g} ms emulated latency, "
+            f"{'embedded moto' if payload['target']['embedded_moto'] else 'external S3'}, "
+            f"{machine['cores']} cores"
+        )
+        written += plot_all(results, options.plots_dir, title)
+    print(f"\nwall time {payload['wall_s']:.0f} s; wrote " + ", ".join(map(str, written)))
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    options = parse(argv)
+    plan = plan_for(options)
+    try:
+        with sigterm_as_interrupt(), _target(options) as target:
+            state, payload = asyncio.run(run(options, plan, target))
+    except KeyboardInterrupt:
+        print("\ninterrupted; the embedded server (if any) was stopped")
+        return 130
+    for line in _footer(state):
+        print(line)
+    finish(options, payload, state.results)
+    return 0

@@ -1,0 +1,206 @@
+"""The S3 endpoint a run talks to: a given one, or moto's server started in a subprocess.
+
+The embedded server runs in its own process so that it does not share the benchmark's GIL or
+CPU accounting; it is stopped on every exit path (normal end, error, Ctrl-C, SIGTERM) and, on
+Linux, dies with its parent even if the benchmark is killed outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = ["EMBEDDED_CREDENTIALS", "EmbeddedServer", "Target", "ensure_bucket", "remove_prefix"]
+
+#: moto accepts any credentials; these are what the embedded run uses.
+EMBEDDED_CREDENTIALS: Final = ("bench-access-key", "bench-secret-key")
+_START_TIMEOUT: Final = 30.0
+_STOP_TIMEOUT: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and as whom every contender connects."""
+
+    endpoint_url: str
+    region: str
+    bucket: str
+    access_key: str | None
+    secret_key: str | None
+    embedded: bool
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client``/``create_client`` (credentials may be None)."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+        }
+
+
+def free_port() -> int:
+    """A TCP port that was free on loopback a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: ask the kernel to SIGTERM the server when the benchmark process dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class EmbeddedServer:
+    """moto's S3 server (``python -m moto.server``) on a free loopback port, in a subprocess."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, attempts: int = 3) -> str:
+        """Start the server and wait until it answers HTTP; returns its URL."""
+        last = ""
+        for _ in range(attempts):
+            port = free_port()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+            self.url = f"http://127.0.0.1:{port}"
+            if self._wait_ready():
+                return self.url
+            last = self._stderr_tail()
+            self.stop()
+        raise RuntimeError(f"moto's server did not start: {last or 'no output'}")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(self.url + "/moto-api/", timeout=1.0):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answered
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def _stderr_tail(self) -> str:
+        process = self.process
+        if process is None or process.stderr is None or process.poll() is None:
+            return ""
+        return process.stderr.read().decode(errors="replace").strip()[-500:]
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it lingers); idempotent."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while the run lasts, so cleanup code runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _boto3_client(target: Target) -> Any:
+    import boto3
+
+    return boto3.client("s3", **target.client_kwargs())
+
+
+def ensure_bucket(target: Target) -> bool:
+    """Create the bucket unless it exists; True when it was created."""
+    from botocore.exceptions import ClientError
+
+    client = _boto3_client(target)
+    try:
+        try:
+            client.head_bucket(Bucket=target.bucket)
+            return False
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status != 404:
+                raise
+        params: dict[str, Any] = {"Bucket": target.bucket}
+        if target.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": target.region}
+        client.create_bucket(**params)
+        return True
+    finally:
+        client.close()
+
+
+def remove_prefix(target: Target, prefix: str) -> int:
+    """Delete every object under ``prefix`` (what a run wrote); returns how many."""
+    client = _boto3_client(target)
+    removed = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=target.bucket, Prefix=prefix
+        ):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents") or []]
+            if keys:
+                client.delete_objects(Bucket=target.bucket, Delete={"Objects": keys, "Quiet": True})
+                removed += len(keys)
+    finally:
+        client.close()
+    return removed
+
+
+def default_credentials() -> tuple[str | None, str | None]:
+    """The standard AWS environment variables, if set."""
+    return os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")

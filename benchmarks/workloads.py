@@ -1,0 +1,247 @@
+"""Workloads (which operation on which key) and the drivers that run one cell of the grid.
+
+A cell: one contender, one workload, one value size, one concurrency. N workers (tasks or
+threads) loop until the cell's deadline or op budget; each op is timed; the process's CPU time
+and the loop heartbeat are taken over the whole window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from benchmarks.contenders import AsyncContender, Contender, ThreadedContender
+from benchmarks.metrics import CellResult, Heartbeat
+
+__all__ = ["SIZES", "WORKLOADS", "Budget", "keyspace", "pick", "run_cell", "size_label"]
+
+WORKLOADS: Final = ("get-hit", "get-miss", "set", "mixed")
+SIZES: Final = {"1KiB": 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
+_MIXED_GETS: Final = 0.9
+
+
+def size_label(size: int) -> str:
+    """``1KiB`` for 1024 and so on (the inverse of :data:`SIZES`)."""
+    for label, value in SIZES.items():
+        if value == size:
+            return label
+    return f"{size}B"
+
+
+def keyspace(size: int) -> int:
+    """How many keys are preloaded per contender and size: 64, or 16 MiB worth when larger."""
+    return max(8, min(64, (16 * 2**20) // size))
+
+
+def pick(workload: str, size: int, rng: random.Random) -> tuple[str, str]:
+    """The next op of ``workload``: (``hit`` | ``miss`` | ``set``, relative key)."""
+    if workload == "get-miss":
+        return "miss", f"{size}/absent-{rng.randrange(1 << 40)}"
+    key = f"{size}/k{rng.randrange(keyspace(size))}"
+    if workload == "get-hit":
+        return "hit", key
+    if workload == "set":
+        return "set", key
+    if workload == "mixed":
+        return ("hit" if rng.random() < _MIXED_GETS else "set"), key
+    raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
+
+
+@dataclass(slots=True)
+class Budget:
+    """When workers stop: a wall-clock deadline and, optionally, a total number of ops."""
+
+    seconds: float
+    max_ops: int | None = None
+    _tickets: Iterator[int] = field(default_factory=itertools.count)
+    _deadline: float = 0.0
+
+    def start(self) -> None:
+        self._deadline = time.perf_counter() + self.seconds
+        self._tickets = itertools.count()
+
+    def another(self) -> bool:
+        """Whether a worker may start one more op (thread-safe: ``next`` on a count is atomic)."""
+        if self.max_ops is not None and next(self._tickets) >= self.max_ops:
+            return False
+        return time.perf_counter() < self._deadline
+
+
+@dataclass(slots=True)
+class _Tally:
+    durations: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = what
+
+
+def _check(kind: str, found: bool, tally: _Tally) -> bool:
+    if kind == "hit" and not found:
+        tally.failed("unexpected miss on a preloaded key")
+        return False
+    if kind == "miss" and found:
+        tally.failed("unexpected hit on an absent key")
+        return False
+    return True
+
+
+async def _async_worker(
+    contender: AsyncContender, workload: str, size: int, seed: int, budget: Budget, tally: _Tally
+) -> None:
+    rng = random.Random(seed)
+    value = contender.value(size)
+    while budget.another():
+        kind, key = pick(workload, size, rng)
+        started = time.perf_counter()
+        try:
+            if kind == "set":
+                await contender.set(key, value)
+                ok = True
+            else:
+                ok = _check(kind, await contender.get(key), tally)
+        except Exception as exc:
+            tally.failed(f"{type(exc).__name__}: {exc}"[:300])
+            continue
+        if ok:
+            tally.durations.append(time.perf_counter() - started)
+
+
+def _thread_worker(
+    contender: ThreadedContender,
+    workload: str,
+    size: int,
+    seed: int,
+    budget: Budget,
+    tally: _Tally,
+) -> None:
+    rng = random.Random(seed)
+    value = contender.value(size)
+    while budget.another():
+        kind, key = pick(workload, size, rng)
+        started = time.perf_counter()
+        try:
+            if kind == "set":
+                contender.set(key, value)
+                ok = True
+            else:
+                ok = _check(kind, contender.get(key), tally)
+        except Exception as exc:
+            tally.failed(f"{type(exc).__name__}: {exc}"[:300])
+            continue
+        if ok:
+            tally.durations.append(time.perf_counter() - started)
+
+
+async def _drive(
+    contender: Contender, workload: str, size: int, concurrency: int, budget: Budget, seed: int
+) -> list[_Tally]:
+    tallies = [_Tally() for _ in range(concurrency)]
+    budget.start()
+    if isinstance(contender, ThreadedContender):
+        loop = asyncio.get_running_loop()
+        futures = [
+            loop.run_in_executor(
+                contender.pool,
+                _thread_worker,
+                contender,
+                workload,
+                size,
+                seed + i,
+                budget,
+                tallies[i],
+            )
+            for i in range(concurrency)
+        ]
+        await asyncio.gather(*futures)
+    elif isinstance(contender, AsyncContender):
+        await asyncio.gather(
+            *(
+                _async_worker(contender, workload, size, seed + i, budget, tallies[i])
+                for i in range(concurrency)
+            )
+        )
+    else:
+        raise TypeError(f"{type(contender).__name__} is neither async nor threaded")
+    return tallies
+
+
+async def preload(contender: Contender, size: int, concurrency: int) -> None:
+    """Write every key of the size's keyspace once, so that get-hit always hits."""
+    keys = [f"{size}/k{i}" for i in range(keyspace(size))]
+    value = contender.value(size)
+    width = max(1, min(16, concurrency))
+    if isinstance(contender, ThreadedContender):
+        loop = asyncio.get_running_loop()
+
+        def write(chunk: list[str]) -> None:
+            for key in chunk:
+                contender.set(key, value)
+
+        await asyncio.gather(
+            *(loop.run_in_executor(contender.pool, write, keys[i::width]) for i in range(width))
+        )
+    elif isinstance(contender, AsyncContender):
+
+        async def awrite(chunk: list[str]) -> None:
+            for key in chunk:
+                await contender.set(key, value)
+
+        await asyncio.gather(*(awrite(keys[i::width]) for i in range(width)))
+
+
+async def run_cell(
+    contender: Contender,
+    workload: str,
+    size: int,
+    concurrency: int,
+    *,
+    latency_ms: float,
+    seconds: float,
+    warmup_s: float,
+    max_ops: int | None = None,
+    seed: int = 0,
+    beat_cpu_s: float = 0.0,
+    clock: Callable[[], float] = time.process_time,
+) -> CellResult:
+    """Warm up, then measure one cell; the process CPU clock is injectable for tests."""
+    if warmup_s > 0:
+        await _drive(contender, workload, size, concurrency, Budget(warmup_s), seed + 10_000)
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    cpu0 = clock()
+    started = time.perf_counter()
+    tallies = await _drive(contender, workload, size, concurrency, Budget(seconds, max_ops), seed)
+    elapsed = time.perf_counter() - started
+    cpu = clock() - cpu0
+    await heartbeat.stop()
+    durations = [d for t in tallies for d in t.durations]
+    first_error = next((t.first_error for t in tallies if t.first_error), None)
+    return CellResult.from_samples(
+        contender=contender.name,
+        workload=workload,
+        size=size,
+        concurrency=concurrency,
+        latency_ms=latency_ms,
+        durations=durations,
+        errors=sum(t.errors for t in tallies),
+        elapsed_s=elapsed,
+        cpu_s=cpu,
+        lags=heartbeat.lags,
+        rss_peak_bytes=heartbeat.rss_peak,
+        first_error=first_error,
+        beat_cpu_s=beat_cpu_s,
+    )
+
+
+def describe_value(contender: Contender, size: int) -> dict[str, Any]:
+    """What a contender stores for ``size`` (for the JSON record)."""
+    return {"kind": "bytes" if contender.raw_bytes else "json dict", "approx_bytes": size}
