@@ -13,7 +13,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -86,6 +86,12 @@ class SignallingBackend(LiteLLMS3Cache):
 
     async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         await super().async_set_cache(key, value, **kwargs)
+        self.written.set()
+
+    async def async_set_cache_pipeline(
+        self, cache_list: Iterable[tuple[str, Any]], **kwargs: Any
+    ) -> None:
+        await super().async_set_cache_pipeline(cache_list, **kwargs)
         self.written.set()
 
 
@@ -216,6 +222,24 @@ async def test_acompletion_second_call_is_a_hit(s3_kwargs: dict[str, Any]) -> No
     assert (content(first), cache_hit(first)) == ("a1", False)
     assert (content(second), cache_hit(second)) == ("a1", True)
     assert backend.stats().hits == 1
+    await backend.disconnect()
+
+
+@pytest.mark.usefixtures("global_cache")
+async def test_aembedding_is_cached_per_input(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    """Not being litellm's S3Cache class matters here: litellm then caches each input."""
+    backend = SignallingBackend(**s3_kwargs, on_error="raise")
+    litellm.cache = Cache(type=LiteLLMCacheType.S3, _backend=backend)
+    text = f"embed {uuid.uuid4().hex}"
+    model = "text-embedding-3-small"
+    first = await litellm.aembedding(model=model, input=text, mock_response=[0.5], caching=True)
+    await asyncio.wait_for(backend.written.wait(), timeout=10)
+    second = await litellm.aembedding(model=model, input=[text], mock_response=[0.25], caching=True)
+    assert [d["embedding"] for d in first.data] == [[0.5]]
+    assert [d["embedding"] for d in second.data] == [[0.5]]
+    assert second._hidden_params.get("cache_hit") is True
+    [key] = object_keys(s3, s3_kwargs["s3_bucket_name"])
+    assert SHA256_HEX.fullmatch(key.removeprefix(f"{PATH}/"))
     await backend.disconnect()
 
 
