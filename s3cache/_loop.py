@@ -171,8 +171,16 @@ def _shutdown() -> None:
 def _after_fork_in_child() -> None:
     # The thread is gone in the child and the lock may have been held at fork time.
     global _current, _lock
-    _current = None
+    inherited, _current = _current, None
     _lock = threading.Lock()
+    if inherited is not None:
+        # Its clients' sockets and epoll instance are shared with the parent, so they are never
+        # touched here; nor may their finalisers log "Unclosed client session" when this exits.
+        inherited.loop.set_exception_handler(_ignore_exception)
+
+
+def _ignore_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The exception handler of a loop inherited through fork: it has nobody to report to."""
 
 
 atexit.register(_shutdown)
