@@ -20,7 +20,7 @@ LITELLM_PINS = ("litellm==1.110.2", "fastapi", "soundfile")
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The core suite against moto's S3 server (litellm and aioboto3 tests skip here)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,zstd]")
     session.run("pytest", *session.posargs)
 
 
@@ -51,7 +51,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
-    session.install("-e", ".[test,bench]", "mypy>=1.13")
+    session.install("-e", ".[test,bench,cli,zstd]", "mypy>=1.13")
     session.run("mypy", "--strict")
 
 
