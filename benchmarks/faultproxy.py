@@ -27,9 +27,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "Fault",
@@ -230,9 +230,9 @@ class FaultProxy:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, coro: asyncio.Future[None] | object) -> None:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        future.result(10)
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on the proxy's loop and wait for it."""
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     # -- the proxy loop ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from benchmarks.faultproxy import FaultProxy, closed_port
 from s3cache import AsyncS3Cache
 
 #: The same dummy credentials as the top-level conftest (moto accepts any).
-CREDENTIALS: dict[str, str] = {
+CREDENTIALS: dict[str, Any] = {
     "aws_access_key_id": "testing-key-id",
     "aws_secret_access_key": "testing-secret",
     "region_name": "us-east-1",

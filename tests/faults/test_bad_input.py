@@ -7,6 +7,7 @@ had a request been attempted, the error would be an ``EndpointUnreachableError``
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -113,7 +114,7 @@ async def test_bad_key_rejected_before_any_request(
     unreachable: AsyncS3Cache, key: Any, error: type[Exception]
 ) -> None:
     """Every key-taking method rejects the key itself, not the server."""
-    calls = [
+    calls: list[Callable[[], Awaitable[object]]] = [
         lambda: unreachable.get(key),
         lambda: unreachable.set(key, 1),
         lambda: unreachable.delete(key),

@@ -236,6 +236,7 @@ async def test_server_restart_same_cache_recovers(
 
             # Down: the listener is gone and the open connections die with the process.
             first.stop()
+            assert first._server is not None
             first._server.server_close()
             proxy.drop_connections()
             async with LoopLag() as lag:
@@ -257,4 +258,5 @@ async def test_server_restart_same_cache_recovers(
     finally:
         if second is not None:
             second.stop()
+            assert second._server is not None
             second._server.server_close()

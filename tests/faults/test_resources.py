@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import boto3
@@ -143,7 +143,7 @@ async def test_close_is_idempotent_and_final(cache_kwargs: dict[str, Any]) -> No
     await cache.close()
     async with cache:  # re-entering a closed cache does not reopen it
         pass
-    calls = [
+    calls: list[Callable[[], Awaitable[object]]] = [
         lambda: cache.get("k"),
         lambda: cache.set("k", 2),
         lambda: cache.delete("k"),

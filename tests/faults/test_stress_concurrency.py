@@ -21,6 +21,7 @@ from s3cache import AsyncS3Cache, S3Cache
 from .conftest import address
 
 THREADS = 32
+ROUNDS = 4
 
 
 def test_stress_sync_facade_from_32_threads(cache_kwargs: dict[str, Any], s3_endpoint: str) -> None:
@@ -33,24 +34,24 @@ def test_stress_sync_facade_from_32_threads(cache_kwargs: dict[str, Any], s3_end
         def work(n: int) -> int:
             barrier.wait()  # all threads start together
             done = 0
-            for i in range(8):
+            for i in range(ROUNDS):
                 cache.set(f"t{n}/{i}", [n, i])
                 assert cache.get(f"t{n}/{i}") == [n, i]
                 assert cache.get("shared") == {"v": 0}
                 assert cache.get(f"t{n}/absent{i}", "dflt") == "dflt"
                 done += 1
-            assert cache.get_many([f"t{n}/{i}" for i in range(8)]) == {
-                f"t{n}/{i}": [n, i] for i in range(8)
+            assert cache.get_many([f"t{n}/{i}" for i in range(ROUNDS)]) == {
+                f"t{n}/{i}": [n, i] for i in range(ROUNDS)
             }
             assert cache.delete(f"t{n}/0") is True
             return done
 
         with ThreadPoolExecutor(THREADS) as pool:
             results = list(pool.map(work, range(THREADS)))
-        assert results == [8] * THREADS
+        assert results == [ROUNDS] * THREADS
         stats = cache.stats()
         assert stats.error_count == 0
-        assert stats.sets == 1 + THREADS * 8
+        assert stats.sets == 1 + THREADS * ROUNDS
         assert client_sockets(port, established=True) <= 32
     assert client_sockets(port, established=True) == 0
 
