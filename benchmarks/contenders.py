@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from benchmarks.latency import add_async_latency, add_sync_latency
+from benchmarks.latency import RequestCounter, add_async_latency, add_sync_latency
 from benchmarks.server import Target
 
 __all__ = [
@@ -67,6 +67,7 @@ class Contender(ABC):
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
         self.key_prefix = f"{setup.prefix}{self.name}/"
+        self.requests = RequestCounter()
 
     def value(self, size: int) -> Any:
         """A value whose stored body is about ``size`` bytes."""
@@ -120,18 +121,18 @@ class ThreadedContender(Contender):
         await asyncio.to_thread(self.pool.shutdown, True)
 
 
-def _s3cache_session(latency_ms: float) -> Any:
+def _s3cache_session(latency_ms: float, counter: RequestCounter) -> Any:
     """The session s3cache makes for itself (same tuning), plus the latency hook."""
     from aiobotocore.session import AioSession
 
     from s3cache._transport import tune_session
 
     session = tune_session(AioSession())
-    add_async_latency(session, latency_ms)
+    add_async_latency(session, latency_ms, counter)
     return session
 
 
-def _s3cache_kwargs(setup: Setup, prefix: str) -> dict[str, Any]:
+def _s3cache_kwargs(setup: Setup, prefix: str, counter: RequestCounter) -> dict[str, Any]:
     from botocore.config import Config
 
     target = setup.target
@@ -142,7 +143,7 @@ def _s3cache_kwargs(setup: Setup, prefix: str) -> dict[str, Any]:
         "region_name": target.region,
         "aws_access_key_id": target.access_key,
         "aws_secret_access_key": target.secret_key,
-        "session": _s3cache_session(setup.latency_ms),
+        "session": _s3cache_session(setup.latency_ms, counter),
         "max_concurrency": setup.concurrency,
         "timeout": TIMEOUT_S * 2,
         "config": Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
@@ -167,7 +168,7 @@ class S3CacheAsync(AsyncContender):
     async def open(self) -> None:
         from s3cache import AsyncS3Cache
 
-        self.cache = AsyncS3Cache(**_s3cache_kwargs(self.setup, self.key_prefix))
+        self.cache = AsyncS3Cache(**_s3cache_kwargs(self.setup, self.key_prefix, self.requests))
 
     async def get(self, key: str) -> bool:
         return await self.cache.get(key, _MISS) is not _MISS
@@ -190,7 +191,7 @@ class S3CacheSync(ThreadedContender):
     async def open(self) -> None:
         from s3cache import S3Cache
 
-        self.cache = S3Cache(**_s3cache_kwargs(self.setup, self.key_prefix))
+        self.cache = S3Cache(**_s3cache_kwargs(self.setup, self.key_prefix, self.requests))
 
     def get(self, key: str) -> bool:
         return self.cache.get(key, _MISS) is not _MISS
@@ -220,7 +221,7 @@ class RawAiobotocore(AsyncContender):
         from aiobotocore.session import get_session
 
         session = get_session()
-        add_async_latency(session, self.setup.latency_ms)
+        add_async_latency(session, self.setup.latency_ms, self.requests)
         self._stack = contextlib.AsyncExitStack()
         self.client = await self._stack.enter_async_context(
             session.create_client(
@@ -256,11 +257,7 @@ class Boto3Threads(ThreadedContender):
     raw_bytes = True
 
     def describe(self) -> str:
-        return (
-            "boto3.client, default Config except max_pool_connections=c and read_timeout 15 s "
-            "(moto at times never answers a PUT; retried sooner than after 60 s), "
-            "from c caller threads"
-        )
+        return "boto3.client, default Config except max_pool_connections=c, from c caller threads"
 
     async def open(self) -> None:
         import boto3
@@ -269,9 +266,9 @@ class Boto3Threads(ThreadedContender):
         self.client = boto3.session.Session().client(
             "s3",
             **self.setup.target.client_kwargs(),
-            config=Config(max_pool_connections=self.setup.concurrency, read_timeout=15),
+            config=Config(max_pool_connections=self.setup.concurrency),
         )
-        add_sync_latency(self.client, self.setup.latency_ms)
+        add_sync_latency(self.client, self.setup.latency_ms, self.requests)
         self.bucket = self.setup.target.bucket
 
     def get(self, key: str) -> bool:
@@ -333,7 +330,7 @@ class LitellmS3Cache(AsyncContender):
             s3_aws_secret_access_key=target.secret_key,
             s3_path=self.key_prefix,
         )
-        add_sync_latency(self.cache.s3_client, self.setup.latency_ms)
+        add_sync_latency(self.cache.s3_client, self.setup.latency_ms, self.requests)
 
     async def get(self, key: str) -> bool:
         return await self.cache.async_get_cache(key) is not None
@@ -373,7 +370,7 @@ class S3CacheLitellmBackend(AsyncContender):
             s3_aws_access_key_id=target.access_key,
             s3_aws_secret_access_key=target.secret_key,
             s3_path=self.key_prefix,
-            session=_s3cache_session(self.setup.latency_ms),
+            session=_s3cache_session(self.setup.latency_ms, self.requests),
             max_concurrency=self.setup.concurrency,
             timeout=TIMEOUT_S * 2,
             s3_config=Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),

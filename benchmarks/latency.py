@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["EVENT", "add_async_latency", "add_sync_latency", "async_hook", "sync_hook"]
+__all__ = [
+    "EVENT",
+    "RequestCounter",
+    "add_async_latency",
+    "add_sync_latency",
+    "async_hook",
+    "sync_hook",
+]
 
 EVENT = "before-send.s3"
 
@@ -37,13 +45,35 @@ def sync_hook(seconds: float) -> Callable[..., None]:
     return wait_like_the_network
 
 
-def add_async_latency(session: Any, latency_ms: float) -> None:
-    """Register the async hook on an AioSession (before its clients are created)."""
+class RequestCounter:
+    """Counts HTTP attempts (``before-send``), so results can show requests per operation.
+
+    A cache may send fewer requests than it serves calls (s3cache coalesces concurrent reads
+    of one key); retries send more. ``deque.append`` is atomic, so threads can share it.
+    """
+
+    def __init__(self) -> None:
+        self._sent: deque[None] = deque()
+
+    def __call__(self, **_: Any) -> None:
+        self._sent.append(None)
+
+    @property
+    def count(self) -> int:
+        return len(self._sent)
+
+
+def add_async_latency(session: Any, latency_ms: float, counter: RequestCounter | None) -> None:
+    """Register the async hook (and the counter) on an AioSession, before it makes clients."""
+    if counter is not None:
+        session.register(EVENT, counter)
     if latency_ms > 0:
         session.register(EVENT, async_hook(latency_ms / 1000))
 
 
-def add_sync_latency(client: Any, latency_ms: float) -> None:
-    """Register the blocking hook on a boto3 client's own event system."""
+def add_sync_latency(client: Any, latency_ms: float, counter: RequestCounter | None) -> None:
+    """Register the blocking hook (and the counter) on a boto3 client's own event system."""
+    if counter is not None:
+        client.meta.events.register(EVENT, counter)
     if latency_ms > 0:
         client.meta.events.register(EVENT, sync_hook(latency_ms / 1000))

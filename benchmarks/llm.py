@@ -41,6 +41,7 @@ class _Acompletion(AsyncContender):
     def __init__(self, setup: Any) -> None:
         super().__init__(setup)
         self.backend = self.backend_cls(setup)
+        self.requests = self.backend.requests
 
     async def open(self) -> None:
         self.litellm = import_litellm()

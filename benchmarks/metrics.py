@@ -130,6 +130,7 @@ class CellResult:
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
     rss_peak_mib: float
+    requests_per_op: float
     first_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -150,8 +151,10 @@ class CellResult:
         rss_peak_bytes: int,
         first_error: str | None = None,
         beat_cpu_s: float = 0.0,
+        requests: int | None = None,
     ) -> CellResult:
-        """Summarise raw samples: op durations and lags in seconds, CPU seconds of the process.
+        """Summarise raw samples: op durations and lags in seconds, CPU seconds of the process,
+        HTTP requests sent (when counted).
 
         ``beat_cpu_s`` (what one heartbeat costs) times the number of beats is taken off the CPU.
         """
@@ -173,6 +176,7 @@ class CellResult:
             loop_lag_p99_ms=percentile(lags, 99) * 1000,
             loop_lag_max_ms=max(lags, default=math.nan) * 1000,
             rss_peak_mib=rss_peak_bytes / 2**20,
+            requests_per_op=requests / ops if requests is not None and ops else math.nan,
             first_error=first_error,
             extra={"cpu_s": cpu_s, "heartbeat_cpu_s": beat_cpu_s * len(lags)},
         )

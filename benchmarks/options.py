@@ -62,7 +62,7 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
 #: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep on 1 KiB
 #: get-hit, larger values at c=16: about 3 minutes on 2 cores against the embedded server.
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
-    "quick": (_groups(["get-hit"], [KiB], [1, 64]), 1.5, 0.3, ()),
+    "quick": (_groups(["get-hit"], [KiB], [1, 64]), 1.0, 0.2, ()),
     "default": (
         _groups(["get-hit"], [KiB], CONCURRENCIES)
         + _groups(["get-miss", "set", "mixed"], [KiB], [64])

@@ -35,7 +35,7 @@ from benchmarks.server import (
     remove_prefix,
     sigterm_as_interrupt,
 )
-from benchmarks.workloads import preload, run_cell, size_label
+from benchmarks.workloads import keyspace, preload, run_cell, size_label
 
 __all__ = ["main", "run"]
 
@@ -128,7 +128,7 @@ async def _llm_cells(run: Run) -> None:
             if contender.backend_cls.name in run.unavailable or not await _open(run, contender):
                 continue
             try:
-                keys = [f"1024/k{i}" for i in range(16)]
+                keys = [f"1024/k{i}" for i in range(keyspace(1024, c))]
                 for key in keys:
                     await contender.set(key, None)
                 await llm.wait_until_cached(contender, keys)

@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final
 
 __all__ = ["EMBEDDED_CREDENTIALS", "EmbeddedServer", "Target", "ensure_bucket", "remove_prefix"]
 
@@ -74,17 +75,21 @@ class EmbeddedServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        # The server logs every request to stderr: a file, never a pipe nobody reads (a full
+        # pipe blocks the server mid-response).
+        self._log: IO[bytes] | None = None
 
     def start(self, attempts: int = 3) -> str:
         """Start the server and wait until it answers HTTP; returns its URL."""
         last = ""
         for _ in range(attempts):
             port = free_port()
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=self._log,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
             self.url = f"http://127.0.0.1:{port}"
@@ -110,25 +115,24 @@ class EmbeddedServer:
         return False
 
     def _stderr_tail(self) -> str:
-        process = self.process
-        if process is None or process.stderr is None or process.poll() is None:
+        if self._log is None:
             return ""
-        return process.stderr.read().decode(errors="replace").strip()[-500:]
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip()[-500:]
 
     def stop(self) -> None:
         """Terminate the server (kill it if it lingers); idempotent."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
+        log, self._log = self._log, None
+        if process is not None and process.poll() is None:
             process.terminate()
             try:
                 process.wait(_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        if log is not None:
+            log.close()
 
     def __enter__(self) -> EmbeddedServer:
         self.start()

@@ -33,16 +33,33 @@ def size_label(size: int) -> str:
     return f"{size}B"
 
 
-def keyspace(size: int) -> int:
-    """How many keys are preloaded per contender and size: 64, or 16 MiB worth when larger."""
-    return max(8, min(64, (16 * 2**20) // size))
+def keyspace(size: int, concurrency: int) -> int:
+    """How many keys are preloaded per contender and size.
+
+    At least one per worker, so that workers never read the same key at once (s3cache would
+    coalesce those reads into one request, which is a feature, but not what this measures),
+    at least 64 (16 for 1 MiB), and at most 64 MiB worth.
+    """
+    base = max(8, min(64, (16 * 2**20) // size))
+    return max(base, min(concurrency, (64 * 2**20) // size))
 
 
-def pick(workload: str, size: int, rng: random.Random) -> tuple[str, str]:
-    """The next op of ``workload``: (``hit`` | ``miss`` | ``set``, relative key)."""
+def pick(
+    workload: str, size: int, rng: random.Random, worker: int = 0, concurrency: int = 1
+) -> tuple[str, str]:
+    """The next op of ``workload`` for ``worker``: (``hit`` | ``miss`` | ``set``, relative key).
+
+    When the keyspace has a key per worker, each worker keeps to its own keys (``worker``,
+    ``worker + concurrency``, ...): no two ops on one key are ever in flight together.
+    """
     if workload == "get-miss":
         return "miss", f"{size}/absent-{rng.randrange(1 << 40)}"
-    key = f"{size}/k{rng.randrange(keyspace(size))}"
+    space = keyspace(size, concurrency)
+    if space >= concurrency:
+        index = worker + concurrency * rng.randrange(space // concurrency)
+    else:
+        index = rng.randrange(space)
+    key = f"{size}/k{index}"
     if workload == "get-hit":
         return "hit", key
     if workload == "set":
@@ -95,12 +112,18 @@ def _check(kind: str, found: bool, tally: _Tally) -> bool:
 
 
 async def _async_worker(
-    contender: AsyncContender, workload: str, size: int, seed: int, budget: Budget, tally: _Tally
+    contender: AsyncContender,
+    workload: str,
+    size: int,
+    worker: tuple[int, int, int],
+    budget: Budget,
+    tally: _Tally,
 ) -> None:
+    seed, index, concurrency = worker
     rng = random.Random(seed)
     value = contender.value(size)
     while budget.another():
-        kind, key = pick(workload, size, rng)
+        kind, key = pick(workload, size, rng, index, concurrency)
         started = time.perf_counter()
         try:
             if kind == "set":
@@ -119,14 +142,15 @@ def _thread_worker(
     contender: ThreadedContender,
     workload: str,
     size: int,
-    seed: int,
+    worker: tuple[int, int, int],
     budget: Budget,
     tally: _Tally,
 ) -> None:
+    seed, index, concurrency = worker
     rng = random.Random(seed)
     value = contender.value(size)
     while budget.another():
-        kind, key = pick(workload, size, rng)
+        kind, key = pick(workload, size, rng, index, concurrency)
         started = time.perf_counter()
         try:
             if kind == "set":
@@ -155,7 +179,7 @@ async def _drive(
                 contender,
                 workload,
                 size,
-                seed + i,
+                (seed + i, i, concurrency),
                 budget,
                 tallies[i],
             )
@@ -165,7 +189,9 @@ async def _drive(
     elif isinstance(contender, AsyncContender):
         await asyncio.gather(
             *(
-                _async_worker(contender, workload, size, seed + i, budget, tallies[i])
+                _async_worker(
+                    contender, workload, size, (seed + i, i, concurrency), budget, tallies[i]
+                )
                 for i in range(concurrency)
             )
         )
@@ -175,20 +201,20 @@ async def _drive(
 
 
 async def preload(contender: Contender, size: int, concurrency: int) -> None:
-    """Write every key of the size's keyspace once, so that get-hit always hits."""
-    keys = [f"{size}/k{i}" for i in range(keyspace(size))]
+    """Write every key of the size's keyspace once, so that get-hit always hits.
+
+    Sixteen writers whatever the cell's concurrency: this is set-up, not measured.
+    """
+    keys = [f"{size}/k{i}" for i in range(keyspace(size, concurrency))]
     value = contender.value(size)
-    width = max(1, min(16, concurrency))
+    width = 16
     if isinstance(contender, ThreadedContender):
-        loop = asyncio.get_running_loop()
 
         def write(chunk: list[str]) -> None:
             for key in chunk:
                 contender.set(key, value)
 
-        await asyncio.gather(
-            *(loop.run_in_executor(contender.pool, write, keys[i::width]) for i in range(width))
-        )
+        await asyncio.gather(*(asyncio.to_thread(write, keys[i::width]) for i in range(width)))
     elif isinstance(contender, AsyncContender):
 
         async def awrite(chunk: list[str]) -> None:
@@ -217,11 +243,13 @@ async def run_cell(
         await _drive(contender, workload, size, concurrency, Budget(warmup_s), seed + 10_000)
     heartbeat = Heartbeat()
     heartbeat.start()
+    requests0 = contender.requests.count
     cpu0 = clock()
     started = time.perf_counter()
     tallies = await _drive(contender, workload, size, concurrency, Budget(seconds, max_ops), seed)
     elapsed = time.perf_counter() - started
     cpu = clock() - cpu0
+    requests = contender.requests.count - requests0
     await heartbeat.stop()
     durations = [d for t in tallies for d in t.durations]
     first_error = next((t.first_error for t in tallies if t.first_error), None)
@@ -239,6 +267,7 @@ async def run_cell(
         rss_peak_bytes=heartbeat.rss_peak,
         first_error=first_error,
         beat_cpu_s=beat_cpu_s,
+        requests=requests,
     )
 
 

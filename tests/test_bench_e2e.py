@@ -1,0 +1,68 @@
+"""A tiny benchmark run, end to end, against the test suite's moto server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from benchmarks.runner import main
+from tests.conftest import CREDENTIALS
+
+
+def test_tiny_run_measures_every_contender_and_cleans_up(s3_endpoint: str, tmp_path: Path) -> None:
+    bucket = f"bench-{uuid.uuid4().hex[:12]}"  # the run creates it
+    out = tmp_path / "results.json"
+    code = main(
+        [
+            "--endpoint-url",
+            s3_endpoint,
+            "--access-key",
+            CREDENTIALS["aws_access_key_id"],
+            "--secret-key",
+            CREDENTIALS["aws_secret_access_key"],
+            "--bucket",
+            bucket,
+            "--latency-ms",
+            "2",
+            "--contenders",
+            "s3cache,s3cache-sync,aiobotocore,boto3",
+            "--workloads",
+            "get-hit,get-miss,set",
+            "--sizes",
+            "1KiB",
+            "--concurrency",
+            "2",
+            "--ops",
+            "6",
+            "--warmup",
+            "0",
+            "--no-llm",
+            "--plain",
+            "--json",
+            str(out),
+            "--plots",
+            str(tmp_path / "plots"),
+        ]
+    )
+    assert code == 0
+    payload: dict[str, Any] = json.loads(out.read_text())
+    results = payload["results"]
+    assert len(results) == 3 * 4
+    for row in results:
+        assert row["errors"] == 0, row
+        assert row["ops"] == 6, row
+        assert row["requests_per_op"] == 1.0, row  # one HTTP request per call, counted by hook
+        assert row["p50_ms"] >= 2.0, row  # the emulated latency was really added
+    assert payload["latency_emulated"] is True
+    assert set(payload["contenders"]) == {"s3cache", "s3cache-sync", "aiobotocore", "boto3"}
+    assert (tmp_path / "plots" / "cpu-per-op.png").stat().st_size > 0
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
+    try:
+        listing = client.list_objects_v2(Bucket=bucket, Prefix="s3cache-bench/")
+    finally:
+        client.close()
+    assert listing.get("KeyCount", 0) == 0  # the run removed what it wrote

@@ -1,0 +1,176 @@
+"""The benchmark's pure helpers: statistics, key choice, argument parsing, ratios and the table."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from benchmarks.metrics import CellResult, percentile
+from benchmarks.options import Group, parse, plan_for
+from benchmarks.report import facade_overhead, ratios, render_table, targets
+from benchmarks.workloads import Budget, keyspace, pick
+
+
+def cell(
+    contender: str, ops_per_s: float, cpu: float, p50: float = 10.0, c: int = 64
+) -> CellResult:
+    """A result with just the fields the report reads."""
+    return CellResult(
+        contender=contender,
+        workload="get-hit",
+        size=1024,
+        concurrency=c,
+        latency_ms=20.0,
+        ops=100,
+        errors=0,
+        elapsed_s=1.0,
+        ops_per_s=ops_per_s,
+        p50_ms=p50,
+        p99_ms=2 * p50,
+        cpu_us_per_op=cpu,
+        loop_lag_p99_ms=1.0,
+        loop_lag_max_ms=2.0,
+        rss_peak_mib=100.0,
+        requests_per_op=1.0,
+    )
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    data = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(data, 0) == 1.0
+    assert percentile(data, 100) == 4.0
+    assert percentile(data, 50) == pytest.approx(2.5)
+    assert percentile(list(range(101)), 99) == pytest.approx(99.0)
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        percentile(data, 101)
+
+
+def test_cell_result_subtracts_heartbeat_cpu_and_counts_requests() -> None:
+    result = CellResult.from_samples(
+        contender="s3cache",
+        workload="get-hit",
+        size=1024,
+        concurrency=4,
+        latency_ms=20.0,
+        durations=[0.010, 0.020, 0.030, 0.040],
+        errors=1,
+        elapsed_s=2.0,
+        cpu_s=0.010,
+        lags=[0.001] * 100,
+        rss_peak_bytes=64 * 2**20,
+        beat_cpu_s=0.00005,  # 100 beats x 50 us = 5 ms of the 10 ms
+        requests=6,
+    )
+    assert result.ops == 4
+    assert result.ops_per_s == pytest.approx(2.0)
+    assert result.p50_ms == pytest.approx(25.0)
+    assert result.cpu_us_per_op == pytest.approx(1250.0)  # (10 - 5) ms / 4 ops
+    assert result.requests_per_op == pytest.approx(1.5)
+    assert result.rss_peak_mib == pytest.approx(64.0)
+    assert result.loop_lag_max_ms == pytest.approx(1.0)
+
+
+def test_workers_never_share_a_key_when_there_is_one_per_worker() -> None:
+    concurrency = 16
+    assert keyspace(1024, concurrency) == 64
+    assert keyspace(1024, 256) == 256
+    assert keyspace(1024 * 1024, 256) == 64  # capped at 64 MiB worth
+    seen: dict[str, int] = {}
+    for worker in range(concurrency):
+        rng = random.Random(worker)
+        for _ in range(50):
+            kind, key = pick("get-hit", 1024, rng, worker, concurrency)
+            assert kind == "hit"
+            assert seen.setdefault(key, worker) == worker
+    assert pick("get-miss", 1024, random.Random(0))[0] == "miss"
+    kinds = {pick("mixed", 1024, random.Random(i))[0] for i in range(200)}
+    assert kinds == {"hit", "set"}
+    with pytest.raises(ValueError, match="unknown workload"):
+        pick("scan", 1024, random.Random(0))
+
+
+def test_budget_stops_after_max_ops() -> None:
+    budget = Budget(seconds=60.0, max_ops=3)
+    budget.start()
+    assert [budget.another() for _ in range(5)] == [True, True, True, False, False]
+
+
+def test_parse_flags_and_plans() -> None:
+    options = parse(
+        [
+            "--endpoint-url",
+            "http://127.0.0.1:9000",
+            "--access-key",
+            "minioadmin",
+            "--secret-key",
+            "minioadmin",
+            "--latency-ms",
+            "5",
+            "--quick",
+            "--contenders",
+            "s3cache,litellm",
+            "--concurrency",
+            "1,8",
+        ]
+    )
+    assert options.endpoint_url == "http://127.0.0.1:9000"
+    assert options.latency_ms == 5.0
+    plan = plan_for(options)
+    assert plan.contenders == ("s3cache", "litellm")
+    assert plan.groups == (Group(1, "get-hit", 1024), Group(8, "get-hit", 1024))
+    default = plan_for(parse([]))
+    assert default.mode == "default"
+    assert Group(64, "get-hit", 1024) in default.groups
+    assert {g.workload for g in default.groups} == {"get-hit", "get-miss", "set", "mixed"}
+    full = plan_for(parse(["--full"]))
+    assert len(full.groups) == 4 * 3 * 4
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--workloads", "scan"],
+        ["--sizes", "3KiB"],
+        ["--concurrency", "0"],
+        ["--access-key", "only-one"],
+        ["--quick", "--full"],
+        ["--latency-ms", "-1"],
+    ],
+)
+def test_parse_rejects_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(argv)
+    assert "error" in capsys.readouterr().err
+
+
+def test_ratios_table_targets_and_facade_overhead() -> None:
+    results = [
+        cell("s3cache", 1000.0, 600.0, p50=10.0),
+        cell("s3cache-sync", 900.0, 700.0, p50=11.0),
+        cell("aiobotocore", 800.0, 1000.0),
+        cell("litellm", 100.0, 1300.0),
+    ]
+    rat = ratios(results)
+    assert rat[0].vs_litellm == pytest.approx(10.0)
+    assert rat[0].vs_raw == pytest.approx(1.25)
+    assert rat[0].cpu_vs_raw == pytest.approx(0.6)
+    table = render_table(results)
+    lines = table.splitlines()
+    assert lines[0].split()[0] == "contender"
+    assert "10.00x" in lines[2]
+    assert "0.60x" in lines[2]
+    assert render_table(results, markdown=True).startswith("| contender |")
+    verdicts = {what.split(",")[0]: met for what, _, met in targets(results, 20.0)}
+    assert verdicts == {
+        "s3cache >= 5x litellm ops/s": True,
+        "s3cache >= raw aiobotocore ops/s": True,
+        "s3cache CPU per get <= 0.8x raw aiobotocore": True,
+    }
+    slow = [cell("s3cache", 300.0, 900.0), *results[1:]]
+    assert [met for _, _, met in targets(slow, 20.0)] == [False, False, False]
+    (overhead,) = facade_overhead(results)
+    assert overhead["p50_ms_delta"] == pytest.approx(1.0)
+    assert overhead["cpu_us_per_op_delta"] == pytest.approx(100.0)
