@@ -339,6 +339,10 @@ class FaultProxy:
                     return
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             return
+        except asyncio.CancelledError:
+            # Dropped by drop_connections/close: end quietly (asyncio's stream server would
+            # otherwise log the cancelled handler as an unretrieved exception).
+            return
         finally:
             self._tasks.discard(task)
             self._writers.discard(writer)
