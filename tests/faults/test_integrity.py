@@ -38,7 +38,7 @@ async def test_acknowledged_writes_survive_random_faults(
     async with AsyncS3Cache(
         **proxied_kwargs, prefix="ack", on_error="raise", config=ONE_RETRY, max_concurrency=16
     ) as cache:
-        await warm_with_deadline(cache, 1.0)
+        await warm_with_deadline(cache, 2.0)  # roomy: this test is about data, not time
         faults = (
             Fault.RESET_BODY,
             Fault.TRUNCATE,
@@ -47,7 +47,7 @@ async def test_acknowledged_writes_survive_random_faults(
             Fault.CUT_UPLOAD,
             Fault.DELAY,
         )
-        proxy.set_chaos(faults, 0.3, delay=1.5, seed=7)
+        proxy.set_chaos(faults, 0.3, delay=2.5, seed=7)
 
         async def write(i: int) -> bool:
             try:
