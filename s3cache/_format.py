@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -385,14 +386,19 @@ def decompress(body: bytes, content_encoding: str) -> bytes:
         return body
     try:
         if encoding == "gzip":
-            out = gzip.decompress(body)
+            inflater = zlib.decompressobj(wbits=31)  # gzip framing
+            out = inflater.decompress(body, MAX_DECOMPRESSED_BYTES)
+            if inflater.unconsumed_tail:
+                raise ValueError(f"gzip body expands past {MAX_DECOMPRESSED_BYTES} bytes")
+            if not inflater.eof:
+                raise ValueError("truncated gzip body")
         elif encoding == "zstd":
             out = (
                 _zstd().ZstdDecompressor().decompress(body, max_output_size=MAX_DECOMPRESSED_BYTES)
             )
         else:
             raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"corrupt {encoding} body: {exc}") from exc
     except ImportError as exc:
         raise ValueError(str(exc)) from exc

@@ -102,7 +102,7 @@ def client_config(max_concurrency: int, user: Config | None) -> AioConfig:
         max_pool_connections=max_concurrency,
         connect_timeout=_CONNECT_TIMEOUT,
         read_timeout=_READ_TIMEOUT,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": 3},  # the first try and two retries
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         parameter_validation=False,

@@ -428,7 +428,7 @@ async def test_user_config_is_merged_over_our_defaults(cache_kwargs: dict[str, A
     cache = AsyncS3Cache(**cache_kwargs, config=Config(read_timeout=3, max_pool_connections=100))
     config = cache._transport._config
     assert (config.read_timeout, config.max_pool_connections) == (3, 100)
-    assert config.retries == {"mode": "standard", "max_attempts": 3}
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
     assert config.request_checksum_calculation == "when_required"
     await cache.close()
 

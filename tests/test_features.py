@@ -523,6 +523,16 @@ async def test_compression_above_the_threshold(
         assert await plain_reader.get("big") == big, "any reader decodes by Content-Encoding"
 
 
+def test_a_gzip_bomb_is_refused() -> None:
+    from s3cache import _format
+
+    bomb = gzip.compress(b"\0" * (_format.MAX_DECOMPRESSED_BYTES + 1))
+    with pytest.raises(ValueError, match="expands past"):
+        _format.decompress(bomb, "gzip")
+    with pytest.raises(ValueError, match="truncated"):
+        _format.decompress(gzip.compress(b"abc" * 100)[:-12], "gzip")
+
+
 async def test_reads_gzip_entries_written_by_others(cache_kwargs: dict[str, Any], s3: Any) -> None:
     s3.put_object(
         Bucket=cache_kwargs["bucket"],

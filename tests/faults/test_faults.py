@@ -33,9 +33,9 @@ from .conftest import CREDENTIALS, warm_with_deadline
 RETURN_BOUND = 0.5
 #: The most the event loop may lag behind a 10 ms heartbeat while faults are being served.
 MAX_LOOP_LAG = 0.25
-#: Our default ``retries={"mode": "standard", "max_attempts": 3}``: botocore's ``max_attempts``
-#: counts retries, so 4 attempts in all, with backoff of up to 1 + 2 + 4 seconds between them.
-DEFAULT_ATTEMPTS = 4
+#: Our default ``retries={"mode": "standard", "total_max_attempts": 3}``: the first try and two
+#: retries, with backoff of up to 1 + 2 seconds between them.
+DEFAULT_ATTEMPTS = 3
 #: The matrix runs with one retry (2 attempts, at most 1 s of backoff) to stay fast and make the
 #: error kind deterministic: retries finish well inside the deadline.
 ONE_RETRY = Config(retries={"mode": "standard", "max_attempts": 1})
