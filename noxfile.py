@@ -20,7 +20,7 @@ LITELLM_PINS = ("litellm==1.110.2", "fastapi", "soundfile")
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The core suite against moto's S3 server (litellm and aioboto3 tests skip here)."""
-    session.install("-e", ".[test,zstd]")
+    session.install("-e", ".[test,zstd,cli]", "matplotlib>=3.8")  # rich tables, bench plots
     session.run("pytest", *session.posargs)
 
 

@@ -240,8 +240,8 @@ class AsyncS3Cache:
         body, headers = found
         content_type = headers.get("content-type")
         content_encoding = headers.get("content-encoding")
+        remaining = _format.safe_remaining_ttl(headers, _clock())
         try:
-            remaining = _format.remaining_ttl(headers, _clock())
             if _format.is_expired(remaining):
                 counters.misses += 1
                 counters.expired += 1
@@ -262,11 +262,7 @@ class AsyncS3Cache:
         return value
 
     def _is_live(self, headers: Mapping[str, str]) -> bool:
-        try:
-            remaining = _format.remaining_ttl(headers, _clock())
-        except (ValueError, KeyError):  # unreadable expiry metadata: never serve it
-            return False
-        return not _format.is_expired(remaining)
+        return not _format.is_expired(_format.safe_remaining_ttl(headers, _clock()))
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ __all__ = [
     "parse_http_date",
     "parse_timestamp",
     "remaining_ttl",
+    "safe_remaining_ttl",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -293,6 +294,14 @@ def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
     except ValueError:
         return -1.0  # an unreadable Expires: treat as expired, a miss is always safe
     return expires - (server_now + 1.0)
+
+
+def safe_remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
+    """:func:`remaining_ttl`, with unreadable expiry metadata counted as expired (never served)."""
+    try:
+        return remaining_ttl(headers, now)
+    except (ValueError, KeyError):
+        return -1.0
 
 
 def is_expired(remaining: float | None) -> bool:

@@ -86,10 +86,7 @@ class Entry:
 
 def _judge(headers: Mapping[str, str], now: float) -> tuple[float | None, bool]:
     """(remaining seconds, expired) exactly as a read decides; unreadable metadata is expired."""
-    try:
-        remaining = _format.remaining_ttl(headers, now)
-    except (ValueError, KeyError):
-        return -1.0, True
+    remaining = _format.safe_remaining_ttl(headers, now)
     return remaining, _format.is_expired(remaining)
 
 
