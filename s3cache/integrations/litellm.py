@@ -35,7 +35,18 @@ __all__ = ["LiteLLMS3Cache", "enable"]
 
 #: Constructor keywords passed through to :class:`~s3cache.AsyncS3Cache`.
 CORE_KWARGS: Final = frozenset(
-    {"default_ttl", "max_concurrency", "on_error", "serializer", "session", "timeout"}
+    {
+        "compression",  # litellm's own reader cannot decode compressed entries
+        "compression_threshold",
+        "default_ttl",
+        "local",
+        "max_concurrency",
+        "observer",
+        "on_error",
+        "serializer",
+        "session",
+        "timeout",
+    }
 )
 #: ``litellm.Cache`` keywords that still mean something when the backend is ours.
 _CACHE_KWARGS: Final = frozenset(

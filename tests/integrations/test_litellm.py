@@ -163,6 +163,10 @@ def test_core_kwargs_are_forwarded(s3_kwargs: dict[str, Any], s3: Any) -> None:
         LiteLLMS3Cache(**s3_kwargs, timeout=-1)
     with pytest.raises(ValueError, match="on_error"):
         LiteLLMS3Cache(**s3_kwargs, on_error="ignore")
+    with pytest.raises(TypeError, match="local"):
+        LiteLLMS3Cache(**s3_kwargs, local={"max_items": 10})
+    with pytest.raises(ValueError, match="compression"):
+        LiteLLMS3Cache(**s3_kwargs, compression="lz4")
     # s3_config may be a dict, as litellm documents it; it reaches the core's config check.
     with pytest.raises(ValueError, match="max_pool_connections=2 is below max_concurrency=8"):
         LiteLLMS3Cache(**s3_kwargs, s3_config={"max_pool_connections": 2}, max_concurrency=8)
