@@ -1,14 +1,17 @@
-"""The S3 endpoint a run talks to: a given one, or moto's server started in a subprocess.
+"""The S3 endpoint a run talks to: a given one, or an embedded server started in a subprocess.
 
-The embedded server runs in its own process so that it does not share the benchmark's GIL or
-CPU accounting; it is stopped on every exit path (normal end, error, Ctrl-C, SIGTERM) and, on
-Linux, dies with its parent even if the benchmark is killed outright.
+The embedded server is moto's (``moto``, the default) or the benchmark's own in-memory
+keep-alive server (``mini``, :mod:`benchmarks.miniserver`). It runs in its own process so that
+it does not share the benchmark's GIL or CPU accounting; it is stopped on every exit path
+(normal end, error, Ctrl-C, SIGTERM) and, on Linux, dies with its parent even if the benchmark
+is killed outright (the mini server also exits when its stdin pipe from us closes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -19,11 +22,25 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Final
 
-__all__ = ["EMBEDDED_CREDENTIALS", "EmbeddedServer", "Target", "ensure_bucket", "remove_prefix"]
+__all__ = [
+    "EMBEDDED_CREDENTIALS",
+    "EMBEDDED_SERVERS",
+    "EmbeddedServer",
+    "Target",
+    "ensure_bucket",
+    "remove_prefix",
+]
 
-#: moto accepts any credentials; these are what the embedded run uses.
+#: The embedded servers ``--embedded`` can start, and how the output names them.
+EMBEDDED_SERVERS: Final = {
+    "moto": "moto's server (werkzeug; one connection per request)",
+    "mini": "benchmarks/miniserver.py (in-memory, asyncio, HTTP/1.1 keep-alive)",
+}
+_MINISERVER: Final = Path(__file__).with_name("miniserver.py")
+#: Both embedded servers accept any credentials; these are what the embedded run uses.
 EMBEDDED_CREDENTIALS: Final = ("bench-access-key", "bench-secret-key")
 _START_TIMEOUT: Final = 30.0
 _STOP_TIMEOUT: Final = 5.0
@@ -39,6 +56,7 @@ class Target:
     access_key: str | None
     secret_key: str | None
     embedded: bool
+    server: str = ""  # which embedded server ("moto", "mini"), empty for an external endpoint
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``/``create_client`` (credentials may be None)."""
@@ -70,34 +88,67 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 class EmbeddedServer:
-    """moto's S3 server (``python -m moto.server``) on a free loopback port, in a subprocess."""
+    """An S3 server on a free loopback port, in a subprocess: ``kind`` is "moto" or "mini"."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "moto") -> None:
+        if kind not in EMBEDDED_SERVERS:
+            raise ValueError(
+                f"unknown embedded server {kind!r}; choose from {list(EMBEDDED_SERVERS)}"
+            )
+        self.kind = kind
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
-        # The server logs every request to stderr: a file, never a pipe nobody reads (a full
-        # pipe blocks the server mid-response).
+        # moto logs every request to stderr: a file, never a pipe nobody reads (a full pipe
+        # blocks the server mid-response).
         self._log: IO[bytes] | None = None
 
     def start(self, attempts: int = 3) -> str:
-        """Start the server and wait until it answers HTTP; returns its URL."""
+        """Start the server and wait until it answers; returns its URL."""
         last = ""
         for _ in range(attempts):
-            port = free_port()
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=self._log,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-            self.url = f"http://127.0.0.1:{port}"
-            if self._wait_ready():
+            try:
+                ready = self._start_mini() if self.kind == "mini" else self._start_moto()
+            except BaseException:
+                self.stop()
+                raise
+            if ready:
                 return self.url
             last = self._stderr_tail()
             self.stop()
-        raise RuntimeError(f"moto's server did not start: {last or 'no output'}")
+        raise RuntimeError(f"the embedded {self.kind} server did not start: {last or 'no output'}")
+
+    def _popen(self, args: list[str], stdin: int, stdout: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=self._log,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+
+    def _start_moto(self) -> bool:
+        port = free_port()
+        args = ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        self.process = self._popen(args, subprocess.DEVNULL, subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        return self._wait_ready()
+
+    def _start_mini(self) -> bool:
+        """The mini server binds port 0 itself and prints ``READY <port>``: no port race.
+
+        Its stdin is a pipe we hold: when this process goes away, however it dies, the pipe
+        closes and the server exits.
+        """
+        args = [str(_MINISERVER), "--host", "127.0.0.1", "--port", "0"]
+        self.process = process = self._popen(args, subprocess.PIPE, subprocess.PIPE)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], _START_TIMEOUT)
+        line = process.stdout.readline().decode(errors="replace") if ready else ""
+        if not line.startswith("READY "):
+            return False
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        return True
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -124,13 +175,17 @@ class EmbeddedServer:
         """Terminate the server (kill it if it lingers); idempotent."""
         process, self.process = self.process, None
         log, self._log = self._log, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(_STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
         if log is not None:
             log.close()
 

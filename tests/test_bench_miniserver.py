@@ -1,0 +1,185 @@
+"""Conformance of the benchmark's mini S3 server: boto3 and s3cache work against it unchanged.
+
+The server runs as the benchmark runs it (a subprocess on a free port); these tests check what
+the contenders rely on, so that figures measured against it mean what they say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from benchmarks.server import EmbeddedServer
+from s3cache import AsyncS3Cache
+
+CREDS: dict[str, Any] = {
+    "aws_access_key_id": "bench",
+    "aws_secret_access_key": "bench",
+    "region_name": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def mini() -> Iterator[str]:
+    """The mini server in a subprocess for this module; always stopped."""
+    with EmbeddedServer("mini") as server:
+        yield server.url
+
+
+@pytest.fixture
+def client(mini: str) -> Iterator[Any]:
+    c = boto3.client("s3", endpoint_url=mini, **CREDS)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def bucket(client: Any) -> str:
+    name = f"mini-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return name
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def test_boto3_object_round_trip_with_headers_and_metadata(client: Any, bucket: str) -> None:
+    client.head_bucket(Bucket=bucket)
+    put = client.put_object(
+        Bucket=bucket,
+        Key="dir/a key+é",
+        Body=b"hello",
+        ContentType="application/json",
+        ContentEncoding="gzip",
+        CacheControl="max-age=60",
+        Expires=time.time() + 60,
+        Metadata={"s3cache-ttl": "60"},
+    )
+    got = client.get_object(Bucket=bucket, Key="dir/a key+é")
+    assert got["Body"].read() == b"hello"
+    assert got["ETag"] == put["ETag"] == '"5d41402abc4b2a76b9719d911017c592"'
+    assert got["ContentType"] == "application/json"
+    assert got["ContentEncoding"] == "gzip"
+    assert got["CacheControl"] == "max-age=60"
+    assert got["Metadata"] == {"s3cache-ttl": "60"}
+    assert got["ContentLength"] == 5
+    headers = got["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["date"].endswith(" GMT")
+    assert headers["last-modified"].endswith(" GMT")
+    head = client.head_object(Bucket=bucket, Key="dir/a key+é")
+    assert head["ContentLength"] == 5
+    assert head["Metadata"] == {"s3cache-ttl": "60"}
+
+
+def test_boto3_errors_are_s3_errors(client: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as missing:
+        client.get_object(Bucket=bucket, Key="absent")
+    assert _code(missing.value) == "NoSuchKey"
+    with pytest.raises(ClientError) as head:
+        client.head_object(Bucket=bucket, Key="absent")
+    assert head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as nobucket:
+        client.head_bucket(Bucket="no-such-bucket-here")
+    assert nobucket.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    client.put_object(Bucket=bucket, Key="k", Body=b"1")
+    with pytest.raises(ClientError) as taken:
+        client.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch="*")
+    assert _code(taken.value) == "PreconditionFailed"
+    with pytest.raises(ClientError) as stale:
+        client.put_object(Bucket=bucket, Key="k", Body=b"2", IfMatch='"not-the-etag"')
+    assert _code(stale.value) == "PreconditionFailed"
+    etag = client.head_object(Bucket=bucket, Key="k")["ETag"]
+    client.put_object(Bucket=bucket, Key="k", Body=b"3", IfMatch=etag)
+    assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"3"
+
+
+def test_boto3_list_pages_and_batch_delete(client: Any, bucket: str) -> None:
+    keys = [f"p/{i:04d}" for i in range(1005)]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    client.put_object(Bucket=bucket, Key="other", Body=b"x")
+    pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="p/"))
+    assert [p["KeyCount"] for p in pages] == [1000, 5]
+    assert [o["Key"] for p in pages for o in p["Contents"]] == keys
+    quiet = client.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[:1000]], "Quiet": True}
+    )
+    assert not quiet.get("Deleted")
+    assert not quiet.get("Errors")
+    loud = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": keys[1000]}]})
+    assert loud["Deleted"] == [{"Key": keys[1000]}]
+    client.delete_object(Bucket=bucket, Key=keys[1001])
+    left = client.list_objects_v2(Bucket=bucket)
+    assert [o["Key"] for o in left["Contents"]] == ["other", *keys[1002:]]  # in key order
+
+
+def test_keep_alive_and_expect_continue(mini: str, bucket: str) -> None:
+    """Two requests on one connection; a PUT that waits for ``100 Continue`` before its body."""
+    host, port = urlsplit(mini).hostname, urlsplit(mini).port
+    assert host is not None
+    assert port is not None
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request("PUT", f"/{bucket}/ka", body=b"one")
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock
+        conn.request("GET", f"/{bucket}/ka")
+        second = conn.getresponse()
+        assert (first.status, second.status, second.read()) == (200, 200, b"one")
+        assert conn.sock is sock  # the same connection served both
+        assert second.getheader("Connection") is None
+    finally:
+        conn.close()
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(
+            f"PUT /{bucket}/cont HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        assert raw.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        raw.sendall(b"abc")
+        assert raw.recv(1000).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+async def test_s3cache_against_the_mini_server(mini: str, bucket: str) -> None:
+    async with AsyncS3Cache(
+        bucket=bucket, endpoint_url=mini, prefix="c", on_error="raise", **CREDS
+    ) as cache:
+        report = await cache.check()
+        assert report.conditional_writes is True
+        assert report.clock_skew_s is not None
+        assert abs(report.clock_skew_s) < 2
+        await cache.set("a", {"x": 1})
+        await cache.set("b", b"raw bytes")
+        assert await cache.get("a") == {"x": 1}
+        assert await cache.get("b") == b"raw bytes"
+        assert await cache.get("absent", "default") == "default"
+        assert await cache.exists("a")
+        assert not await cache.exists("absent")
+        assert await cache.add("a", "other") is False
+        assert await cache.get("a") == {"x": 1}
+        assert await cache.add("new", "v") is True
+        assert await cache.delete("new") is True
+        assert await cache.delete("new") is False
+        await cache.set_many({f"m{i}": i for i in range(5)})
+        assert await cache.delete_many(["m0", "m1", "absent"]) == 2
+        await cache.set("short", "v", ttl=1)
+        assert await cache.get("short") == "v"
+        await asyncio.sleep(1.1)  # a ttl of 1 s, on the server's whole-second clock
+        assert await cache.get("short") is None
+        assert await cache.exists("short") is False
+        assert await cache.add("short", "again", ttl=60) is True  # an expired entry is absent
+        assert await cache.get("short") == "again"
+        assert await cache.clear() == 6  # a, b, m2, m3, m4, short
+        assert await cache.get("a") is None
