@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.contenders import CONTENDERS, DEFAULT_CONTENDERS
+from benchmarks.server import EMBEDDED_SERVERS
 from benchmarks.workloads import SIZES, WORKLOADS
 
 __all__ = ["MODES", "Group", "Options", "Plan", "parse", "plan_for"]
@@ -32,7 +33,8 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a mode runs: the groups, the contenders, time per cell, and the acompletion cells."""
+    """What a mode runs: the groups, the contenders, time per cell, the acompletion cells, and
+    how long the feature cells' local-tier loop runs (0: no feature cells)."""
 
     mode: str
     groups: tuple[Group, ...]
@@ -40,6 +42,7 @@ class Plan:
     seconds: float
     warmup_s: float
     llm_concurrency: tuple[int, ...]
+    features_s: float = 0.0
 
     def describe(self) -> str:
         """A line saying what is measured, for the output header."""
@@ -75,11 +78,16 @@ MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
 }
 
 
+#: How long each mode's local-tier feature cell runs (the other feature cells are one burst).
+FEATURES_S: Final = {"quick": 0.3, "default": 1.0, "full": 2.0}
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """Parsed command line."""
 
     endpoint_url: str | None
+    embedded: str
     access_key: str | None
     secret_key: str | None
     bucket: str
@@ -94,6 +102,7 @@ class Options:
     warmup_s: float | None
     ops: int | None
     llm: bool
+    features: bool
     json_path: Path | None
     plots_dir: Path | None
     keep_objects: bool
@@ -146,11 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description=(
             "s3cache against litellm's S3Cache, raw aiobotocore and boto3 on one S3 endpoint "
-            "(moto's server in a subprocess when no --endpoint-url is given)."
+            "(an embedded server in a subprocess when no --endpoint-url is given)."
         ),
     )
     target = p.add_argument_group("target")
-    target.add_argument("--endpoint-url", help="S3 endpoint (default: start moto's server)")
+    target.add_argument(
+        "--endpoint-url", help="S3 endpoint (default: start an embedded server, see --embedded)"
+    )
+    target.add_argument(
+        "--embedded",
+        choices=list(EMBEDDED_SERVERS),
+        default="moto",
+        help="the server started when no --endpoint-url is given: moto (moto's server, one "
+        "connection per request, ~150 requests/s on 2 cores) or mini (benchmarks/miniserver.py, "
+        "in-memory, keep-alive, fast enough that the clients are what is measured); "
+        "default moto",
+    )
     target.add_argument("--access-key", help="default: $AWS_ACCESS_KEY_ID")
     target.add_argument("--secret-key", help="default: $AWS_SECRET_ACCESS_KEY")
     target.add_argument("--bucket", default="s3cache-bench", help="created if missing")
@@ -189,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--no-llm", action="store_true", help="skip the litellm acompletion cache-hit cells"
     )
+    grid.add_argument(
+        "--no-features",
+        action="store_true",
+        help="skip the feature cells (local tier, single-flight, get_or_set stampede)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, help="results file (default: benchmarks/results/)")
     out.add_argument("--plots", type=Path, help="directory for PNG plots (default: with the JSON)")
@@ -208,6 +233,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         parser.error("give both --access-key and --secret-key, or neither")
     return Options(
         endpoint_url=ns.endpoint_url,
+        embedded=ns.embedded,
         access_key=ns.access_key,
         secret_key=ns.secret_key,
         bucket=ns.bucket,
@@ -222,6 +248,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         warmup_s=ns.warmup,
         ops=ns.ops,
         llm=not ns.no_llm,
+        features=not ns.no_features,
         json_path=ns.json,
         plots_dir=None if ns.no_plots else (ns.plots or RESULTS_DIR),
         keep_objects=ns.keep_objects,
@@ -248,4 +275,5 @@ def plan_for(options: Options) -> Plan:
         seconds=options.seconds or seconds,
         warmup_s=warmup if options.warmup_s is None else options.warmup_s,
         llm_concurrency=llm_conc if options.llm else (),
+        features_s=FEATURES_S[options.mode] if options.features else 0.0,
     )

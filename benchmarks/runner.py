@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks import llm
 from benchmarks.contenders import Contender, ContenderUnavailable, Setup, import_litellm, make
+from benchmarks.features import FeatureResult, run_features
 from benchmarks.metrics import CellResult, heartbeat_cost
 from benchmarks.options import RESULTS_DIR, Options, Plan, parse, plan_for
 from benchmarks.plots import plot_all
@@ -29,6 +30,7 @@ from benchmarks.report import (
 )
 from benchmarks.server import (
     EMBEDDED_CREDENTIALS,
+    EMBEDDED_SERVERS,
     EmbeddedServer,
     Target,
     default_credentials,
@@ -51,6 +53,7 @@ class Run:
     prefix: str
     progress: Progress
     results: list[CellResult] = dataclasses.field(default_factory=list)
+    features: list[FeatureResult] = dataclasses.field(default_factory=list)
     described: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -141,9 +144,28 @@ async def _llm_cells(run: Run) -> None:
                 await contender.close()
 
 
+async def _feature_cells(run: Run) -> None:
+    """Issue 5's cells (local tier, single-flight, stampede); a failure is noted, not fatal."""
+    run.progress.cell_started("features: local tier, single-flight, get_or_set stampede")
+    try:
+        run.features = await run_features(run.setup(100), run.plan.features_s)
+    except Exception as exc:
+        run.note(f"feature cells failed: {type(exc).__name__}: {exc}")
+        return
+    for f in run.features:
+        verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
+        run.progress.note(f"feature {f.name} [{verdict}]: {f.summary}")
+
+
+def _where(t: Target) -> str:
+    if t.embedded:
+        return f"embedded {t.server} server at {t.endpoint_url} ({EMBEDDED_SERVERS[t.server]})"
+    return t.endpoint_url
+
+
 def _header(run: Run, started: str) -> list[str]:
     t = run.target
-    where = f"embedded moto server at {t.endpoint_url}" if t.embedded else t.endpoint_url
+    where = _where(t)
     return [
         f"s3cache benchmark, {started}",
         f"target: {where}, bucket {t.bucket}, region {t.region}",
@@ -169,7 +191,12 @@ def _footer(run: Run) -> list[str]:
                 f"p50 {o['p50_ms_delta']:+.2f} ms, CPU {o['cpu_us_per_op_delta']:+.0f} us/op, "
                 f"throughput {o['ops_per_s_ratio']:.2f}x"
             )
-    lines.append("targets (issue 4):")
+    if run.features:
+        lines.append("features (issue 5), 1 KiB values:")
+        for f in run.features:
+            verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
+            lines.append(f"  [{verdict}] {f.name}: {f.summary}")
+    lines.append(f"targets (issue 4), against {_where(run.target)}:")
     for what, measured, met in targets(run.results, run.options.latency_ms):
         verdict = {True: "met", False: "NOT met", None: "-"}[met]
         lines.append(f"  [{verdict}] {what}: {measured}")
@@ -184,9 +211,11 @@ def _target(options: Options) -> Iterator[Target]:
             access, secret = default_credentials()
         yield Target(options.endpoint_url, options.region, options.bucket, access, secret, False)
         return
-    with EmbeddedServer() as server:
+    with EmbeddedServer(options.embedded) as server:
         access, secret = EMBEDDED_CREDENTIALS
-        yield Target(server.url, options.region, options.bucket, access, secret, True)
+        yield Target(
+            server.url, options.region, options.bucket, access, secret, True, options.embedded
+        )
 
 
 def _settle(state: Run) -> None:
@@ -231,6 +260,8 @@ async def run(options: Options, plan: Plan, target: Target) -> tuple[Run, dict[s
     try:
         await _grid(state)
         await _llm_cells(state)
+        if plan.features_s > 0:
+            await _feature_cells(state)
     finally:
         progress.stop()
         if not target.embedded and not options.keep_objects:
@@ -250,7 +281,8 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
         "latency_ms": state.options.latency_ms,
         "latency_emulated": True,
         "target": {
-            "embedded_moto": state.target.embedded,
+            "embedded": state.target.server if state.target.embedded else None,
+            "embedded_moto": state.target.embedded and state.target.server == "moto",
             "endpoint_url": state.target.endpoint_url,
             "bucket": state.target.bucket,
             "region": state.target.region,
@@ -263,6 +295,7 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
             {**r.to_json(), **dataclasses.asdict(rat[i])} for i, r in enumerate(state.results)
         ],
         "facade_overhead": facade_overhead(state.results),
+        "features": [f.to_json() for f in state.features],
         "targets": [
             {"what": w, "measured": m, "met": ok}
             for w, m, ok in targets(state.results, state.options.latency_ms)
@@ -282,12 +315,17 @@ def finish(options: Options, payload: dict[str, Any], results: Sequence[CellResu
         machine = payload["machine"]
         title = (
             f"{payload['latency_ms']:g} ms emulated latency, "
-            f"{'embedded moto' if payload['target']['embedded_moto'] else 'external S3'}, "
+            f"{_server_label(payload['target'])}, "
             f"{machine['cores']} cores"
         )
         written += plot_all(results, options.plots_dir, title)
     print(f"\nwall time {payload['wall_s']:.0f} s; wrote " + ", ".join(map(str, written)))
     return written
+
+
+def _server_label(target: dict[str, Any]) -> str:
+    embedded = target.get("embedded")
+    return f"embedded {embedded} server" if embedded else "external S3"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,215 @@
+"""Issue 5's cells: what the features beyond get/set cost or save, measured on the run's server.
+
+- local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
+  (µs per hit, hits/s, and the requests sent meanwhile: none expected);
+- single-flight: 100 concurrent ``get`` of one key (requests sent: 1), beside raw aiobotocore
+  doing the same (100);
+- ``get_or_set`` under a stampede of 100 callers on a missing key (factory calls: 1; GETs: 1;
+  PUTs: 1).
+
+Requests are counted with a ``before-send`` hook on the session, as everywhere in the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from benchmarks.contenders import Setup, _s3cache_kwargs
+from benchmarks.latency import RequestCounter, add_async_latency
+
+__all__ = ["FeatureResult", "MethodCounter", "run_features"]
+
+CALLERS: Final = 100
+_VALUE: Final = {"v": "x" * (1024 - 9)}  # ~1 KiB of JSON, as in the grid
+_FACTORY_S: Final = 0.05  # what the stampede's "expensive" factory takes
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureResult:
+    """One feature cell: its figures, what was expected of them, and whether that held."""
+
+    name: str
+    summary: str
+    figures: dict[str, float] = field(default_factory=dict)
+    expected: str = ""
+    met: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+class MethodCounter(RequestCounter):
+    """A request counter that also counts by HTTP method (GET, PUT, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.methods: Counter[str] = Counter()
+
+    def __call__(self, **kwargs: Any) -> None:
+        super().__call__()
+        request = kwargs.get("request")
+        self.methods[str(getattr(request, "method", "?"))] += 1
+
+
+def _cache(setup: Setup, counter: RequestCounter, prefix: str, **extra: Any) -> Any:
+    from s3cache import AsyncS3Cache
+
+    return AsyncS3Cache(**_s3cache_kwargs(setup, setup.prefix + prefix, counter), **extra)
+
+
+async def local_tier_hits(setup: Setup, seconds: float) -> FeatureResult:
+    """Sequential ``get`` of one key held by the local tier: wall and CPU µs per hit."""
+    from s3cache import LocalTier
+
+    counter = RequestCounter()
+    async with _cache(setup, counter, "features/local/", local=LocalTier(ttl=60.0)) as cache:
+        await cache.set("hot", _VALUE)
+        assert await cache.get("hot") == _VALUE
+        requests0, hits = counter.count, 0
+        cpu0, started = time.process_time(), time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            for _ in range(100):
+                if await cache.get("hot") is not None:
+                    hits += 1
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+        sent = counter.count - requests0
+    us = wall / hits * 1e6
+    return FeatureResult(
+        name="local-tier hit",
+        summary=(
+            f"AsyncS3Cache(local=LocalTier()) get of a hot 1 KiB JSON key, one task: "
+            f"{us:.1f} us per hit ({cpu / hits * 1e6:.1f} us CPU), {hits / wall:,.0f} hits/s, "
+            f"{sent} requests sent during {hits:,} hits"
+        ),
+        figures={
+            "us_per_hit": us,
+            "cpu_us_per_hit": cpu / hits * 1e6,
+            "hits_per_s": hits / wall,
+            "hits": hits,
+            "requests": sent,
+        },
+        expected="a few us per hit, no requests",
+        met=sent == 0,
+    )
+
+
+async def single_flight(setup: Setup) -> FeatureResult:
+    """100 concurrent ``get`` of one key: s3cache sends one GET; raw aiobotocore sends 100."""
+    counter = RequestCounter()
+    async with _cache(setup, counter, "features/flight/") as cache:
+        await cache.set("one", _VALUE)
+        before = counter.count
+        started = time.perf_counter()
+        values = await asyncio.gather(*(cache.get("one") for _ in range(CALLERS)))
+        wall_ms = (time.perf_counter() - started) * 1000
+        sent = counter.count - before
+    all_hit = all(v == _VALUE for v in values)
+    raw_sent, raw_ms = await _raw_concurrent_gets(setup, f"{setup.prefix}features/flight/one")
+    return FeatureResult(
+        name="single-flight get",
+        summary=(
+            f"{CALLERS} concurrent get() of one key: {sent} request(s) sent, "
+            f"{'all' if all_hit else 'NOT all'} callers got the value, {wall_ms:.0f} ms "
+            f"(raw aiobotocore, {CALLERS} concurrent get_object: {raw_sent} requests, "
+            f"{raw_ms:.0f} ms)"
+        ),
+        figures={
+            "callers": CALLERS,
+            "requests": sent,
+            "wall_ms": wall_ms,
+            "raw_aiobotocore_requests": raw_sent,
+            "raw_aiobotocore_wall_ms": raw_ms,
+        },
+        expected="requests: 1",
+        met=sent == 1 and all_hit,
+    )
+
+
+async def _raw_concurrent_gets(setup: Setup, key: str) -> tuple[int, float]:
+    """The same 100 concurrent reads through a default aiobotocore client (pool of 100)."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    counter = RequestCounter()
+    session = get_session()
+    add_async_latency(session, setup.latency_ms, counter)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            session.create_client(
+                "s3",
+                **setup.target.client_kwargs(),
+                config=AioConfig(max_pool_connections=CALLERS),
+            )
+        )
+        bucket = setup.target.bucket
+
+        async def get() -> bytes:
+            resp = await client.get_object(Bucket=bucket, Key=key)
+            async with resp["Body"] as stream:
+                body: bytes = await stream.read()
+            return body
+
+        await get()  # the client's first request loads its models; not what is compared
+        before = counter.count
+        started = time.perf_counter()
+        await asyncio.gather(*(get() for _ in range(CALLERS)))
+        return counter.count - before, (time.perf_counter() - started) * 1000
+
+
+async def stampede(setup: Setup) -> FeatureResult:
+    """100 concurrent ``get_or_set`` of a missing key with a 50 ms async factory."""
+    counter = MethodCounter()
+    calls = 0
+
+    async def factory() -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(_FACTORY_S)
+        return _VALUE
+
+    async with _cache(setup, counter, "features/stampede/") as cache:
+        await cache.set("warm-up", _VALUE)  # open the client first: not what is measured
+        key = f"k-{uuid.uuid4().hex[:8]}"
+        before = counter.methods.copy()
+        started = time.perf_counter()
+        values = await asyncio.gather(*(cache.get_or_set(key, factory) for _ in range(CALLERS)))
+        wall_ms = (time.perf_counter() - started) * 1000
+        sent = counter.methods - before
+        stored = await cache.get(key) == _VALUE
+    all_got = all(v == _VALUE for v in values)
+    gets, puts = sent.get("GET", 0), sent.get("PUT", 0)
+    return FeatureResult(
+        name="get_or_set stampede",
+        summary=(
+            f"{CALLERS} concurrent get_or_set() of a missing key, factory {_FACTORY_S * 1000:.0f}"
+            f" ms: {calls} factory call(s), {gets} GET, {puts} PUT, "
+            f"{'all' if all_got else 'NOT all'} callers got the value, {wall_ms:.0f} ms"
+        ),
+        figures={
+            "callers": CALLERS,
+            "factory_calls": calls,
+            "gets": gets,
+            "puts": puts,
+            "wall_ms": wall_ms,
+        },
+        expected="factory calls: 1, PUTs: 1",
+        met=calls == 1 and puts == 1 and all_got and stored,
+    )
+
+
+async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
+    """Every feature cell, one after the other; ``seconds`` is the local-tier cell's length."""
+    return [
+        await local_tier_hits(setup, seconds),
+        await single_flight(setup),
+        await stampede(setup),
+    ]
