@@ -567,8 +567,7 @@ class AsyncS3Cache:
             raise CacheClosedError(f"{self!r} is closed")
 
     def _object_key(self, key: str) -> str:
-        if self._transport.closed:
-            raise CacheClosedError(f"{self!r} is closed")
+        self._check_open()
         return _format.object_key(self._prefix, key)
 
     def _failed(self, exc: S3CacheError, fallback: T) -> T:
