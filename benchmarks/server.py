@@ -36,8 +36,8 @@ __all__ = [
 
 #: The embedded servers ``--embedded`` can start, and how the output names them.
 EMBEDDED_SERVERS: Final = {
-    "moto": "moto's server (werkzeug; one connection per request)",
-    "mini": "benchmarks/miniserver.py (in-memory, asyncio, HTTP/1.1 keep-alive)",
+    "moto": "moto.server: werkzeug, a new connection per request",
+    "mini": "benchmarks/miniserver.py: in-memory, asyncio, HTTP/1.1 keep-alive",
 }
 _MINISERVER: Final = Path(__file__).with_name("miniserver.py")
 #: Both embedded servers accept any credentials; these are what the embedded run uses.

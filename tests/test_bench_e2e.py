@@ -41,6 +41,7 @@ def test_tiny_run_measures_every_contender_and_cleans_up(s3_endpoint: str, tmp_p
             "--warmup",
             "0",
             "--no-llm",
+            "--no-features",  # covered against the mini server in test_bench_miniserver.py
             "--plain",
             "--json",
             str(out),

@@ -19,7 +19,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from benchmarks.server import EmbeddedServer
+from benchmarks.contenders import Setup
+from benchmarks.features import run_features
+from benchmarks.server import EmbeddedServer, Target
 from s3cache import AsyncS3Cache
 
 CREDS: dict[str, Any] = {
@@ -183,3 +185,17 @@ async def test_s3cache_against_the_mini_server(mini: str, bucket: str) -> None:
         assert await cache.get("short") == "again"
         assert await cache.clear() == 6  # a, b, m2, m3, m4, short
         assert await cache.get("a") is None
+
+
+async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bucket: str) -> None:
+    """Issue 5's cells as the benchmark runs them: one GET for 100 readers, one factory call."""
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini")
+    local, flight, stampede = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
+    assert local.met is True
+    assert local.figures["requests"] == 0
+    assert local.figures["hits"] > 0
+    assert flight.met is True
+    assert flight.figures["requests"] == 1
+    assert flight.figures["raw_aiobotocore_requests"] == 100
+    assert stampede.met is True
+    assert (stampede.figures["factory_calls"], stampede.figures["puts"]) == (1, 1)

@@ -127,6 +127,10 @@ def test_parse_flags_and_plans() -> None:
     assert {g.workload for g in default.groups} == {"get-hit", "get-miss", "set", "mixed"}
     full = plan_for(parse(["--full"]))
     assert len(full.groups) == 4 * 3 * 4
+    assert parse([]).embedded == "moto"  # the embedded server stays the default
+    assert parse(["--embedded", "mini"]).embedded == "mini"
+    assert plan_for(parse(["--quick"])).features_s > 0  # feature cells run unless asked not to
+    assert plan_for(parse(["--quick", "--no-features"])).features_s == 0
 
 
 @pytest.mark.parametrize(
@@ -138,6 +142,7 @@ def test_parse_flags_and_plans() -> None:
         ["--access-key", "only-one"],
         ["--quick", "--full"],
         ["--latency-ms", "-1"],
+        ["--embedded", "minio"],
     ],
 )
 def test_parse_rejects_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
