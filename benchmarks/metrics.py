@@ -7,7 +7,6 @@ the benchmark's own loop during every cell.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import resource
@@ -79,8 +78,9 @@ class Heartbeat:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # wait() never raises the beat's own CancelledError, so a cancellation of the
+            # caller (Ctrl-C under asyncio.run) is not swallowed here.
+            await asyncio.wait([self._task])
         self.rss_peak = max(self.rss_peak, current_rss_bytes())
 
     async def _beat(self) -> None:

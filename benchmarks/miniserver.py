@@ -10,7 +10,7 @@ HeadBucket, DeleteBucket, PutObject (with ``If-None-Match: *`` and ``If-Match``)
 HeadObject, DeleteObject, DeleteObjects and ListObjectsV2. Signatures are not checked. It is
 meant to run in its own process (``python benchmarks/miniserver.py --port 0``): it prints
 ``READY <port>`` on stdout once listening, and exits when its stdin closes (its parent died or
-let go of it), on SIGTERM, or on SIGINT.
+let go of it) or on SIGTERM; SIGINT (Ctrl-C) stops it only when run with ``--no-stdin-watch``.
 """
 
 from __future__ import annotations
@@ -437,7 +437,12 @@ async def _watch_stdin() -> None:
 async def _main(host: str, port: int, watch_stdin: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # Run as a child (stdin watched), a terminal's Ctrl-C must not stop the server under the
+    # benchmark's feet: the parent stops it (SIGTERM, or closing stdin) once it has cleaned up.
+    signals = (signal.SIGTERM,) if watch_stdin else (signal.SIGTERM, signal.SIGINT)
+    if watch_stdin:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     ready: asyncio.Future[int] = loop.create_future()
