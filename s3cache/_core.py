@@ -9,7 +9,6 @@ import logging
 import math
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -299,9 +298,7 @@ class AsyncS3Cache:
         started = _monotonic()
         transport = self._transport
         try:
-            if self._conditional_writes is None:
-                self._conditional_writes = await self._probe_conditional_writes()
-            if not self._conditional_writes:
+            if not await self.supports_conditional_writes():
                 raise NotSupportedError(
                     f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
                     "If-None-Match on PutObject, so add() cannot be atomic there"
@@ -494,8 +491,7 @@ class AsyncS3Cache:
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
         """
         self._check_open()
-        probe = f"{self._prefix}s3cache-check/{uuid.uuid4().hex}"
-        payload = _format.encode({"probe": probe}, 60.0, self._serializer, _clock())
+        probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
         await self._transport.put(probe, payload)
         try:
@@ -518,10 +514,19 @@ class AsyncS3Cache:
             conditional_writes=conditional,
         )
 
+    async def supports_conditional_writes(self) -> bool:
+        """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
+
+        :meth:`add` needs it; some S3-compatible servers silently ignore the header.
+        """
+        self._check_open()
+        if self._conditional_writes is None:
+            self._conditional_writes = await self._probe_conditional_writes()
+        return self._conditional_writes
+
     async def _probe_conditional_writes(self) -> bool:
-        """Whether the server honours ``If-None-Match: *`` (a second conditional put must fail)."""
-        probe = f"{self._prefix}s3cache-check/{uuid.uuid4().hex}"
-        payload = _format.encode(None, 60.0, self._serializer, _clock())
+        """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
+        probe, payload = _format.probe_entry(self._prefix, _clock())
         try:
             await self._transport.put(probe, payload, if_absent=True)
             return not await self._transport.put(probe, payload, if_absent=True)
@@ -561,6 +566,20 @@ class AsyncS3Cache:
     def bucket(self) -> str:
         """The bucket name."""
         return self._bucket
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint URL (None: AWS's default), with any user:password part removed."""
+        return _redact_url(self._endpoint_url)
+
+    @property
+    def transport(self) -> Transport:
+        """The object-level operations under this cache (list, HEAD, delete, lifecycle).
+
+        For tools built on the cache, such as :mod:`s3cache.maintenance`: they act on objects
+        directly, bypassing the local tier, single flight and :meth:`stats`.
+        """
+        return self._transport
 
     def _check_open(self) -> None:
         if self._transport.closed:

@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import re
+import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "object_key",
     "parse_http_date",
     "parse_timestamp",
+    "probe_entry",
     "remaining_ttl",
     "safe_remaining_ttl",
 ]
@@ -240,6 +242,16 @@ def encode(
     metadata = {TTL_METADATA: _format_seconds(ttl)}
     expires = datetime.fromtimestamp(now + ttl, tz=UTC)
     return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}", encoding)
+
+
+#: Folder under a prefix of the short-lived objects that checks and probes write.
+PROBE_FOLDER: Final = "s3cache-check"
+
+
+def probe_entry(prefix: str, now: float) -> tuple[str, Payload]:
+    """A fresh probe: a unique object key under ``prefix`` and a 60-second entry naming it."""
+    key = f"{prefix}{PROBE_FOLDER}/{uuid.uuid4().hex}"
+    return key, encode({"probe": key}, 60.0, JsonSerializer(), now)
 
 
 def _format_seconds(seconds: float) -> str:

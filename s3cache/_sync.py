@@ -15,6 +15,7 @@ from s3cache import _loop
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._format import call_key
 from s3cache._stats import CacheStats
+from s3cache._transport import Transport
 
 __all__ = ["S3Cache"]
 
@@ -130,6 +131,11 @@ class S3Cache:
         """Prove the bucket is reachable and writable; see :meth:`AsyncS3Cache.check`."""
         return _loop.run(self._core.check())
 
+    def supports_conditional_writes(self) -> bool:
+        """Whether the server honours ``If-None-Match: *``; see
+        :meth:`AsyncS3Cache.supports_conditional_writes`."""
+        return _loop.run(self._core.supports_conditional_writes())
+
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
         return self._core.stats()
@@ -147,6 +153,16 @@ class S3Cache:
     def bucket(self) -> str:
         """The bucket name."""
         return self._core.bucket
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint URL (None: AWS's default), with any user:password part removed."""
+        return self._core.endpoint_url
+
+    @property
+    def transport(self) -> Transport:
+        """The core's object-level operations (async); see :attr:`AsyncS3Cache.transport`."""
+        return self._core.transport
 
     def __enter__(self) -> S3Cache:
         return self

@@ -13,7 +13,7 @@ import importlib.metadata
 import inspect
 import os
 import platform
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -287,6 +287,8 @@ class Transport:
             except ClientError as exc:
                 if _code(exc) in _MISSING_CODES:
                     return None
+                if _is_bodyless_403(exc):
+                    await _explain_403(client.get_object(Bucket=self.bucket, Key=key, Range=_BYTE))
                 raise
         headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
         return headers
@@ -384,6 +386,8 @@ class Transport:
                     raise BucketNotFoundError(
                         f"HeadBucket {self.bucket!r}: no such bucket on this endpoint"
                     ) from exc
+                if _is_bodyless_403(exc):
+                    await _explain_403(client.list_objects_v2(Bucket=self.bucket, MaxKeys=1))
                 raise
         headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
         return headers
@@ -447,6 +451,26 @@ def _identity(value: str) -> str:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+#: A one-byte range: the cheapest GET that still carries an error body.
+_BYTE: Final = "bytes=0-0"
+
+
+def _is_bodyless_403(exc: ClientError) -> bool:
+    """A 403 answer to a HEAD: no body, so no code says whether it is the credentials."""
+    return _code(exc) in ("403", "Forbidden")
+
+
+async def _explain_403(probe: Awaitable[Any]) -> None:
+    """Send a request of the same permission that has a body: a 403 to it raises with its code
+    (``SignatureDoesNotMatch`` is a credentials error, not a permissions one). Returns when it
+    succeeds, and the caller raises its own 403 as access denied."""
+    resp = await probe
+    body = resp.get("Body")
+    if body is not None:
+        async with body:
+            pass
 
 
 def _class_for_code(code: str, status: int) -> type[S3CacheError]:

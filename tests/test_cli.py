@@ -145,7 +145,11 @@ def test_get_shows_bytes_safely(run: Run, s3: Any, env: str) -> None:
         (["set", "k", "1", "--ttl", "0.5"], "ttl must be at least 1 second"),
         (["set", "k", "1", "--ttl", "-3"], "ttl must be positive"),
         (["set", "k", "@/no/such/file.json"], "cannot read"),
+        (["set", "k", "12345678901234567890123"], "VALUE cannot be stored"),
         (["get", "a::b"], "empty, '.' or '..' path segment"),
+        (["ls", "bad\x01prefix"], "control character"),
+        (["clear", "--prefix", "", "--yes"], "refusing to clear with an empty prefix"),
+        (["lifecycle", "set", "--days", "1", "--prefix", ""], "refusing to set a lifecycle"),
         (["delete", "bad\x01key"], "control character"),
         (["--bucket", "Not_A..Bucket", "ls"], "not a valid bucket name"),
         (["--endpoint-url", "ftp://x", "ls"], "http:// or https://"),
@@ -564,3 +568,15 @@ def test_python_dash_m_in_a_subprocess(env: str, s3: Any) -> None:
     done = s3cache("--bucket", "no-such-bucket-for-cli", "get", "k")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
+
+
+def test_check_fails_credentials_a_server_rejects(
+    run: Run, canned_error_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HEAD's 403 has no body: the doctor must not pass credentials the server rejects."""
+    monkeypatch.setenv("S3CACHE_ENDPOINT_URL", canned_error_server(403, "SignatureDoesNotMatch"))
+    status, out, _ = run("check", "--plain")
+    assert status == 1
+    assert "FAIL  credentials accepted" in out
+    assert "PASS  credentials" not in out
+    assert "SignatureDoesNotMatch" in out

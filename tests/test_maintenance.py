@@ -1,4 +1,4 @@
-"""s3cache._maintenance against moto's S3 server: scan, stats, clear, purge, lifecycle, doctor."""
+"""s3cache.maintenance against moto's S3 server: scan, stats, clear, purge, lifecycle, doctor."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, _maintenance
+from s3cache import AsyncS3Cache, maintenance
+from s3cache.maintenance import _purge
 from s3cache._format import TTL_METADATA
 
 MISSING = object()
@@ -33,8 +34,8 @@ async def sibling(cache_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
         yield c
 
 
-async def all_entries(cache: AsyncS3Cache, prefix: str = "") -> list[_maintenance.Entry]:
-    return [e async for e in _maintenance.scan(cache, prefix)]
+async def all_entries(cache: AsyncS3Cache, prefix: str = "") -> list[maintenance.Entry]:
+    return [e async for e in maintenance.scan(cache, prefix)]
 
 
 # -- scan and stats ---------------------------------------------------------------------------
@@ -69,7 +70,7 @@ async def test_scan_under_a_sub_prefix(cache: AsyncS3Cache) -> None:
 
 async def test_scan_in_small_batches_sees_every_entry(cache: AsyncS3Cache) -> None:
     await cache.set_many({f"k{i}": i for i in range(7)})
-    found = [e.key async for e in _maintenance.scan(cache, batch=2)]
+    found = [e.key async for e in maintenance.scan(cache, batch=2)]
     assert sorted(found) == [f"k{i}" for i in range(7)]
 
 
@@ -105,7 +106,7 @@ async def test_storage_stats_exact_on_a_small_cache(
     await cache.set_many({"b": "yy", "c": "zzz"})
     await sibling.set("d", "not counted")
     await asyncio.sleep(TTL_WAIT)
-    stats = await _maintenance.storage_stats(cache)
+    stats = await maintenance.storage_stats(cache)
     assert (stats.entries, stats.inspected, stats.expired_inspected) == (3, 3, 1)
     assert stats.bytes == len(b'"x"') + len(b'"yy"') + len(b'"zzz"')
     assert not stats.sampled
@@ -115,7 +116,7 @@ async def test_storage_stats_exact_on_a_small_cache(
 async def test_storage_stats_samples_large_caches(cache: AsyncS3Cache) -> None:
     await cache.set_many({f"k{i}": i for i in range(10)})
     seen: list[int] = []
-    stats = await _maintenance.storage_stats(
+    stats = await maintenance.storage_stats(
         cache, sample=4, rng=random.Random(1), on_progress=lambda s: seen.append(s.entries)
     )
     assert stats.entries == 10
@@ -127,7 +128,7 @@ async def test_storage_stats_samples_large_caches(cache: AsyncS3Cache) -> None:
 
 
 async def test_storage_stats_of_an_empty_prefix(cache: AsyncS3Cache) -> None:
-    stats = await _maintenance.storage_stats(cache)
+    stats = await maintenance.storage_stats(cache)
     assert (stats.entries, stats.bytes, stats.expired_share) == (0, 0, None)
 
 
@@ -145,12 +146,12 @@ async def test_purge_deletes_only_expired_entries_under_the_prefix(
     s3.put_object(Bucket=cache.bucket, Key="outside", Body=b"x", Expires=past)
     await asyncio.sleep(TTL_WAIT)
 
-    dry = await _maintenance.purge_expired(cache, dry_run=True)
+    dry = await maintenance.purge_expired(cache, dry_run=True)
     assert (dry.scanned, dry.expired, dry.deleted, dry.dry_run) == (4, 2, 0, True)
     assert "cache/old1" in keys(s3, cache.bucket)
 
     progress: list[int] = []
-    result = await _maintenance.purge_expired(
+    result = await maintenance.purge_expired(
         cache, batch=1, on_progress=lambda r: progress.append(r.scanned)
     )
     assert (result.scanned, result.expired, result.deleted) == (4, 2, 2)
@@ -170,14 +171,14 @@ async def test_purge_and_clear_refuse_an_empty_prefix(
     async with AsyncS3Cache(**cache_kwargs, on_error="raise") as whole:
         await whole.set("a", 1, ttl=1)
         with pytest.raises(ValueError, match="empty prefix"):
-            await _maintenance.purge_expired(whole)
+            await maintenance.purge_expired(whole)
         with pytest.raises(ValueError, match="empty prefix"):
-            await _maintenance.clear(whole)
+            await maintenance.clear_prefix(whole)
         with pytest.raises(ValueError, match="empty prefix"):
-            await _maintenance.set_lifecycle(whole, 1)
+            await maintenance.lifecycle_set(whole, 1)
         assert keys(s3, whole.bucket) == {"a"}
         await asyncio.sleep(TTL_WAIT)
-        result = await _maintenance.purge_expired(whole, all_bucket=True)
+        result = await maintenance.purge_expired(whole, all_bucket=True)
         assert result.deleted == 1
         assert keys(s3, whole.bucket) == set()
 
@@ -187,10 +188,10 @@ async def test_clear_deletes_under_the_prefix_only(
 ) -> None:
     await cache.set_many({"a": 1, "b:c": 2})
     await sibling.set("keep", 3)
-    dry = await _maintenance.clear(cache, dry_run=True)
+    dry = await maintenance.clear_prefix(cache, dry_run=True)
     assert (dry.matched, dry.deleted) == (2, 0)
     assert keys(s3, cache.bucket) == {"cache/a", "cache/b/c", "cache2/keep"}
-    result = await _maintenance.clear(cache)
+    result = await maintenance.clear_prefix(cache)
     assert (result.matched, result.deleted, result.bytes) == (2, 2, 2)
     assert keys(s3, cache.bucket) == {"cache2/keep"}
 
@@ -199,12 +200,12 @@ async def test_clear_pages_and_batches_past_a_thousand(
     cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two listing pages (1,000 + 5) and DeleteObjects batches split at the batch size."""
-    monkeypatch.setattr(_maintenance, "DELETE_BATCH", 400)
+    monkeypatch.setattr("s3cache.maintenance._purge.DELETE_BATCH", 400)
     # moto serves a few hundred requests/s: a long deadline, since it covers the slot wait too.
     async with AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise", timeout=120) as c:
         await c.set_many({f"k{i:04d}": i for i in range(1005)})
         progress: list[int] = []
-        result = await _maintenance.clear(c, on_progress=lambda r: progress.append(r.matched))
+        result = await maintenance.clear_prefix(c, on_progress=lambda r: progress.append(r.matched))
     assert result.deleted == 1005
     assert progress == [1000, 1005]
     assert keys(s3, cache_kwargs["bucket"]) == set()
@@ -213,7 +214,7 @@ async def test_clear_pages_and_batches_past_a_thousand(
 async def test_delete_guard_refuses_keys_outside_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:
     s3.put_object(Bucket=cache.bucket, Key="cache2/x", Body=b"1")
     with pytest.raises(ValueError, match="outside prefix"):
-        await _maintenance._delete(cache, ["cache2/x"])
+        await _purge._delete(cache, ["cache2/x"])
     assert keys(s3, cache.bucket) == {"cache2/x"}
 
 
@@ -221,7 +222,7 @@ async def test_delete_guard_refuses_keys_outside_the_prefix(cache: AsyncS3Cache,
 
 
 async def test_lifecycle_set_show_remove_keeps_other_rules(cache: AsyncS3Cache, s3: Any) -> None:
-    assert await _maintenance.lifecycle_rules(cache) == []
+    assert await maintenance.lifecycle_rules(cache) == []
     foreign = {
         "ID": "logs",
         "Filter": {"Prefix": "logs/"},
@@ -231,11 +232,11 @@ async def test_lifecycle_set_show_remove_keeps_other_rules(cache: AsyncS3Cache, 
     s3.put_bucket_lifecycle_configuration(
         Bucket=cache.bucket, LifecycleConfiguration={"Rules": [foreign]}
     )
-    assert await _maintenance.lifecycle_rules(cache) == []  # logs/ does not reach cache/
+    assert await maintenance.lifecycle_rules(cache) == []  # logs/ does not reach cache/
 
-    rule_id = await _maintenance.set_lifecycle(cache, 3)
+    rule_id = await maintenance.lifecycle_set(cache, 3)
     assert rule_id == "s3cache:cache/"
-    (rule,) = await _maintenance.lifecycle_rules(cache)
+    (rule,) = await maintenance.lifecycle_rules(cache)
     assert (rule.id, rule.prefix, rule.days, rule.covers, rule.ours) == (
         rule_id,
         "cache/",
@@ -243,13 +244,13 @@ async def test_lifecycle_set_show_remove_keeps_other_rules(cache: AsyncS3Cache, 
         "all",
         True,
     )
-    await _maintenance.set_lifecycle(cache, 7)  # replaces, does not add
+    await maintenance.lifecycle_set(cache, 7)  # replaces, does not add
     stored = s3.get_bucket_lifecycle_configuration(Bucket=cache.bucket)["Rules"]
     assert sorted(r["ID"] for r in stored) == ["logs", rule_id]
     assert [r["Expiration"]["Days"] for r in stored if r["ID"] == rule_id] == [7]
 
-    assert await _maintenance.remove_lifecycle(cache) is True
-    assert await _maintenance.remove_lifecycle(cache) is False
+    assert await maintenance.lifecycle_remove(cache) is True
+    assert await maintenance.lifecycle_remove(cache) is False
     stored = s3.get_bucket_lifecycle_configuration(Bucket=cache.bucket)["Rules"]
     assert [r["ID"] for r in stored] == ["logs"]
 
@@ -257,9 +258,9 @@ async def test_lifecycle_set_show_remove_keeps_other_rules(cache: AsyncS3Cache, 
 async def test_lifecycle_remove_of_the_last_rule_deletes_the_configuration(
     cache: AsyncS3Cache,
 ) -> None:
-    await _maintenance.set_lifecycle(cache, 1)
-    assert await _maintenance.remove_lifecycle(cache) is True
-    assert await cache._transport.get_lifecycle_rules() == []
+    await maintenance.lifecycle_set(cache, 1)
+    assert await maintenance.lifecycle_remove(cache) is True
+    assert await cache.transport.get_lifecycle_rules() == []
 
 
 async def test_lifecycle_rules_that_reach_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:
@@ -273,34 +274,34 @@ async def test_lifecycle_rules_that_reach_the_prefix(cache: AsyncS3Cache, s3: An
     s3.put_bucket_lifecycle_configuration(
         Bucket=cache.bucket, LifecycleConfiguration={"Rules": rules}
     )
-    found = {r.id: r.covers for r in await _maintenance.lifecycle_rules(cache)}
+    found = {r.id: r.covers for r in await maintenance.lifecycle_rules(cache)}
     assert found == {"all": "all", "sub": "some"}
 
 
 def test_lifecycle_rule_id_fits_s3s_limit() -> None:
-    assert _maintenance.lifecycle_rule_id("cache/") == "s3cache:cache/"
-    long_id = _maintenance.lifecycle_rule_id("p" * 600 + "/")
+    assert maintenance.lifecycle_rule_id("cache/") == "s3cache:cache/"
+    long_id = maintenance.lifecycle_rule_id("p" * 600 + "/")
     assert len(long_id) <= 255
     assert long_id.startswith("s3cache:")
-    assert long_id == _maintenance.lifecycle_rule_id("p" * 600 + "/")
+    assert long_id == maintenance.lifecycle_rule_id("p" * 600 + "/")
 
 
 async def test_set_lifecycle_rejects_bad_days(cache: AsyncS3Cache) -> None:
     with pytest.raises(ValueError, match="whole days"):
-        await _maintenance.set_lifecycle(cache, 0)
+        await maintenance.lifecycle_set(cache, 0)
     with pytest.raises(TypeError):
-        await _maintenance.set_lifecycle(cache, 1.5)  # type: ignore[arg-type]
+        await maintenance.lifecycle_set(cache, 1.5)  # type: ignore[arg-type]
 
 
 # -- doctor -----------------------------------------------------------------------------------
 
 
-def verdicts(items: list[_maintenance.CheckItem]) -> dict[str, str]:
+def verdicts(items: list[maintenance.CheckItem]) -> dict[str, str]:
     return {item.name: item.status for item in items}
 
 
 async def test_doctor_passes_on_a_healthy_bucket(cache: AsyncS3Cache, s3: Any) -> None:
-    items = await _maintenance.doctor(cache)
+    items = await maintenance.doctor(cache)
     found = verdicts(items)
     for name in ("endpoint reachable", "credentials accepted", "bucket exists", "list", "put"):
         assert found[name] == "pass", name
@@ -311,14 +312,14 @@ async def test_doctor_passes_on_a_healthy_bucket(cache: AsyncS3Cache, s3: Any) -
     assert not any(item.failed for item in items)
     assert keys(s3, cache.bucket) == set()  # the probe is gone
 
-    await _maintenance.set_lifecycle(cache, 2)
-    assert verdicts(await _maintenance.doctor(cache))["lifecycle rule"] == "pass"
+    await maintenance.lifecycle_set(cache, 2)
+    assert verdicts(await maintenance.doctor(cache))["lifecycle rule"] == "pass"
 
 
 async def test_doctor_on_a_missing_bucket(cache_kwargs: dict[str, Any]) -> None:
     kwargs = dict(cache_kwargs, bucket="no-such-bucket-here")
     async with AsyncS3Cache(**kwargs, prefix="cache") as missing:
-        items = await _maintenance.doctor(missing)
+        items = await maintenance.doctor(missing)
     found = verdicts(items)
     assert found["endpoint reachable"] == "pass"
     assert found["bucket exists"] == "fail"
@@ -329,7 +330,7 @@ async def test_doctor_on_a_missing_bucket(cache_kwargs: dict[str, Any]) -> None:
 async def test_doctor_on_an_unreachable_endpoint(cache_kwargs: dict[str, Any]) -> None:
     kwargs = dict(cache_kwargs, endpoint_url="http://127.0.0.1:9", timeout=2.0)
     async with AsyncS3Cache(**kwargs, prefix="cache") as nowhere:
-        items = await _maintenance.doctor(nowhere)
+        items = await maintenance.doctor(nowhere)
     assert items[0].name == "endpoint reachable"
     assert items[0].status == "fail"
     assert {item.status for item in items[1:]} == {"skip"}

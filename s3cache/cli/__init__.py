@@ -1,0 +1,273 @@
+"""The ``s3cache`` command line: check, inspect and clean a cache bucket.
+
+The top layer: it parses arguments, builds an :class:`AsyncS3Cache`, runs one command with
+``asyncio.run`` and prints. The commands are described in :mod:`s3cache.cli._commands`; the
+operations themselves live in :mod:`s3cache.maintenance`. Tables and progress bars use ``rich``
+when it is installed (``pip install s3cache-async[cli]``) and plain text otherwise, or with
+``--plain`` / ``S3CACHE_PLAIN=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, Final
+
+from s3cache import maintenance
+from s3cache._core import AsyncS3Cache
+from s3cache.cli._commands import (
+    COMMANDS,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Arg,
+    Spec,
+    UsageError,
+    positive_int,
+    seconds,
+)
+from s3cache.cli._ui import UI, where
+from s3cache.cli._ui import load_rich as _load_rich  # noqa: F401 - tests patch rich away
+from s3cache.errors import NotSupportedError, S3CacheError
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UI", "build_parser", "main"]
+
+_INTERRUPTED: Final = 130
+
+_DESCRIPTION = """\
+Check, inspect and clean an s3cache store: a bucket and a key prefix on Amazon S3 or any
+S3-compatible server. Credentials come from the standard AWS_* variables, the shared config
+files, or --profile."""
+
+_EPILOG = """\
+environment:
+  S3CACHE_BUCKET, S3CACHE_PREFIX, S3CACHE_ENDPOINT_URL   defaults for --bucket, --prefix,
+                                                         --endpoint-url
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_DEFAULT_REGION, ...
+  S3CACHE_PLAIN=1                                        plain output even when rich is installed
+
+exit status:
+  0  success
+  1  an S3 failure or a failed check (a one-line cause on stderr; --debug for the traceback);
+     also `get` of a key with no live entry, and a declined confirmation
+  2  bad usage (unknown option, bad key, ttl or JSON value, missing --yes off a terminal)"""
+
+
+class _Declined(Exception):
+    """The user answered no at a confirmation prompt."""
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+def _store_options() -> tuple[Arg, ...]:
+    """Options accepted before and after the command name; defaults read from the environment
+    now (``S3CACHE_*``)."""
+    env = os.environ.get
+    return (
+        Arg(("--bucket",), {"default": env("S3CACHE_BUCKET"), "help": "bucket ($S3CACHE_BUCKET)"}),
+        Arg(
+            ("--prefix",),
+            {
+                "default": env("S3CACHE_PREFIX", ""),
+                "help": "key prefix of the cache "
+                "($S3CACHE_PREFIX; default: none, the whole bucket)",
+            },
+        ),
+        Arg(
+            ("--endpoint-url",),
+            {
+                "default": env("S3CACHE_ENDPOINT_URL"),
+                "help": "S3-compatible endpoint, e.g. http://localhost:9000 "
+                "($S3CACHE_ENDPOINT_URL)",
+            },
+        ),
+        Arg(("--region",), {"default": None, "help": "region name"}),
+        Arg(("--profile",), {"default": None, "help": "AWS shared-config profile"}),
+        Arg(
+            ("--timeout",),
+            {
+                "type": seconds,
+                "default": 10.0,
+                "help": "deadline per request, seconds (default 10)",
+            },
+        ),
+        Arg(
+            ("--concurrency",),
+            {
+                "type": positive_int,
+                "default": 32,
+                "help": "requests in flight at most (default 32)",
+            },
+        ),
+        Arg(
+            ("--json",),
+            {"action": "store_true", "default": False, "help": "machine-readable JSON output"},
+        ),
+        Arg(
+            ("--plain",),
+            {
+                "action": "store_true",
+                "default": bool(env("S3CACHE_PLAIN")),
+                "help": "plain text, no tables or progress bars ($S3CACHE_PLAIN)",
+            },
+        ),
+        Arg(("--debug",), {"action": "store_true", "default": False, "help": "show tracebacks"}),
+    )
+
+
+def _add_store_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """The store and output options; given after the command name, they override."""
+    group = parser.add_argument_group("store and output options")
+    for option in _store_options():
+        options = dict(option.options)
+        if after_command:
+            options["default"] = argparse.SUPPRESS
+        group.add_argument(*option.flags, **options)
+
+
+def _add_command(commands: Any, spec: Spec, common: argparse.ArgumentParser, dest: str) -> None:
+    """A sub-parser for ``spec``: its arguments, then those its scope and confirmation imply."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        spec.name,
+        parents=[common],
+        help=spec.help,
+        description=spec.description or spec.help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(spec=spec)
+    for option in spec.args:
+        parser.add_argument(*option.flags, **option.options)
+    if spec.confirm:
+        parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+        parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    if spec.scope:
+        parser.add_argument(
+            "--all-bucket", action="store_true", help="allow an empty prefix: the whole bucket"
+        )
+    if spec.actions:
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        for action in spec.actions:
+            _add_command(actions, action, common, "action")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, built from :data:`COMMANDS`; defaults come from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="s3cache",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_store_options(parser, after_command=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_store_options(common, after_command=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for spec in COMMANDS:
+        _add_command(commands, spec, common, "command")
+    return parser
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _confirm(question: str) -> None:
+    """Ask on a terminal; refuse (usage error) when stdin is not one."""
+    if not sys.stdin.isatty():
+        raise UsageError("not deleting without confirmation: stdin is not a terminal; pass --yes")
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise _Declined
+
+
+def _session(profile: str | None) -> Any:
+    """An AioSession for ``--profile``, or None for the library's default session."""
+    if profile is None:
+        return None
+    from aiobotocore.session import AioSession
+    from botocore.exceptions import ProfileNotFound
+
+    session = AioSession(profile=profile)
+    try:
+        session.get_scoped_config()
+    except ProfileNotFound:
+        raise UsageError(f"no AWS profile named {profile!r} in the shared config files") from None
+    return session
+
+
+def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
+    """Validate everything that needs no request, ask for confirmation; build the cache."""
+    spec: Spec = args.spec
+    if not args.bucket:
+        raise UsageError("no bucket: pass --bucket or set S3CACHE_BUCKET")
+    try:
+        cache = AsyncS3Cache(
+            args.bucket,
+            prefix=args.prefix,
+            endpoint_url=args.endpoint_url or None,
+            region_name=args.region,
+            session=_session(args.profile),
+            timeout=args.timeout,
+            max_concurrency=args.concurrency,
+            on_error="raise",
+        )
+        if spec.check is not None:
+            spec.check(cache, args)
+        if spec.scope is not None:
+            maintenance.check_scope(cache, args.all_bucket, spec.scope)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if spec.confirm and not args.yes and not args.dry_run:
+        _confirm(f"{spec.confirm} under {where(cache)}?")
+    return cache
+
+
+async def _run(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    spec: Spec = args.spec
+    assert spec.run is not None  # a command with actions always has one chosen
+    async with cache:
+        return await spec.run(cache, args, ui)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        cache = _prepare(args)
+        return asyncio.run(_run(cache, args, UI(plain=args.plain)))
+    except UsageError as exc:
+        print(f"s3cache: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _Declined:
+        print("s3cache: not confirmed; nothing was deleted", file=sys.stderr)
+        return EXIT_FAILURE
+    except NotSupportedError as exc:
+        _debug(args)
+        print(f"s3cache: {args.spec.unsupported} ({exc})", file=sys.stderr)
+        return EXIT_FAILURE
+    except S3CacheError as exc:
+        _debug(args)
+        print(f"s3cache: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("s3cache: interrupted", file=sys.stderr)
+        return _INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+        _debug(args)
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"s3cache: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _debug(args: argparse.Namespace) -> None:
+    if args.debug:
+        traceback.print_exc(file=sys.stderr)

@@ -1,0 +1,132 @@
+"""Deleting under a cache's prefix: :func:`clear_prefix` (everything) and :func:`purge_expired`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from s3cache._concurrency import gather
+from s3cache._core import AsyncS3Cache
+from s3cache._transport import DELETE_BATCH
+from s3cache.maintenance._scan import DEFAULT_BATCH, check_positive, inspect, pages
+
+__all__ = ["ClearResult", "PurgeResult", "check_scope", "clear_prefix", "purge_expired"]
+
+
+@dataclass(slots=True)
+class ClearResult:
+    """What :func:`clear_prefix` deleted (or, with ``dry_run``, would delete)."""
+
+    matched: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class PurgeResult:
+    """What :func:`purge_expired` found and deleted."""
+
+    scanned: int = 0
+    expired: int = 0
+    bytes: int = 0  #: size of the expired entries
+    deleted: int = 0
+    dry_run: bool = False
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def check_scope(cache: AsyncS3Cache, all_bucket: bool, what: str) -> None:
+    """Refuse (``ValueError``) to ``what`` over a whole bucket unless ``all_bucket`` says so.
+
+    The one safety rule of every prefix-wide operation here and in the command line.
+    """
+    if not cache.prefix and not all_bucket:
+        raise ValueError(
+            f"refusing to {what} with an empty prefix: that is the whole bucket "
+            f"{cache.bucket!r}; set a prefix (--prefix), or pass all_bucket=True "
+            "(--all-bucket) if you mean it"
+        )
+
+
+async def _delete(cache: AsyncS3Cache, okeys: list[str]) -> int:
+    """Delete objects in batches of 1,000, after checking each key is under the prefix."""
+    outside = [k for k in okeys if not k.startswith(cache.prefix)]
+    if outside:  # unreachable through this module; a guard against future callers
+        raise ValueError(f"refusing to delete {outside[0]!r}: outside prefix {cache.prefix!r}")
+    if len(okeys) == 1:  # DeleteObject needs no body and no checksum
+        await cache.transport.delete(okeys[0])
+        return 1
+    batches = [okeys[i : i + DELETE_BATCH] for i in range(0, len(okeys), DELETE_BATCH)]
+    return sum(await gather(cache.transport.delete_batch(b) for b in batches))
+
+
+async def clear_prefix(
+    cache: AsyncS3Cache,
+    *,
+    dry_run: bool = False,
+    all_bucket: bool = False,
+    on_progress: Callable[[ClearResult], None] | None = None,
+) -> ClearResult:
+    """Delete every object under the prefix, page by page; errors raise.
+
+    Unlike :meth:`AsyncS3Cache.clear` it reports progress, can dry-run, and refuses an empty
+    prefix (the whole bucket) unless ``all_bucket`` is true.
+    """
+    check_scope(cache, all_bucket, "clear")
+    result = ClearResult(dry_run=dry_run)
+    async with aclosing(pages(cache, cache.prefix)) as listing:
+        async for page in listing:
+            result.matched += len(page)
+            result.bytes += sum(o.size for o in page)
+            if page and not dry_run:
+                result.deleted += await _delete(cache, [o.key for o in page])
+            if on_progress is not None:
+                on_progress(result)
+    return result
+
+
+async def purge_expired(
+    cache: AsyncS3Cache,
+    *,
+    dry_run: bool = False,
+    all_bucket: bool = False,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Callable[[PurgeResult], None] | None = None,
+) -> PurgeResult:
+    """Delete the entries under the prefix that a read would treat as expired.
+
+    Each entry is HEAD-ed (``batch`` at a time, concurrently) and judged on the server's clock
+    as a read would judge it; expired ones are deleted in batches. An entry rewritten between
+    its HEAD and the delete is lost: for a cache, one extra miss. An empty prefix needs
+    ``all_bucket``: other objects in a shared bucket may carry ``Expires``.
+    """
+    check_scope(cache, all_bucket, "purge")
+    check_positive("batch", batch)
+    started = time.perf_counter()
+    result = PurgeResult(dry_run=dry_run)
+    async with aclosing(pages(cache, cache.prefix)) as listing:
+        async for page in listing:
+            for start in range(0, len(page), batch):
+                entries = await inspect(cache, page[start : start + batch])
+                expired = [e for e in entries if e.expired]
+                result.scanned += len(entries)
+                result.expired += len(expired)
+                result.bytes += sum(e.size for e in expired)
+                if expired and not dry_run:
+                    result.deleted += await _delete(cache, [e.object_key for e in expired])
+                result.elapsed_s = time.perf_counter() - started
+                if on_progress is not None:
+                    on_progress(result)
+    result.elapsed_s = time.perf_counter() - started
+    return result

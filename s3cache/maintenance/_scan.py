@@ -1,0 +1,227 @@
+"""Listing and inspecting the entries under a cache's prefix: ``scan`` and ``storage_stats``."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from s3cache import _format
+from s3cache._concurrency import gather
+from s3cache._core import AsyncS3Cache
+from s3cache._transport import ListedObject
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_SAMPLE",
+    "Entry",
+    "StorageStats",
+    "check_positive",
+    "inspect",
+    "object_prefix",
+    "pages",
+    "scan",
+    "storage_stats",
+]
+
+#: Entries inspected (HEAD) concurrently per batch; the transport still bounds requests in flight.
+DEFAULT_BATCH: Final = 250
+#: ``storage_stats`` inspects at most this many entries to estimate the expired share.
+DEFAULT_SAMPLE: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One object under the prefix, with its expiry judged as a read would judge it."""
+
+    key: str  #: the object key without the cache prefix
+    object_key: str
+    size: int
+    age_s: float  #: seconds since it was written, on the server's clock
+    ttl_s: float | None  #: the s3cache ttl it was written with (None: none, or a foreign entry)
+    remaining_s: float | None  #: seconds left; None when it never expires
+    expired: bool
+
+    @classmethod
+    def from_headers(
+        cls, prefix: str, okey: str, size: int, headers: Mapping[str, str], now: float
+    ) -> Entry:
+        """The entry described by HEAD ``headers``; unreadable expiry metadata is expired."""
+        remaining = _format.safe_remaining_ttl(headers, now)
+        return cls(
+            key=okey[len(prefix) :],
+            object_key=okey,
+            size=_content_length(headers, size),
+            age_s=_age(headers, now),
+            ttl_s=_ttl(headers),
+            remaining_s=remaining,
+            expired=_format.is_expired(remaining),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _age(headers: Mapping[str, str], now: float) -> float:
+    """Seconds since the object was written, on the server's clock (0 when unknown)."""
+    date_raw = headers.get("date")
+    modified_raw = headers.get("last-modified")
+    try:
+        server_now = _format.parse_http_date(date_raw) if date_raw else now
+        age = server_now - _format.parse_http_date(modified_raw) if modified_raw else 0.0
+    except ValueError:
+        age = 0.0
+    return max(age, 0.0)
+
+
+def _ttl(headers: Mapping[str, str]) -> float | None:
+    ttl_raw = headers.get(_format.TTL_HEADER)
+    try:
+        return float(ttl_raw) if ttl_raw is not None else None
+    except ValueError:
+        return None
+
+
+def _content_length(headers: Mapping[str, str], listed: int) -> int:
+    length = headers.get("content-length")
+    return int(length) if length and length.isdigit() else listed
+
+
+def object_prefix(cache: AsyncS3Cache, prefix: str = "") -> str:
+    """The object-key prefix of ``prefix`` under the cache's own (``:`` counts as ``/``).
+
+    Raises before any request for a prefix no key could start with.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in prefix):
+        raise ValueError("prefix contains a control character")
+    return cache.prefix + prefix.replace(":", "/")
+
+
+async def pages(cache: AsyncS3Cache, full_prefix: str) -> AsyncGenerator[list[ListedObject], None]:
+    """Listing pages under ``full_prefix``; the next page is fetched while this one is used.
+
+    Every key is checked against the cache prefix: a listing is never trusted to stay inside.
+    """
+    transport = cache.transport
+    pending = asyncio.ensure_future(transport.list_page(full_prefix, None))
+    try:
+        while True:
+            page, token = await pending
+            if token is not None:
+                pending = asyncio.ensure_future(transport.list_page(full_prefix, token))
+            yield [
+                o for o in page if o.key.startswith(cache.prefix) and o.key.startswith(full_prefix)
+            ]
+            if token is None:
+                return
+    finally:
+        if not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+async def inspect(cache: AsyncS3Cache, objects: list[ListedObject]) -> list[Entry]:
+    """HEAD ``objects`` concurrently; objects gone since the listing are left out."""
+    heads = await gather(cache.transport.head(o.key) for o in objects)
+    now = time.time()
+    return [
+        Entry.from_headers(cache.prefix, o.key, o.size, h, now)
+        for o, h in zip(objects, heads, strict=True)
+        if h is not None
+    ]
+
+
+async def scan(
+    cache: AsyncS3Cache, prefix: str = "", *, batch: int = DEFAULT_BATCH
+) -> AsyncGenerator[Entry, None]:
+    """Every entry under the cache prefix (+ ``prefix``), with size, age, ttl and expiry.
+
+    One HEAD per entry (a listing carries no metadata), ``batch`` entries at a time.
+    """
+    check_positive("batch", batch)
+    async with aclosing(pages(cache, object_prefix(cache, prefix))) as listing:
+        async for page in listing:
+            for start in range(0, len(page), batch):
+                for found in await inspect(cache, page[start : start + batch]):
+                    yield found
+
+
+@dataclass(slots=True)
+class StorageStats:
+    """Entries and bytes under the prefix, and the expired share of the entries inspected."""
+
+    entries: int = 0
+    bytes: int = 0
+    inspected: int = 0  #: entries HEAD-ed to judge expiry (all, or a uniform sample)
+    expired_inspected: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        """True when the expired share is an estimate from a sample."""
+        return self.inspected < self.entries
+
+    @property
+    def expired_share(self) -> float | None:
+        """Expired fraction of the inspected entries (None when there is none)."""
+        return self.expired_inspected / self.inspected if self.inspected else None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "entries": self.entries,
+            "bytes": self.bytes,
+            "inspected": self.inspected,
+            "expired_inspected": self.expired_inspected,
+            "expired_share": self.expired_share,
+            "sampled": self.sampled,
+        }
+
+
+async def storage_stats(
+    cache: AsyncS3Cache,
+    *,
+    sample: int = DEFAULT_SAMPLE,
+    rng: random.Random | None = None,
+    on_progress: Callable[[StorageStats], None] | None = None,
+) -> StorageStats:
+    """Count entries and bytes (the whole listing) and estimate the expired share.
+
+    Expiry needs one HEAD per entry, so at most ``sample`` entries, drawn uniformly
+    (reservoir sampling over the listing), are inspected; all of them on small caches.
+    """
+    check_positive("sample", sample)
+    rng = rng or random.Random()
+    result = StorageStats()
+    reservoir: list[ListedObject] = []
+    async with aclosing(pages(cache, cache.prefix)) as listing:
+        async for page in listing:
+            for obj in page:
+                result.entries += 1
+                result.bytes += obj.size
+                if len(reservoir) < sample:
+                    reservoir.append(obj)
+                else:
+                    slot = rng.randrange(result.entries)
+                    if slot < sample:
+                        reservoir[slot] = obj
+            if on_progress is not None:
+                on_progress(result)
+    entries = await inspect(cache, reservoir)
+    result.inspected = len(entries)
+    result.expired_inspected = sum(1 for e in entries if e.expired)
+    return result
+
+
+def check_positive(name: str, value: int) -> None:
+    """Raise unless ``value`` is a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
