@@ -284,7 +284,7 @@ def test_plain_output_when_rich_is_absent(run: Run, monkeypatch: pytest.MonkeyPa
     for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
-    assert cli._load_rich() is None
+    assert cli._ui.load_rich() is None
     run("set", "k1", "1", "--ttl", "1")
     time.sleep(TTL_WAIT)
     status, out, _ = run("ls")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from s3cache import AsyncS3Cache, maintenance
-from s3cache.maintenance import _purge
 from s3cache._format import TTL_METADATA
+from s3cache.maintenance import _purge
 
 MISSING = object()
 #: With one-second server dates, a ttl of 1 s is over after at most a second.

@@ -31,7 +31,6 @@ from s3cache.cli._commands import (
     seconds,
 )
 from s3cache.cli._ui import UI, where
-from s3cache.cli._ui import load_rich as _load_rich  # noqa: F401 - tests patch rich away
 from s3cache.errors import NotSupportedError, S3CacheError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UI", "build_parser", "main"]

@@ -30,7 +30,7 @@ from s3cache import (
     EndpointUnreachableError,
     S3Cache,
     S3CacheError,
-    _maintenance,
+    maintenance,
 )
 from s3cache._format import LITERAL_EVAL_MAX_BYTES, JsonSerializer
 
@@ -313,9 +313,9 @@ async def test_clear_never_touches_keys_outside_the_prefix(
 
         assert await cache.clear() == 6
         assert await cache.clear() == 0
-        result = await _maintenance.clear(cache)
+        result = await maintenance.clear_prefix(cache)
         assert result.deleted == 0
-        purged = await _maintenance.purge_expired(cache)
+        purged = await maintenance.purge_expired(cache)
         assert purged.deleted == 0
         assert await sibling.get("mine") == "sibling"
 
