@@ -55,6 +55,15 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
+@nox.session(python=PYTHON, name="soak-props")
+def soak_props(session: nox.Session) -> None:
+    """The stateful property test with many more and longer sequences (minutes, not seconds)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "tests/test_properties.py", *session.posargs, env={"S3CACHE_PROPS": "soak"}
+    )
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmark (``python -m benchmarks``); pass its flags after ``--``, e.g. ``--quick``."""

@@ -1,0 +1,197 @@
+"""A stateful property test: the cache behaves like a dict, whatever the sequence of operations.
+
+Hypothesis drives :class:`AsyncS3Cache` (or its facade :class:`S3Cache`) against a plain dict model
+over moto's S3 server, with keys that alias (``a:b`` and ``a/b`` are one object), unicode and
+near-limit keys, values of every supported type (``None`` and bytes included), and the local tier
+on or off. The default profile keeps ``python -m nox`` fast; ``S3CACHE_PROPS=soak`` (the nox
+session ``soak-props``) runs many more and longer sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import boto3
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from s3cache import AsyncS3Cache, LocalTier, S3Cache
+from tests.conftest import CREDENTIALS
+
+T = TypeVar("T")
+
+PROFILES = {
+    "default": settings(
+        max_examples=12,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+    "soak": settings(
+        max_examples=400,
+        stateful_step_count=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+}
+
+#: Keys chosen to collide and to stress the key path: ``:`` and ``/`` alias, unicode, reserved
+#: URL characters, and one whose object key is close to S3's 1,024-byte limit.
+KEYS = [
+    "a",
+    "a:b",
+    "a/b",
+    "ключ:値",
+    "emoji 🎉 key",
+    "pct%2F+plus~tilde",
+    "q?x=1&y=#frag",
+    "long:" + "k" * 990,
+]
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+VALUES = st.binary(max_size=40) | st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+MISSING = object()
+
+
+def object_key(key: str) -> str:
+    return key.replace(":", "/")
+
+
+class CacheModel(RuleBasedStateMachine):
+    """The cache under test against ``model``: object key -> value."""
+
+    endpoint: str = ""
+    bucket: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[str, Any] = {}
+        self.runner: asyncio.Runner | None = None
+        self.core: AsyncS3Cache | None = None
+        self.facade: S3Cache | None = None
+
+    @initialize(local=st.booleans(), sync=st.booleans())
+    def open(self, local: bool, sync: bool) -> None:
+        kwargs: dict[str, Any] = {
+            "bucket": self.bucket,
+            "endpoint_url": self.endpoint,
+            "prefix": f"props-{uuid.uuid4().hex[:8]}",
+            "on_error": "raise",
+            "local": LocalTier(ttl=60) if local else None,
+            **CREDENTIALS,
+        }
+        if sync:
+            self.facade = S3Cache(**kwargs)
+        else:
+            self.runner = asyncio.Runner()
+            self.core = AsyncS3Cache(**kwargs)
+
+    def call(self, name: str, *args: Any) -> Any:
+        """``name(*args)`` on the cache, awaited on this machine's loop for the async core."""
+        if self.facade is not None:
+            return getattr(self.facade, name)(*args)
+        assert self.runner is not None
+        method: Callable[..., Awaitable[Any]] = getattr(self.core, name)
+        return self.runner.run(method(*args))
+
+    def teardown(self) -> None:
+        if self.facade is not None:
+            self.facade.close()
+        if self.runner is not None:
+            assert self.core is not None
+            self.runner.run(self.core.close())
+            self.runner.close()
+
+    # -- rules -------------------------------------------------------------------------------
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES)
+    def set(self, key: str, value: Any) -> None:
+        self.call("set", key, value)
+        self.model[object_key(key)] = value
+
+    @rule(key=st.sampled_from(KEYS))
+    def get(self, key: str) -> None:
+        assert self.call("get", key, MISSING) == self.model.get(object_key(key), MISSING)
+
+    @rule(key=st.sampled_from(KEYS))
+    def exists(self, key: str) -> None:
+        assert self.call("exists", key) is (object_key(key) in self.model)
+
+    @rule(key=st.sampled_from(KEYS))
+    def delete(self, key: str) -> None:
+        assert self.call("delete", key) is (self.model.pop(object_key(key), MISSING) is not MISSING)
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES)
+    def add(self, key: str, value: Any) -> None:
+        absent = object_key(key) not in self.model
+        assert self.call("add", key, value) is absent
+        if absent:
+            self.model[object_key(key)] = value
+
+    @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
+    def get_many(self, keys: list[str]) -> None:
+        expected = {k: self.model[object_key(k)] for k in keys if object_key(k) in self.model}
+        assert self.call("get_many", keys) == expected
+
+    @rule(mapping=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4))
+    def set_many(self, mapping: dict[str, Any]) -> None:
+        # Two keys that alias one object in a single batch race each other: keep one of them.
+        batch = {object_key(k): (k, v) for k, v in mapping.items()}
+        failed = self.call("set_many", dict(batch.values()))
+        assert not failed
+        self.model.update({okey: v for okey, (_, v) in batch.items()})
+
+    @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
+    def delete_many(self, keys: list[str]) -> None:
+        present = {object_key(k) for k in keys} & self.model.keys()
+        assert self.call("delete_many", keys) == len(present)
+        for okey in present:
+            del self.model[okey]
+
+    @precondition(lambda self: len(self.model) > 0)
+    @rule()
+    def clear(self) -> None:
+        assert self.call("clear") == len(self.model)
+        self.model.clear()
+
+    @invariant()
+    def stats_never_count_errors(self) -> None:
+        cache = self.facade if self.facade is not None else self.core
+        if cache is not None:
+            assert cache.stats().error_count == 0
+
+
+def test_the_cache_behaves_like_a_dict(s3_endpoint: str) -> None:
+    bucket = f"props-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
+    try:
+        client.create_bucket(Bucket=bucket)
+    finally:
+        client.close()
+    machine = type("Machine", (CacheModel,), {"endpoint": s3_endpoint, "bucket": bucket})
+    profile = PROFILES[os.environ.get("S3CACHE_PROPS", "default")]
+    run_state_machine_as_test(machine, settings=profile)
