@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import boto3
@@ -115,7 +115,7 @@ class CacheModel(RuleBasedStateMachine):
         if self.facade is not None:
             return getattr(self.facade, name)(*args)
         assert self.runner is not None
-        method: Callable[..., Awaitable[Any]] = getattr(self.core, name)
+        method: Callable[..., Coroutine[Any, Any, Any]] = getattr(self.core, name)
         return self.runner.run(method(*args))
 
     def teardown(self) -> None:
