@@ -650,6 +650,12 @@ def _check_endpoint(endpoint_url: object, use_ssl: bool) -> None:
     if not isinstance(endpoint_url, str):
         raise TypeError(f"endpoint_url must be a str, not {type(endpoint_url).__name__}")
     parts = urlsplit(endpoint_url)
+    if parts.username is not None or parts.password is not None:
+        # Never echo the URL here: its user info may hold a password.
+        raise ValueError(
+            "endpoint_url must not contain user info ('user:password@'): S3 requests are "
+            "signed with AWS credentials; pass aws_access_key_id/aws_secret_access_key instead"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("endpoint_url must be an http:// or https:// URL with a host")
     if parts.scheme == "https" and use_ssl is False:

@@ -381,7 +381,7 @@ def test_repr_names_the_bucket_and_never_secrets() -> None:
     cache = AsyncS3Cache(
         "bkt",
         prefix="p",
-        endpoint_url="http://user:pw-canary@127.0.0.1:9",
+        endpoint_url="http://127.0.0.1:9",
         aws_access_key_id="AKIDCANARY",
         aws_secret_access_key=canary,
         aws_session_token=canary + "-token",
@@ -389,8 +389,20 @@ def test_repr_names_the_bucket_and_never_secrets() -> None:
     text = repr(cache) + str(cache)
     assert "bkt" in text
     assert "p/" in text
-    for secret in (canary, "pw-canary", "AKIDCANARY"):
+    for secret in (canary, "AKIDCANARY"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:pw-canary@127.0.0.1:9", "https://:pw-canary@host", "http://user@host"]
+)
+def test_endpoint_url_with_user_info_is_rejected_without_echoing_it(url: str) -> None:
+    """Credentials in the URL would be sent beside SigV4 and fail every request: refuse them."""
+    with pytest.raises(ValueError, match="user info") as rejected:
+        AsyncS3Cache("bkt", endpoint_url=url)
+    text = str(rejected.value) + repr(rejected.value.args)
+    assert "pw-canary" not in text
+    assert "user@" not in text
 
 
 @pytest.mark.parametrize(
