@@ -268,7 +268,8 @@ class AsyncS3Cache:
     async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
-        Raises ``TypeError`` before any request when ``value`` cannot be serialised.
+        Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
+        ``ValueError`` when it is too large to compress (see ``_format.MAX_DECOMPRESSED_BYTES``).
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)

@@ -228,7 +228,8 @@ def encode(
     ``bytes`` are stored raw; everything else goes through ``serializer``. The ttl goes into user
     metadata (what s3cache reads) and into ``Expires``/``Cache-Control`` (what litellm reads).
     With a ``compressor``, bodies at or above its threshold are compressed and labelled with
-    ``Content-Encoding``, so that any reader of the format can decode them.
+    ``Content-Encoding``, so that any reader of the format can decode them; one over
+    :data:`MAX_DECOMPRESSED_BYTES` is a ``ValueError``, since :func:`decompress` would refuse it.
     """
     if isinstance(value, _RAW_TYPES):
         body, content_type = bytes(value), BYTES_CONTENT_TYPE
@@ -236,6 +237,12 @@ def encode(
         body, content_type = serializer.dumps(value), serializer.content_type
     encoding = None
     if compressor is not None and len(body) >= compressor.threshold:
+        if len(body) > MAX_DECOMPRESSED_BYTES:  # reads would refuse to expand it
+            raise ValueError(
+                f"the value serialises to {len(body):,} bytes, over the "
+                f"{MAX_DECOMPRESSED_BYTES:,}-byte cap on compressed entries (reads refuse to "
+                "expand a body past it); store it through a cache with compression=None"
+            )
         body, encoding = compressor.compress(body), compressor.encoding
     if ttl is None:
         return Payload(body, content_type, {}, None, None, encoding)
@@ -401,7 +408,8 @@ def make_compressor(compression: Compression | None, threshold: int) -> Compress
 
 
 def decompress(body: bytes, content_encoding: str) -> bytes:
-    """Undo a ``Content-Encoding``; raises ``ValueError`` for one we cannot read."""
+    """Undo a ``Content-Encoding``; raises ``ValueError`` for one we cannot read, or for a body
+    that would expand past :data:`MAX_DECOMPRESSED_BYTES` (gzip and zstd alike)."""
     encoding = content_encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -414,9 +422,11 @@ def decompress(body: bytes, content_encoding: str) -> bytes:
             if not inflater.eof:
                 raise ValueError("truncated gzip body")
         elif encoding == "zstd":
-            out = (
-                _zstd().ZstdDecompressor().decompress(body, max_output_size=MAX_DECOMPRESSED_BYTES)
-            )
+            zstd = _zstd()
+            # max_output_size only binds frames without a declared size: check the declared one.
+            if zstd.frame_content_size(body) > MAX_DECOMPRESSED_BYTES:
+                raise ValueError(f"zstd body expands past {MAX_DECOMPRESSED_BYTES} bytes")
+            out = zstd.ZstdDecompressor().decompress(body, max_output_size=MAX_DECOMPRESSED_BYTES)
         else:
             raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
     except (OSError, EOFError, zlib.error) as exc:

@@ -71,6 +71,27 @@ async def test_unserialisable_value_raises_before_any_request(closed_port_url: s
         assert cache.stats().errors == {}
 
 
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+async def test_a_value_reads_would_refuse_is_refused_before_any_request(
+    closed_port_url: str, monkeypatch: pytest.MonkeyPatch, compression: Any
+) -> None:
+    """A compressed body over the decompression cap could be stored but never read back."""
+    monkeypatch.setattr(s3cache._format, "MAX_DECOMPRESSED_BYTES", 1000)
+    async with AsyncS3Cache(
+        "bucket",
+        endpoint_url=closed_port_url,
+        on_error="raise",
+        compression=compression,
+        config=NO_RETRIES,
+        **_creds(),
+    ) as cache:
+        with pytest.raises(ValueError, match="1,000-byte cap"):
+            await cache.set("k", "x" * 2000)
+        with pytest.raises(ValueError, match="1,000-byte cap"):
+            await cache.set_many({"ok": 1, "big": "x" * 2000})
+        assert cache.stats().errors == {}
+
+
 # -- storage format on the wire -------------------------------------------------------------
 
 

@@ -287,3 +287,44 @@ def test_listing_timestamps_as_text_or_datetime() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert _format.parse_timestamp("2026-01-02T03:04:05.000Z") == when.timestamp()
     assert _format.parse_timestamp(when) == when.timestamp()
+
+
+# -- compression cap ------------------------------------------------------------------------
+
+SMALL_CAP = 4096
+
+
+@pytest.fixture
+def small_cap(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A 4 KiB decompression cap, so that the cap is tested without 256 MiB values."""
+    monkeypatch.setattr(_format, "MAX_DECOMPRESSED_BYTES", SMALL_CAP)
+    return SMALL_CAP
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_both_encodings_refuse_to_expand_past_the_same_cap(encoding: str, small_cap: int) -> None:
+    compressor = _format.Compressor(encoding, threshold=0)
+    at_cap = compressor.compress(b"a" * small_cap)
+    assert _format.decompress(at_cap, encoding) == b"a" * small_cap
+    with pytest.raises(ValueError, match="expands past"):
+        _format.decompress(compressor.compress(b"a" * (small_cap + 1)), encoding)
+
+
+def test_zstd_cap_holds_for_frames_without_a_declared_size(small_cap: int) -> None:
+    import zstandard
+
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"a" * (small_cap + 1))
+    with pytest.raises(ValueError, match="zstd"):
+        _format.decompress(unsized, "zstd")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_encode_refuses_what_decompress_would_refuse(encoding: str, small_cap: int) -> None:
+    compressor = _format.Compressor(encoding, threshold=0)
+    fits = "a" * (small_cap - 2)  # its JSON, quotes included, is exactly the cap
+    payload = _format.encode(fits, None, SER, 0.0, compressor)
+    assert _format.decode(payload.body, payload.content_type, SER, encoding) == fits
+    with pytest.raises(ValueError, match="cap on compressed entries"):
+        _format.encode(fits + "a", None, SER, 0.0, compressor)
+    # Uncompressed bodies are never expanded, so the cap does not apply to them.
+    assert len(_format.encode(fits * 2, None, SER, 0.0).body) > small_cap
