@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from botocore.config import Config
 
 from s3cache import _format
+from s3cache._callkey import call_key
 from s3cache._flight import Flights
 from s3cache._format import Compression, JsonSerializer, Serializer
 from s3cache._local import LocalLRU, LocalTier
@@ -362,7 +363,7 @@ class AsyncS3Cache:
 
             @functools.wraps(func)
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                cache_key = _format.call_key(func, key, args, kwargs)
+                cache_key = call_key(func, key, args, kwargs)
                 result: R = await self.get_or_set(
                     cache_key, functools.partial(func, *args, **kwargs), ttl
                 )

@@ -10,14 +10,12 @@ import ast
 import calendar
 import email.utils
 import gzip
-import hashlib
-import inspect
 import json
 import math
 import re
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, Protocol, runtime_checkable
@@ -35,11 +33,9 @@ __all__ = [
     "JsonSerializer",
     "Payload",
     "Serializer",
-    "call_key",
     "decode",
     "decompress",
     "encode",
-    "function_key",
     "is_expired",
     "make_compressor",
     "normalize_prefix",
@@ -448,58 +444,3 @@ def _zstd() -> Any:
             "zstd compression needs the 'zstandard' package: pip install 's3cache-async[zstd]'"
         ) from None
     return zstandard
-
-
-# -- keys for @cached -----------------------------------------------------------------------
-
-
-def function_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """A cache key for a call: ``module:qualname:sha256(arguments)``, stable across processes.
-
-    Arguments are bound to the signature (so ``f(1)`` and ``f(x=1)`` agree, defaults filled in),
-    ``self``/``cls`` are skipped, and the rest are encoded with orjson (str, int, float, bool,
-    None, lists, tuples, dicts with str keys, datetimes, UUIDs, enums, dataclasses). Anything
-    else, whose repr may hold an address, is a ``TypeError``: pass ``key=`` for such functions.
-    """
-    bound = inspect.signature(func).bind(*args, **kwargs)
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
-    first = next(iter(inspect.signature(func).parameters), None)
-    if first in ("self", "cls"):
-        arguments.pop(first)
-    try:
-        encoded = orjson.dumps(
-            arguments,
-            default=_key_default,
-            option=orjson.OPT_SORT_KEYS,
-        )
-    except TypeError as exc:
-        raise TypeError(
-            f"cannot build a cache key for {func.__qualname__}: {exc}; pass key= to cached()"
-        ) from None
-    digest = hashlib.sha256(encoded).hexdigest()
-    name = func.__qualname__.replace("<", "").replace(">", "")
-    return f"{func.__module__}:{name}:{digest}"
-
-
-def call_key(
-    func: Callable[..., Any],
-    builder: Callable[..., str] | None,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> str:
-    """The key of one call of a ``@cached`` function: ``builder``'s, or :func:`function_key`."""
-    if builder is None:
-        return function_key(func, args, kwargs)
-    key = builder(*args, **kwargs)
-    if not isinstance(key, str):
-        raise TypeError(f"the key builder of {func.__qualname__} returned {type(key).__name__}")
-    return key
-
-
-def _key_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"__bytes__": value.hex()}
-    if isinstance(value, (set, frozenset)):
-        return {"__set__": sorted(value, key=repr)}
-    raise TypeError(f"{type(value).__name__} arguments have no stable key")

@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from s3cache import _loop
+from s3cache._callkey import call_key
 from s3cache._core import AsyncS3Cache, CheckReport
-from s3cache._format import call_key
 from s3cache._stats import CacheStats
 from s3cache._transport import Transport
 

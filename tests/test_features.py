@@ -22,7 +22,7 @@ from s3cache import (
     NotSupportedError,
     S3Cache,
 )
-from s3cache._format import function_key
+from s3cache._callkey import function_key
 from s3cache._local import LocalLRU
 
 MISSING = object()
@@ -303,7 +303,7 @@ def test_default_keys_are_stable_across_processes() -> None:
     assert all(k.startswith("tests.test_features:keyed:") for k in here)
     code = (
         "from tests.test_features import KEY_ARGS, keyed\n"
-        "from s3cache._format import function_key\n"
+        "from s3cache._callkey import function_key\n"
         "for a, k in KEY_ARGS: print(function_key(keyed, a, k))"
     )
     out = subprocess.run(
