@@ -3,6 +3,7 @@
 ``AsyncS3Cache`` is the asyncio core; ``S3Cache`` is its blocking twin for sync code.
 """
 
+from s3cache._batch import DeleteResult
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._local import LocalTier
@@ -10,6 +11,7 @@ from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
 from s3cache.errors import (
     AccessDeniedError,
+    BatchError,
     BucketNotFoundError,
     CacheClosedError,
     CorruptEntryError,
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDeniedError",
     "AsyncS3Cache",
+    "BatchError",
     "BucketNotFoundError",
     "CacheClosedError",
     "CacheEvent",
@@ -34,6 +37,7 @@ __all__ = [
     "CheckReport",
     "CorruptEntryError",
     "CredentialsError",
+    "DeleteResult",
     "EndpointUnreachableError",
     "JsonSerializer",
     "LatencySummary",

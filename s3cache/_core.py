@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
@@ -18,13 +17,21 @@ from urllib.parse import urlsplit, urlunsplit
 from botocore.config import Config
 
 from s3cache import _format
+from s3cache._batch import DeleteResult, delete_objects
 from s3cache._callkey import call_key
+from s3cache._concurrency import paced
 from s3cache._flight import Flights
 from s3cache._format import Compression, JsonSerializer, Serializer
 from s3cache._local import LocalLRU, LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
-from s3cache._transport import DEFAULT_TIMEOUT, DELETE_BATCH, Transport, client_config
-from s3cache.errors import CacheClosedError, CorruptEntryError, NotSupportedError, S3CacheError
+from s3cache._transport import DEFAULT_TIMEOUT, Transport, client_config
+from s3cache.errors import (
+    BatchError,
+    CacheClosedError,
+    CorruptEntryError,
+    NotSupportedError,
+    S3CacheError,
+)
 
 __all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
 
@@ -187,9 +194,13 @@ class AsyncS3Cache:
         return default if value is _MISSING else value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The entries found among ``keys`` (hits only), fetched concurrently."""
+        """The entries found among ``keys`` (hits only), fetched at most ``max_concurrency`` at a
+        time, so that each read's deadline covers that read, however many keys there are."""
         wanted = {key: self._object_key(key) for key in keys}
-        values = await self._gather(self._read(okey) for okey in wanted.values())
+        values = await self._paced(self._read, list(wanted.values()))
+        for value in values:
+            if isinstance(value, S3CacheError):  # on_error="raise": already counted
+                raise value
         return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
 
     async def exists(self, key: str) -> bool:
@@ -278,13 +289,23 @@ class AsyncS3Cache:
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
-    ) -> None:
-        """Store every item of ``mapping`` concurrently; all are validated before any request."""
+    ) -> dict[str, S3CacheError]:
+        """Store every item of ``mapping``; all are validated before any request.
+
+        Writes go at most ``max_concurrency`` at a time, so each one's deadline covers that write
+        however large the batch. Returns the keys that were not stored, each with its error (an
+        empty dict when all were); with ``on_error="raise"`` a failure raises
+        :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
+        """
         seconds = self._ttl(ttl)
-        payloads = [
-            (self._object_key(key), self._encode(value, seconds)) for key, value in mapping.items()
+        items = [
+            (key, self._object_key(key), self._encode(value, seconds))
+            for key, value in mapping.items()
         ]
-        await self._gather(self._store(okey, payload, seconds) for okey, payload in payloads)
+        errors = await self._paced(lambda item: self._write(item[1], item[2], seconds), items)
+        failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
+        self._batch_failed("set_many", failed, len(items))
+        return failed
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
@@ -387,6 +408,14 @@ class AsyncS3Cache:
         return _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
 
     async def _store(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
+        error = await self._write(okey, payload, seconds)
+        if error is not None:
+            self._failed(error, None)
+
+    async def _write(
+        self, okey: str, payload: _format.Payload, seconds: float | None
+    ) -> S3CacheError | None:
+        """PUT one entry, observed; a store failure is returned (for the caller to count)."""
         started = _monotonic()
         self._reads.forget(okey)  # a read already in flight may predate this write
         try:
@@ -395,10 +424,10 @@ class AsyncS3Cache:
             if self._local is not None:
                 self._local.discard(okey)
             self._done("set", okey, "error", started, error=exc)
-            self._failed(exc, None)
-            return
+            return exc
         self._stored(okey, payload, seconds, started)
         self._done("set", okey, "stored", started, len(payload.body))
+        return None
 
     def _stored(
         self, okey: str, payload: _format.Payload, seconds: float | None, started: float
@@ -421,36 +450,62 @@ class AsyncS3Cache:
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there (expired objects go too, uncounted)."""
-        return await self.delete_many([key]) == 1
+        okey = self._object_key(key)
+        live, failed = await self._remove([okey])
+        if failed:
+            return self._failed(failed[okey], False)
+        return live == 1
 
-    async def delete_many(self, keys: Iterable[str]) -> int:
-        """Remove ``keys``; returns how many live entries were removed.
+    async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
+        """Remove ``keys``; returns how many live entries were removed, as a :class:`DeleteResult`
+        (an ``int``) whose ``failed`` maps each key that could not be deleted to its error.
 
-        S3 reports every key of a delete as deleted, so each key is looked up first (HEAD,
-        concurrently) and only objects that exist are deleted, in batches of 1,000.
+        Requests go at most ``max_concurrency`` at a time, so each deadline covers one request
+        however many keys there are. With ``on_error="raise"`` a failure raises
+        :class:`~s3cache.errors.BatchError`, after every key has been tried.
         """
-        okeys = list(dict.fromkeys(self._object_key(key) for key in keys))
+        names: dict[str, str] = {}
+        for key in keys:
+            names.setdefault(self._object_key(key), key)
+        live, failed = await self._remove(list(names))
+        failed_keys = {names[okey]: error for okey, error in failed.items()}
+        self._batch_failed("delete_many", failed_keys, len(names))
+        return DeleteResult(live, failed_keys)
+
+    async def _remove(self, okeys: list[str]) -> tuple[int, dict[str, S3CacheError]]:
+        """Delete ``okeys``: how many live entries went, and the keys that failed, with why.
+
+        S3 reports every key of a delete as deleted, so each key is looked up first (HEAD) and
+        only objects that exist are deleted. A key whose HEAD failed is deleted all the same:
+        an invalidation is never skipped for want of a count.
+        """
         started = _monotonic()
         for okey in okeys:
             self._reads.forget(okey)
             if self._local is not None:
                 self._local.discard(okey)
-        try:
-            heads = await self._gather(self._transport.head(okey) for okey in okeys)
-            present = [okey for okey, h in zip(okeys, heads, strict=True) if h is not None]
-            live = sum(1 for h in heads if h is not None and self._is_live(h))
-            await self._delete_objects(present)
-        except S3CacheError as exc:
-            self._done("delete", okeys[0] if len(okeys) == 1 else None, "error", started, error=exc)
-            return int(self._failed(exc, 0))
-        self._counters.deletes += live
-        self._done("delete", okeys[0] if len(okeys) == 1 else None, "deleted", started)
-        return live
+        heads = await self._paced(self._transport.head, okeys)
+        doomed = [okey for okey, head in zip(okeys, heads, strict=True) if head is not None]
+        live = {
+            okey
+            for okey, head in zip(okeys, heads, strict=True)
+            if head is not None and not isinstance(head, S3CacheError) and self._is_live(head)
+        }
+        failed = await delete_objects(self._transport, doomed)
+        removed = len(live.difference(failed))
+        self._counters.deletes += removed
+        one = okeys[0] if len(okeys) == 1 else None
+        if failed:
+            self._done("delete", one, "error", started, error=next(iter(failed.values())))
+        else:
+            self._done("delete", one, "deleted", started)
+        return removed, failed
 
-    async def clear(self) -> int:
+    async def clear(self) -> DeleteResult:
         """Delete every object under the prefix (the whole bucket when the prefix is empty).
 
-        Returns the number of objects deleted, expired ones included.
+        Returns the number of objects deleted, expired ones included, as a :class:`DeleteResult`
+        whose ``failed`` maps each object key that could not be deleted to its error.
         """
         self._check_open()
         started = _monotonic()
@@ -458,31 +513,28 @@ class AsyncS3Cache:
         if self._local is not None:
             self._local.clear()
         deleted = 0
+        failed: dict[str, S3CacheError] = {}
         token: str | None = None
         try:
             while True:
                 page, token = await self._transport.list_page(self._prefix, token)
                 # Never trust a listing to stay under the prefix: check every key.
-                deleted += await self._delete_objects(
-                    [o.key for o in page if o.key.startswith(self._prefix)]
-                )
+                okeys = [o.key for o in page if o.key.startswith(self._prefix)]
+                page_failed = await delete_objects(self._transport, okeys)
+                deleted += len(okeys) - len(page_failed)
+                failed.update(page_failed)
                 if token is None:
                     break
-        except S3CacheError as exc:
+        except S3CacheError as exc:  # a listing failed: nothing more can be found to delete
+            self._counters.deletes += deleted
             self._done("clear", None, "error", started, error=exc)
             self._failed(exc, None)
-        else:
-            self._done("clear", None, "deleted", started)
+            return DeleteResult(deleted, failed)
         self._counters.deletes += deleted
-        return deleted
-
-    async def _delete_objects(self, okeys: list[str]) -> int:
-        if len(okeys) == 1:  # DeleteObject needs no body and no checksum
-            await self._transport.delete(okeys[0])
-            return 1
-        batches = [okeys[i : i + DELETE_BATCH] for i in range(0, len(okeys), DELETE_BATCH)]
-        counts = await self._gather(self._transport.delete_batch(b) for b in batches)
-        return sum(counts)
+        error = next(iter(failed.values())) if failed else None
+        self._done("clear", None, "error" if failed else "deleted", started, error=error)
+        self._batch_failed("clear", failed, deleted + len(failed))
+        return DeleteResult(deleted, failed)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -591,6 +643,17 @@ class AsyncS3Cache:
         self._check_open()
         return _format.object_key(self._prefix, key)
 
+    def _batch_failed(self, op: str, failed: Mapping[str, S3CacheError], total: int) -> None:
+        """Count each failed key by its kind; then raise or log one :class:`BatchError`."""
+        if not failed:
+            return
+        for error in failed.values():
+            self._counters.errors[error.kind] += 1
+        summary = BatchError(op, failed, total)
+        if self._raise:
+            raise summary
+        self._log_error(summary)
+
     def _failed(self, exc: S3CacheError, fallback: T) -> T:
         """Count and log a store failure; raise it or return ``fallback`` per ``on_error``."""
         self._counters.errors[exc.kind] += 1
@@ -620,13 +683,11 @@ class AsyncS3Cache:
         except Exception:
             logger.exception("s3cache observer %r failed on %s", observer, op)
 
-    async def _gather(self, aws: Iterable[Awaitable[T]]) -> list[T]:
-        """Run concurrently (the transport bounds requests); the first failure, if any, raises."""
-        results = await asyncio.gather(*aws, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results  # type: ignore[return-value]
+    async def _paced(
+        self, func: Callable[[T], Awaitable[R]], items: Sequence[T]
+    ) -> list[R | S3CacheError]:
+        """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
+        return await paced(func, items, self._transport.max_concurrency)
 
 
 def _check_bucket(bucket: object) -> None:

@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from s3cache import _loop
+from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._stats import CacheStats
 from s3cache._transport import Transport
+from s3cache.errors import S3CacheError
 
 __all__ = ["S3Cache"]
 
@@ -69,8 +71,11 @@ class S3Cache:
         """Store ``value`` under ``key``; see :meth:`AsyncS3Cache.set`."""
         return _loop.run(self._core.set(key, value, ttl))
 
-    def set_many(self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None) -> None:
-        """Store every item of ``mapping``; see :meth:`AsyncS3Cache.set_many`."""
+    def set_many(
+        self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
+    ) -> dict[str, S3CacheError]:
+        """Store every item of ``mapping``; returns the keys not stored, with why; see
+        :meth:`AsyncS3Cache.set_many`."""
         return _loop.run(self._core.set_many(mapping, ttl))
 
     def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
@@ -119,12 +124,14 @@ class S3Cache:
         """Remove ``key``; True when a live entry was there."""
         return _loop.run(self._core.delete(key))
 
-    def delete_many(self, keys: Iterable[str]) -> int:
-        """Remove ``keys``; returns how many live entries were removed."""
+    def delete_many(self, keys: Iterable[str]) -> DeleteResult:
+        """Remove ``keys``; returns how many live entries were removed (an ``int``) and which
+        keys failed; see :meth:`AsyncS3Cache.delete_many`."""
         return _loop.run(self._core.delete_many(keys))
 
-    def clear(self) -> int:
-        """Delete every object under the prefix; returns how many went."""
+    def clear(self) -> DeleteResult:
+        """Delete every object under the prefix; returns how many went; see
+        :meth:`AsyncS3Cache.clear`."""
         return _loop.run(self._core.clear())
 
     def check(self) -> CheckReport:

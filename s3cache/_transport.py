@@ -13,7 +13,7 @@ import importlib.metadata
 import inspect
 import os
 import platform
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -221,7 +221,8 @@ class Transport:
         self._client_kwargs = dict(client_kwargs)
         self._config = config
         self._session = session if session is not None else _new_session()
-        self._max_concurrency = max_concurrency
+        #: Requests in flight at most, per event loop (the semaphore's size).
+        self.max_concurrency = max_concurrency
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._pid = os.getpid()
         self.closed = False
@@ -251,7 +252,7 @@ class Transport:
             self._loops = {}
         for stale in [lp for lp in self._loops if lp.is_closed()]:
             del self._loops[stale]
-        created = self._loops[loop] = _LoopClient(loop, self._max_concurrency)
+        created = self._loops[loop] = _LoopClient(loop, self.max_concurrency)
         return created
 
     @asynccontextmanager
@@ -329,24 +330,21 @@ class Transport:
         async with self._call("DeleteObject", key) as client:
             await client.delete_object(Bucket=self.bucket, Key=key)
 
-    async def delete_batch(self, keys: list[str]) -> int:
-        """Delete up to :data:`DELETE_BATCH` objects in one request; returns how many went."""
+    async def delete_batch(self, keys: Sequence[str]) -> dict[str, S3CacheError]:
+        """Delete up to :data:`DELETE_BATCH` objects in one request; returns the keys the server
+        reported as not deleted, each with its error ({} when all went)."""
         if not keys:
-            return 0
+            return {}
         if len(keys) > DELETE_BATCH:
             raise ValueError(f"DeleteObjects takes at most {DELETE_BATCH} keys, not {len(keys)}")
         request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
         async with self._call("DeleteObjects", keys[0]) as client:
             resp = await client.delete_objects(Bucket=self.bucket, Delete=request)
-        failed = resp.get("Errors") or []
-        if failed:
-            first = failed[0]
-            code = first.get("Code", "?")
-            raise _class_for_code(code, 0)(
-                f"DeleteObjects: {len(failed)} of {len(keys)} deletes failed, "
-                f"first {first.get('Key')!r}: {code}"
-            )
-        return len(keys)
+        failed: dict[str, S3CacheError] = {}
+        for error in resp.get("Errors") or []:
+            key, code = str(error.get("Key")), str(error.get("Code") or "?")
+            failed[key] = _class_for_code(code, 0)(f"DeleteObjects {key!r}: {code}")
+        return failed
 
     async def list_page(
         self, prefix: str, token: str | None

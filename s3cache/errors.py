@@ -7,8 +7,11 @@ Messages name the operation and the cause, never credentials or cached values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "AccessDeniedError",
+    "BatchError",
     "BucketNotFoundError",
     "CacheClosedError",
     "CorruptEntryError",
@@ -79,3 +82,29 @@ class NotSupportedError(S3CacheError):
     """The server does not implement an S3 API that was asked for (e.g. bucket lifecycles)."""
 
     kind = "unsupported"
+
+
+class BatchError(S3CacheError):
+    """Some keys of a batch (``set_many``, ``delete_many``, ``clear``) failed; the rest succeeded.
+
+    ``failed`` maps each failed key to its own error (a timeout, a server error...); ``total`` is
+    how many keys the batch held. Each failed key is also counted in ``stats().errors`` under its
+    own error's kind; ``batch`` is only this summary's kind.
+    """
+
+    kind = "batch"
+
+    def __init__(self, operation: str, failed: Mapping[str, S3CacheError], total: int) -> None:
+        self.operation = operation
+        self.failed: Mapping[str, S3CacheError] = dict(failed)
+        self.total = total
+        if not self.failed:
+            raise ValueError("a BatchError needs at least one failed key")
+        first_key, first = next(iter(self.failed.items()))
+        super().__init__(
+            f"{operation}: {len(self.failed)} of {total} keys failed; first {first_key!r}: {first}"
+        )
+        self.__cause__ = first
+
+    def __reduce__(self) -> tuple[type[BatchError], tuple[str, Mapping[str, S3CacheError], int]]:
+        return type(self), (self.operation, self.failed, self.total)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
+import s3cache._batch
 import s3cache._core
 from s3cache import (
     AccessDeniedError,
@@ -204,7 +205,7 @@ async def test_delete_many_counts_live_entries(cache: AsyncS3Cache, s3: Any) -> 
 async def test_clear_deletes_only_under_the_prefix(
     cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3cache._core, "DELETE_BATCH", 10)  # batching, without 1,000s of PUTs
+    monkeypatch.setattr(s3cache._batch, "DELETE_BATCH", 10)  # batching, without 1,000s of PUTs
     bucket = cache_kwargs["bucket"]
     for key in ("cache2/x", "cachex", "other/cache/y", "cache"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"keep")

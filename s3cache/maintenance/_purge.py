@@ -8,9 +8,9 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from s3cache._concurrency import gather
+from s3cache._batch import delete_objects
 from s3cache._core import AsyncS3Cache
-from s3cache._transport import DELETE_BATCH
+from s3cache.errors import BatchError
 from s3cache.maintenance._scan import DEFAULT_BATCH, check_positive, inspect, pages
 
 __all__ = ["ClearResult", "PurgeResult", "check_scope", "clear_prefix", "purge_expired"]
@@ -60,15 +60,15 @@ def check_scope(cache: AsyncS3Cache, all_bucket: bool, what: str) -> None:
 
 
 async def _delete(cache: AsyncS3Cache, okeys: list[str]) -> int:
-    """Delete objects in batches of 1,000, after checking each key is under the prefix."""
+    """Delete objects (see :func:`delete_objects`), after checking each key is under the prefix;
+    raises :class:`BatchError` when some could not be deleted."""
     outside = [k for k in okeys if not k.startswith(cache.prefix)]
     if outside:  # unreachable through this module; a guard against future callers
         raise ValueError(f"refusing to delete {outside[0]!r}: outside prefix {cache.prefix!r}")
-    if len(okeys) == 1:  # DeleteObject needs no body and no checksum
-        await cache.transport.delete(okeys[0])
-        return 1
-    batches = [okeys[i : i + DELETE_BATCH] for i in range(0, len(okeys), DELETE_BATCH)]
-    return sum(await gather(cache.transport.delete_batch(b) for b in batches))
+    failed = await delete_objects(cache.transport, okeys)
+    if failed:
+        raise BatchError("delete", failed, len(okeys))
+    return len(okeys)
 
 
 async def clear_prefix(

@@ -1,0 +1,252 @@
+"""Batches (get_many, set_many, delete_many, clear): paced through the concurrency bound, so that
+they complete on a healthy server whatever their size, and partial failures reported per key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.config import Config
+
+import s3cache._batch
+from benchmarks.faultproxy import Fault, FaultProxy
+from s3cache import (
+    AsyncS3Cache,
+    BatchError,
+    CredentialsError,
+    DeleteResult,
+    S3Cache,
+    S3CacheError,
+    ServerError,
+    StoreTimeoutError,
+)
+from s3cache._concurrency import paced
+
+ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+@pytest.fixture
+def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the session's moto server, faithful until told otherwise."""
+    parts = urlsplit(s3_endpoint)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with FaultProxy((parts.hostname, parts.port)) as p:
+        yield p
+
+
+def listed(s3: Any, bucket: str, prefix: str = "") -> list[str]:
+    """Every object key under ``prefix``, through boto3 (behind the cache's back)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+async def warm(cache: AsyncS3Cache, deadline: float) -> None:
+    """Open the client under the default deadline (loading botocore's models can take a second
+    on a loaded machine), then shorten the deadline to ``deadline`` seconds."""
+    await cache.exists("warm-up")
+    cache._transport.timeout = deadline
+
+
+# -- the pacing mechanism ------------------------------------------------------------------
+
+
+async def test_paced_keeps_width_requests_started_and_the_order() -> None:
+    """A request starts only when a slot is free, so its deadline never covers a queue."""
+    started: list[int] = []
+    in_flight = peak = 0
+    release = asyncio.Event()
+    three_started = asyncio.Event()
+
+    async def call(i: int) -> int:
+        nonlocal in_flight, peak
+        started.append(i)
+        if len(started) == 3:
+            three_started.set()
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if i < 3:
+            await release.wait()
+        in_flight -= 1
+        if i == 5:
+            raise ServerError("five")
+        return i * 10
+
+    batch = asyncio.create_task(paced(call, list(range(20)), 3))
+    await three_started.wait()
+    for _ in range(10):  # give any fourth request every chance to start
+        await asyncio.sleep(0)
+    assert started == [0, 1, 2]  # the other 17 have not started, so no deadline of theirs runs
+    release.set()
+    results = await batch
+    assert peak == 3
+    assert sorted(started) == list(range(20))
+    assert isinstance(results[5], ServerError)
+    assert [r for i, r in enumerate(results) if i != 5] == [i * 10 for i in range(20) if i != 5]
+
+
+async def test_paced_stops_and_raises_on_a_bug() -> None:
+    async def call(i: int) -> int:
+        if i == 2:
+            raise KeyError("bug")
+        await asyncio.sleep(0)
+        return i
+
+    with pytest.raises(KeyError, match="bug"):
+        await paced(call, list(range(100)), 4)
+    assert await paced(call, [7], 4) == [7]  # one item: inline
+    assert await paced(call, [], 4) == []
+
+
+def test_delete_result_is_an_int_that_carries_the_failures() -> None:
+    error = ServerError("boom")
+    result = DeleteResult(3, {"k": error})
+    assert isinstance(result, int)
+    assert result == 3
+    assert result + 1 == 4
+    assert json.dumps({"deleted": result}) == '{"deleted": 3}'
+    assert f"{result}" == "3"
+    assert result.failed == {"k": error}
+    assert DeleteResult(2).failed == {}
+    copy = pickle.loads(pickle.dumps(result))
+    assert (copy, list(copy.failed)) == (3, ["k"])
+
+
+def test_batch_error_names_the_failed_keys_and_pickles() -> None:
+    error = BatchError("set_many", {"a": StoreTimeoutError("slow"), "b": ServerError("5xx")}, 10)
+    assert isinstance(error, S3CacheError)
+    assert error.kind == "batch"
+    assert (error.operation, error.total, list(error.failed)) == ("set_many", 10, ["a", "b"])
+    assert "2 of 10 keys failed; first 'a'" in str(error)
+    assert isinstance(error.__cause__, StoreTimeoutError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), list(copy.failed)) == (str(error), ["a", "b"])
+
+
+# -- large batches on a healthy server -----------------------------------------------------
+
+
+async def test_batches_of_3000_complete_on_a_healthy_server(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """3,000 writes, then 3,000 deletes, through 4 slots and a 5 s deadline: far more time than
+    one deadline in all, so queued requests must not start their deadline before their slot."""
+    count = 3000
+    keys = [f"k{i:04d}" for i in range(count)]
+    async with AsyncS3Cache(
+        **cache_kwargs, prefix="big", max_concurrency=4, on_error="raise"
+    ) as cache:
+        await warm(cache, 5.0)
+        assert await cache.set_many(dict.fromkeys(keys, "v"), ttl=3600) == {}
+        assert len(listed(s3, cache.bucket, "big/")) == count
+        removed = await cache.delete_many(keys)
+        assert (removed, removed.failed) == (count, {})
+        assert listed(s3, cache.bucket, "big/") == []
+        assert cache.stats().errors == {}
+
+
+async def test_get_many_deadline_covers_each_read_not_the_queue(
+    proxy: FaultProxy, bucket: str, s3: Any
+) -> None:
+    """20 reads of 0.3 s each through 2 slots take 3 s in all; each must fit a 1.5 s deadline."""
+    for i in range(20):
+        s3.put_object(Bucket=bucket, Key=f"g/k{i}", Body=b'"v"', ContentType="application/json")
+    async with AsyncS3Cache(
+        bucket,
+        endpoint_url=proxy.endpoint,
+        prefix="g",
+        max_concurrency=2,
+        on_error="raise",
+        aws_access_key_id="id",
+        aws_secret_access_key="secret",
+        region_name="us-east-1",
+    ) as cache:
+        await warm(cache, 1.5)
+        proxy.set_fault(Fault.DELAY, delay=0.3, methods={"GET"})
+        found = await cache.get_many([f"k{i}" for i in range(20)])
+    assert found == {f"k{i}": "v" for i in range(20)}
+
+
+# -- partial failures ----------------------------------------------------------------------
+
+
+def proxied(proxy: FaultProxy, bucket: str, **options: Any) -> AsyncS3Cache:
+    return AsyncS3Cache(
+        bucket,
+        endpoint_url=proxy.endpoint,
+        prefix="p",
+        config=ONE_ATTEMPT,
+        aws_access_key_id="id",
+        aws_secret_access_key="secret",
+        region_name="us-east-1",
+        **options,
+    )
+
+
+async def test_set_many_returns_the_keys_it_could_not_store(
+    proxy: FaultProxy, bucket: str, s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="s3cache")
+    proxy.set_fault(Fault.HTTP_500, methods={"PUT"}, path_contains="poison")
+    async with proxied(proxy, bucket) as cache:
+        failed = await cache.set_many({"a": 1, "poison": 2, "b": 3})
+        assert list(failed) == ["poison"]
+        assert isinstance(failed["poison"], ServerError)
+        assert cache.stats().errors == {"server": 1}
+        assert cache.stats().sets == 2
+    assert sorted(listed(s3, bucket)) == ["p/a", "p/b"]
+    assert any("1 of 3 keys failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_set_many_raises_a_batch_error_after_trying_every_key(
+    proxy: FaultProxy, bucket: str, s3: Any
+) -> None:
+    proxy.set_fault(Fault.HTTP_500, methods={"PUT"}, path_contains="poison")
+    async with proxied(proxy, bucket, on_error="raise") as cache:
+        with pytest.raises(BatchError) as caught:
+            await cache.set_many({"a": 1, "poison1": 2, "b": 3, "poison2": 4})
+    assert caught.value.operation == "set_many"
+    assert caught.value.total == 4
+    assert sorted(caught.value.failed) == ["poison1", "poison2"]
+    assert all(isinstance(e, ServerError) for e in caught.value.failed.values())
+    assert sorted(listed(s3, bucket)) == ["p/a", "p/b"]
+
+
+async def test_delete_many_reports_the_keys_a_failed_batch_held(
+    proxy: FaultProxy, bucket: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three DeleteObjects batches, one at a time; the server rejects the first."""
+    monkeypatch.setattr(s3cache._batch, "DELETE_BATCH", 2)
+    keys = [f"k{i}" for i in range(5)]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=f"p/{key}", Body=b"1", ContentType="application/json")
+    async with proxied(proxy, bucket, max_concurrency=1) as soft:
+        proxy.set_fault(Fault.DENY_403, methods={"POST"}, times=1)
+        removed = await soft.delete_many(keys)
+        assert removed == 3
+        assert sorted(removed.failed) == ["k0", "k1"]
+        assert all(isinstance(e, CredentialsError) for e in removed.failed.values())
+        assert soft.stats().errors == {"credentials": 2}
+        assert soft.stats().deletes == 3
+    assert sorted(listed(s3, bucket)) == ["p/k0", "p/k1"]
+    async with proxied(proxy, bucket, max_concurrency=1, on_error="raise") as hard:
+        proxy.set_fault(Fault.DENY_403, methods={"POST"}, times=1)
+        with pytest.raises(BatchError) as caught:
+            await hard.delete_many(["k0", "k1", "k2"])
+        assert caught.value.operation == "delete_many"
+        assert sorted(caught.value.failed) == ["k0", "k1"]
+
+
+def test_the_facade_returns_what_the_core_returns(cache_kwargs: dict[str, Any]) -> None:
+    with S3Cache(**cache_kwargs, prefix="sync") as cache:
+        assert cache.set_many({"a": 1, "b": 2}) == {}
+        removed = cache.delete_many(["a", "b", "c"])
+        assert (removed, removed.failed) == (2, {})
+        cleared = cache.clear()
+        assert (cleared, cleared.failed) == (0, {})
