@@ -62,7 +62,13 @@ MIN_TTL: Final = 1.0
 MAX_TTL: Final = 1e10
 
 _RAW_TYPES: Final = (bytes, bytearray, memoryview)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: What a key may not hold: control characters (trouble in URLs, logs and XML), lone surrogates
+#: (not encodable), and Unicode's noncharacters (XML 1.0 forbids U+FFFE and U+FFFF, so
+#: DeleteObjects cannot carry them: servers answer 400 or 500 for the whole batch). The
+#: noncharacters beyond the first plane (U+1FFFE, U+1FFFF... U+10FFFF) are checked apart, to
+#: keep this character class small and the check cheap.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _BAD_SEGMENTS: Final = frozenset({"", ".", ".."})
 _MONTHS: Final = {
     m: i
@@ -156,19 +162,32 @@ def object_key(prefix: str, key: str) -> str:
 
 
 def _check_path(path: str, what: str) -> None:
-    if _CONTROL.search(path):
-        raise ValueError(f"{what} contains a control character, which S3 keys cannot safely hold")
+    found = _FORBIDDEN.search(path)
+    if found is not None:
+        raise ValueError(_forbidden(what, found.group()))
     if not path.isascii():
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} is not valid Unicode (lone surrogate)") from None
+        for astral in _ASTRAL.finditer(path):
+            if ord(astral.group()) & 0xFFFE == 0xFFFE:  # U+nFFFE or U+nFFFF
+                raise ValueError(_forbidden(what, astral.group()))
     segments = path.split("/")
     if _BAD_SEGMENTS.intersection(segments):
         raise ValueError(
             f"{what} {path!r} has an empty, '.' or '..' path segment "
             "(':' counts as '/'); S3-compatible servers reject or rewrite those"
         )
+
+
+def _forbidden(what: str, char: str) -> str:
+    """Why ``char`` cannot be in a key, naming its code point (the key may not print)."""
+    point = f"U+{ord(char):04X}"
+    if ord(char) < 0xA0:
+        return f"{what} contains a control character ({point}), which S3 keys cannot safely hold"
+    if 0xD800 <= ord(char) <= 0xDFFF:
+        return f"{what} is not valid Unicode (lone surrogate {point})"
+    return (
+        f"{what} contains {point}, a Unicode noncharacter: S3's XML APIs (DeleteObjects, "
+        "listings) cannot carry it, so such an entry could not be deleted in a batch"
+    )
 
 
 def normalize_ttl(ttl: float | timedelta | None) -> float | None:

@@ -243,6 +243,61 @@ async def test_delete_many_reports_the_keys_a_failed_batch_held(
         assert sorted(caught.value.failed) == ["k0", "k1"]
 
 
+# -- a batch the server refuses as a whole ---------------------------------------------------
+
+POISON = "p/written-elsewhere\uffff"  # a key another tool stored; XML 1.0 cannot carry it
+
+
+@pytest.mark.parametrize("on_error", ["log", "raise"])
+async def test_clear_deletes_everything_despite_a_key_xml_cannot_carry(
+    cache_kwargs: dict[str, Any], s3: Any, on_error: Any
+) -> None:
+    """moto answers 500 to a DeleteObjects holding the key (Ceph 400): the batch goes key by
+    key, and DeleteObject, whose key travels in the URL, deletes it."""
+    s3.put_object(Bucket=cache_kwargs["bucket"], Key=POISON, Body=b"x")
+    async with AsyncS3Cache(
+        **cache_kwargs, prefix="p", config=ONE_ATTEMPT, on_error=on_error
+    ) as cache:
+        await cache.set_many({f"k{i}": i for i in range(3)})
+        cleared = await cache.clear()
+        assert (cleared, cleared.failed) == (4, {})
+        assert cache.stats().errors == {}
+    assert listed(s3, cache_kwargs["bucket"]) == []
+
+
+async def test_maintenance_clear_shares_the_fallback(cache_kwargs: dict[str, Any], s3: Any) -> None:
+    from s3cache import maintenance
+
+    s3.put_object(Bucket=cache_kwargs["bucket"], Key=POISON, Body=b"x")
+    async with AsyncS3Cache(**cache_kwargs, prefix="p", config=ONE_ATTEMPT) as cache:
+        await cache.set("k", 1)
+        result = await maintenance.clear_prefix(cache)
+    assert (result.matched, result.deleted) == (2, 2)
+    assert listed(s3, cache_kwargs["bucket"]) == []
+
+
+async def test_a_refused_batch_goes_key_by_key_and_reports_the_keys_that_failed(
+    proxy: FaultProxy, bucket: str, s3: Any
+) -> None:
+    """Every DeleteObjects (POST /bucket?delete) and the DELETE of key "delete" answer 500."""
+    keys = ["a", "b", "delete"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=f"p/{key}", Body=b"1", ContentType="application/json")
+    proxy.set_fault(Fault.HTTP_500, methods={"POST", "DELETE"}, path_contains="delete")
+    async with proxied(proxy, bucket) as soft:
+        removed = await soft.delete_many(keys)
+        assert removed == 2
+        assert list(removed.failed) == ["delete"]
+        assert isinstance(removed.failed["delete"], ServerError)
+    assert listed(s3, bucket) == ["p/delete"]
+    s3.put_object(Bucket=bucket, Key="p/c", Body=b"1")
+    async with proxied(proxy, bucket, on_error="raise") as hard:
+        with pytest.raises(BatchError) as caught:
+            await hard.clear()
+        assert list(caught.value.failed) == ["p/delete"]  # clear names object keys
+    assert listed(s3, bucket) == ["p/delete"]
+
+
 def test_the_facade_returns_what_the_core_returns(cache_kwargs: dict[str, Any]) -> None:
     with S3Cache(**cache_kwargs, prefix="sync") as cache:
         assert cache.set_many({"a": 1, "b": 2}) == {}

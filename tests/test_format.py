@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -80,6 +81,32 @@ def test_key_limit_counts_utf8_bytes_and_the_prefix() -> None:
 
 def test_unicode_keys_are_allowed() -> None:
     assert _format.object_key("", "日本:語") == "日本/語"
+
+
+@pytest.mark.parametrize(
+    ("char", "point"),
+    [
+        ("\ufffe", "U+FFFE"),
+        ("\uffff", "U+FFFF"),
+        ("\ufdd0", "U+FDD0"),
+        ("\ufdef", "U+FDEF"),
+        ("\U0001fffe", "U+1FFFE"),
+        ("\U0001ffff", "U+1FFFF"),
+        ("\U0010ffff", "U+10FFFF"),
+    ],
+)
+def test_noncharacters_are_rejected_naming_the_code_point(char: str, point: str) -> None:
+    """XML 1.0 cannot carry them, so a DeleteObjects batch holding one fails as a whole."""
+    for key in (f"a{char}b", f"😀{char}"):
+        with pytest.raises(ValueError, match=re.escape(f"{point}, a Unicode noncharacter")):
+            _format.object_key("", key)
+    with pytest.raises(ValueError, match=re.escape(f"prefix contains {point}")):
+        _format.normalize_prefix(f"p{char}")
+
+
+@pytest.mark.parametrize("char", ["\ufffd", "\ufdcf", "\ufdf0", "\ue000", "\U0001fffd", "😀"])
+def test_the_neighbours_of_noncharacters_are_allowed(char: str) -> None:
+    assert _format.object_key("p/", f"a{char}") == f"p/a{char}"
 
 
 # -- ttl ------------------------------------------------------------------------------------
