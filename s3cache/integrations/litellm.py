@@ -11,13 +11,17 @@ works on its own. Importing :mod:`s3cache` alone never imports litellm.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
 from s3cache._core import AsyncS3Cache
+from s3cache._format import normalize_ttl
 from s3cache._stats import CacheStats
 from s3cache._sync import S3Cache
 from s3cache.errors import S3CacheError
@@ -52,6 +56,9 @@ CORE_KWARGS: Final = frozenset(
 _CACHE_KWARGS: Final = frozenset(
     {"max_messages", "mode", "namespace", "supported_call_types", "ttl"}
 )
+#: The ``stats().errors`` kind of writes refused before any request (a bad ttl or value), which
+#: litellm would otherwise only log.
+INVALID: Final = "invalid"
 
 
 class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any when litellm is absent
@@ -106,6 +113,16 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         """A fresh core, and the sync facade over the same core."""
         self._core = AsyncS3Cache(**self._core_kwargs)
         self._sync = S3Cache._from_core(self._core)
+        self._invalid_writes = 0
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a write refused for its arguments (litellm catches and only logs the error)."""
+        try:
+            yield
+        except (TypeError, ValueError):
+            self._invalid_writes += 1
+            raise
 
     @property
     def core(self) -> AsyncS3Cache:
@@ -113,28 +130,40 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         return self._core
 
     def stats(self) -> CacheStats:
-        """Hits, misses, errors... of the current core (counting restarts after disconnect)."""
-        return self._core.stats()
+        """Hits, misses, errors... of the current core (counting restarts after disconnect).
+
+        ``errors["invalid"]`` counts writes refused before any request: a bad ``ttl`` in the
+        call keywords, or a value that cannot be stored.
+        """
+        stats = self._core.stats()
+        if not self._invalid_writes:
+            return stats
+        errors = MappingProxyType({**stats.errors, INVALID: self._invalid_writes})
+        return dataclasses.replace(stats, errors=errors)
 
     # -- writes ----------------------------------------------------------------------------
 
     def set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store ``value`` under ``key``; ``ttl`` (seconds or timedelta) from the call keywords."""
-        self._sync.set(key, value, _ttl(kwargs))
+        with self._counted():
+            self._sync.set(key, value, _ttl(kwargs))
 
     async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store ``value`` under ``key`` without leaving the event loop."""
-        await self._core.set(key, value, _ttl(kwargs))
+        with self._counted():
+            await self._core.set(key, value, _ttl(kwargs))
 
     async def async_set_cache_pipeline(
         self, cache_list: Iterable[tuple[str, Any]], **kwargs: Any
     ) -> None:
         """Store every ``(key, value)`` pair concurrently (bounded by ``max_concurrency``)."""
-        await self._core.set_many(dict(cache_list), _ttl(kwargs))
+        with self._counted():
+            await self._core.set_many(dict(cache_list), _ttl(kwargs))
 
     async def batch_cache_write(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store one entry now: S3 has no pipelining, so there is nothing to buffer."""
-        await self._core.set(key, value, _ttl(kwargs))
+        with self._counted():
+            await self._core.set(key, value, _ttl(kwargs))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -258,6 +287,7 @@ def enable(
 
     if type != LiteLLMCacheType.S3:
         raise ValueError(f"enable() makes an S3 cache; type must be 's3', not {type!r}")
+    normalize_ttl(kwargs.get("ttl"))  # litellm passes it to every write: refuse a bad one now
     core_kwargs = {name: kwargs.pop(name) for name in list(kwargs) if name in CORE_KWARGS}
     unknown = sorted(set(kwargs) - _CACHE_KWARGS)
     if unknown:

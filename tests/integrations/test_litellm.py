@@ -273,6 +273,66 @@ async def test_async_methods_use_no_thread_executor(backend: LiteLLMS3Cache) -> 
 
 
 @pytest.mark.usefixtures("global_cache")
+@pytest.mark.parametrize(
+    ("ttl", "error", "match"),
+    [
+        (0, ValueError, "positive"),
+        (-5, ValueError, "positive"),
+        ("60", TypeError, "ttl must be"),
+        (0.5, ValueError, "at least 1 second"),
+        (float("nan"), ValueError, "finite"),
+    ],
+)
+def test_enable_refuses_a_ttl_every_write_would_refuse(
+    s3_kwargs: dict[str, Any], ttl: Any, error: type[Exception], match: str
+) -> None:
+    """litellm hands ``ttl`` to every write: accepted, it would make every write fail later."""
+    before = litellm.cache
+    with pytest.raises(error, match=match):
+        enable(**s3_kwargs, ttl=ttl)
+    with pytest.raises(error, match=match):
+        LiteLLMS3Cache(**s3_kwargs, default_ttl=ttl)
+    assert litellm.cache is before
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_writes_refused_for_their_arguments_are_counted(s3_kwargs: dict[str, Any]) -> None:
+    """litellm catches a write's error and only logs it: stats() must show it."""
+    cache = enable(**s3_kwargs)
+    backend = ours(cache)
+    for bad_ttl in (0, "60"):  # per request: litellm passes it to set_cache
+        litellm.completion(
+            model=MODEL,
+            messages=messages("m"),
+            mock_response="r",
+            caching=True,
+            cache={"ttl": bad_ttl},
+        )
+    with pytest.raises(TypeError):
+        backend.set_cache("k", {1, 2})  # not JSON
+    stats = backend.stats()
+    assert stats.errors == {"invalid": 3}
+    assert stats.sets == 0
+    litellm.completion(model=MODEL, messages=messages("m"), mock_response="r", caching=True)
+    assert backend.stats().sets == 1
+    assert backend.stats().errors == {"invalid": 3}
+    asyncio.run(backend.disconnect())
+    assert backend.stats().errors == {}  # a new core, new counters
+
+
+async def test_async_writes_refused_for_their_arguments_are_counted(
+    backend: LiteLLMS3Cache,
+) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await backend.async_set_cache("a", 1, ttl=0)
+    with pytest.raises(ValueError, match="at least 1 second"):
+        await backend.async_set_cache_pipeline([("b", 2)], ttl=0.5)
+    with pytest.raises(TypeError, match="ttl must be"):
+        await backend.batch_cache_write("c", 3, ttl="60")
+    assert backend.stats().errors == {"invalid": 3}
+
+
+@pytest.mark.usefixtures("global_cache")
 def test_ttl_from_cache_and_per_request(s3_kwargs: dict[str, Any], s3: Any) -> None:
     cache = enable(**s3_kwargs, ttl=600)
     bucket = s3_kwargs["s3_bucket_name"]
