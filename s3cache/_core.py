@@ -476,8 +476,8 @@ class AsyncS3Cache:
         """Delete ``okeys``: how many live entries went, and the keys that failed, with why.
 
         S3 reports every key of a delete as deleted, so each key is looked up first (HEAD) and
-        only objects that exist are deleted. A key whose HEAD failed is deleted all the same:
-        an invalidation is never skipped for want of a count.
+        only objects that exist are deleted. A key whose HEAD failed is not deleted: it fails
+        with that error (a second request would only spend a second deadline).
         """
         started = _monotonic()
         for okey in okeys:
@@ -485,14 +485,18 @@ class AsyncS3Cache:
             if self._local is not None:
                 self._local.discard(okey)
         heads = await self._paced(self._transport.head, okeys)
-        doomed = [okey for okey, head in zip(okeys, heads, strict=True) if head is not None]
-        live = {
-            okey
-            for okey, head in zip(okeys, heads, strict=True)
-            if head is not None and not isinstance(head, S3CacheError) and self._is_live(head)
-        }
-        failed = await delete_objects(self._transport, doomed)
-        removed = len(live.difference(failed))
+        failed: dict[str, S3CacheError] = {}
+        present: list[str] = []
+        live: list[str] = []
+        for okey, head in zip(okeys, heads, strict=True):
+            if isinstance(head, S3CacheError):
+                failed[okey] = head
+            elif head is not None:
+                present.append(okey)
+                if self._is_live(head):
+                    live.append(okey)
+        failed.update(await delete_objects(self._transport, present))
+        removed = sum(1 for okey in live if okey not in failed)
         self._counters.deletes += removed
         one = okeys[0] if len(okeys) == 1 else None
         if failed:

@@ -298,6 +298,22 @@ async def test_a_refused_batch_goes_key_by_key_and_reports_the_keys_that_failed(
     assert listed(s3, bucket) == ["p/delete"]
 
 
+async def test_a_key_whose_lookup_failed_is_reported_not_deleted_blind(
+    proxy: FaultProxy, bucket: str, s3: Any
+) -> None:
+    """delete_many HEADs each key first (to count live entries); a failed HEAD fails its key."""
+    for key in ("a", "poison", "b"):
+        s3.put_object(Bucket=bucket, Key=f"p/{key}", Body=b"1", ContentType="application/json")
+    proxy.set_fault(Fault.HTTP_500, methods={"HEAD"}, path_contains="poison")
+    async with proxied(proxy, bucket) as cache:
+        removed = await cache.delete_many(["a", "poison", "b"])
+        assert removed == 2
+        assert list(removed.failed) == ["poison"]
+        assert isinstance(removed.failed["poison"], ServerError)
+        assert cache.stats().errors == {"server": 1}
+    assert listed(s3, bucket) == ["p/poison"]
+
+
 def test_the_facade_returns_what_the_core_returns(cache_kwargs: dict[str, Any]) -> None:
     with S3Cache(**cache_kwargs, prefix="sync") as cache:
         assert cache.set_many({"a": 1, "b": 2}) == {}
