@@ -1,0 +1,145 @@
+"""Single-flight (s3cache._flight): shared requests and factories, and who may cancel them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from aiobotocore.session import AioSession
+
+from s3cache import AsyncS3Cache, CacheEvent
+from s3cache._flight import Flights
+
+
+class GatedRequests:
+    """Counts GetObject requests and holds each one, before it is sent, until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+        self.gate = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.session = AioSession()
+        self.session.register("before-send.s3.GetObject", self._before_send)
+
+    async def _before_send(self, event_name: str, **_: Any) -> None:
+        self.sent[event_name.rsplit(".", 1)[1]] += 1
+        self.arrived.set()
+        await self.gate.wait()
+
+
+@pytest.fixture
+def gated() -> GatedRequests:
+    return GatedRequests()
+
+
+@pytest.fixture
+async def gated_cache(cache_kwargs: dict[str, Any], gated: GatedRequests) -> Any:
+    async with AsyncS3Cache(
+        **cache_kwargs, session=gated.session, on_error="raise", prefix="flight"
+    ) as cache:
+        yield cache
+
+
+async def test_a_get_after_a_cancelled_get_never_inherits_its_cancellation(
+    gated_cache: AsyncS3Cache, gated: GatedRequests
+) -> None:
+    """A's get is cancelled while its GET is on the wire; B's get, started just after, must not
+    join the shared request that A's cancellation is tearing down."""
+    gated.gate.set()
+    await gated_cache.set("k", "v")
+    gated.gate.clear()
+    first = asyncio.create_task(gated_cache.get("k"))
+    await gated.arrived.wait()  # A's GET is held before it is sent
+    first.cancel()
+    await asyncio.sleep(0)  # A handles its cancellation: it was the last waiter
+    assert first.cancelled()
+    second = asyncio.create_task(gated_cache.get("k"))
+    await asyncio.sleep(0)  # B joins whatever is in the single-flight table now
+    gated.gate.set()
+    assert await second == "v"
+    assert gated.sent["GetObject"] == 2  # B sent a request of its own
+
+
+class Misses:
+    """An observer that sets ``missed`` on every get that misses."""
+
+    def __init__(self) -> None:
+        self.missed = asyncio.Event()
+
+    def on_event(self, event: CacheEvent) -> None:
+        if event.op == "get" and event.outcome == "miss":
+            self.missed.set()
+
+
+async def test_get_or_set_after_a_cancelled_one_runs_the_factory_afresh(
+    cache_kwargs: dict[str, Any],
+) -> None:
+    """A's factory is still cleaning up after A's cancellation when B misses and joins: B must
+    run the factory afresh, not receive A's CancelledError."""
+    misses = Misses()
+    entered, cleaned_up, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow() -> str:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            await cleaned_up.wait()  # a factory's cleanup can take a while
+            raise
+        return "slow"
+
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise", observer=misses) as cache:
+        first = asyncio.create_task(cache.get_or_set("k", slow))
+        await entered.wait()
+        misses.missed.clear()
+        first.cancel()
+        await asyncio.sleep(0)  # the last waiter left: the factory is being cancelled
+        assert first.cancelled()
+        second = asyncio.create_task(cache.get_or_set("k", lambda: "fresh"))
+        await misses.missed.wait()  # B missed, and joins the fill in the same step
+        await asyncio.sleep(0)
+        cleaned_up.set()
+        assert await second == "fresh"
+        assert calls == 1
+        assert await cache.get("k") == "fresh"
+
+
+async def test_a_waiter_never_inherits_a_cancellation_of_the_shared_task() -> None:
+    """Cancelling the shared task itself (not any caller) sends its waiters to a fresh one."""
+    flights = Flights()
+    started: list[asyncio.Task[Any]] = []
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def work() -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        started.append(task)
+        running.set()
+        await release.wait()
+        return "done"
+
+    waiters = [asyncio.create_task(flights.join("k", work)) for _ in range(3)]
+    await running.wait()
+    started[0].cancel()  # cancelled by nobody who waits for it
+    release.set()
+    assert await asyncio.gather(*waiters) == ["done"] * 3
+    assert len(started) == 2
+
+
+async def test_work_that_cancels_itself_twice_is_not_retried_forever() -> None:
+    flights = Flights()
+    runs = 0
+
+    async def cancels_itself() -> None:
+        nonlocal runs
+        runs += 1
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await flights.join("k", cancels_itself)
+    assert runs == 2
