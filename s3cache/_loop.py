@@ -65,6 +65,16 @@ class CallerThread:
                 self._loop.call_soon_threadsafe(_settle, request[1], False, error)
 
 
+def _interrupted(exc: BaseException) -> RuntimeError:
+    """What the other waiters of a function interrupted in its caller's thread receive (the
+    interrupt itself belongs to that thread; raised on the loop it would stop the loop)."""
+    error = RuntimeError(
+        f"the function run in the calling thread was interrupted by {type(exc).__name__}"
+    )
+    error.__cause__ = exc
+    return error
+
+
 def _settle(reply: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
     if reply.done():
         return
@@ -106,6 +116,7 @@ class _LoopThread:
         caller = CallerThread(self.loop)
         future = asyncio.run_coroutine_threadsafe(make(caller), self.loop)
         future.add_done_callback(lambda _: caller.requests.put(None))
+        reply: asyncio.Future[Any] | None = None  # the request being answered, if any
         try:
             while (request := caller.requests.get()) is not None:
                 func, reply = request
@@ -114,8 +125,11 @@ class _LoopThread:
                 except Exception as exc:  # noqa: BLE001 - the factory's error goes to every waiter
                     outcome = (False, exc)
                 self.loop.call_soon_threadsafe(_settle, reply, *outcome)
+                reply = None
             return future.result()
-        except BaseException:
+        except BaseException as exc:
+            if reply is not None:  # KeyboardInterrupt, SystemExit: tell the waiters, then raise
+                self.loop.call_soon_threadsafe(_settle, reply, False, _interrupted(exc))
             future.cancel()
             raise
         finally:
