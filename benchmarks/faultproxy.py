@@ -89,6 +89,7 @@ class Fault(enum.Enum):
     DENY_403 = "deny_403"  # answer 403 SignatureDoesNotMatch: the server rejects the credentials
     NOT_FOUND_404 = "not_found_404"  # answer 404 NoSuchKey (a cheap miss, for load tests)
     DELAY = "delay"  # forward, hold the response back for ``delay`` seconds
+    HOLD = "hold"  # forward, read the whole response, hold it back until ``release()``
     CUT_UPLOAD = "cut_upload"  # forward the head and half the request body, then drop both sides
 
 
@@ -148,6 +149,8 @@ class FaultProxy:
         self.port = 0
         #: Requests seen (faulted or not), and faults injected by kind, with their records.
         self.requests = 0
+        self.held = 0  # responses that reached a HOLD (released or not)
+        self._released: asyncio.Event | None = None  # made on the proxy loop
         self.faults: Counter[Fault] = Counter()
         self.records: list[FaultRecord] = []
         self._closed = False
@@ -195,6 +198,18 @@ class FaultProxy:
         """Block until at least ``count`` requests have been seen in total (False on timeout)."""
         with self._seen:
             return self._seen.wait_for(lambda: self.requests >= count, timeout)
+
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until ``count`` responses in all are held by :attr:`Fault.HOLD` (False on timeout).
+
+        A held response has been read from the server in full: the server's answer is fixed.
+        """
+        with self._seen:
+            return self._seen.wait_for(lambda: self.held >= count, timeout)
+
+    def release(self) -> None:
+        """Send every held response on; later HOLD faults hold again."""
+        self._call(self._release())
 
     def clear(self) -> None:
         """Back to faithful forwarding."""
@@ -262,6 +277,20 @@ class FaultProxy:
 
     async def _shutdown(self) -> None:
         await self._refuse()
+
+    async def _hold(self) -> None:
+        if self._released is None:
+            self._released = asyncio.Event()
+        released = self._released
+        with self._lock:
+            self.held += 1
+            self._seen.notify_all()
+        await released.wait()
+
+    async def _release(self) -> None:
+        released, self._released = self._released, None
+        if released is not None:
+            released.set()
 
     def _take_rule(self, request: _Request) -> _Rule:
         """The fault for this request, consuming one of ``times``; counts it."""
@@ -333,6 +362,8 @@ class FaultProxy:
                     return
                 if rule.fault is Fault.DELAY:
                     await asyncio.sleep(rule.delay)
+                elif rule.fault is Fault.HOLD:
+                    await self._hold()
                 writer.write(head + body)
                 await writer.drain()
                 if close:

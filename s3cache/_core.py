@@ -239,7 +239,7 @@ class AsyncS3Cache:
                     self._done("get", okey, "local_hit", started, len(entry.body))
                     return value
         try:
-            found = await self._reads.join(okey, functools.partial(self._transport.get, okey))
+            generation, found = await self._reads.join(okey, functools.partial(self._fetch, okey))
         except S3CacheError as exc:
             counters.misses += 1
             self._done("get", okey, "error", started, error=exc)
@@ -268,9 +268,17 @@ class AsyncS3Cache:
         counters.hits += 1
         counters.bytes_in += len(body)
         if local is not None:
-            local.put(okey, body, content_type, content_encoding, _monotonic(), remaining)
+            local.put(
+                okey, body, content_type, content_encoding, _monotonic(), remaining, generation
+            )
         self._done("get", okey, "hit", started, len(body))
         return value
+
+    async def _fetch(self, okey: str) -> tuple[int, tuple[bytes, Mapping[str, str]] | None]:
+        """GET ``okey`` for all the readers sharing it, with the local tier's generation when the
+        request was sent (an answer overtaken by a write through this cache never fills it)."""
+        generation = self._local.generation if self._local is not None else 0
+        return generation, await self._transport.get(okey)
 
     def _is_live(self, headers: Mapping[str, str]) -> bool:
         return not _format.is_expired(_format.safe_remaining_ttl(headers, _clock()))
@@ -320,6 +328,7 @@ class AsyncS3Cache:
         payload = self._encode(value, seconds)
         started = _monotonic()
         transport = self._transport
+        since = self._local.generation if self._local is not None else 0
         try:
             if not await self.supports_conditional_writes():
                 raise NotSupportedError(
@@ -339,7 +348,7 @@ class AsyncS3Cache:
             self._done("add", okey, "error", started, error=exc)
             return self._failed(exc, False)
         if stored:
-            self._stored(okey, payload, seconds, started)
+            self._stored(okey, payload, seconds, started, since)
         self._done("add", okey, "stored" if stored else "rejected", started, len(payload.body))
         return stored
 
@@ -417,34 +426,62 @@ class AsyncS3Cache:
     ) -> S3CacheError | None:
         """PUT one entry, observed; a store failure is returned (for the caller to count)."""
         started = _monotonic()
-        self._reads.forget(okey)  # a read already in flight may predate this write
+        since = self._begin_write(okey)
         try:
             await self._transport.put(okey, payload)
         except S3CacheError as exc:
-            if self._local is not None:
-                self._local.discard(okey)
+            self._end_write(okey, since)
             self._done("set", okey, "error", started, error=exc)
             return exc
-        self._stored(okey, payload, seconds, started)
+        self._stored(okey, payload, seconds, started, since)
         self._done("set", okey, "stored", started, len(payload.body))
         return None
 
     def _stored(
-        self, okey: str, payload: _format.Payload, seconds: float | None, started: float
+        self,
+        okey: str,
+        payload: _format.Payload,
+        seconds: float | None,
+        started: float,
+        since: int,
     ) -> None:
         self._counters.sets += 1
         self._counters.bytes_out += len(payload.body)
-        if self._local is not None:
-            # S3 may call the entry expired up to a second early: stay inside that.
-            lifetime = None if seconds is None else seconds - 1.0
-            self._local.put(
-                okey,
-                payload.body,
-                payload.content_type,
-                payload.content_encoding,
-                started,
-                lifetime,
-            )
+        self._end_write(okey, since, payload, seconds, started)
+
+    def _begin_write(self, okey: str) -> int:
+        """A write or delete of ``okey`` begins: no read already in flight may answer for it, or
+        fill the local tier. Returns the tier generation for :meth:`_end_write`."""
+        self._reads.forget(okey)
+        return self._local.begin_write(okey) if self._local is not None else 0
+
+    def _end_write(
+        self,
+        okey: str,
+        since: int,
+        payload: _format.Payload | None = None,
+        seconds: float | None = None,
+        started: float = 0.0,
+    ) -> None:
+        """It ended (``payload``: what was stored): a get from now on sends a request of its own,
+        and the tier keeps ``payload`` unless another write of the key overlapped this one."""
+        self._reads.forget(okey)
+        if self._local is None:
+            return
+        if payload is None:
+            self._local.end_write(okey, since)
+            return
+        # S3 may call the entry expired up to a second early: stay inside that.
+        lifetime = None if seconds is None else seconds - 1.0
+        self._local.end_write(
+            okey,
+            since,
+            payload.body,
+            payload.content_type,
+            payload.content_encoding,
+            started,
+            lifetime,
+        )
 
     # -- deleting --------------------------------------------------------------------------
 
@@ -480,22 +517,23 @@ class AsyncS3Cache:
         with that error (a second request would only spend a second deadline).
         """
         started = _monotonic()
-        for okey in okeys:
-            self._reads.forget(okey)
-            if self._local is not None:
-                self._local.discard(okey)
-        heads = await self._paced(self._transport.head, okeys)
-        failed: dict[str, S3CacheError] = {}
-        present: list[str] = []
-        live: list[str] = []
-        for okey, head in zip(okeys, heads, strict=True):
-            if isinstance(head, S3CacheError):
-                failed[okey] = head
-            elif head is not None:
-                present.append(okey)
-                if self._is_live(head):
-                    live.append(okey)
-        failed.update(await delete_objects(self._transport, present))
+        writes = [(okey, self._begin_write(okey)) for okey in okeys]
+        try:
+            heads = await self._paced(self._transport.head, okeys)
+            failed: dict[str, S3CacheError] = {}
+            present: list[str] = []
+            live: list[str] = []
+            for okey, head in zip(okeys, heads, strict=True):
+                if isinstance(head, S3CacheError):
+                    failed[okey] = head
+                elif head is not None:
+                    present.append(okey)
+                    if self._is_live(head):
+                        live.append(okey)
+            failed.update(await delete_objects(self._transport, present))
+        finally:
+            for okey, since in writes:
+                self._end_write(okey, since)
         removed = sum(1 for okey in live if okey not in failed)
         self._counters.deletes += removed
         one = okeys[0] if len(okeys) == 1 else None
@@ -513,9 +551,7 @@ class AsyncS3Cache:
         """
         self._check_open()
         started = _monotonic()
-        self._reads.forget_all()
-        if self._local is not None:
-            self._local.clear()
+        self._forget_all()
         deleted = 0
         failed: dict[str, S3CacheError] = {}
         token: str | None = None
@@ -534,11 +570,19 @@ class AsyncS3Cache:
             self._done("clear", None, "error", started, error=exc)
             self._failed(exc, None)
             return DeleteResult(deleted, failed)
+        finally:
+            self._forget_all()  # reads sent while the clear ran may have seen deleted entries
         self._counters.deletes += deleted
         error = next(iter(failed.values())) if failed else None
         self._done("clear", None, "error" if failed else "deleted", started, error=error)
         self._batch_failed("clear", failed, deleted + len(failed))
         return DeleteResult(deleted, failed)
+
+    def _forget_all(self) -> None:
+        """No read in flight may answer for any key, or fill the local tier (a clear)."""
+        self._reads.forget_all()
+        if self._local is not None:
+            self._local.clear()
 
     # -- operations ------------------------------------------------------------------------
 

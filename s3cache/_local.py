@@ -3,6 +3,11 @@
 Sans-IO: callers pass the monotonic time. Entries keep the bytes as stored (decoded on every
 hit, so callers never share a mutable value) and a deadline that is never later than the
 entry's expiry on S3.
+
+Coherence with writes through the same cache: every write, delete and clear bumps a generation
+and marks the keys it touches. A read notes the generation when it sends its request and may fill
+the tier only if no write of its key began since, so an answer older than a write never lands
+over it; a write keeps its own value only if no other write of the key overlapped it.
 """
 
 from __future__ import annotations
@@ -11,8 +16,14 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["LocalEntry", "LocalLRU", "LocalTier"]
+
+
+#: Write marks remembered per key; past that the oldest are folded into one floor, so that reads
+#: in flight across more than this many writes are refused (safe) rather than tracked.
+_MARKS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +61,19 @@ class LocalEntry:
 
 
 class LocalLRU:
-    """A thread-safe LRU bounded by item count and total body bytes."""
+    """A thread-safe LRU bounded by item count and total body bytes, coherent with writes."""
 
-    __slots__ = ("_bytes", "_entries", "_lock", "tier")
+    __slots__ = ("_bytes", "_entries", "_floor", "_lock", "_marks", "generation", "tier")
 
     def __init__(self, tier: LocalTier) -> None:
         self.tier = tier
         self._entries: OrderedDict[str, LocalEntry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        #: Bumped by every write, delete and clear; a read notes it when it sends its request.
+        self.generation = 0
+        self._marks: OrderedDict[str, int] = OrderedDict()  # key -> generation of its last write
+        self._floor = 0  # every generation below this counts as overtaken by a write
 
     def get(self, key: str, now: float) -> LocalEntry | None:
         """The live entry for ``key``, marked most recently used; expired ones are dropped."""
@@ -80,27 +95,55 @@ class LocalLRU:
         content_encoding: str | None,
         now: float,
         lifetime: float | None,
+        since: int | None = None,
     ) -> None:
-        """Keep an entry ``min(tier.ttl, lifetime)`` seconds (``lifetime``: its S3 time left)."""
-        keep = self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
+        """Keep an entry ``min(tier.ttl, lifetime)`` seconds from ``now`` (``lifetime``: its S3
+        time left at ``now``), unless a write of ``key`` began after generation ``since``."""
+        with self._lock:
+            if since is not None and not self._unwritten_since(key, since):
+                return
+            self._keep(key, body, content_type, content_encoding, now, lifetime)
+
+    def begin_write(self, key: str) -> int:
+        """A write or delete of ``key`` begins: drop its entry, and refuse every read already in
+        flight. Returns the generation to pass to :meth:`end_write`."""
         with self._lock:
             self._remove(key)
-            if keep <= 0 or len(body) > self.tier.max_bytes:
-                return
-            self._entries[key] = LocalEntry(body, content_type, content_encoding, now + keep)
-            self._bytes += len(body)
-            while len(self._entries) > self.tier.max_items or self._bytes > self.tier.max_bytes:
-                oldest = next(iter(self._entries))
-                self._remove(oldest)
+            return self._mark(key)
+
+    def end_write(
+        self,
+        key: str,
+        since: int,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        now: float = 0.0,
+        lifetime: float | None = None,
+    ) -> None:
+        """The write that began at ``since`` ended; ``body``: what it stored (None: it deleted,
+        or failed). Kept only if no other write of ``key`` overlapped it, since the order the
+        server applied them in is unknown; reads still in flight are refused either way."""
+        with self._lock:
+            alone = self._unwritten_since(key, since)
+            self._mark(key)
+            if body is not None and alone:
+                self._keep(key, body, content_type, content_encoding, now, lifetime)
+            else:
+                self._remove(key)
 
     def discard(self, key: str) -> None:
         with self._lock:
             self._remove(key)
 
     def clear(self) -> None:
+        """Drop every entry and refuse every read in flight (a clear begins or ends)."""
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+            self._marks.clear()
+            self.generation += 1
+            self._floor = self.generation
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -109,6 +152,38 @@ class LocalLRU:
     def size_bytes(self) -> int:
         """Total body bytes held."""
         return self._bytes
+
+    def _unwritten_since(self, key: str, since: int) -> bool:
+        """No write of ``key`` began after generation ``since`` (as far as the marks tell)."""
+        return since >= self._floor and self._marks.get(key, since) <= since
+
+    def _mark(self, key: str) -> int:
+        self.generation += 1
+        self._marks[key] = self.generation
+        self._marks.move_to_end(key)
+        if len(self._marks) > _MARKS:
+            _, oldest = self._marks.popitem(last=False)
+            self._floor = max(self._floor, oldest)
+        return self.generation
+
+    def _keep(
+        self,
+        key: str,
+        body: bytes,
+        content_type: str | None,
+        content_encoding: str | None,
+        now: float,
+        lifetime: float | None,
+    ) -> None:
+        keep = self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
+        self._remove(key)
+        if keep <= 0 or len(body) > self.tier.max_bytes:
+            return
+        self._entries[key] = LocalEntry(body, content_type, content_encoding, now + keep)
+        self._bytes += len(body)
+        while len(self._entries) > self.tier.max_items or self._bytes > self.tier.max_bytes:
+            oldest = next(iter(self._entries))
+            self._remove(oldest)
 
     def _remove(self, key: str) -> None:
         entry = self._entries.pop(key, None)
