@@ -327,29 +327,37 @@ class AsyncS3Cache:
         seconds = self._ttl(ttl)
         payload = self._encode(value, seconds)
         started = _monotonic()
-        transport = self._transport
-        since = self._local.generation if self._local is not None else 0
+        since = self._begin_write(okey)
         try:
-            if not await self.supports_conditional_writes():
-                raise NotSupportedError(
-                    f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
-                    "If-None-Match on PutObject, so add() cannot be atomic there"
-                )
-            stored = await transport.put(okey, payload, if_absent=True)
-            if not stored:
-                headers = await transport.head(okey)
-                if headers is None:  # deleted in between: try once more
-                    stored = await transport.put(okey, payload, if_absent=True)
-                elif not self._is_live(headers) and headers.get("etag"):
-                    stored = await transport.put(okey, payload, if_match=headers["etag"])
-        except NotSupportedError:
-            raise
-        except S3CacheError as exc:
+            stored = await self._put_if_absent(okey, payload)
+        except BaseException as exc:
+            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
+            if isinstance(exc, NotSupportedError) or not isinstance(exc, S3CacheError):
+                raise
             self._done("add", okey, "error", started, error=exc)
             return self._failed(exc, False)
         if stored:
             self._stored(okey, payload, seconds, started, since)
+        else:
+            self._end_write(okey, since)
         self._done("add", okey, "stored" if stored else "rejected", started, len(payload.body))
+        return stored
+
+    async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
+        """The conditional writes of :meth:`add`; True when ``payload`` was stored."""
+        transport = self._transport
+        if not await self.supports_conditional_writes():
+            raise NotSupportedError(
+                f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
+                "If-None-Match on PutObject, so add() cannot be atomic there"
+            )
+        stored = await transport.put(okey, payload, if_absent=True)
+        if not stored:
+            headers = await transport.head(okey)
+            if headers is None:  # deleted in between: try once more
+                stored = await transport.put(okey, payload, if_absent=True)
+            elif not self._is_live(headers) and headers.get("etag"):
+                stored = await transport.put(okey, payload, if_match=headers["etag"])
         return stored
 
     async def get_or_set(
@@ -429,8 +437,10 @@ class AsyncS3Cache:
         since = self._begin_write(okey)
         try:
             await self._transport.put(okey, payload)
-        except S3CacheError as exc:
-            self._end_write(okey, since)
+        except BaseException as exc:
+            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
+            if not isinstance(exc, S3CacheError):
+                raise
             self._done("set", okey, "error", started, error=exc)
             return exc
         self._stored(okey, payload, seconds, started, since)
