@@ -239,7 +239,9 @@ class AsyncS3Cache:
                     self._done("get", okey, "local_hit", started, len(entry.body))
                     return value
         try:
-            generation, found = await self._reads.join(okey, functools.partial(self._fetch, okey))
+            sent, generation, found = await self._reads.join(
+                okey, functools.partial(self._fetch, okey)
+            )
         except S3CacheError as exc:
             counters.misses += 1
             self._done("get", okey, "error", started, error=exc)
@@ -268,17 +270,17 @@ class AsyncS3Cache:
         counters.hits += 1
         counters.bytes_in += len(body)
         if local is not None:
-            local.put(
-                okey, body, content_type, content_encoding, _monotonic(), remaining, generation
-            )
+            # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
+            local.put(okey, body, content_type, content_encoding, sent, remaining, generation)
         self._done("get", okey, "hit", started, len(body))
         return value
 
-    async def _fetch(self, okey: str) -> tuple[int, tuple[bytes, Mapping[str, str]] | None]:
-        """GET ``okey`` for all the readers sharing it, with the local tier's generation when the
-        request was sent (an answer overtaken by a write through this cache never fills it)."""
+    async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
+        """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
+        deadline counts from then) and the tier's generation then (an answer overtaken by a
+        write through this cache never fills it)."""
         generation = self._local.generation if self._local is not None else 0
-        return generation, await self._transport.get(okey)
+        return _monotonic(), generation, await self._transport.get(okey)
 
     def _is_live(self, headers: Mapping[str, str]) -> bool:
         return not _format.is_expired(_format.safe_remaining_ttl(headers, _clock()))
