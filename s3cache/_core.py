@@ -652,7 +652,8 @@ class AsyncS3Cache:
         return self._counters.snapshot()
 
     async def close(self) -> None:
-        """Close the clients; idempotent. Using the cache afterwards raises CacheClosedError."""
+        """Close the clients; idempotent. Requests already in flight finish first (each within
+        its deadline); any other use from now on raises CacheClosedError."""
         await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncS3Cache:
@@ -704,20 +705,22 @@ class AsyncS3Cache:
         return _format.object_key(self._prefix, key)
 
     def _batch_failed(self, op: str, failed: Mapping[str, S3CacheError], total: int) -> None:
-        """Count each failed key by its kind; then raise or log one :class:`BatchError`."""
+        """Count each failed key by its kind; then raise or log one :class:`BatchError` (always
+        raised when the cache was closed under the batch: nothing is dropped silently)."""
         if not failed:
             return
         for error in failed.values():
             self._counters.errors[error.kind] += 1
         summary = BatchError(op, failed, total)
-        if self._raise:
+        if self._raise or any(isinstance(e, CacheClosedError) for e in failed.values()):
             raise summary
         self._log_error(summary)
 
     def _failed(self, exc: S3CacheError, fallback: T) -> T:
-        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``."""
+        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``
+        (a closed cache always raises: nothing is dropped silently)."""
         self._counters.errors[exc.kind] += 1
-        if self._raise:
+        if self._raise or isinstance(exc, CacheClosedError):
             raise exc
         self._log_error(exc)
         return fallback

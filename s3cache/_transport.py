@@ -8,6 +8,7 @@ cache semantics: expiry and decoding belong to the format layer and the core abo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
 import inspect
@@ -165,19 +166,21 @@ class ListedObject:
 
 
 class _LoopClient:
-    """The client, semaphore and lifetime of one event loop.
+    """The client, semaphore, requests in flight and lifetime of one event loop.
 
     The client is entered inside an async generator that the loop's ``shutdown_asyncgens``
     (run by ``asyncio.run`` and every ``asyncio.Runner``) finalises, so a loop that ends closes
     its client on that loop, and a closed loop is never touched.
     """
 
-    __slots__ = ("_lifetime", "_opening", "client", "loop", "semaphore")
+    __slots__ = ("_idle", "_lifetime", "_opening", "client", "in_flight", "loop", "semaphore")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_concurrency: int) -> None:
         self.loop = loop
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.client: Any = None
+        self.in_flight = 0  # requests admitted: waiting for a slot, or on the wire
+        self._idle: asyncio.Future[None] | None = None  # set when in_flight drops to 0
         self._opening = asyncio.Lock()
         self._lifetime: AsyncGenerator[Any, None] | None = None
 
@@ -197,10 +200,24 @@ class _LoopClient:
             self.client = None
             transport.forget(self)
 
-    async def aclose(self) -> None:
-        lifetime, self._lifetime = self._lifetime, None
-        if lifetime is not None:
-            await lifetime.aclose()
+    def leave(self) -> None:
+        """One request fewer in flight."""
+        self.in_flight -= 1
+        if not self.in_flight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def aclose(self, drain: float) -> None:
+        """Wait up to ``drain`` seconds for the requests in flight, then close the client."""
+        try:
+            if self.in_flight:
+                self._idle = self.loop.create_future()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(drain):
+                        await self._idle
+        finally:
+            lifetime, self._lifetime = self._lifetime, None
+            if lifetime is not None:
+                await lifetime.aclose()
 
 
 class Transport:
@@ -257,15 +274,23 @@ class Transport:
 
     @asynccontextmanager
     async def _call(self, op: str, key: str) -> AsyncIterator[Any]:
-        """A client for one request: waits for a slot, all under the operation's deadline."""
+        """A client for one request: waits for a slot, all under the operation's deadline.
+
+        Counted in flight until it ends, so that :meth:`aclose` lets it finish.
+        """
         loop_client = self._loop_client()
+        loop_client.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
                 yield loop_client.client or await loop_client.open(self)
         except S3CacheError:
             raise
         except Exception as exc:
+            if self.closed and not isinstance(exc, TimeoutError):  # its client closed under it
+                raise CacheClosedError(f"{op} {key!r}: the cache was closed meanwhile") from exc
             raise translate(exc, op, key, self.timeout) from exc
+        finally:
+            loop_client.leave()
 
     async def get(self, key: str) -> tuple[bytes, Mapping[str, str]] | None:
         """Body and lower-cased headers of an object, or None when there is none."""
@@ -362,15 +387,17 @@ class Transport:
         return objects, resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
 
     async def aclose(self) -> None:
-        """Close every client; those of other live loops are closed on their own loop."""
+        """Refuse new requests, let those in flight finish (each within its deadline), then
+        close every client; those of other live loops are closed on their own loop, without
+        waiting for them here."""
         self.closed = True
         loops, self._loops = self._loops, {}
         current = asyncio.get_running_loop()
         for loop, loop_client in loops.items():
             if loop is current:
-                await loop_client.aclose()
+                await loop_client.aclose(self.timeout)
             elif loop.is_running() and not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(loop_client.aclose(), loop)
+                asyncio.run_coroutine_threadsafe(loop_client.aclose(self.timeout), loop)
 
     # -- bucket-level operations (maintenance and the command line) ------------------------
 
