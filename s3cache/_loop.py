@@ -2,7 +2,8 @@
 
 One daemon thread runs one loop for the whole process, started on first use. A forked child
 starts its own on first use (the parent's thread does not exist there). At interpreter exit the
-loop finalises its async generators, which closes every client opened on it, then stops.
+calls still in flight are cancelled (their daemon threads wait quietly for the end), then the loop
+finalises its async generators, which closes every client opened on it, and stops.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.exiting = False
         self.thread = threading.Thread(target=self._main, name="s3cache-loop", daemon=True)
         self.thread.start()
 
@@ -105,6 +107,7 @@ class _LoopThread:
             return future.result()
         except BaseException:
             future.cancel()  # KeyboardInterrupt and friends: do not leave the work running
+            self._park_if_exiting()
             raise
 
     def run_with_caller(self, make: Callable[[CallerThread], Coroutine[Any, Any, T]]) -> T:
@@ -124,28 +127,60 @@ class _LoopThread:
                     outcome: tuple[bool, Any] = (True, func())
                 except Exception as exc:  # noqa: BLE001 - the factory's error goes to every waiter
                     outcome = (False, exc)
-                self.loop.call_soon_threadsafe(_settle, reply, *outcome)
+                self._answer(reply, *outcome)
                 reply = None
             return future.result()
         except BaseException as exc:
             if reply is not None:  # KeyboardInterrupt, SystemExit: tell the waiters, then raise
-                self.loop.call_soon_threadsafe(_settle, reply, False, _interrupted(exc))
+                self._answer(reply, False, _interrupted(exc))
             future.cancel()
+            self._park_if_exiting()
             raise
         finally:
             caller.close()
 
+    def _answer(self, reply: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
+        """Settle ``reply`` on the loop (which interpreter exit may have closed meanwhile)."""
+        try:
+            self.loop.call_soon_threadsafe(_settle, reply, ok, outcome)
+        except RuntimeError:
+            self._park_if_exiting()
+            raise
+
+    def _park_if_exiting(self) -> None:
+        """A call cut short by interpreter exit (only daemon threads are left then) waits for
+        the end of the process instead of printing a traceback about it."""
+        if self.exiting:
+            threading.Event().wait()
+
     def stop(self) -> None:
-        """Finalise async generators (closing clients), stop the loop, join the thread."""
+        """At interpreter exit: end the calls still in flight, finalise async generators (closing
+        clients), stop the loop, join the thread."""
         if not self.thread.is_alive():
             return
-        finalise = asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop)
+        self.exiting = True
+        finalise = asyncio.run_coroutine_threadsafe(self._finish(), self.loop)
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             finalise.result(_SHUTDOWN_TIMEOUT)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(_SHUTDOWN_TIMEOUT)
         if not self.thread.is_alive():
             self.loop.close()
+
+    async def _finish(self) -> None:
+        """Cancel the tasks still running and let them unwind first, each in its own context:
+        finalising the async generators they are suspended in from here would fail
+        (aiobotocore's "Token ... was created in a different Context")."""
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=_SHUTDOWN_TIMEOUT / 2)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: nobody is left to report it to
+        await self.loop.shutdown_asyncgens()
 
 
 _lock = threading.Lock()

@@ -138,3 +138,41 @@ def test_ctrl_c_in_a_sync_factory_reaches_its_waiters(bucket: str, s3_endpoint: 
         "later: later",
     ], result.stderr
     assert result.returncode == 0, result.stderr
+
+
+EXIT_IN_FLIGHT_SCRIPT = textwrap.dedent(
+    """
+    import socket, threading
+    from s3cache import S3Cache
+
+    server = socket.socket()  # accepts a request and never answers it
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    cache = S3Cache("bucket", endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
+                    aws_access_key_id="id", aws_secret_access_key="secret",
+                    region_name="us-east-1")
+    for call in (lambda: cache.get("k"), lambda: cache.get_or_set("j", lambda: 1)):
+        threading.Thread(target=call, daemon=True).start()
+        connection, _ = server.accept()
+        request = b""
+        while b"\\r\\n\\r\\n" not in request:
+            request += connection.recv(65536)
+        connection.detach()  # left open until the process ends
+    server.detach()
+    print("in flight", flush=True)
+    # exit now, with both sync calls waiting for their answers
+    """
+)
+
+
+def test_interpreter_exit_with_sync_calls_in_flight_is_quiet() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", EXIT_IN_FLIGHT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout == "in flight\n"
+    assert result.stderr == ""
+    assert result.returncode == 0
