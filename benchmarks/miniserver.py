@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
     if importlib.util.find_spec("uvloop") is not None:  # optional, never a dependency
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
 
         uvloop.install()
     asyncio.run(_main(ns.host, ns.port, not ns.no_stdin_watch))

@@ -1,0 +1,1 @@
+"""Helpers for the tests and the benchmarks (servers, proxies, probes); not part of s3cache."""
