@@ -10,6 +10,7 @@ import ast
 import calendar
 import email.utils
 import gzip
+import hashlib
 import json
 import math
 import re
@@ -26,6 +27,7 @@ __all__ = [
     "BYTES_CONTENT_TYPE",
     "JSON_CONTENT_TYPE",
     "MAX_KEY_BYTES",
+    "RESERVED_SEGMENT",
     "TTL_HEADER",
     "TTL_METADATA",
     "Compression",
@@ -36,15 +38,20 @@ __all__ = [
     "decode",
     "decompress",
     "encode",
+    "format_seconds",
+    "generous_remaining_ttl",
     "is_expired",
+    "is_reserved",
     "make_compressor",
     "normalize_prefix",
     "normalize_ttl",
     "object_key",
     "parse_http_date",
     "parse_timestamp",
+    "path_of",
     "probe_entry",
     "remaining_ttl",
+    "reserved_key",
     "safe_remaining_ttl",
 ]
 
@@ -55,6 +62,9 @@ TTL_METADATA: Final = "s3cache-ttl"
 TTL_HEADER: Final = "x-amz-meta-" + TTL_METADATA
 #: S3's limit on a whole object key, prefix included, in UTF-8 bytes.
 MAX_KEY_BYTES: Final = 1024
+#: The first path segment under the prefix that s3cache keeps for its own objects (leases, locks,
+#: probes). No cache key may start with it, so no user entry can collide with them.
+RESERVED_SEGMENT: Final = ".s3cache"
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
 LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024
 #: S3 dates have one-second resolution, so shorter ttls cannot be enforced.
@@ -145,20 +155,57 @@ def normalize_prefix(prefix: str) -> str:
 
 def object_key(prefix: str, key: str) -> str:
     """The object key for cache ``key``: prefix + key with ``:`` as ``/``, validated."""
-    if not isinstance(key, str):
-        raise TypeError(f"cache key must be a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("cache key must not be empty")
-    path = key.replace(":", "/")
-    _check_path(path, "cache key")
-    full = prefix + path
-    size = len(full) if full.isascii() else len(full.encode("utf-8"))
+    full = prefix + path_of(key, "cache key")
+    size = _utf8_size(full)
     if size > MAX_KEY_BYTES:
         raise ValueError(
             f"cache key is too long: the object key would be {size} UTF-8 bytes, "
             f"over S3's {MAX_KEY_BYTES}-byte limit (prefix included)"
         )
     return full
+
+
+def path_of(key: str, what: str) -> str:
+    """``key`` with ``:`` as ``/``, validated as a path under the prefix (``what`` names it).
+
+    Besides the checks every object key gets, its first segment must not be
+    :data:`RESERVED_SEGMENT`: that namespace belongs to s3cache's own objects.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"{what} must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError(f"{what} must not be empty")
+    path = key.replace(":", "/")
+    _check_path(path, what)
+    if path.partition("/")[0] == RESERVED_SEGMENT:
+        raise ValueError(
+            f"{what} {key!r} starts with {RESERVED_SEGMENT!r} (':' counts as '/'): that segment "
+            "is reserved for s3cache's own objects (leases, locks, probes)"
+        )
+    return path
+
+
+def reserved_key(prefix: str, kind: str, path: str) -> str:
+    """The object key of one of s3cache's own objects: ``<prefix>.s3cache/<kind>/<path>``.
+
+    ``kind`` names what it is (``lease``, ``lock``, ``check``); ``path`` is already validated
+    (see :func:`path_of`). A key that would exceed S3's limit ends in the SHA-256 of ``path``
+    instead, under ``<kind>-sha256/``, so every caller derives the same key.
+    """
+    full = f"{prefix}{RESERVED_SEGMENT}/{kind}/{path}"
+    if _utf8_size(full) <= MAX_KEY_BYTES:
+        return full
+    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()
+    return f"{prefix}{RESERVED_SEGMENT}/{kind}-sha256/{digest}"
+
+
+def is_reserved(prefix: str, okey: str) -> bool:
+    """Whether object key ``okey`` (under ``prefix``) is one of s3cache's own objects."""
+    return okey.startswith(RESERVED_SEGMENT + "/", len(prefix)) and okey.startswith(prefix)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _check_path(path: str, what: str) -> None:
@@ -190,32 +237,37 @@ def _forbidden(what: str, char: str) -> str:
     )
 
 
-def normalize_ttl(ttl: float | timedelta | None) -> float | None:
-    """Seconds as a float, or None for no expiry; rejects wrong types and unenforceable values."""
+def normalize_ttl(ttl: float | timedelta | None, name: str = "ttl") -> float | None:
+    """Seconds as a float, or None for no expiry; rejects wrong types and unenforceable values.
+
+    ``name`` is the parameter named in error messages (leases and locks are validated alike).
+    """
     if ttl is None:
         return None
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
     elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(
-            f"ttl must be seconds (int or float) or a timedelta, not {type(ttl).__name__}"
+            f"{name} must be seconds (int or float) or a timedelta, not {type(ttl).__name__}"
         )
     else:
         try:
             seconds = float(ttl)
         except OverflowError:
-            raise ValueError(f"ttl must be at most {MAX_TTL:.0e} seconds") from None
+            raise ValueError(f"{name} must be at most {MAX_TTL:.0e} seconds") from None
     if math.isnan(seconds) or math.isinf(seconds):
-        raise ValueError(f"ttl must be a finite number of seconds, not {seconds}")
+        raise ValueError(f"{name} must be a finite number of seconds, not {seconds}")
     if seconds <= 0:
-        raise ValueError(f"ttl must be positive, not {seconds}; use delete() to drop an entry")
+        hint = "; use delete() to drop an entry" if name == "ttl" else ""
+        raise ValueError(f"{name} must be positive, not {seconds}{hint}")
     if seconds < MIN_TTL:
         raise ValueError(
-            f"ttl must be at least {MIN_TTL:g} second: S3's Last-Modified and Date headers have "
-            f"one-second resolution, so a ttl of {seconds} s cannot be enforced"
+            f"{name} must be at least {MIN_TTL:g} second: S3's Last-Modified and Date headers "
+            f"have one-second resolution, so {seconds} s cannot be enforced"
         )
     if seconds > MAX_TTL:
-        raise ValueError(f"ttl must be at most {MAX_TTL:.0e} seconds; use ttl=None for no expiry")
+        hint = "; use ttl=None for no expiry" if name == "ttl" else ""
+        raise ValueError(f"{name} must be at most {MAX_TTL:.0e} seconds{hint}")
     return seconds
 
 
@@ -261,7 +313,7 @@ def encode(
         body, encoding = compressor.compress(body), compressor.encoding
     if ttl is None:
         return Payload(body, content_type, {}, None, None, encoding)
-    metadata = {TTL_METADATA: _format_seconds(ttl)}
+    metadata = {TTL_METADATA: format_seconds(ttl)}
     expires = datetime.fromtimestamp(now + ttl, tz=UTC)
     return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}", encoding)
 
@@ -276,7 +328,8 @@ def probe_entry(prefix: str, now: float) -> tuple[str, Payload]:
     return key, encode({"probe": key}, 60.0, JsonSerializer(), now)
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """Seconds as metadata text: ``60`` for whole numbers, ``1.5`` otherwise."""
     return str(int(seconds)) if seconds.is_integer() else repr(seconds)
 
 
@@ -336,6 +389,26 @@ def safe_remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
         return remaining_ttl(headers, now)
     except (ValueError, KeyError):
         return -1.0
+
+
+def generous_remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds until an object is expired on *every* reading of its one-second dates.
+
+    The mirror image of :func:`remaining_ttl`: there an entry is never served late; here an
+    object (a lease) is never taken for expired early. The true age is above
+    ``Date - Last-Modified - 1 s``, so the object is surely past its ttl once that reaches the
+    ttl. Only ``x-amz-meta-s3cache-ttl`` counts; None: the object has none. Raises
+    ``ValueError`` or ``KeyError`` for unreadable metadata.
+    """
+    ttl_raw = headers.get(TTL_HEADER)
+    if ttl_raw is None:
+        return None
+    ttl = float(ttl_raw)
+    if math.isnan(ttl):
+        raise ValueError(f"bad {TTL_HEADER} header {ttl_raw!r}")
+    date_raw = headers.get("date")
+    server_now = parse_http_date(date_raw) if date_raw else now
+    return ttl - (server_now - parse_http_date(headers["last-modified"]) - 1.0)
 
 
 def is_expired(remaining: float | None) -> bool:

@@ -109,6 +109,35 @@ def test_the_neighbours_of_noncharacters_are_allowed(char: str) -> None:
     assert _format.object_key("p/", f"a{char}") == f"p/a{char}"
 
 
+@pytest.mark.parametrize("key", [".s3cache", ".s3cache:lease:k", ".s3cache/lock/job"])
+def test_the_reserved_first_segment_is_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="reserved for s3cache's own objects"):
+        _format.object_key("p/", key)
+
+
+def test_keys_that_only_resemble_the_reserved_segment_are_allowed() -> None:
+    assert _format.object_key("p/", "a:.s3cache") == "p/a/.s3cache"
+    assert _format.object_key("p/", ".s3cache2:x") == "p/.s3cache2/x"
+    assert _format.object_key("p/", "s3cache-check") == "p/s3cache-check"
+
+
+def test_reserved_keys_are_unreachable_by_cache_keys_and_recognised() -> None:
+    okey = _format.reserved_key("p/", "lease", "ns/abc")
+    assert okey == "p/.s3cache/lease/ns/abc"
+    assert _format.is_reserved("p/", okey)
+    assert not _format.is_reserved("p/", _format.object_key("p/", "ns:abc"))
+    assert not _format.is_reserved("q/", okey)  # another cache's prefix
+    assert _format.is_reserved("", _format.reserved_key("", "lock", "job"))
+
+
+def test_reserved_keys_too_long_for_s3_end_in_a_digest() -> None:
+    path = _format.path_of("x" * 1010, "cache key")
+    okey = _format.reserved_key("prefix/", "lease", path)
+    assert okey.startswith("prefix/.s3cache/lease-sha256/")
+    assert len(okey) <= _format.MAX_KEY_BYTES
+    assert okey == _format.reserved_key("prefix/", "lease", path)  # every caller agrees
+
+
 # -- ttl ------------------------------------------------------------------------------------
 
 
@@ -257,6 +286,17 @@ def test_ttl_is_judged_on_the_server_clock_never_late() -> None:
     assert _format.remaining_ttl(h, now=0.0) == pytest.approx(0.0)
     h["date"] = http_date(T0 + 10)  # true age may be 10.9 s: expired, never served late
     assert _format.remaining_ttl(h, now=0.0) == pytest.approx(-1.0)
+
+
+def test_generous_remaining_ttl_never_calls_an_object_expired_early() -> None:
+    h = {"x-amz-meta-s3cache-ttl": "2", "last-modified": http_date(T0), "date": http_date(T0 + 2)}
+    # Date - Last-Modified = 2 s may be a true age of 1.01 s: not surely past a 2 s ttl yet.
+    assert _format.generous_remaining_ttl(h, now=0.0) == pytest.approx(1.0)
+    h["date"] = http_date(T0 + 3)  # a true age above 2 s: surely run out
+    assert _format.generous_remaining_ttl(h, now=0.0) == pytest.approx(0.0)
+    assert _format.generous_remaining_ttl({"date": http_date(T0)}, T0) is None
+    with pytest.raises(KeyError):
+        _format.generous_remaining_ttl({"x-amz-meta-s3cache-ttl": "2"}, T0)
 
 
 def test_client_clock_does_not_change_the_outcome() -> None:
