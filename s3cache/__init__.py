@@ -5,6 +5,7 @@
 
 from s3cache._batch import DeleteResult
 from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._local import LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
@@ -17,6 +18,7 @@ from s3cache.errors import (
     CorruptEntryError,
     CredentialsError,
     EndpointUnreachableError,
+    LockNotAcquiredError,
     NotSupportedError,
     S3CacheError,
     ServerError,
@@ -39,9 +41,11 @@ __all__ = [
     "CredentialsError",
     "DeleteResult",
     "EndpointUnreachableError",
+    "HeldLock",
     "JsonSerializer",
     "LatencySummary",
     "LocalTier",
+    "LockNotAcquiredError",
     "NotSupportedError",
     "S3Cache",
     "S3CacheError",

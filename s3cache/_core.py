@@ -16,10 +16,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from botocore.config import Config
 
-from s3cache import _format
+from s3cache import _fleet, _format
 from s3cache._batch import DeleteResult, delete_objects
 from s3cache._callkey import call_key
 from s3cache._concurrency import paced
+from s3cache._fleet import FleetLock
 from s3cache._flight import Flights
 from s3cache._format import Compression, JsonSerializer, Serializer
 from s3cache._local import LocalLRU, LocalTier
@@ -348,11 +349,7 @@ class AsyncS3Cache:
     async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
         """The conditional writes of :meth:`add`; True when ``payload`` was stored."""
         transport = self._transport
-        if not await self.supports_conditional_writes():
-            raise NotSupportedError(
-                f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
-                "If-None-Match on PutObject, so add() cannot be atomic there"
-            )
+        await self._require_conditional_writes("add()")
         stored = await transport.put(okey, payload, if_absent=True)
         if not stored:
             headers = await transport.head(okey)
@@ -367,32 +364,49 @@ class AsyncS3Cache:
         key: str,
         factory: Callable[[], Any],
         ttl: float | timedelta | None = None,
+        *,
+        lease: float | timedelta | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
         Concurrent callers on one event loop run the factory once and all receive its value; an
         exception from the factory reaches every waiter and nothing is stored. A cancelled
         waiter never cancels the factory for the others.
+
+        With a ``lease`` (seconds or timedelta: the longest one computation may take), one
+        caller in the whole fleet runs the factory and the others wait for its value; see
+        "Fleet-wide single flight" in the README. Needs conditional writes
+        (:class:`~s3cache.errors.NotSupportedError` otherwise).
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
+        lease_s = None if lease is None else _fleet.lease_seconds(lease)
         value = await self._read(okey)
         if value is not _MISSING:
             return value
-        return await self._fills.join(okey, functools.partial(self._fill, okey, factory, seconds))
+        if lease_s is None:
+            fill = functools.partial(self._fill, okey, factory, seconds)
+        else:
+            fill = functools.partial(_fleet.fill, self, key, okey, factory, seconds, lease_s)
+        return await self._fills.join(okey, fill)
 
     def cached(
         self,
         ttl: float | timedelta | None = None,
         key: Callable[..., str] | None = None,
+        *,
+        lease: float | timedelta | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
-        argument types allowed); ``key`` builds one from the call's arguments instead. For sync
-        functions use :meth:`S3Cache.cached`.
+        argument types allowed); ``key`` builds one from the call's arguments instead. With a
+        ``lease``, one call in the fleet computes each result. For sync functions use
+        :meth:`S3Cache.cached`.
         """
         self._ttl(ttl)  # validate now, not at the first call
+        if lease is not None:
+            _fleet.lease_seconds(lease)
 
         def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             if not inspect.iscoroutinefunction(func):
@@ -405,13 +419,27 @@ class AsyncS3Cache:
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
                 cache_key = call_key(func, key, args, kwargs)
                 result: R = await self.get_or_set(
-                    cache_key, functools.partial(func, *args, **kwargs), ttl
+                    cache_key, functools.partial(func, *args, **kwargs), ttl, lease=lease
                 )
                 return result
 
             return wrapper
 
         return decorate
+
+    def lock(
+        self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None
+    ) -> FleetLock:
+        """A fleet-wide lock: ``async with cache.lock("nightly-report", ttl=60, wait=10) as held``.
+
+        ``ttl`` (at least 1 s) is how long the lock outlives a holder that stops renewing it; it
+        is renewed in the background every ``ttl / 3`` while the block runs and released on
+        exit. ``wait=None`` tries once; otherwise it waits up to ``wait`` seconds. Raises
+        :class:`~s3cache.errors.LockNotAcquiredError` when the lock stays busy, and store
+        failures always (whatever ``on_error`` says). ``held.token`` is the fencing token and
+        ``held.lost`` tells whether a renewal failed; see "Fleet-wide locks" in the README.
+        """
+        return FleetLock(self, name, ttl, wait)
 
     async def _fill(self, okey: str, factory: Callable[[], Any], seconds: float | None) -> Any:
         value = factory()
@@ -631,12 +659,22 @@ class AsyncS3Cache:
     async def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
 
-        :meth:`add` needs it; some S3-compatible servers silently ignore the header.
+        :meth:`add`, leases and locks need it; some S3-compatible servers silently ignore the
+        header.
         """
         self._check_open()
         if self._conditional_writes is None:
             self._conditional_writes = await self._probe_conditional_writes()
         return self._conditional_writes
+
+    async def _require_conditional_writes(self, what: str) -> None:
+        """Raise NotSupportedError unless the server honours ``If-None-Match`` (``what`` needs
+        it: add, leases, locks)."""
+        if not await self.supports_conditional_writes():
+            raise NotSupportedError(
+                f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
+                f"If-None-Match on PutObject, so {what} cannot be atomic there"
+            )
 
     async def _probe_conditional_writes(self) -> bool:
         """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""

@@ -15,11 +15,12 @@ from s3cache import _loop
 from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
 from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._fleet import FleetLock, HeldLock
 from s3cache._stats import CacheStats
 from s3cache._transport import Transport
 from s3cache.errors import S3CacheError
 
-__all__ = ["S3Cache"]
+__all__ = ["S3Cache", "SyncLock"]
 
 P = ParamSpec("P")
 S = TypeVar("S")
@@ -87,25 +88,31 @@ class S3Cache:
         key: str,
         factory: Callable[[], Any],
         ttl: float | timedelta | None = None,
+        *,
+        lease: float | timedelta | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
-        callers from any thread share one run of it."""
+        callers from any thread share one run of it (with a ``lease``: one in the fleet)."""
         return _loop.run_with_caller(
-            lambda caller: self._core.get_or_set(key, functools.partial(caller.call, factory), ttl)
+            lambda caller: self._core.get_or_set(
+                key, functools.partial(caller.call, factory), ttl, lease=lease
+            )
         )
 
     def cached(
         self,
         ttl: float | timedelta | None = None,
         key: Callable[..., str] | None = None,
+        *,
+        lease: float | timedelta | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
         Sync functions block and run in their caller's thread; coroutine functions are wrapped
         by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
         """
-        core_decorator = self._core.cached(ttl, key)  # validates ttl now
+        core_decorator = self._core.cached(ttl, key, lease=lease)  # validates now
 
         def decorate(func: F) -> F:
             if inspect.iscoroutinefunction(func):
@@ -114,11 +121,21 @@ class S3Cache:
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
-                return self.get_or_set(cache_key, functools.partial(func, *args, **kwargs), ttl)
+                return self.get_or_set(
+                    cache_key, functools.partial(func, *args, **kwargs), ttl, lease=lease
+                )
 
             return cast(F, wrapper)
 
         return decorate
+
+    def lock(
+        self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None
+    ) -> SyncLock:
+        """A fleet-wide lock: ``with cache.lock("nightly-report", ttl=60, wait=10) as held``; see
+        :meth:`AsyncS3Cache.lock`. It is renewed on the private loop, so a block that keeps
+        this thread busy does not starve the renewals."""
+        return SyncLock(self._core.lock(name, ttl, wait=wait))
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there."""
@@ -179,3 +196,16 @@ class S3Cache:
 
     def __repr__(self) -> str:
         return repr(self._core).replace("AsyncS3Cache(", "S3Cache(", 1)
+
+
+class SyncLock:
+    """``with cache.lock(...) as held:``, the blocking twin of the core's lock context manager."""
+
+    def __init__(self, inner: FleetLock) -> None:
+        self._inner = inner
+
+    def __enter__(self) -> HeldLock:
+        return _loop.run(self._inner.__aenter__())
+
+    def __exit__(self, *exc_info: object) -> None:
+        _loop.run(self._inner.__aexit__(*exc_info))

@@ -17,6 +17,7 @@ __all__ = [
     "CorruptEntryError",
     "CredentialsError",
     "EndpointUnreachableError",
+    "LockNotAcquiredError",
     "NotSupportedError",
     "S3CacheError",
     "ServerError",
@@ -108,3 +109,9 @@ class BatchError(S3CacheError):
 
     def __reduce__(self) -> tuple[type[BatchError], tuple[str, Mapping[str, S3CacheError], int]]:
         return type(self), (self.operation, self.failed, self.total)
+
+
+class LockNotAcquiredError(S3CacheError):
+    """``lock()`` found the lock held by another holder, still after waiting ``wait`` seconds."""
+
+    kind = "lock_not_acquired"

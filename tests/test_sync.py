@@ -43,7 +43,7 @@ def test_public_surfaces_are_equal() -> None:
         core_sig, sync_sig = inspect.signature(member), inspect.signature(sync[name])
         assert list(core_sig.parameters.values()) == list(sync_sig.parameters.values()), name
         is_coroutine = inspect.iscoroutinefunction(member)
-        assert is_coroutine is (name not in {"stats", "cached"}), f"AsyncS3Cache.{name}"
+        assert is_coroutine is (name not in {"stats", "cached", "lock"}), f"AsyncS3Cache.{name}"
         assert not inspect.iscoroutinefunction(sync[name]), f"S3Cache.{name} must block"
 
 
