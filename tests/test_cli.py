@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import cli
+from s3cache import S3Cache, cli
 from s3cache.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,6 +396,7 @@ def test_purge_expired(run: Run, s3: Any, env: str) -> None:
         "expired": 2,
         "bytes": 2,
         "deleted": 0,
+        "leases": 0,
         "dry_run": True,
         "elapsed_s": 0,
     }
@@ -407,6 +408,34 @@ def test_purge_expired(run: Run, s3: Any, env: str) -> None:
     assert "2 expired" in out
     assert "deleted 2" in out
     assert keys(s3, env) == {"cache/fresh", "cache/forever", "cache2/old"}
+
+
+def test_leases_and_locks_are_not_entries(run: Run, s3: Any, env: str, s3_endpoint: str) -> None:
+    """ls and stats count entries only; purge-expired removes run-out leases and locks."""
+    creds: dict[str, Any] = {
+        "aws_access_key_id": "testing-key-id",
+        "aws_secret_access_key": "testing-secret",
+    }
+    with S3Cache(
+        env, prefix="cache", endpoint_url=s3_endpoint, region_name="us-east-1", **creds
+    ) as c:
+        assert c.get_or_set("prompt", lambda: "answer", lease=5) == "answer"
+        with c.lock("nightly", ttl=5):
+            pass
+    assert keys(s3, env) == {
+        "cache/prompt",
+        "cache/.s3cache/lease/prompt",
+        "cache/.s3cache/lock/nightly",
+    }
+    status, out, _ = run("ls", "--json")
+    assert [e["key"] for e in json.loads(out)] == ["prompt"]
+    status, out, _ = run("stats", "--json")
+    assert json.loads(out)["entries"] == 1
+    time.sleep(2.1)  # a released lease runs out after a second, on whole-second dates
+    status, out, _ = run("purge-expired", "--yes")
+    assert status == 0
+    assert "deleted 0, and 2 run-out leases and locks" in out
+    assert keys(s3, env) == {"cache/prompt"}
 
 
 # -- lifecycle --------------------------------------------------------------------------------

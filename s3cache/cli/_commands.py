@@ -322,9 +322,10 @@ async def _cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
     count = result.expired if args.dry_run else result.deleted
+    leases = f", and {result.leases:,} run-out leases and locks" if result.leases else ""
     ui.line(
         f"scanned {result.scanned:,} entries under {where(cache)}: {result.expired:,} expired "
-        f"({size(result.bytes)}); {verb} {count:,} in {result.elapsed_s:.1f} s"
+        f"({size(result.bytes)}); {verb} {count:,}{leases} in {result.elapsed_s:.1f} s"
         + (" (dry run)" if args.dry_run else "")
     )
     return EXIT_OK
@@ -400,7 +401,8 @@ for this prefix (ID "s3cache:<prefix>"); other rules of the bucket are kept."""
 _PURGE_HELP = """\
 Delete the entries under the prefix that a read would treat as expired. Every entry is looked
 at with one HEAD request (concurrently) and judged by its ttl against the server's clock, the
-same rule reads apply; expired ones are deleted in batches of up to 1,000."""
+same rule reads apply; expired ones are deleted in batches of up to 1,000. Leases and locks
+(under <prefix>.s3cache/) that were released or have run out go too."""
 
 _NO_LIFECYCLE = (
     "this server does not support bucket lifecycle rules; "

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from s3cache import _format
 from s3cache._batch import delete_objects
+from s3cache._concurrency import gather
 from s3cache._core import AsyncS3Cache
 from s3cache.errors import BatchError
-from s3cache.maintenance._scan import DEFAULT_BATCH, check_positive, inspect, pages
+from s3cache.maintenance._scan import DEFAULT_BATCH, check_positive, inspect, pages, split_own
 
 __all__ = ["ClearResult", "PurgeResult", "check_scope", "clear_prefix", "purge_expired"]
 
@@ -38,6 +40,9 @@ class PurgeResult:
     expired: int = 0
     bytes: int = 0  #: size of the expired entries
     deleted: int = 0
+    #: s3cache's own objects (released or run-out leases and locks) deleted, or found with
+    #: ``dry_run``; not in the figures above, which are about entries
+    leases: int = 0
     dry_run: bool = False
     elapsed_s: float = 0.0
 
@@ -109,14 +114,21 @@ async def purge_expired(
     Each entry is HEAD-ed (``batch`` at a time, concurrently) and judged on the server's clock
     as a read would judge it; expired ones are deleted in batches. An entry rewritten between
     its HEAD and the delete is lost: for a cache, one extra miss. An empty prefix needs
-    ``all_bucket``: other objects in a shared bucket may carry ``Expires``.
+    ``all_bucket``: other objects in a shared bucket may carry ``Expires``. Leases and locks
+    that were released or have run out go too (counted apart, in ``leases``).
     """
     check_scope(cache, all_bucket, "purge")
     check_positive("batch", batch)
     started = time.perf_counter()
     result = PurgeResult(dry_run=dry_run)
     async with aclosing(pages(cache, cache.prefix)) as listing:
-        async for page in listing:
+        async for listed in listing:
+            page, own = split_own(cache, listed)
+            for start in range(0, len(own), batch):
+                gone = await _run_out(cache, own[start : start + batch])
+                result.leases += len(gone)
+                if gone and not dry_run:
+                    await _delete(cache, gone)
             for start in range(0, len(page), batch):
                 entries = await inspect(cache, page[start : start + batch])
                 expired = [e for e in entries if e.expired]
@@ -130,3 +142,19 @@ async def purge_expired(
                     on_progress(result)
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+async def _run_out(cache: AsyncS3Cache, okeys: list[str]) -> list[str]:
+    """Those of s3cache's own objects that have surely run out (a released or expired lease),
+    judged on the server's clock so that no live lease is ever taken for expired."""
+    heads = await gather(cache.transport.head(k) for k in okeys)
+    now = time.time()
+    return [k for k, h in zip(okeys, heads, strict=True) if h is not None and _ran_out(h, now)]
+
+
+def _ran_out(headers: Mapping[str, str], now: float) -> bool:
+    try:
+        remaining = _format.generous_remaining_ttl(headers, now)
+    except (ValueError, KeyError):
+        return False  # not ours to judge: keep it
+    return remaining is not None and remaining <= 0

@@ -25,6 +25,7 @@ __all__ = [
     "object_prefix",
     "pages",
     "scan",
+    "split_own",
     "storage_stats",
 ]
 
@@ -127,6 +128,20 @@ async def pages(cache: AsyncS3Cache, full_prefix: str) -> AsyncGenerator[list[Li
             await asyncio.gather(pending, return_exceptions=True)
 
 
+def split_own(
+    cache: AsyncS3Cache, page: list[ListedObject]
+) -> tuple[list[ListedObject], list[str]]:
+    """A page's entries, and the keys of s3cache's own objects (leases, locks) among it."""
+    entries: list[ListedObject] = []
+    own: list[str] = []
+    for o in page:
+        if _format.is_reserved(cache.prefix, o.key):
+            own.append(o.key)
+        else:
+            entries.append(o)
+    return entries, own
+
+
 async def inspect(cache: AsyncS3Cache, objects: list[ListedObject]) -> list[Entry]:
     """HEAD ``objects`` concurrently; objects gone since the listing are left out."""
     heads = await gather(cache.transport.head(o.key) for o in objects)
@@ -144,10 +159,12 @@ async def scan(
     """Every entry under the cache prefix (+ ``prefix``), with size, age, ttl and expiry.
 
     One HEAD per entry (a listing carries no metadata), ``batch`` entries at a time.
+    s3cache's own objects (leases, locks) are not entries and are left out.
     """
     check_positive("batch", batch)
     async with aclosing(pages(cache, object_prefix(cache, prefix))) as listing:
-        async for page in listing:
+        async for listed in listing:
+            page = split_own(cache, listed)[0]
             for start in range(0, len(page), batch):
                 for found in await inspect(cache, page[start : start + batch]):
                     yield found
@@ -195,6 +212,7 @@ async def storage_stats(
 
     Expiry needs one HEAD per entry, so at most ``sample`` entries, drawn uniformly
     (reservoir sampling over the listing), are inspected; all of them on small caches.
+    s3cache's own objects (leases, locks) are not counted.
     """
     check_positive("sample", sample)
     rng = rng or random.Random()
@@ -202,7 +220,7 @@ async def storage_stats(
     reservoir: list[ListedObject] = []
     async with aclosing(pages(cache, cache.prefix)) as listing:
         async for page in listing:
-            for obj in page:
+            for obj in split_own(cache, page)[0]:
                 result.entries += 1
                 result.bytes += obj.size
                 if len(reservoir) < sample:
