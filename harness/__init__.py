@@ -1,1 +1,3 @@
-"""Helpers for the tests and the benchmarks (servers, proxies, probes); not part of s3cache."""
+"""Helpers shared by the tests and the benchmarks: S3 servers, proxies, probes and worker
+processes. Not part of the installed package.
+"""

@@ -1,0 +1,230 @@
+"""Worker processes for fleet-wide single-flight and lock tests and benchmarks.
+
+Processes come from a fork server that has imported s3cache once (:data:`CONTEXT`): a clean,
+single-threaded parent, and a start in milliseconds rather than a second of imports each.
+
+:func:`start_workers` starts processes that each open an :class:`AsyncS3Cache`, report
+``ready``, then, round after round, wait for the round's start event and run ``tasks``
+concurrent ``get_or_set`` calls of one key. Everything they do is reported on one queue as
+tuples: ``("ready", pid)``, ``("waiting", pid)`` (the first time a caller pauses for another
+process's lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished)``
+with ``time.monotonic()`` of the last caller's answer (the clock is shared by all processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import queue
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from s3cache import AsyncS3Cache, _fleet
+
+__all__ = [
+    "CONTEXT",
+    "INCREMENTS",
+    "VALUE",
+    "FleetJob",
+    "Round",
+    "Workers",
+    "count_under_lock",
+    "hold_then_pause",
+    "start_workers",
+]
+
+VALUE = {"answer": 42}
+#: Lock increments per process in :func:`count_under_lock`.
+INCREMENTS = 3
+CONTEXT = multiprocessing.get_context("forkserver")
+CONTEXT.set_forkserver_preload([__name__])
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One stampede: ``tasks`` callers per process on ``key``, with or without a lease."""
+
+    key: str
+    lease: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetJob:
+    """What every worker does. ``block_first``: the fleet's first factory call blocks until
+    ``release`` is set (or forever, for a process that is to be killed); later calls and all
+    calls without it take ``factory_s`` seconds."""
+
+    cache_kwargs: dict[str, Any]
+    rounds: list[Round]
+    tasks: int = 1
+    factory_s: float = 0.0
+    block_first: bool = False
+    report_waiting: bool = False
+
+
+@dataclass
+class Workers:
+    """Handles on the spawned workers and their shared synchronisation objects."""
+
+    processes: list[Any]
+    events: Any  # multiprocessing Queue of reports
+    starts: list[Any]  # one Event per round
+    release: Any  # Event ending the blocked first factory call
+    calls: Any  # shared count of factory calls (Value)
+    _pending: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def expect(self, kind: str, count: int, timeout: float = 60.0) -> list[tuple[Any, ...]]:
+        """The next ``count`` reports of ``kind`` (others are kept for later calls)."""
+        deadline = time.monotonic() + timeout
+        found = [m for m in self._pending if m[0] == kind][:count]
+        for m in found:
+            self._pending.remove(m)
+        while len(found) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(found)} of {count} {kind!r} reports; {self._pending}")
+            try:
+                message = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if message[0] == kind:
+                found.append(message)
+            else:
+                self._pending.append(message)
+        return found
+
+    def reports(self, kind: str) -> Iterator[tuple[Any, ...]]:
+        """Reports of ``kind`` received so far and not yet taken (drains the queue first)."""
+        while True:
+            try:
+                self._pending.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return (m for m in self._pending if m[0] == kind)
+
+    def stop(self) -> None:
+        """Kill what is still running and reap every process."""
+        for p in self.processes:
+            if p.is_alive():
+                p.kill()
+        for p in self.processes:
+            p.join(30)
+        self.events.close()
+        self.events.join_thread()
+
+
+def start_workers(job: FleetJob, count: int) -> Workers:
+    """Start ``count`` workers running ``job``; returns at once (wait for ``ready`` reports)."""
+    events = CONTEXT.Queue()
+    starts = [CONTEXT.Event() for _ in job.rounds]
+    release = CONTEXT.Event()
+    calls = CONTEXT.Value("i", 0)
+    processes = [
+        CONTEXT.Process(target=_main, args=(job, events, starts, release, calls), daemon=True)
+        for _ in range(count)
+    ]
+    for p in processes:
+        p.start()
+    return Workers(processes, events, starts, release, calls)
+
+
+def _main(job: FleetJob, events: Any, starts: list[Any], release: Any, calls: Any) -> None:
+    asyncio.run(_work(job, events, starts, release, calls))
+
+
+async def _work(job: FleetJob, events: Any, starts: list[Any], release: Any, calls: Any) -> None:
+    pid = os.getpid()
+    if job.report_waiting:
+        _report_first_pause(_fleet, events, pid)
+    current = 0
+
+    async def factory() -> dict[str, int]:
+        with calls.get_lock():
+            calls.value += 1
+            first = calls.value == 1
+        events.put(("factory", pid, current))
+        if first and job.block_first:
+            await asyncio.to_thread(release.wait)
+        else:
+            await asyncio.sleep(job.factory_s)
+        return VALUE
+
+    async with AsyncS3Cache(**job.cache_kwargs) as cache:
+        await cache.check()  # opens the client and learns about conditional writes
+        events.put(("ready", pid))
+        for current, spec in enumerate(job.rounds):
+            await asyncio.to_thread(starts[current].wait)
+            values = await asyncio.gather(
+                *(cache.get_or_set(spec.key, factory, lease=spec.lease) for _ in range(job.tasks)),
+                return_exceptions=True,
+            )
+            finished = time.monotonic()
+            events.put(("done", pid, current, [_plain(v) for v in values], finished))
+
+
+def _report_first_pause(fleet: Any, events: Any, pid: int) -> None:
+    """Report the first time this process pauses for another process's lease."""
+    pause = fleet._pause
+    reported = False
+
+    async def reporting_pause(seconds: float) -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            events.put(("waiting", pid))
+        await pause(seconds)
+
+    fleet._pause = reporting_pause
+
+
+def _plain(value: Any) -> Any:
+    return repr(value) if isinstance(value, BaseException) else value
+
+
+# -- lock workers -----------------------------------------------------------------------------
+
+
+def count_under_lock(kwargs: dict[str, Any], start: Any, out: Any) -> None:
+    """Add one to the ``counter`` entry :data:`INCREMENTS` times, each a read-modify-write
+    under ``lock("counter")``, recording the fencing token of each write."""
+    asyncio.run(_count(kwargs, start, out))
+
+
+async def _count(kwargs: dict[str, Any], start: Any, out: Any) -> None:
+    async with AsyncS3Cache(**kwargs) as cache:
+        await cache.check()
+        out.put(("ready", os.getpid()))
+        await asyncio.to_thread(start.wait)
+        for _ in range(INCREMENTS):
+            async with cache.lock("counter", ttl=2, wait=120) as held:
+                doc = await cache.get("counter", {"n": 0, "tokens": []})
+                doc["n"] += 1
+                doc["tokens"].append(held.token)
+                await cache.set("counter", doc)
+        out.put(("done", os.getpid()))
+
+
+def hold_then_pause(kwargs: dict[str, Any], resumed: Any, out: Any) -> None:
+    """Hold ``lock("report", ttl=1)``, report ``("acquired", pid, token)``, and wait for
+    ``resumed`` (the parent stops and continues this process meanwhile). Then wait for the
+    renewal to report the loss, and write ``guarded`` only if no larger token wrote it since:
+    reports ``("after", lost, stale)``."""
+    asyncio.run(_hold_then_pause(kwargs, resumed, out))
+
+
+async def _hold_then_pause(kwargs: dict[str, Any], resumed: Any, out: Any) -> None:
+    async with AsyncS3Cache(**kwargs) as cache, cache.lock("report", ttl=1) as held:
+        out.put(("acquired", os.getpid(), held.token))
+        await asyncio.to_thread(resumed.wait)
+        for _ in range(200):  # the overdue renewal runs first thing after SIGCONT
+            if held.lost:
+                break
+            await asyncio.sleep(0.05)
+        guard = await cache.get("guarded")
+        stale = guard is not None and guard["token"] > held.token
+        if not stale:
+            await cache.set("guarded", {"token": held.token, "by": "paused"})
+        out.put(("after", held.lost, stale))
