@@ -16,6 +16,7 @@ from typing import Any
 from benchmarks import llm
 from benchmarks.contenders import Contender, ContenderUnavailable, Setup, import_litellm, make
 from benchmarks.features import FeatureResult, run_features
+from benchmarks.fleet import PROCESSES, run_fleet_cells
 from benchmarks.metrics import CellResult, heartbeat_cost
 from benchmarks.options import RESULTS_DIR, Options, Plan, parse, plan_for
 from benchmarks.plots import plot_all
@@ -145,13 +146,19 @@ async def _llm_cells(run: Run) -> None:
 
 
 async def _feature_cells(run: Run) -> None:
-    """Issue 5's cells (local tier, single-flight, stampede); a failure is noted, not fatal."""
+    """The feature cells (local tier, single-flight, stampede, fleet stampede); a failure is
+    noted, not fatal."""
     run.progress.cell_started("features: local tier, single-flight, get_or_set stampede")
     try:
         run.features = await run_features(run.setup(100), run.plan.features_s)
     except Exception as exc:
         run.note(f"feature cells failed: {type(exc).__name__}: {exc}")
         return
+    run.progress.cell_started(f"features: fleet stampede, {PROCESSES} processes")
+    try:
+        run.features += await run_fleet_cells(run.setup(100))
+    except Exception as exc:
+        run.note(f"fleet cells failed: {type(exc).__name__}: {exc}")
     for f in run.features:
         verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
         run.progress.note(f"feature {f.name} [{verdict}]: {f.summary}")
@@ -192,7 +199,7 @@ def _footer(run: Run) -> list[str]:
                 f"throughput {o['ops_per_s_ratio']:.2f}x"
             )
     if run.features:
-        lines.append("features (issue 5), 1 KiB values:")
+        lines.append("features (issues 5 and 11), 1 KiB values:")
         for f in run.features:
             verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
             lines.append(f"  [{verdict}] {f.name}: {f.summary}")
