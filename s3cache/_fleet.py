@@ -194,7 +194,7 @@ async def fill(
     try:
         await core._require_conditional_writes("get_or_set(lease=...)")
         outcome = await _contend(
-            core._transport,
+            core.transport,
             lkey,
             lease,
             started + 2 * lease + WAIT_SLACK,
@@ -228,7 +228,7 @@ async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        return await core._transport.put(holding.key, payload, if_match=holding.etag)
+        return await core.transport.put(holding.key, payload, if_match=holding.etag)
     except S3CacheError as exc:
         _note(core, exc)
         return None
@@ -296,7 +296,7 @@ class FleetLock:
         self._used = True
         await self._core._require_conditional_writes("lock()")
         deadline = _monotonic() + self._wait
-        outcome = await _contend(self._core._transport, self._key, self._ttl, deadline)
+        outcome = await _contend(self._core.transport, self._key, self._ttl, deadline)
         if not isinstance(outcome, Holding):
             raise LockNotAcquiredError(self._busy(outcome))
         self._holding = outcome
@@ -339,7 +339,7 @@ class FleetLock:
                 if remaining <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(remaining):
-                    renewed = await _renew_once(self._core._transport, holding)
+                    renewed = await _renew_once(self._core.transport, holding)
             except TimeoutError:
                 self._lose("its lease ran out before a renewal was confirmed (paused, or slow)")
                 return

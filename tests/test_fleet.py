@@ -35,7 +35,7 @@ from s3cache import (
     _format,
     _lease,
 )
-from s3cache._maintenance import purge_expired, storage_stats
+from s3cache.maintenance import purge_expired, storage_stats
 
 PREFIX = "fleet"
 
@@ -60,7 +60,7 @@ def _lock_key(cache: AsyncS3Cache, name: str) -> str:
 
 
 async def _record(cache: AsyncS3Cache, okey: str) -> _lease.LeaseState | None:
-    return await _fleet._look(cache._transport, okey)
+    return await _fleet._look(cache.transport, okey)
 
 
 # -- processes: get_or_set(lease=...) ---------------------------------------------------------
@@ -283,7 +283,7 @@ async def test_waiting_is_bounded_then_the_caller_computes(
 ) -> None:
     """A lease held far longer than promised (a hung holder that keeps it alive) is waited
     for two leases plus the slack, then the caller computes the value itself."""
-    hung = await _fleet._try(fleet._transport, _lease_key(fleet, "k"), 600.0, None)
+    hung = await _fleet._try(fleet.transport, _lease_key(fleet, "k"), 600.0, None)
     assert isinstance(hung, _fleet.Holding)
     monkeypatch.setattr(_fleet, "WAIT_SLACK", 0.2)
     loop = asyncio.get_running_loop()
