@@ -340,12 +340,12 @@ class FleetLock:
                     raise TimeoutError
                 async with asyncio.timeout(remaining):
                     renewed = await _renew_once(self._core.transport, holding)
+            except S3CacheError as exc:  # StoreTimeoutError too: retried while time is left
+                _note(self._core, exc)
+                continue
             except TimeoutError:
                 self._lose("its lease ran out before a renewal was confirmed (paused, or slow)")
                 return
-            except S3CacheError as exc:
-                _note(self._core, exc)
-                continue
             if renewed is None:
                 self._lose("another holder took it over")
                 return
