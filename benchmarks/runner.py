@@ -199,7 +199,7 @@ def _footer(run: Run) -> list[str]:
                 f"throughput {o['ops_per_s_ratio']:.2f}x"
             )
     if run.features:
-        lines.append("features (issues 5 and 11), 1 KiB values:")
+        lines.append("features, 1 KiB values:")
         for f in run.features:
             verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
             lines.append(f"  [{verdict}] {f.name}: {f.summary}")
