@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
@@ -583,13 +583,17 @@ class AsyncS3Cache:
             self._done("delete", one, "deleted", started)
         return removed, failed
 
-    async def clear(self) -> DeleteResult:
-        """Delete every object under the prefix (the whole bucket when the prefix is empty).
+    async def clear(self, prefix: str = "") -> DeleteResult:
+        """Delete every object under the cache's prefix, or only those under ``prefix`` within it.
 
-        Returns the number of objects deleted, expired ones included, as a :class:`DeleteResult`
-        whose ``failed`` maps each object key that could not be deleted to its error.
+        ``prefix`` is matched as a string, ``:`` counting as ``/``: end it in ``/`` to mean one
+        folder; s3cache's own objects (leases, locks) are then left alone. With an empty cache
+        prefix and no ``prefix``, that is the whole bucket. Returns the number of objects
+        deleted, expired ones included, as a :class:`DeleteResult` whose ``failed`` maps each
+        object key that could not be deleted to its error.
         """
         self._check_open()
+        scope = _format.sub_prefix(self._prefix, prefix)
         started = _monotonic()
         self._forget_all()
         deleted = 0
@@ -597,9 +601,14 @@ class AsyncS3Cache:
         token: str | None = None
         try:
             while True:
-                page, token = await self._transport.list_page(self._prefix, token)
+                page, token = await self._transport.list_page(scope, token)
                 # Never trust a listing to stay under the prefix: check every key.
-                okeys = [o.key for o in page if o.key.startswith(self._prefix)]
+                okeys = [
+                    o.key
+                    for o in page
+                    if o.key.startswith(scope)
+                    and not (prefix and _format.is_reserved(self._prefix, o.key))
+                ]
                 page_failed = await delete_objects(self._transport, okeys)
                 deleted += len(okeys) - len(page_failed)
                 failed.update(page_failed)
@@ -623,6 +632,35 @@ class AsyncS3Cache:
         self._reads.forget_all()
         if self._local is not None:
             self._local.clear()
+
+    def iter_keys(self, prefix: str = "") -> AsyncGenerator[str, None]:
+        """The keys under the cache's prefix (+ ``prefix``, matched as in :meth:`clear`).
+
+        Keys come without the cache prefix and with ``/`` where they were written with ``:`` (the
+        same entry), in S3's listing order, one request per 1,000. A listing carries no expiry
+        metadata, so expired entries not yet deleted are listed too; s3cache's own objects
+        (leases, locks) are not keys and are never listed. A store failure ends the iteration
+        (logged) or raises, per ``on_error``. Bad input raises here, not on iteration.
+        """
+        self._check_open()
+        return self._listed_keys(_format.sub_prefix(self._prefix, prefix))
+
+    async def _listed_keys(self, scope: str) -> AsyncGenerator[str, None]:
+        started = _monotonic()
+        token: str | None = None
+        while True:
+            try:
+                page, token = await self._transport.list_page(scope, token)
+            except S3CacheError as exc:
+                self._done("iter_keys", None, "error", started, error=exc)
+                self._failed(exc, None)
+                return
+            for obj in page:
+                # Never trust a listing to stay under the prefix: check every key.
+                if obj.key.startswith(scope) and not _format.is_reserved(self._prefix, obj.key):
+                    yield obj.key[len(self._prefix) :]
+            if token is None:
+                return
 
     # -- operations ------------------------------------------------------------------------
 

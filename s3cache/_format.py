@@ -53,6 +53,7 @@ __all__ = [
     "remaining_ttl",
     "reserved_key",
     "safe_remaining_ttl",
+    "sub_prefix",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -208,7 +209,34 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
+def sub_prefix(prefix: str, sub: str) -> str:
+    """The object-key prefix for listing ``sub`` under the cache ``prefix`` (``:`` counts as ``/``).
+
+    A plain string prefix, as S3 matches it: ``a`` covers ``a/x`` and ``ab``; end it in ``/`` to
+    mean one folder. Characters no key may hold are refused; empty segments are allowed.
+    """
+    if not isinstance(sub, str):
+        raise TypeError(f"prefix must be a str, not {type(sub).__name__}")
+    _check_chars(sub, "prefix")
+    full = prefix + sub.replace(":", "/")
+    size = _utf8_size(full)
+    if size > MAX_KEY_BYTES:
+        raise ValueError(f"prefix is {size} UTF-8 bytes, over S3's {MAX_KEY_BYTES}-byte key limit")
+    return full
+
+
 def _check_path(path: str, what: str) -> None:
+    _check_chars(path, what)
+    segments = path.split("/")
+    if _BAD_SEGMENTS.intersection(segments):
+        raise ValueError(
+            f"{what} {path!r} has an empty, '.' or '..' path segment "
+            "(':' counts as '/'); S3-compatible servers reject or rewrite those"
+        )
+
+
+def _check_chars(path: str, what: str) -> None:
+    """Refuse control characters, lone surrogates and noncharacters, naming the code point."""
     found = _FORBIDDEN.search(path)
     if found is not None:
         raise ValueError(_forbidden(what, found.group()))
@@ -216,12 +244,6 @@ def _check_path(path: str, what: str) -> None:
         for astral in _ASTRAL.finditer(path):
             if ord(astral.group()) & 0xFFFE == 0xFFFE:  # U+nFFFE or U+nFFFF
                 raise ValueError(_forbidden(what, astral.group()))
-    segments = path.split("/")
-    if _BAD_SEGMENTS.intersection(segments):
-        raise ValueError(
-            f"{what} {path!r} has an empty, '.' or '..' path segment "
-            "(':' counts as '/'); S3-compatible servers reject or rewrite those"
-        )
 
 
 def _forbidden(what: str, char: str) -> str:

@@ -16,10 +16,10 @@ import inspect
 import os
 import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Final, TypeVar
 
-__all__ = ["CallerThread", "run", "run_with_caller"]
+__all__ = ["CallerThread", "iterate", "run", "run_with_caller"]
 
 T = TypeVar("T")
 
@@ -190,6 +190,37 @@ _current: _LoopThread | None = None
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the private loop and block until it is done."""
     return _get().run(coro)
+
+
+def iterate(items: AsyncIterator[T], batch: int = 1000) -> Generator[T, None, None]:
+    """Consume an async iterator on the private loop, up to ``batch`` items per hop to it."""
+    try:
+        while True:
+            taken, done = run(_take(items, batch))
+            yield from taken
+            if done:
+                return
+    finally:
+        with contextlib.suppress(RuntimeError):  # finalised on the loop's own thread: let it be
+            run(_close(items))
+
+
+async def _take(items: AsyncIterator[T], batch: int) -> tuple[list[T], bool]:
+    """Up to ``batch`` items, and whether the iterator is exhausted."""
+    taken: list[T] = []
+    while len(taken) < batch:
+        try:
+            taken.append(await anext(items))
+        except StopAsyncIteration:
+            return taken, True
+    return taken, False
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    """Close an async generator where it ran (a listing stopped early releases its request)."""
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _get() -> _LoopThread:

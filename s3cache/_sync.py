@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -146,10 +146,17 @@ class S3Cache:
         keys failed; see :meth:`AsyncS3Cache.delete_many`."""
         return _loop.run(self._core.delete_many(keys))
 
-    def clear(self) -> DeleteResult:
-        """Delete every object under the prefix; returns how many went; see
+    def clear(self, prefix: str = "") -> DeleteResult:
+        """Delete every object under the prefix (+ ``prefix``); returns how many went; see
         :meth:`AsyncS3Cache.clear`."""
-        return _loop.run(self._core.clear())
+        return _loop.run(self._core.clear(prefix))
+
+    def iter_keys(self, prefix: str = "") -> Generator[str, None, None]:
+        """The keys under the prefix (+ ``prefix``); see :meth:`AsyncS3Cache.iter_keys`.
+
+        Listed on the private loop a page at a time, as the iterator is consumed.
+        """
+        return _loop.iterate(self._core.iter_keys(prefix))
 
     def check(self) -> CheckReport:
         """Prove the bucket is reachable and writable; see :meth:`AsyncS3Cache.check`."""

@@ -73,6 +73,27 @@ async def cache(cache_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
         yield c
 
 
+@pytest.fixture
+def two_per_page(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache], list[str | None]]:
+    """Make a cache's listings two objects a page; returns the page tokens it is asked for."""
+
+    def install(cache: AsyncS3Cache) -> list[str | None]:
+        asked: list[str | None] = []
+        real = cache._transport.list_page
+
+        async def list_page(prefix: str, token: str | None) -> Any:
+            asked.append(token)
+            found, _ = await real(prefix, None)
+            page = int(token or 0)
+            more = len(found) > 2 * (page + 1)
+            return found[2 * page : 2 * page + 2], (str(page + 1) if more else None)
+
+        monkeypatch.setattr(cache._transport, "list_page", list_page)
+        return asked
+
+    return install
+
+
 class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
     """Answers every request with one canned S3 error (status, code)."""
 

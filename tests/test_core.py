@@ -222,6 +222,84 @@ async def test_clear_deletes_only_under_the_prefix(
     assert keys == ["cache", "cache2/mine", "cache2/x", "cachex", "other/cache/y"]
 
 
+async def test_clear_under_a_sub_prefix_deletes_only_that_folder(cache: AsyncS3Cache) -> None:
+    await cache.set_many({"ns:a": 1, "ns:b:c": 2, "ns2:a": 3, "nsx": 4, "top": 5})
+    assert await cache.clear("ns:") == 2  # ":" counts as "/"; the trailing "/" means one folder
+    assert await cache.get_many(["ns:a", "ns:b:c", "ns2:a", "nsx", "top"]) == {
+        "ns2:a": 3,
+        "nsx": 4,
+        "top": 5,
+    }
+    assert await cache.clear("ns") == 2  # a plain string prefix: "ns2/a" and "nsx"
+    assert await cache.clear("absent/") == 0
+    assert [k async for k in cache.iter_keys()] == ["top"]
+
+
+async def test_iter_keys_lists_keys_under_a_sub_prefix(cache: AsyncS3Cache, s3: Any) -> None:
+    s3.put_object(Bucket=cache.bucket, Key="cachex/not-ours", Body=b"x")
+    await cache.set_many({f"p:{i:02}": i for i in range(5)} | {"q": 0})
+    await cache.set("short", 1, ttl=1)
+    assert [k async for k in cache.iter_keys()] == [f"p/{i:02}" for i in range(5)] + [
+        "q",
+        "short",
+    ]
+    assert [k async for k in cache.iter_keys("p:0")] == ["p/00", "p/01", "p/02", "p/03", "p/04"]
+    assert [k async for k in cache.iter_keys("p/03")] == ["p/03"]
+    assert [k async for k in cache.iter_keys("none")] == []
+
+
+async def test_own_objects_are_not_keys_nor_cleared_with_a_sub_prefix(
+    cache: AsyncS3Cache, s3: Any
+) -> None:
+    lease = s3cache._format.reserved_key(cache.prefix, "lock", "job")
+    s3.put_object(Bucket=cache.bucket, Key=lease, Body=b"{}")
+    await cache.set("user", 1)
+    assert [k async for k in cache.iter_keys()] == ["user"]
+    assert [k async for k in cache.iter_keys(".")] == []
+    assert await cache.clear(".") == 0  # a part of the cache: s3cache's own objects stay
+    assert await cache.clear("") == 2  # the whole cache: everything under the prefix goes
+
+
+async def test_iter_keys_pages_and_stops_early(
+    cache: AsyncS3Cache, two_per_page: Callable[[AsyncS3Cache], list[str | None]]
+) -> None:
+    asked = two_per_page(cache)
+    await cache.set_many({f"k{i}": i for i in range(5)})
+    assert [k async for k in cache.iter_keys()] == [f"k{i}" for i in range(5)]
+    assert asked == [None, "1", "2"]
+    asked.clear()
+    keys = cache.iter_keys()
+    assert [await anext(keys), await anext(keys), await anext(keys)] == ["k0", "k1", "k2"]
+    await keys.aclose()
+    assert asked == [None, "1"]  # the third page was never asked for
+
+
+async def test_iter_keys_and_clear_check_their_prefix_first(cache: AsyncS3Cache) -> None:
+    with pytest.raises(ValueError, match="control character"):
+        cache.iter_keys("a\x00")
+    with pytest.raises(TypeError, match="prefix must be a str"):
+        await cache.clear(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1024-byte"):
+        await cache.clear("x" * 1100)
+
+
+async def test_iter_keys_fails_soft_or_raises_per_on_error(
+    closed_port_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    options: dict[str, Any] = {
+        "endpoint_url": closed_port_url,
+        "config": NO_RETRIES,
+        "timeout": 5,
+        **_creds(),
+    }
+    async with AsyncS3Cache("bucket", **options) as soft:
+        assert [k async for k in soft.iter_keys()] == []
+        assert soft.stats().errors == {"connection": 1}
+    async with AsyncS3Cache("bucket", on_error="raise", **options) as strict:
+        with pytest.raises(EndpointUnreachableError):
+            [k async for k in strict.iter_keys()]
+
+
 # -- concurrency bound ----------------------------------------------------------------------
 
 

@@ -138,6 +138,28 @@ def test_reserved_keys_too_long_for_s3_end_in_a_digest() -> None:
     assert okey == _format.reserved_key("prefix/", "lease", path)  # every caller agrees
 
 
+def test_sub_prefix_is_a_plain_string_prefix_with_colons_as_slashes() -> None:
+    assert _format.sub_prefix("cache/", "") == "cache/"
+    assert _format.sub_prefix("cache/", "ns:a") == "cache/ns/a"
+    assert _format.sub_prefix("", "ns/") == "ns/"  # a folder: empty last segment allowed
+    assert _format.sub_prefix("c/", "日本") == "c/日本"
+
+
+@pytest.mark.parametrize(
+    ("sub", "error", "match"),
+    [
+        (None, TypeError, "prefix must be a str"),
+        ("a\x00", ValueError, "control character"),
+        ("\ud800", ValueError, "lone surrogate"),
+        ("a\ufffe", ValueError, "U\\+FFFE, a Unicode noncharacter"),
+        ("x" * 1023, ValueError, "1025 UTF-8 bytes, over S3's 1024-byte"),
+    ],
+)
+def test_bad_sub_prefix_is_rejected(sub: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        _format.sub_prefix("p/", sub)
+
+
 # -- ttl ------------------------------------------------------------------------------------
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_public_surfaces_are_equal() -> None:
         core_sig, sync_sig = inspect.signature(member), inspect.signature(sync[name])
         assert list(core_sig.parameters.values()) == list(sync_sig.parameters.values()), name
         is_coroutine = inspect.iscoroutinefunction(member)
-        assert is_coroutine is (name not in {"stats", "cached", "lock"}), f"AsyncS3Cache.{name}"
+        assert is_coroutine is (name not in {"stats", "cached", "lock", "iter_keys"}), name
         assert not inspect.iscoroutinefunction(sync[name]), f"S3Cache.{name} must block"
 
 
@@ -71,6 +72,24 @@ def test_round_trip_and_batch(facade: S3Cache) -> None:
     assert (stats.hits, stats.sets) == (5, 3)
     assert facade.prefix == "sync/"
     assert repr(facade).startswith("S3Cache(")
+
+
+def test_iter_keys_and_clear_under_a_sub_prefix(
+    facade: S3Cache,
+    two_per_page: Callable[[AsyncS3Cache], list[str | None]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = two_per_page(facade._core)
+    monkeypatch.setattr(_loop, "iterate", functools.partial(_loop.iterate, batch=3))
+    facade.set_many({f"a:{i}": i for i in range(7)} | {"b": 0})
+    listed = facade.iter_keys("a:")
+    assert [next(listed) for _ in range(4)] == ["a/0", "a/1", "a/2", "a/3"]
+    listed.close()  # stops the listing on the private loop
+    assert asked == [None, "1", "2"]  # two hops of three keys, never the fourth page
+    assert list(facade.iter_keys("a/")) == [f"a/{i}" for i in range(7)]
+    monkeypatch.undo()  # real pages: the fake ones shift as clear deletes
+    assert facade.clear("a:") == 7
+    assert list(facade.iter_keys()) == ["b"]
 
 
 def test_bad_input_raises_in_the_callers_thread(facade: S3Cache) -> None:

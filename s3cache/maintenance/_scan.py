@@ -98,11 +98,7 @@ def object_prefix(cache: AsyncS3Cache, prefix: str = "") -> str:
 
     Raises before any request for a prefix no key could start with.
     """
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in prefix):
-        raise ValueError("prefix contains a control character")
-    return cache.prefix + prefix.replace(":", "/")
+    return _format.sub_prefix(cache.prefix, prefix)
 
 
 async def pages(cache: AsyncS3Cache, full_prefix: str) -> AsyncGenerator[list[ListedObject], None]:
