@@ -1,0 +1,300 @@
+"""LangChain on s3cache: :class:`S3LLMCache` (LLM and chat-model responses) and
+:class:`S3ByteStore` (a ``ByteStore``, e.g. behind ``CacheBackedEmbeddings``).
+
+Both take an existing cache (``cache=``) or :class:`~s3cache.AsyncS3Cache`'s arguments, and keep
+their entries in their own folder under the cache's prefix, so one cache can serve both and
+``clear`` never touches anything else. Async methods are native; sync ones run on s3cache's
+private loop. Needs ``pip install 's3cache-async[langchain]'`` (langchain-core 1.x).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import aclosing
+from datetime import timedelta
+from typing import Any, Final
+
+from s3cache import _format
+from s3cache._core import AsyncS3Cache
+from s3cache._sync import S3Cache
+from s3cache.integrations._connect import connect
+from s3cache.integrations._keys import decode_segment, encode_segment
+
+try:
+    from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+    from langchain_core.load import dumps, loads
+    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.outputs import (
+        ChatGeneration,
+        ChatGenerationChunk,
+        Generation,
+        GenerationChunk,
+    )
+    from langchain_core.stores import ByteStore
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without langchain
+    raise ImportError(
+        "s3cache.integrations.langchain needs langchain-core: "
+        "pip install 's3cache-async[langchain]'"
+    ) from exc
+
+__all__ = ["BYTE_STORE_FOLDER", "LLM_CACHE_FOLDER", "S3ByteStore", "S3LLMCache"]
+
+logger = logging.getLogger("s3cache")
+
+#: The folder under the cache's prefix that holds :class:`S3LLMCache` entries.
+LLM_CACHE_FOLDER: Final = "langchain-llm"
+#: The folder under the cache's prefix that holds :class:`S3ByteStore` entries.
+BYTE_STORE_FOLDER: Final = "langchain-bytes"
+#: The only classes a cached response may revive as: an entry someone else wrote into the
+#: bucket cannot make ``loads`` build anything else (a model, a prompt, a client).
+_GENERATION_CLASSES: Final = (
+    Generation,
+    GenerationChunk,
+    ChatGeneration,
+    ChatGenerationChunk,
+    AIMessage,
+    AIMessageChunk,
+)
+_BYTES: Final = (bytes, bytearray, memoryview)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class S3LLMCache(BaseCache):  # type: ignore[misc,unused-ignore]  # Any without langchain
+    """LangChain's LLM cache on S3: ``set_llm_cache(S3LLMCache("bucket", prefix="llm"))``.
+
+    An entry's key is ``langchain-llm/<sha256 of llm_string>/<sha256 of prompt>`` under the
+    cache's prefix; its body is the generations as ``langchain_core.load.dumps`` writes them.
+    An entry that cannot be revived (corrupt, or naming a class other than a generation or an
+    AI message) is logged and is a miss.
+
+    Args:
+        bucket: The bucket, when this object opens its own cache (then pass ``prefix`` and any
+            other :class:`~s3cache.AsyncS3Cache` argument as keywords).
+        cache: An existing :class:`~s3cache.AsyncS3Cache` or :class:`~s3cache.S3Cache` to use
+            instead; it stays open when this object is closed.
+        ttl: Seconds (or a timedelta, at least 1 s) each entry lives; None: the cache's
+            ``default_ttl``.
+        **options: :class:`~s3cache.AsyncS3Cache`'s keyword arguments (with ``bucket`` only).
+    """
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        *,
+        cache: AsyncS3Cache | S3Cache | None = None,
+        ttl: float | timedelta | None = None,
+        **options: Any,
+    ) -> None:
+        self._ttl = _format.normalize_ttl(ttl)
+        self._conn = connect("S3LLMCache", bucket, cache, options)
+
+    @property
+    def cache(self) -> AsyncS3Cache:
+        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
+        return self._conn.core
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """The cached generations for ``prompt`` with this model configuration, or None."""
+        return _revive(self._conn.sync.get(self._key(prompt, llm_string)))
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """:meth:`lookup` on the caller's event loop."""
+        return _revive(await self._conn.core.get(self._key(prompt, llm_string)))
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store ``return_val`` for ``prompt`` with this model configuration."""
+        self._conn.sync.set(self._key(prompt, llm_string), _dump(return_val), self._ttl)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """:meth:`update` on the caller's event loop."""
+        await self._conn.core.set(self._key(prompt, llm_string), _dump(return_val), self._ttl)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Delete every entry of this LLM cache (only its folder, never the rest of the prefix)."""
+        _no_options("clear", kwargs)
+        self._conn.sync.clear(LLM_CACHE_FOLDER + "/")
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """:meth:`clear` on the caller's event loop."""
+        _no_options("aclear", kwargs)
+        await self._conn.core.clear(LLM_CACHE_FOLDER + "/")
+
+    def close(self) -> None:
+        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
+        self._conn.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` on the caller's event loop."""
+        await self._conn.aclose()
+
+    def _key(self, prompt: str, llm_string: str) -> str:
+        if not isinstance(prompt, str) or not isinstance(llm_string, str):
+            raise TypeError("prompt and llm_string must be str")
+        return f"{LLM_CACHE_FOLDER}/{_digest(llm_string)}/{_digest(prompt)}"
+
+    def __repr__(self) -> str:
+        return f"S3LLMCache({self._conn.core!r})"
+
+
+def _dump(return_val: RETURN_VAL_TYPE) -> bytes:
+    generations = list(return_val)
+    if not all(isinstance(g, Generation) for g in generations):
+        raise TypeError("an LLM cache stores a sequence of langchain_core Generation objects")
+    text: str = dumps(generations)
+    return text.encode("utf-8")
+
+
+def _revive(body: Any) -> RETURN_VAL_TYPE | None:
+    """The generations in ``body`` (what :func:`_dump` wrote), or None for a miss or bad entry."""
+    if body is None:
+        return None
+    try:
+        if not isinstance(body, bytes):
+            raise TypeError(f"the entry is {type(body).__name__}, not LangChain's JSON")
+        generations = loads(body.decode("utf-8"), allowed_objects=_GENERATION_CLASSES)
+        if not isinstance(generations, list) or not all(
+            isinstance(g, Generation) for g in generations
+        ):
+            raise TypeError("the entry is not a list of generations")
+    except Exception as exc:  # noqa: BLE001 - a bucket's contents are data: any failure, a miss
+        logger.warning("s3cache LLM cache entry could not be revived, treated as a miss: %s", exc)
+        return None
+    return generations
+
+
+def _no_options(method: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise TypeError(f"S3LLMCache.{method}() takes no options, got {', '.join(sorted(kwargs))}")
+
+
+class S3ByteStore(ByteStore):  # type: ignore[misc,unused-ignore]  # Any without langchain
+    """A LangChain ``ByteStore`` on S3, e.g. the ``document_embedding_cache`` of
+    ``CacheBackedEmbeddings.from_bytes_store``.
+
+    Values are stored raw (``application/octet-stream``). Each key becomes one object,
+    ``langchain-bytes/<key>`` under the cache's prefix, with letters, digits, ``-`` and ``_``
+    kept and every other character written as ``.`` plus the hex of its UTF-8 bytes, so any
+    string is a key and ``yield_keys`` returns it exactly. Batches run concurrently, bounded by
+    the cache's ``max_concurrency``; ``mdelete`` looks each key up before deleting it.
+
+    Args:
+        bucket: The bucket, when this object opens its own cache (then pass ``prefix`` and any
+            other :class:`~s3cache.AsyncS3Cache` argument as keywords).
+        cache: An existing :class:`~s3cache.AsyncS3Cache` or :class:`~s3cache.S3Cache` to use
+            instead; it stays open when this object is closed.
+        ttl: Seconds (or a timedelta, at least 1 s) every entry lives; None: the cache's
+            ``default_ttl``.
+        **options: :class:`~s3cache.AsyncS3Cache`'s keyword arguments (with ``bucket`` only).
+    """
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        *,
+        cache: AsyncS3Cache | S3Cache | None = None,
+        ttl: float | timedelta | None = None,
+        **options: Any,
+    ) -> None:
+        self._ttl = _format.normalize_ttl(ttl)
+        self._conn = connect("S3ByteStore", bucket, cache, options)
+
+    @property
+    def cache(self) -> AsyncS3Cache:
+        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
+        return self._conn.core
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The value of each key, None where there is none (or it expired)."""
+        okeys = [self._key(k) for k in keys]
+        found = self._conn.sync.get_many(okeys)
+        return [_as_bytes(found.get(okey)) for okey in okeys]
+
+    async def amget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`mget` on the caller's event loop."""
+        okeys = [self._key(k) for k in keys]
+        found = await self._conn.core.get_many(okeys)
+        return [_as_bytes(found.get(okey)) for okey in okeys]
+
+    def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
+        """Store every pair; all are checked (keys, bytes values) before any request."""
+        self._conn.sync.set_many(self._entries(key_value_pairs), self._ttl)
+
+    async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`mset` on the caller's event loop."""
+        await self._conn.core.set_many(self._entries(key_value_pairs), self._ttl)
+
+    def mdelete(self, keys: Sequence[str]) -> None:
+        """Delete the keys (absent ones are fine)."""
+        self._conn.sync.delete_many([self._key(k) for k in keys])
+
+    async def amdelete(self, keys: Sequence[str]) -> None:
+        """:meth:`mdelete` on the caller's event loop."""
+        await self._conn.core.delete_many([self._key(k) for k in keys])
+
+    def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
+        """The keys (starting with ``prefix``), listed a page of 1,000 at a time.
+
+        A listing carries no expiry, so keys of expired entries not yet deleted are included.
+        """
+        return _matching(self._conn.sync.iter_keys(_listing(prefix)), prefix)
+
+    async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
+        """:meth:`yield_keys` on the caller's event loop."""
+        async with aclosing(self._conn.core.iter_keys(_listing(prefix))) as listed:
+            async for listed_key in listed:
+                key = _store_key(listed_key, prefix)
+                if key is not None:
+                    yield key
+
+    def close(self) -> None:
+        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
+        self._conn.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` on the caller's event loop."""
+        await self._conn.aclose()
+
+    def _key(self, key: str) -> str:
+        return f"{BYTE_STORE_FOLDER}/{encode_segment(key)}"
+
+    def _entries(self, pairs: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
+        entries: dict[str, bytes] = {}
+        for key, value in pairs:
+            if not isinstance(value, _BYTES):
+                raise TypeError(f"S3ByteStore values must be bytes, not {type(value).__name__}")
+            entries[self._key(key)] = bytes(value)
+        return entries
+
+    def __repr__(self) -> str:
+        return f"S3ByteStore({self._conn.core!r})"
+
+
+def _listing(prefix: str | None) -> str:
+    """The listing prefix under the cache's for store keys starting with ``prefix``."""
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
+    return f"{BYTE_STORE_FOLDER}/{encode_segment(prefix) if prefix else ''}"
+
+
+def _store_key(listed_key: str, prefix: str | None) -> str | None:
+    """The store key of a listed cache key if it starts with ``prefix``; None for an object
+    this store did not write."""
+    folder, _, segment = listed_key.partition("/")
+    key = decode_segment(segment) if folder == BYTE_STORE_FOLDER else None
+    return key if key is not None and key.startswith(prefix or "") else None
+
+
+def _matching(listed: Iterator[str], prefix: str | None) -> Iterator[str]:
+    for listed_key in listed:
+        key = _store_key(listed_key, prefix)
+        if key is not None:
+            yield key
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    return value if isinstance(value, bytes) else None
