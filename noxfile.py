@@ -1,4 +1,4 @@
-"""Sessions: tests, litellm, aioboto3, lint, typecheck (the default set), and bench.
+"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck (the default set), and bench.
 
 Run everything with ``python -m nox``; one session with ``python -m nox -s NAME``.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "litellm", "aioboto3", "lint", "typecheck"]
+nox.options.sessions = ["tests", "litellm", "langchain", "aioboto3", "lint", "typecheck"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
@@ -37,6 +37,9 @@ LITELLM_PROXY_DEPS = (
     "redis",
     "fastapi-sso",
 )
+# The versions the LangChain and LangGraph integrations are tested with (the extras allow 1.x);
+# CacheBackedEmbeddings lives in langchain-classic.
+LANGCHAIN_PINS = ("langchain-core==1.8.3", "langchain-classic==1.0.8", "langgraph==1.2.24")
 
 
 @nox.session(python=PYTHON)
@@ -57,6 +60,14 @@ def litellm(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def langchain(session: nox.Session) -> None:
+    """The LangChain LLM cache and byte store and the LangGraph node cache, with the real,
+    pinned frameworks (offline: fake models and embedders)."""
+    session.install("-e", ".[test,langchain,langgraph]", *LANGCHAIN_PINS)
+    session.run("pytest", "-m", "langchain", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def aioboto3(session: nox.Session) -> None:
     """Interop: an aioboto3.Session as ``session=`` (aioboto3 pins aiobotocore 2.25.1)."""
     session.install("-e", ".[test,aioboto3]")
@@ -74,7 +85,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
-    session.install("-e", ".[test,bench,cli,zstd]", "mypy>=1.13")
+    session.install(
+        "-e", ".[test,bench,cli,zstd,langchain,langgraph]", *LANGCHAIN_PINS, "mypy>=1.13"
+    )
     session.run("mypy", "--strict")
 
 
