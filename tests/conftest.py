@@ -79,7 +79,7 @@ def two_per_page(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache], li
 
     def install(cache: AsyncS3Cache) -> list[str | None]:
         asked: list[str | None] = []
-        real = cache._transport.list_page
+        real = cache.transport.list_page
 
         async def list_page(prefix: str, token: str | None) -> Any:
             asked.append(token)
@@ -88,7 +88,7 @@ def two_per_page(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache], li
             more = len(found) > 2 * (page + 1)
             return found[2 * page : 2 * page + 2], (str(page + 1) if more else None)
 
-        monkeypatch.setattr(cache._transport, "list_page", list_page)
+        monkeypatch.setattr(cache.transport, "list_page", list_page)
         return asked
 
     return install
