@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +37,7 @@ __all__ = [
     "FaultRecord",
     "LoopLag",
     "MotoProcess",
+    "SeenRequest",
     "client_sockets",
     "closed_port",
     "free_port",
@@ -150,6 +151,12 @@ class FaultProxy:
         #: Requests seen (faulted or not), and faults injected by kind, with their records.
         self.requests = 0
         self.held = 0  # responses that reached a HOLD (released or not)
+        #: Requests seen by HTTP method, the most in flight at once, and the latest heads: what
+        #: a client sent, counted where no client-side shortcut can hide it.
+        self.methods: Counter[str] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.heads: deque[SeenRequest] = deque(maxlen=1000)
         self._released: asyncio.Event | None = None  # made on the proxy loop
         self.faults: Counter[Fault] = Counter()
         self.records: list[FaultRecord] = []
@@ -214,6 +221,13 @@ class FaultProxy:
     def clear(self) -> None:
         """Back to faithful forwarding."""
         self.set_fault(Fault.PASS)
+
+    def reset_counts(self) -> None:
+        """Forget the requests counted so far (:attr:`methods`, :attr:`heads`, the peak)."""
+        with self._lock:
+            self.methods.clear()
+            self.heads.clear()
+            self.peak_in_flight = self.in_flight
 
     def set_upstream(self, upstream: tuple[str, int]) -> None:
         """Forward to another server from now on; open connections are dropped."""
@@ -292,10 +306,17 @@ class FaultProxy:
         if released is not None:
             released.set()
 
+    def _flight(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
     def _take_rule(self, request: _Request) -> _Rule:
         """The fault for this request, consuming one of ``times``; counts it."""
         with self._lock:
             self.requests += 1
+            self.methods[request.method] += 1
+            self.heads.append(SeenRequest(request.method, request.path, request.head))
             self._seen.notify_all()
             rule = self._rule
             if rule.chaos:
@@ -330,44 +351,48 @@ class FaultProxy:
                 if request is None:
                     return
                 rule = self._take_rule(request)
-                if rule.fault is Fault.BLACKHOLE:
-                    await reader.read()  # until the client gives up
-                    return
-                if rule.fault in _CANNED_FAULTS:
-                    writer.write(_canned(rule.fault, request.method))
-                    await writer.drain()
-                    continue
-                if upstream is None:
-                    upstream = await asyncio.open_connection(*self._upstream, limit=_HEAD_LIMIT)
-                    self._writers.add(upstream[1])
-                up_reader, up_writer = upstream
-                if rule.fault is Fault.CUT_UPLOAD:
-                    up_writer.write(request.head + request.body[: len(request.body) // 2])
-                    await up_writer.drain()
-                    _reset(up_writer)
-                    _reset(writer)
-                    return
-                up_writer.write(request.head + request.body)
-                await up_writer.drain()
-                head, body, close = await _read_response(up_reader, request.method)
-                if rule.fault in (Fault.RESET_BODY, Fault.TRUNCATE):
-                    partial = head + body[: len(body) // 2] if body else head[: len(head) // 2]
-                    writer.write(partial)
-                    await writer.drain()
-                    await asyncio.sleep(_RESET_PAUSE)
-                    if rule.fault is Fault.RESET_BODY:
+                self._flight(+1)  # from its arrival until its answer is written
+                try:
+                    if rule.fault is Fault.BLACKHOLE:
+                        await reader.read()  # until the client gives up
+                        return
+                    if rule.fault in _CANNED_FAULTS:
+                        writer.write(_canned(rule.fault, request.method))
+                        await writer.drain()
+                        continue
+                    if upstream is None:
+                        upstream = await asyncio.open_connection(*self._upstream, limit=_HEAD_LIMIT)
+                        self._writers.add(upstream[1])
+                    up_reader, up_writer = upstream
+                    if rule.fault is Fault.CUT_UPLOAD:
+                        up_writer.write(request.head + request.body[: len(request.body) // 2])
+                        await up_writer.drain()
+                        _reset(up_writer)
                         _reset(writer)
-                    else:
-                        writer.close()
-                    return
-                if rule.fault is Fault.DELAY:
-                    await asyncio.sleep(rule.delay)
-                elif rule.fault is Fault.HOLD:
-                    await self._hold()
-                writer.write(head + body)
-                await writer.drain()
-                if close:
-                    return
+                        return
+                    up_writer.write(request.head + request.body)
+                    await up_writer.drain()
+                    head, body, close = await _read_response(up_reader, request.method)
+                    if rule.fault in (Fault.RESET_BODY, Fault.TRUNCATE):
+                        partial = head + body[: len(body) // 2] if body else head[: len(head) // 2]
+                        writer.write(partial)
+                        await writer.drain()
+                        await asyncio.sleep(_RESET_PAUSE)
+                        if rule.fault is Fault.RESET_BODY:
+                            _reset(writer)
+                        else:
+                            writer.close()
+                        return
+                    if rule.fault is Fault.DELAY:
+                        await asyncio.sleep(rule.delay)
+                    elif rule.fault is Fault.HOLD:
+                        await self._hold()
+                    writer.write(head + body)
+                    await writer.drain()
+                    if close:
+                        return
+                finally:
+                    self._flight(-1)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             return
         except asyncio.CancelledError:
@@ -381,6 +406,20 @@ class FaultProxy:
             if upstream is not None:
                 self._writers.discard(upstream[1])
                 upstream[1].close()
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """A request the proxy saw: method, path (as sent, still percent-encoded) and raw head."""
+
+    method: str
+    path: str
+    head: bytes
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request's headers, names lower-cased."""
+        return _headers(self.head)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

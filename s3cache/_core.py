@@ -89,8 +89,9 @@ class _ErrorLog:
 class AsyncS3Cache:
     """A cache whose entries are S3 objects, for asyncio code: ``await cache.get(key)``.
 
-    One long-lived aiobotocore client per event loop, at most ``max_concurrency`` requests in
-    flight, each operation under a ``timeout``-second deadline. With ``on_error="log"`` store
+    One long-lived client per event loop (aiobotocore, and a lean aiohttp path for object
+    requests), at most ``max_concurrency`` requests in flight, each operation under a
+    ``timeout``-second deadline. With ``on_error="log"`` store
     failures are logged, counted in :meth:`stats` and treated as misses; with ``"raise"`` they
     raise :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise.
 
@@ -123,7 +124,25 @@ class AsyncS3Cache:
         observer: CacheObserver | None = None,
         compression: Compression | None = None,
         compression_threshold: int = 1024,
+        fast_path: bool = True,
     ) -> None:
+        """Create a cache; no request is sent until the first operation.
+
+        ``bucket`` holds the entries, under ``prefix`` (``:`` in keys becomes ``/``).
+        ``region_name``, ``endpoint_url``, ``aws_access_key_id``, ``aws_secret_access_key``,
+        ``aws_session_token``, ``api_version``, ``use_ssl`` and ``verify`` mean what they mean
+        to aiobotocore's ``create_client``; ``config`` (a botocore ``Config``) is merged over
+        s3cache's defaults; ``session`` is an aiobotocore ``AioSession`` or an aioboto3
+        ``Session`` to take credentials, profiles and hooks from. ``default_ttl`` applies to
+        writes without a ttl (None: no expiry). ``max_concurrency`` bounds requests in flight
+        per event loop; ``timeout`` is each operation's deadline in seconds, waiting for a slot
+        included. ``serializer`` encodes values (JSON by default); ``on_error`` is ``"log"``
+        (failures are misses) or ``"raise"``. ``local``, ``observer``, ``compression`` and
+        ``compression_threshold``: see above. ``fast_path`` (default True) sends object gets,
+        heads, puts and deletes over aiohttp with s3cache's own SigV4 signer where that is
+        equivalent to aiobotocore (see the README); False sends every request through
+        aiobotocore, for code that relies on botocore event hooks, Stubber or tracing.
+        """
         _check_bucket(bucket)
         self._prefix = _format.normalize_prefix(prefix)
         self._default_ttl = _format.normalize_ttl(default_ttl)
@@ -151,6 +170,8 @@ class AsyncS3Cache:
             raise TypeError(f"local must be a LocalTier or None, not {type(local).__name__}")
         if observer is not None and not isinstance(observer, CacheObserver):
             raise TypeError("observer must have an on_event(event) method")
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
 
         self._bucket = bucket
         self._endpoint_url = endpoint_url
@@ -181,6 +202,7 @@ class AsyncS3Cache:
             session=session,
             max_concurrency=max_concurrency,
             timeout=float(timeout),
+            fast_path=fast_path,
         )
 
     # -- reading ---------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The transport: aiobotocore clients per event loop, tuned defaults, a concurrency bound,
-per-operation deadlines, and translation of every failure into :mod:`s3cache.errors`.
+"""The transport: clients per event loop, tuned defaults, a concurrency bound, per-operation
+deadlines, retries, and translation of every failure into :mod:`s3cache.errors`.
 
-This is the only module that talks to aiobotocore. It knows object keys and payloads, not
-cache semantics: expiry and decoding belong to the format layer and the core above it.
+Object gets, heads, puts and deletes take the wire path (:mod:`s3cache._route`,
+:mod:`s3cache._wire`, :mod:`s3cache._sigv4`) where it is equivalent; everything else goes
+through aiobotocore. It knows object keys and payloads, not cache semantics: expiry and
+decoding belong to the format layer and the core above it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import contextlib
 import functools
 import importlib.metadata
 import inspect
+import logging
 import os
 import platform
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from types import SimpleNamespace
+from typing import Any, Final, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -34,6 +37,8 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3cache._format import Payload
+from s3cache._route import Ineligible, Route, plan_route
+from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -47,6 +52,9 @@ from s3cache.errors import (
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "DELETE_BATCH", "ListedObject", "Transport", "client_config"]
+
+logger = logging.getLogger("s3cache")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT: Final = 10.0
 #: DeleteObjects takes at most this many keys per request.
@@ -165,40 +173,98 @@ class ListedObject:
     last_modified: Any  # ISO 8601 text or a datetime, depending on the session's parser
 
 
-class _LoopClient:
-    """The client, semaphore, requests in flight and lifetime of one event loop.
+class _HandOff(Exception):
+    """This request cannot go on the wire path: send it through aiobotocore instead."""
 
-    The client is entered inside an async generator that the loop's ``shutdown_asyncgens``
-    (run by ``asyncio.run`` and every ``asyncio.Runner``) finalises, so a loop that ends closes
-    its client on that loop, and a closed loop is never touched.
+
+#: What botocore's retry quota reads from a successful response.
+_SUCCESS: Final = SimpleNamespace(status_code=200)
+
+
+class _LoopClient:
+    """The clients, semaphore, requests in flight and lifetime of one event loop.
+
+    The aiobotocore client, and the wire path's route and aiohttp session when the client is
+    eligible (see :mod:`s3cache._route`), are entered inside an async generator that the
+    loop's ``shutdown_asyncgens`` (run by ``asyncio.run`` and every ``asyncio.Runner``)
+    finalises, so a loop that ends closes them on that loop, and a closed loop is never touched.
     """
 
-    __slots__ = ("_idle", "_lifetime", "_opening", "client", "in_flight", "loop", "semaphore")
+    __slots__ = (
+        "_idle",
+        "_lifetime",
+        "_opening",
+        "client",
+        "in_flight",
+        "loop",
+        "route",
+        "semaphore",
+        "wire",
+        "wire_refused",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_concurrency: int) -> None:
         self.loop = loop
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.client: Any = None
+        self.route: Route | None = None
+        self.wire: WireSession | None = None
+        self.wire_refused: str | None = None  # why requests stay on aiobotocore
         self.in_flight = 0  # requests admitted: waiting for a slot, or on the wire
         self._idle: asyncio.Future[None] | None = None  # set when in_flight drops to 0
         self._opening = asyncio.Lock()
-        self._lifetime: AsyncGenerator[Any, None] | None = None
+        self._lifetime: AsyncGenerator[None, None] | None = None
 
-    async def open(self, transport: Transport) -> Any:
+    async def open(self, transport: Transport) -> None:
         async with self._opening:
             if self.client is None:
                 lifetime = self._live(transport)
-                self.client = await anext(lifetime)
+                await anext(lifetime)
                 self._lifetime = lifetime
-        return self.client
 
-    async def _live(self, transport: Transport) -> AsyncGenerator[Any, None]:
+    async def _live(self, transport: Transport) -> AsyncGenerator[None, None]:
         try:
             async with transport.new_client() as client:
-                yield client
+                wire = await self._plan(transport, client) if transport.fast_path else None
+                self.client, self.wire = client, wire
+                try:
+                    yield
+                finally:
+                    self.wire = self.route = None
+                    if wire is not None:
+                        await wire.close()
         finally:
             self.client = None
             transport.forget(self)
+
+    async def _plan(self, transport: Transport, client: Any) -> WireSession | None:
+        """The wire path's route and session for ``client``, or None (and the reason why)."""
+        try:
+            route = await plan_route(client, transport.bucket, transport.max_concurrency)
+        except Ineligible as exc:
+            self.wire_refused = str(exc)
+            logger.debug("s3cache: requests go through aiobotocore: %s", exc)
+            return None
+        wire = WireSession(
+            limit=transport.max_concurrency,
+            verify=route.verify,
+            connect_timeout=route.connect_timeout,
+            read_timeout=route.read_timeout,
+            connector_args=route.connector_args,
+        )
+        await wire.start()
+        self.route = route
+        return wire
+
+    async def replan(self, transport: Transport) -> Route:
+        """Resolve the route again (after a region redirect botocore has cached)."""
+        try:
+            self.route = await plan_route(self.client, transport.bucket, transport.max_concurrency)
+        except Ineligible as exc:
+            self.route = None
+            self.wire_refused = str(exc)
+            raise _HandOff from exc
+        return self.route
 
     def leave(self) -> None:
         """One request fewer in flight."""
@@ -207,7 +273,7 @@ class _LoopClient:
             self._idle.set_result(None)
 
     async def aclose(self, drain: float) -> None:
-        """Wait up to ``drain`` seconds for the requests in flight, then close the client."""
+        """Wait up to ``drain`` seconds for the requests in flight, then close the clients."""
         try:
             if self.in_flight:
                 self._idle = self.loop.create_future()
@@ -220,8 +286,17 @@ class _LoopClient:
                 await lifetime.aclose()
 
 
+Call = Callable[[_LoopClient], Awaitable[T]]
+
+
 class Transport:
-    """S3 operations on one bucket, each bounded by a semaphore slot and a deadline."""
+    """S3 operations on one bucket, each bounded by a semaphore slot and a deadline.
+
+    GetObject, HeadObject, PutObject and DeleteObject take the wire path (aiohttp and the
+    signer in :mod:`s3cache._sigv4`) when ``fast_path`` is on and the client is eligible;
+    every other request, and every request of an ineligible client, goes through aiobotocore.
+    Both paths share the semaphore, the deadline, the retry policy and the error translation.
+    """
 
     def __init__(
         self,
@@ -232,14 +307,16 @@ class Transport:
         session: Any,
         max_concurrency: int,
         timeout: float,
+        fast_path: bool = True,
     ) -> None:
         self.bucket = bucket
         self.timeout = timeout
+        self.fast_path = fast_path
+        #: Requests in flight at most, per event loop (the semaphore's size).
+        self.max_concurrency = max_concurrency
         self._client_kwargs = dict(client_kwargs)
         self._config = config
         self._session = session if session is not None else _new_session()
-        #: Requests in flight at most, per event loop (the semaphore's size).
-        self.max_concurrency = max_concurrency
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._pid = os.getpid()
         self.closed = False
@@ -272,17 +349,24 @@ class Transport:
         created = self._loops[loop] = _LoopClient(loop, self.max_concurrency)
         return created
 
-    @asynccontextmanager
-    async def _call(self, op: str, key: str) -> AsyncIterator[Any]:
-        """A client for one request: waits for a slot, all under the operation's deadline.
-
-        Counted in flight until it ends, so that :meth:`aclose` lets it finish.
-        """
+    async def _call(self, op: str, key: str, wire: Call[T] | None, boto: Call[T]) -> T:
+        """Run one operation: wait for a slot, then send it on the wire path (``wire``) or
+        through aiobotocore (``boto``), all under the operation's deadline; every failure
+        comes out as an :class:`S3CacheError`. Counted in flight until it ends, so that
+        :meth:`aclose` lets it finish."""
         loop_client = self._loop_client()
         loop_client.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
-                yield loop_client.client or await loop_client.open(self)
+                if loop_client.client is None:
+                    await loop_client.open(self)
+                route = loop_client.route
+                if wire is not None and route is not None and not route.bypassed():
+                    try:
+                        return await wire(loop_client)
+                    except _HandOff:
+                        pass
+                return await boto(loop_client)
         except S3CacheError:
             raise
         except Exception as exc:
@@ -292,44 +376,75 @@ class Transport:
         finally:
             loop_client.leave()
 
-    async def get(self, key: str) -> tuple[bytes, Mapping[str, str]] | None:
-        """Body and lower-cased headers of an object, or None when there is none."""
-        async with self._call("GetObject", key) as client:
-            try:
-                resp = await client.get_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if _code(exc) in _MISSING_CODES:
-                    return None
-                raise
-            async with resp["Body"] as stream:
-                body: bytes = await stream.read()
-        return body, resp["ResponseMetadata"]["HTTPHeaders"]
+    async def _exchange(
+        self,
+        loop_client: _LoopClient,
+        op: str,
+        key: str,
+        params: Mapping[str, Any],
+        body: bytes | None = None,
+    ) -> Reply:
+        """Send one request on the wire path, re-signed for each attempt, retried (and region
+        redirects followed) by the client's own retry handlers; returns the final reply.
 
-    async def head(self, key: str) -> Mapping[str, str] | None:
-        """Lower-cased headers of an object, or None when there is none."""
-        async with self._call("HeadObject", key) as client:
+        Raises :class:`_HandOff` when ``params`` cannot be sent this way.
+        """
+        route = loop_client.route
+        wire = loop_client.wire
+        if route is None or wire is None:
+            raise _HandOff
+        operation = route.operations[op]
+        headers = route.headers(operation, params)
+        if headers is None:
+            raise _HandOff
+        path, url = route.url(key)
+        context: dict[str, Any] | None = None
+        attempt = 1
+        while True:
+            signed = await route.sign(operation, path, headers, body)
             try:
-                resp = await client.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if _code(exc) in _MISSING_CODES:
-                    return None
-                if _is_bodyless_403(exc):
-                    await _explain_403(client.get_object(Bucket=self.bucket, Key=key, Range=_BYTE))
-                raise
-        headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
-        return headers
+                reply = await wire.send(operation.method, url, signed, body)
+            except (BotoConnectionError, HTTPClientError) as exc:
+                context = context or route.request_context(key)
+                delay = await route.needs_retry(operation, attempt, str(url), None, exc, context)
+                if delay is None:
+                    raise
+            else:
+                status = reply.status
+                if status < 300:
+                    if route.release_quota is not None:
+                        route.release_quota(context=context or {}, http_response=_SUCCESS)
+                    return reply
+                if status == 404 or status == 412:  # neither retried nor redirected by botocore
+                    return reply
+                context = context or route.request_context(key)
+                response = (status, reply.headers, error_response(reply))
+                delay = await route.needs_retry(
+                    operation, attempt, str(url), response, None, context
+                )
+                if delay is None:
+                    return reply
+            if context["s3_redirect"]["redirected"]:  # botocore learnt the bucket's region
+                route = await loop_client.replan(self)
+                operation = route.operations[op]
+                path, url = route.url(key)
+                context["s3_redirect"]["redirected"] = False
+                context["signing"] = {"region": route.signer.region, "signing_name": "s3"}
+            if delay:
+                await asyncio.sleep(delay)
+            attempt += 1
 
-    async def put(
-        self, key: str, payload: Payload, *, if_absent: bool = False, if_match: str | None = None
-    ) -> bool:
-        """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
-        with an ETag in ``if_match``), returning False when the server answers 412."""
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": payload.body,
-            "ContentType": payload.content_type,
-        }
+    # -- the object operations: one place for each request's parameters --------------------
+
+    def object_params(self, op: str) -> dict[str, Any]:
+        """Parameters every request of ``op`` carries beyond bucket and key (none yet): the one
+        place both paths take them from, so options that add headers apply to both."""
+        return {}
+
+    def put_params(self, payload: Payload, if_absent: bool, if_match: str | None) -> dict[str, Any]:
+        """The PutObject parameters of an entry, besides Bucket, Key and Body."""
+        params = self.object_params("PutObject")
+        params["ContentType"] = payload.content_type
         if payload.metadata:
             params["Metadata"] = payload.metadata
         if payload.expires is not None:
@@ -342,18 +457,103 @@ class Transport:
             params["IfNoneMatch"] = "*"
         if if_match is not None:
             params["IfMatch"] = if_match
-        async with self._call("PutObject", key) as client:
+        return params
+
+    async def get(self, key: str) -> tuple[bytes, Mapping[str, str]] | None:
+        """Body and lower-cased headers of an object, or None when there is none."""
+        params = self.object_params("GetObject")
+
+        async def wire(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
+            reply = await self._exchange(lc, "GetObject", key, params)
+            if reply.status < 300:
+                return reply.body, reply.headers
+            if reply.status == 404 and error_code(reply) in _MISSING_CODES:
+                return None
+            raise ClientError(error_response(reply), "GetObject")
+
+        async def boto(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
             try:
-                await client.put_object(**params)
+                resp = await lc.client.get_object(Bucket=self.bucket, Key=key, **params)
             except ClientError as exc:
-                if (if_absent or if_match) and _code(exc) in _PRECONDITION_CODES:
+                if _code(exc) in _MISSING_CODES:
+                    return None
+                raise
+            async with resp["Body"] as stream:
+                body: bytes = await stream.read()
+            return body, resp["ResponseMetadata"]["HTTPHeaders"]
+
+        return await self._call("GetObject", key, wire, boto)
+
+    async def head(self, key: str) -> Mapping[str, str] | None:
+        """Lower-cased headers of an object, or None when there is none."""
+        params = self.object_params("HeadObject")
+
+        async def wire(lc: _LoopClient) -> Mapping[str, str] | None:
+            reply = await self._exchange(lc, "HeadObject", key, params)
+            if reply.status < 300:
+                return reply.headers
+            if reply.status == 404:
+                return None
+            if reply.status == 403:  # no body, so no code: ask a request that has one
+                probe = await self._exchange(lc, "GetObject", key, {**params, "Range": _BYTE})
+                if probe.status >= 300:
+                    raise ClientError(error_response(probe), "GetObject")
+            raise ClientError(error_response(reply), "HeadObject")
+
+        async def boto(lc: _LoopClient) -> Mapping[str, str] | None:
+            try:
+                resp = await lc.client.head_object(Bucket=self.bucket, Key=key, **params)
+            except ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    return None
+                if _is_bodyless_403(exc):
+                    probe = lc.client.get_object(Bucket=self.bucket, Key=key, Range=_BYTE, **params)
+                    await _explain_403(probe)
+                raise
+            headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
+            return headers
+
+        return await self._call("HeadObject", key, wire, boto)
+
+    async def put(
+        self, key: str, payload: Payload, *, if_absent: bool = False, if_match: str | None = None
+    ) -> bool:
+        """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
+        with an ETag in ``if_match``), returning False when the server answers 412."""
+        params = self.put_params(payload, if_absent, if_match)
+        conditional = if_absent or if_match is not None
+
+        async def wire(lc: _LoopClient) -> bool:
+            reply = await self._exchange(lc, "PutObject", key, params, payload.body)
+            if reply.status < 300:
+                return True
+            if conditional and error_code(reply) in _PRECONDITION_CODES:
+                return False
+            raise ClientError(error_response(reply), "PutObject")
+
+        async def boto(lc: _LoopClient) -> bool:
+            try:
+                await lc.client.put_object(Bucket=self.bucket, Key=key, Body=payload.body, **params)
+            except ClientError as exc:
+                if conditional and _code(exc) in _PRECONDITION_CODES:
                     return False
                 raise
-        return True
+            return True
+
+        return await self._call("PutObject", key, wire, boto)
 
     async def delete(self, key: str) -> None:
-        async with self._call("DeleteObject", key) as client:
-            await client.delete_object(Bucket=self.bucket, Key=key)
+        params = self.object_params("DeleteObject")
+
+        async def wire(lc: _LoopClient) -> None:
+            reply = await self._exchange(lc, "DeleteObject", key, params)
+            if reply.status >= 300:
+                raise ClientError(error_response(reply), "DeleteObject")
+
+        async def boto(lc: _LoopClient) -> None:
+            await lc.client.delete_object(Bucket=self.bucket, Key=key, **params)
+
+        await self._call("DeleteObject", key, wire, boto)
 
     async def delete_batch(self, keys: Sequence[str]) -> dict[str, S3CacheError]:
         """Delete up to :data:`DELETE_BATCH` objects in one request; returns the keys the server
@@ -363,8 +563,11 @@ class Transport:
         if len(keys) > DELETE_BATCH:
             raise ValueError(f"DeleteObjects takes at most {DELETE_BATCH} keys, not {len(keys)}")
         request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        async with self._call("DeleteObjects", keys[0]) as client:
-            resp = await client.delete_objects(Bucket=self.bucket, Delete=request)
+
+        async def boto(lc: _LoopClient) -> Any:
+            return await lc.client.delete_objects(Bucket=self.bucket, Delete=request)
+
+        resp = await self._call("DeleteObjects", keys[0], None, boto)
         failed: dict[str, S3CacheError] = {}
         for error in resp.get("Errors") or []:
             key, code = str(error.get("Key")), str(error.get("Code") or "?")
@@ -378,8 +581,11 @@ class Transport:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         if token is not None:
             params["ContinuationToken"] = token
-        async with self._call("ListObjectsV2", prefix) as client:
-            resp = await client.list_objects_v2(**params)
+
+        async def boto(lc: _LoopClient) -> Any:
+            return await lc.client.list_objects_v2(**params)
+
+        resp = await self._call("ListObjectsV2", prefix, None, boto)
         objects = [
             ListedObject(o["Key"], int(o.get("Size", 0)), o.get("LastModified"))
             for o in resp.get("Contents") or []
@@ -403,54 +609,66 @@ class Transport:
 
     async def head_bucket(self) -> Mapping[str, str]:
         """Lower-cased headers of HeadBucket: proves the endpoint answers and the bucket exists."""
-        async with self._call("HeadBucket", self.bucket) as client:
+
+        async def boto(lc: _LoopClient) -> Mapping[str, str]:
             try:
-                resp = await client.head_bucket(Bucket=self.bucket)
+                resp = await lc.client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
                 if _code(exc) in _MISSING_CODES or _code(exc) in _BUCKET_CODES:
                     raise BucketNotFoundError(
                         f"HeadBucket {self.bucket!r}: no such bucket on this endpoint"
                     ) from exc
                 if _is_bodyless_403(exc):
-                    await _explain_403(client.list_objects_v2(Bucket=self.bucket, MaxKeys=1))
+                    await _explain_403(lc.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1))
                 raise
-        headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
-        return headers
+            headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
+            return headers
+
+        return await self._call("HeadBucket", self.bucket, None, boto)
 
     async def get_lifecycle_rules(self) -> list[dict[str, Any]]:
         """The bucket's lifecycle rules, [] when it has none; NotSupportedError without the API."""
         op = "GetBucketLifecycleConfiguration"
-        async with self._call(op, self.bucket) as client:
+
+        async def boto(lc: _LoopClient) -> list[dict[str, Any]]:
             try:
-                resp = await client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+                resp = await lc.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
             except ClientError as exc:
                 if _code(exc) == "NoSuchLifecycleConfiguration":
                     return []
                 _raise_if_unsupported(exc, op)
                 raise
-        return list(resp.get("Rules") or [])
+            return list(resp.get("Rules") or [])
+
+        return await self._call(op, self.bucket, None, boto)
 
     async def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
         """Replace the bucket's whole lifecycle configuration with ``rules``."""
         op = "PutBucketLifecycleConfiguration"
-        async with self._call(op, self.bucket) as client:
+
+        async def boto(lc: _LoopClient) -> None:
             try:
-                await client.put_bucket_lifecycle_configuration(
+                await lc.client.put_bucket_lifecycle_configuration(
                     Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
                 )
             except ClientError as exc:
                 _raise_if_unsupported(exc, op)
                 raise
 
+        await self._call(op, self.bucket, None, boto)
+
     async def delete_lifecycle(self) -> None:
         """Remove the bucket's lifecycle configuration (every rule)."""
         op = "DeleteBucketLifecycle"
-        async with self._call(op, self.bucket) as client:
+
+        async def boto(lc: _LoopClient) -> None:
             try:
-                await client.delete_bucket_lifecycle(Bucket=self.bucket)
+                await lc.client.delete_bucket_lifecycle(Bucket=self.bucket)
             except ClientError as exc:
                 _raise_if_unsupported(exc, op)
                 raise
+
+        await self._call(op, self.bucket, None, boto)
 
 
 def _new_session() -> AioSession:

@@ -9,11 +9,13 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from benchmarks.faultproxy import FaultProxy
 from s3cache import AsyncS3Cache
 
 CREDENTIALS: dict[str, Any] = {
@@ -42,6 +44,20 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the session's moto server, faithful until told otherwise.
+
+    It also counts what clients send (by method, in flight at once, the latest heads), where
+    neither the wire path nor botocore's hooks can hide a request.
+    """
+    parts = urlsplit(s3_endpoint)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with FaultProxy((parts.hostname, parts.port)) as p:
+        yield p
 
 
 @pytest.fixture

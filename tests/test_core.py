@@ -14,6 +14,7 @@ from botocore.config import Config
 
 import s3cache._batch
 import s3cache._core
+from benchmarks.faultproxy import Fault, FaultProxy
 from s3cache import (
     AccessDeniedError,
     AsyncS3Cache,
@@ -303,49 +304,30 @@ async def test_iter_keys_fails_soft_or_raises_per_on_error(
 # -- concurrency bound ----------------------------------------------------------------------
 
 
-async def test_concurrency_is_bounded_by_max_concurrency(cache_kwargs: dict[str, Any]) -> None:
-    in_flight = 0
-    peak = 0
-
-    async def before_send(**_: Any) -> None:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)  # hold the slot so that callers pile up behind the bound
-
-    async def after_call(**_: Any) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-
-    from aiobotocore.session import AioSession
-
-    session = AioSession()
-    session.register("before-send.s3", before_send)
-    session.register("after-call.s3", after_call)
-    async with AsyncS3Cache(**cache_kwargs, session=session, max_concurrency=4) as cache:
+async def test_concurrency_is_bounded_by_max_concurrency(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """Counted at a proxy: at most max_concurrency requests are ever in flight at once."""
+    proxy.set_fault(Fault.DELAY, delay=0.01)  # hold each answer so that callers pile up
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, max_concurrency=4, on_error="raise") as cache:
         await cache.get_many([f"k{i}" for i in range(40)])
-    assert 1 < peak <= 4
+    assert proxy.methods["GET"] == 40
+    assert 1 < proxy.peak_in_flight <= 4
 
 
-async def test_deadline_covers_waiting_for_a_slot(cache_kwargs: dict[str, Any]) -> None:
-    release = asyncio.Event()
-
-    async def before_send(**_: Any) -> None:
-        await release.wait()
-
-    from aiobotocore.session import AioSession
-
-    session = AioSession()
-    session.register("before-send.s3", before_send)
-    async with AsyncS3Cache(
-        **cache_kwargs, session=session, max_concurrency=1, timeout=0.3, on_error="raise"
-    ) as cache:
+async def test_deadline_covers_waiting_for_a_slot(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, max_concurrency=1, timeout=0.3, on_error="raise") as cache:
+        proxy.set_fault(Fault.HOLD)
         holder = asyncio.create_task(cache.get("first"))
         await asyncio.sleep(0)  # let the holder take the only slot
         with pytest.raises(S3CacheError, match="deadline") as caught:
             await cache.get("second")
         assert caught.value.kind == "timeout"
-        release.set()
+        proxy.release()
         with pytest.raises(S3CacheError):
             await holder  # its own deadline passed while it held the slot
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import AioSession
 
+from benchmarks.faultproxy import Fault, FaultProxy
 from s3cache import (
     AsyncS3Cache,
     CacheEvent,
@@ -28,33 +29,52 @@ from s3cache._local import LocalLRU
 MISSING = object()
 
 
+#: What each HTTP method of an object request is, as botocore names the operation.
+_OPERATIONS = {
+    "GET": "GetObject",
+    "PUT": "PutObject",
+    "HEAD": "HeadObject",
+    "DELETE": "DeleteObject",
+}
+
+
 class Requests:
-    """Counts the requests a session sends, by operation; optionally holds them at a gate."""
+    """Counts a cache's requests by operation at a proxy in front of the server, where neither
+    the wire path nor botocore's hooks can hide one; can hold GETs there until released."""
 
-    def __init__(self) -> None:
-        self.sent: Counter[str] = Counter()
-        self.gate: asyncio.Event | None = None
-        self.arrived = asyncio.Event()
-        self.session = AioSession()
-        self.session.register("before-send.s3", self._before_send)
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        self._before_hold = 0
 
-    async def _before_send(self, event_name: str, **_: Any) -> None:
-        self.sent[event_name.rsplit(".", 1)[1]] += 1
-        self.arrived.set()
-        if self.gate is not None:
-            await self.gate.wait()
+    @property
+    def sent(self) -> Counter[str]:
+        return Counter({_OPERATIONS.get(m, m): n for m, n in self.proxy.methods.items()})
+
+    def clear(self) -> None:
+        self.proxy.reset_counts()
+
+    def hold_gets(self) -> None:
+        self._before_hold = self.proxy.held
+        self.proxy.set_fault(Fault.HOLD, methods={"GET"})
+
+    async def arrived(self) -> None:
+        """Return once a GET since :meth:`hold_gets` was answered (its answer held back)."""
+        assert await asyncio.to_thread(self.proxy.wait_held, self._before_hold + 1)
+
+    def release(self) -> None:
+        self.proxy.clear()
+        self.proxy.release()
 
 
 @pytest.fixture
-def requests() -> Requests:
-    return Requests()
+def requests(proxy: FaultProxy) -> Requests:
+    return Requests(proxy)
 
 
 @pytest.fixture
 async def counted(cache_kwargs: dict[str, Any], requests: Requests) -> Any:
-    async with AsyncS3Cache(
-        **cache_kwargs, session=requests.session, on_error="raise", prefix="f"
-    ) as cache:
+    kwargs = {**cache_kwargs, "endpoint_url": requests.proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, on_error="raise", prefix="f") as cache:
         yield cache
 
 
@@ -65,7 +85,7 @@ async def test_concurrent_gets_of_one_key_send_one_request(
     counted: AsyncS3Cache, requests: Requests
 ) -> None:
     await counted.set("hot", {"v": 1})
-    requests.sent.clear()
+    requests.clear()
     values = await asyncio.gather(*(counted.get("hot") for _ in range(100)))
     assert values == [{"v": 1}] * 100
     assert requests.sent == {"GetObject": 1}
@@ -76,13 +96,13 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_get(
     counted: AsyncS3Cache, requests: Requests
 ) -> None:
     await counted.set("k", "v")
-    requests.gate = asyncio.Event()
-    requests.arrived.clear()
+    requests.clear()
+    requests.hold_gets()
     first = asyncio.create_task(counted.get("k"))
     others = [asyncio.create_task(counted.get("k")) for _ in range(3)]
-    await requests.arrived.wait()  # the shared request is on the wire
+    await requests.arrived()  # the shared request is on the wire
     first.cancel()
-    requests.gate.set()
+    requests.release()
     assert await asyncio.gather(*others) == ["v", "v", "v"]
     assert first.cancelled()
     assert requests.sent["GetObject"] == 1
@@ -92,11 +112,10 @@ async def test_a_read_in_flight_never_hides_a_later_write(
     counted: AsyncS3Cache, requests: Requests
 ) -> None:
     await counted.set("k", "old")
-    requests.gate = asyncio.Event()
-    requests.arrived.clear()
+    requests.hold_gets()
     stale = asyncio.create_task(counted.get("k"))
-    await requests.arrived.wait()
-    requests.gate.set()
+    await requests.arrived()
+    requests.release()
     await counted.set("k", "new")
     assert await counted.get("k") == "new"
     assert await stale in ("old", "new")
@@ -383,8 +402,7 @@ def test_facade_cached_wraps_coroutine_functions_natively(cache_kwargs: dict[str
 @pytest.fixture
 async def local_cache(cache_kwargs: dict[str, Any], requests: Requests) -> Any:
     async with AsyncS3Cache(
-        **cache_kwargs,
-        session=requests.session,
+        **{**cache_kwargs, "endpoint_url": requests.proxy.endpoint},
         on_error="raise",
         local=LocalTier(max_items=100, max_bytes=1 << 20, ttl=30),
     ) as cache:
@@ -419,6 +437,7 @@ async def test_local_tier_stays_coherent_with_writes_through_the_cache(
 async def test_local_tier_never_outlives_the_s3_expiry(
     local_cache: AsyncS3Cache, requests: Requests
 ) -> None:
+    await local_cache.exists("warm-up")  # open the client first: the 1 s below is the ttl's
     await local_cache.set("k", "v", ttl=2)  # S3 may expire it after 1 s: so does the tier
     assert await local_cache.get("k") == "v"
     assert requests.sent["GetObject"] == 0

@@ -1,16 +1,24 @@
-"""The transport (s3cache._transport): error translation against servers that answer with S3
-errors over HTTP, and its lifetime: close() with requests in flight lets them finish within their
-deadline, and refuses everything else with CacheClosedError."""
+"""The transport (s3cache._transport) on both paths: error translation against servers that
+answer with S3 errors over HTTP; its lifetime: close() with requests in flight lets them finish
+within their deadline, and refuses everything else with CacheClosedError; retries, region
+redirects, and each loop's wire session."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import http.server
+import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from botocore.config import Config
 
+from benchmarks import miniserver
 from benchmarks.faultproxy import Fault, FaultProxy
 from s3cache import (
     AccessDeniedError,
@@ -19,9 +27,11 @@ from s3cache import (
     CacheClosedError,
     CredentialsError,
     S3CacheError,
+    ServerError,
     StoreTimeoutError,
 )
 from s3cache.maintenance import doctor
+from tests.conftest import CREDENTIALS
 from tests.faults.conftest import address
 
 CREDS: dict[str, Any] = {"aws_access_key_id": "id", "aws_secret_access_key": "secret"}
@@ -173,3 +183,162 @@ async def test_a_batch_cut_short_by_close_raises_even_when_logging(
     assert isinstance(raised.value.failed["b"], CacheClosedError)
     await closing
     assert cache.stats().sets == 1
+
+
+# -- region redirects ------------------------------------------------------------------------
+
+BUCKET_REGION = "eu-west-1"
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request")
+
+
+class _Regional(http.server.BaseHTTPRequestHandler):
+    """The mini server's S3, for a bucket in eu-west-1: a request signed for another region
+    gets S3's answer, 301 PermanentRedirect naming the bucket's region."""
+
+    protocol_version = "HTTP/1.1"
+    store: miniserver.S3Store
+    seen: list[tuple[str, str, int]]
+
+    def _answer(self) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        body = self.rfile.read(int(headers.get("content-length", "0")))
+        scope = SCOPE.search(headers.get("authorization", ""))
+        region = scope.group(1) if scope else "?"
+        if region != BUCKET_REGION:
+            status, reply_headers = 301, [("x-amz-bucket-region", BUCKET_REGION)]
+            reply = (
+                b"<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
+                b"to access must be addressed using the specified endpoint.</Message></Error>"
+            )
+        else:
+            bucket, _, key = self.path.partition("?")[0].lstrip("/").partition("/")
+            request = miniserver.Request(
+                self.command, unquote(bucket), unquote(key), {}, headers, body
+            )
+            try:
+                status, reply_headers, reply = miniserver.handle(self.store, request, time.time())
+            except miniserver.HTTPError as exc:
+                status, reply_headers, reply = exc.status, [], b""
+        self.seen.append((self.command, region, status))
+        self.send_response(status)
+        for name, value in reply_headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(reply)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def regional() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
+    store = miniserver.S3Store()
+    store.buckets["far-bucket"] = {}
+    seen: list[tuple[str, str, int]] = []
+    handler = type("Handler", (_Regional,), {"store": store, "seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_region_redirects_are_followed_as_botocore_follows_them(
+    fast_path: bool, regional: tuple[str, list[tuple[str, str, int]]]
+) -> None:
+    """The first request, signed for the client's region, is redirected and re-sent signed for
+    the bucket's; every later request goes there directly, on either path."""
+    endpoint, seen = regional
+    kwargs = {**CREDENTIALS, "endpoint_url": endpoint, "fast_path": fast_path}
+    async with AsyncS3Cache("far-bucket", **kwargs, on_error="raise") as cache:
+        await cache.set("k", {"v": 1})
+        assert await cache.get("k") == {"v": 1}
+        assert await cache.exists("k")
+        assert await cache.delete("k") is True
+        loop_client = cache._transport._loops[asyncio.get_running_loop()]
+        if fast_path:
+            assert loop_client.route is not None
+            assert loop_client.route.signer.region == BUCKET_REGION
+    assert seen[:2] == [("PUT", "us-east-1", 301), ("PUT", BUCKET_REGION, 200)]
+    assert {region for _, region, _ in seen[2:]} == {BUCKET_REGION}
+    assert [status for _, _, status in seen[2:]] == [200, 200, 200, 204]
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+class _Ticking:
+    """An ``X-Amz-Date`` clock that moves a second on every reading."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> str:
+        self.readings += 1
+        return f"20240131T1200{self.readings:02d}Z"
+
+
+async def test_each_attempt_is_signed_afresh(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """Two 500s, then success: three PUTs, each signed at its own time (a retry re-signs)."""
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, timeout=9.0, on_error="raise") as cache:
+        await cache.exists("warm-up")
+        route = cache._transport._loops[asyncio.get_running_loop()].route
+        assert route is not None
+        route.amz_date = _Ticking()  # type: ignore[assignment]
+        proxy.reset_counts()
+        proxy.set_fault(Fault.HTTP_500, times=2, methods={"PUT"})
+        await cache.set("k", "v")
+        assert proxy.count(Fault.HTTP_500) == 2
+    puts = [h.headers for h in proxy.heads if h.method == "PUT"]
+    assert [h["x-amz-date"] for h in puts] == [f"20240131T12000{i}Z" for i in (1, 2, 3)]
+    assert len({h["authorization"] for h in puts}) == 3
+
+
+async def test_retries_stop_at_the_configured_attempts_within_the_deadline(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    config = Config(retries={"mode": "standard", "total_max_attempts": 2})
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint, "config": config}
+    async with AsyncS3Cache(**kwargs, timeout=5.0, on_error="raise") as c:
+        await c.exists("warm-up")
+        proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"})
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="SlowDown"):
+            await c.get("k")
+        assert time.monotonic() - started < 5.0
+    assert proxy.count(Fault.SLOWDOWN_503) == 2
+
+
+# -- lifetimes -------------------------------------------------------------------------------
+
+
+def test_each_loop_closes_its_wire_session(cache_kwargs: dict[str, Any]) -> None:
+    """asyncio.run ends: that loop's aiohttp session is closed on it (no unclosed-session
+    warning, which the test configuration turns into an error), and forgotten."""
+    cache = AsyncS3Cache(**cache_kwargs, on_error="raise")
+    sessions = []
+
+    async def use() -> None:
+        await cache.set("k", 1)
+        loop_client = cache._transport._loops[asyncio.get_running_loop()]
+        assert loop_client.wire is not None
+        sessions.append(loop_client.wire._session)
+
+    asyncio.run(use())
+    asyncio.run(use())
+    assert sessions[0] is not sessions[1]
+    assert all(s is not None and s.closed for s in sessions)
+    assert cache._transport._loops == {}
+    asyncio.run(cache.close())
+    gc.collect()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,13 +24,6 @@ def address(endpoint: str) -> tuple[str, int]:
     assert parts.hostname is not None
     assert parts.port is not None
     return parts.hostname, parts.port
-
-
-@pytest.fixture
-def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the session's moto server, faithful until told otherwise."""
-    with FaultProxy(address(s3_endpoint)) as p:
-        yield p
 
 
 @pytest.fixture
