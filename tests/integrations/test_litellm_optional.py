@@ -85,3 +85,10 @@ def test_unknown_constructor_kwargs_are_rejected_in_process() -> None:
 
     with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) aws_account_id"):
         LiteLLMS3Cache("some-bucket", aws_account_id="123")
+
+
+def test_the_backend_takes_fast_path() -> None:
+    from s3cache.integrations.litellm import LiteLLMS3Cache
+
+    assert LiteLLMS3Cache("some-bucket").core._transport.fast_path is True
+    assert LiteLLMS3Cache("some-bucket", fast_path=False).core._transport.fast_path is False

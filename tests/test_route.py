@@ -1,0 +1,189 @@
+"""Eligibility: the wire path is planned only where it is equivalent; anything else falls back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from aiohttp.resolver import ThreadedResolver
+from botocore import UNSIGNED
+from botocore.config import Config
+
+from benchmarks.faultproxy import FaultProxy
+from s3cache import AsyncS3Cache, S3Cache
+from s3cache._route import Ineligible, Route, plan_route
+from s3cache._transport import client_config
+from tests.conftest import CREDENTIALS
+
+
+@contextlib.asynccontextmanager
+async def client(
+    config: Config | None = None, session: AioSession | None = None, **kwargs: Any
+) -> AsyncIterator[Any]:
+    """An aiobotocore client configured as s3cache configures its own (no request is sent)."""
+    options = {**CREDENTIALS, **kwargs}
+    session = session or AioSession()
+    async with session.create_client("s3", config=client_config(64, config), **options) as c:
+        yield c
+
+
+async def planned(bucket: str = "my-bucket", **kwargs: Any) -> Route:
+    async with client(**kwargs) as c:
+        return await plan_route(c, bucket, 64)
+
+
+async def refused(bucket: str = "my-bucket", **kwargs: Any) -> str:
+    with pytest.raises(Ineligible) as caught:
+        await planned(bucket, **kwargs)
+    return str(caught.value)
+
+
+# -- endpoints and addressing, resolved by botocore's own rules ---------------------------------
+
+
+async def test_custom_endpoint_is_path_style() -> None:
+    route = await planned(endpoint_url="http://127.0.0.1:9000")
+    assert (route.base, route.path, route.host) == (
+        "http://127.0.0.1:9000",
+        "/my-bucket",
+        "127.0.0.1:9000",
+    )
+    assert route.signer.region == "us-east-1"
+    assert route.url("a b/c")[0] == "/my-bucket/a%20b/c"
+
+
+async def test_aws_is_virtual_host_style_in_the_bucket_region() -> None:
+    route = await planned(region_name="eu-west-1")
+    assert route.base == "https://my-bucket.s3.eu-west-1.amazonaws.com"
+    assert (route.path, route.host) == ("", "my-bucket.s3.eu-west-1.amazonaws.com")
+    assert route.signer.region == "eu-west-1"
+    assert route.verify not in (False, None, "")  # TLS verified (a CA bundle, as botocore's)
+
+
+async def test_dotted_bucket_over_https_is_path_style() -> None:
+    route = await planned("my.dotted.bucket", region_name="ap-southeast-2")
+    assert route.base == "https://s3.ap-southeast-2.amazonaws.com"
+    assert route.path == "/my.dotted.bucket"
+
+
+async def test_addressing_style_from_config() -> None:
+    route = await planned(config=Config(s3={"addressing_style": "path"}), region_name="us-west-2")
+    assert (route.base, route.path) == ("https://s3.us-west-2.amazonaws.com", "/my-bucket")
+
+
+async def test_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9100")
+    route = await planned()
+    assert (route.base, route.path) == ("http://127.0.0.1:9100", "/my-bucket")
+
+
+async def test_payload_signing_follows_config() -> None:
+    assert (await planned()).sign_body is True  # botocore signs the body unless told not to
+    unsigned = Config(s3={"payload_signing_enabled": False})
+    assert (await planned(config=unsigned)).sign_body is False
+
+
+# -- configurations that fall back to aiobotocore -----------------------------------------------
+
+FALLBACKS = [
+    ({"config": Config(retries={"mode": "legacy"})}, "retry mode"),
+    ({"config": Config(retries={"mode": "adaptive"})}, "retry mode"),
+    ({"config": Config(request_checksum_calculation="when_supported")}, "checksums"),
+    ({"config": Config(response_checksum_validation="when_supported")}, "checksums"),
+    ({"config": Config(s3={"use_accelerate_endpoint": True})}, "use_accelerate_endpoint"),
+    ({"config": Config(s3={"use_dualstack_endpoint": True})}, "use_dualstack_endpoint"),
+    ({"config": Config(use_dualstack_endpoint=True)}, "use_dualstack_endpoint"),
+    ({"config": Config(use_fips_endpoint=True)}, "use_fips_endpoint"),
+    ({"config": Config(signature_version="s3")}, "signature version"),
+    ({"config": Config(signature_version=UNSIGNED)}, "signature version"),
+    ({"config": Config(proxies={"https": "http://127.0.0.1:3128"})}, "proxy"),
+    ({"bucket": "my-bucket--usw2-az1--x-s3", "region_name": "us-west-2"}, "signature version"),
+]
+
+
+@pytest.mark.parametrize(("options", "reason"), FALLBACKS, ids=lambda v: str(v)[:60])
+async def test_ineligible_configurations_fall_back(options: dict[str, Any], reason: str) -> None:
+    assert reason in await refused(**options)
+
+
+async def test_unknown_connector_args_fall_back() -> None:
+    config = AioConfig(connector_args={"resolver": ThreadedResolver()})
+    assert "connector_args" in await refused(config=config)
+
+
+async def test_a_proxy_from_the_environment_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert "proxy" in await refused()
+
+
+async def test_fips_from_the_environment_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "true")
+    assert "fips" in (await refused(region_name="us-east-1")).lower()
+
+
+async def test_a_hook_on_the_session_falls_back() -> None:
+    """A handler on any event the wire path would bypass keeps every request on aiobotocore."""
+    for event in ("before-send.s3", "before-sign.s3.PutObject", "after-call.s3", "needs-retry"):
+        session = AioSession()
+        session.register(event, lambda **_: None)
+        assert "hook" in await refused(session=session), event
+
+
+async def test_moto_mock_aws_bypasses_the_wire_path_while_it_is_on() -> None:
+    moto = pytest.importorskip("moto")
+    route = await planned()
+    assert route.moto is not None  # moto is imported (the test server), its stubber registered
+    assert not route.bypassed()
+    with moto.mock_aws():
+        assert route.bypassed()
+    assert not route.bypassed()
+
+
+# -- end to end: the same results either way --------------------------------------------------
+
+
+async def test_an_ineligible_cache_works_through_aiobotocore(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    legacy = Config(retries={"mode": "legacy", "max_attempts": 2})
+    async with AsyncS3Cache(**kwargs, config=legacy, on_error="raise") as cache:
+        await cache.set("k", {"v": 1}, ttl=60)
+        assert await cache.get("k") == {"v": 1}
+        assert await cache.delete("k") is True
+        loop_client = cache._transport._loops[asyncio.get_running_loop()]
+        assert loop_client.route is None
+        assert loop_client.wire_refused is not None
+        assert "retry mode" in loop_client.wire_refused
+    assert all("amz-sdk-invocation-id" in h.headers for h in proxy.heads)  # botocore sent all
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_fast_path_false_sends_everything_through_aiobotocore(
+    fast_path: bool, cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint, "fast_path": fast_path}
+    async with AsyncS3Cache(**kwargs, on_error="raise") as cache:
+        await cache.set("k", "v")
+        assert await cache.get("k") == "v"
+        assert await cache.exists("k")
+        assert await cache.delete("k") is True
+        loop_client = cache._transport._loops[asyncio.get_running_loop()]
+        assert (loop_client.route is not None) is fast_path
+        assert loop_client.wire_refused is None  # off by choice, not refused
+    assert [h.method for h in proxy.heads] == ["PUT", "GET", "HEAD", "HEAD", "DELETE"]
+    by_botocore = ["amz-sdk-invocation-id" in h.headers for h in proxy.heads]
+    assert by_botocore == [not fast_path] * 5
+
+
+def test_the_sync_facade_takes_fast_path(cache_kwargs: dict[str, Any]) -> None:
+    with S3Cache(**cache_kwargs, fast_path=False, on_error="raise") as cache:
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+    with pytest.raises(TypeError, match="fast_path"):
+        AsyncS3Cache(**cache_kwargs, fast_path="yes")  # type: ignore[arg-type]
