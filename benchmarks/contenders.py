@@ -1,8 +1,11 @@
 """The clients under test, each behind the same tiny get/set interface.
 
 Async contenders are awaited by N tasks on the benchmark's loop; threaded ones are called by N
-caller threads. Every contender gets the emulated latency through botocore's ``before-send``
-event and a connection pool of at least the cell's concurrency, and says what else it ran with.
+caller threads. Every contender gets a connection pool of at least the cell's concurrency and
+says what else it ran with. Latency is emulated on the wire (the embedded server or a delaying
+proxy holds answers back), the same for every client; only ``--latency-via hook`` adds it
+inside botocore clients instead, through the ``before-send`` event, which the wire path and
+obstore never emit.
 """
 
 from __future__ import annotations
@@ -42,12 +45,22 @@ class ContenderUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """What a contender needs to connect: the target, emulated latency, concurrency, key space."""
+    """What a contender needs to connect: the target, emulated latency, concurrency, key space.
+
+    ``hook_latency`` is True only with ``--latency-via hook``: then botocore clients sleep in a
+    ``before-send`` hook (and count their requests there) instead of the wire being slow.
+    """
 
     target: Target
     latency_ms: float
     concurrency: int
     prefix: str  # ends with "/"; unique per run
+    hook_latency: bool = False
+
+    @property
+    def hook_ms(self) -> float:
+        """Latency for a ``before-send`` hook: 0 unless latency is emulated by hooks."""
+        return self.latency_ms if self.hook_latency else 0.0
 
 
 def _is_missing(exc: BaseException) -> bool:
@@ -68,6 +81,12 @@ class Contender(ABC):
         self.setup = setup
         self.key_prefix = f"{setup.prefix}{self.name}/"
         self.requests = RequestCounter()
+
+    @property
+    def _hook_counter(self) -> RequestCounter | None:
+        """The request counter for a ``before-send`` hook: only with hook latency (otherwise
+        the server counts requests, and no hook adds work to the client)."""
+        return self.requests if self.setup.hook_latency else None
 
     def value(self, size: int) -> Any:
         """A value whose stored body is about ``size`` bytes."""
@@ -121,18 +140,24 @@ class ThreadedContender(Contender):
         await asyncio.to_thread(self.pool.shutdown, True)
 
 
-def _s3cache_session(latency_ms: float, counter: RequestCounter) -> Any:
-    """The session s3cache makes for itself (same tuning), plus the latency hook."""
+def _s3cache_session(setup: Setup, counter: RequestCounter) -> Any:
+    """With hook latency: the session s3cache makes for itself (same tuning), plus the hooks
+    (which send every request through aiobotocore: the wire path never emits them). Else
+    None: s3cache makes its own."""
+    if not setup.hook_latency:
+        return None
     from aiobotocore.session import AioSession
 
     from s3cache._transport import tune_session
 
     session = tune_session(AioSession())
-    add_async_latency(session, latency_ms, counter)
+    add_async_latency(session, setup.latency_ms, counter)
     return session
 
 
-def _s3cache_kwargs(setup: Setup, prefix: str, counter: RequestCounter) -> dict[str, Any]:
+def _s3cache_kwargs(
+    setup: Setup, prefix: str, counter: RequestCounter, fast_path: bool = True
+) -> dict[str, Any]:
     from botocore.config import Config
 
     target = setup.target
@@ -143,18 +168,16 @@ def _s3cache_kwargs(setup: Setup, prefix: str, counter: RequestCounter) -> dict[
         "region_name": target.region,
         "aws_access_key_id": target.access_key,
         "aws_secret_access_key": target.secret_key,
-        "session": _s3cache_session(setup.latency_ms, counter),
+        "session": _s3cache_session(setup, counter),
         "max_concurrency": setup.concurrency,
         "timeout": TIMEOUT_S * 2,
         "config": Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
         "on_error": "raise",
+        "fast_path": fast_path,
     }
 
 
-_S3CACHE_NOTE: Final = (
-    "its own defaults (s3cache._transport.client_config + tune_session, applied to the session "
-    "passed in so the latency hook can be registered), max_concurrency=c, timeouts 60 s"
-)
+_S3CACHE_NOTE: Final = "its own defaults, max_concurrency=c, timeouts 60 s"
 
 
 class S3CacheAsync(AsyncContender):
@@ -165,10 +188,13 @@ class S3CacheAsync(AsyncContender):
     def describe(self) -> str:
         return f"AsyncS3Cache.get/set; {_S3CACHE_NOTE}"
 
+    fast_path: ClassVar[bool] = True
+
     async def open(self) -> None:
         from s3cache import AsyncS3Cache
 
-        self.cache = AsyncS3Cache(**_s3cache_kwargs(self.setup, self.key_prefix, self.requests))
+        kwargs = _s3cache_kwargs(self.setup, self.key_prefix, self.requests, self.fast_path)
+        self.cache = AsyncS3Cache(**kwargs)
 
     async def get(self, key: str) -> bool:
         return await self.cache.get(key, _MISS) is not _MISS
@@ -178,6 +204,16 @@ class S3CacheAsync(AsyncContender):
 
     async def close(self) -> None:
         await self.cache.close()
+
+
+class S3CacheNoFastPath(S3CacheAsync):
+    """AsyncS3Cache with ``fast_path=False``: every request through aiobotocore."""
+
+    name = "s3cache-no-fast-path"
+    fast_path = False
+
+    def describe(self) -> str:
+        return f"AsyncS3Cache(fast_path=False).get/set (all through aiobotocore); {_S3CACHE_NOTE}"
 
 
 class S3CacheSync(ThreadedContender):
@@ -221,7 +257,7 @@ class RawAiobotocore(AsyncContender):
         from aiobotocore.session import get_session
 
         session = get_session()
-        add_async_latency(session, self.setup.latency_ms, self.requests)
+        add_async_latency(session, self.setup.hook_ms, self._hook_counter)
         self._stack = contextlib.AsyncExitStack()
         self.client = await self._stack.enter_async_context(
             session.create_client(
@@ -268,7 +304,7 @@ class Boto3Threads(ThreadedContender):
             **self.setup.target.client_kwargs(),
             config=Config(max_pool_connections=self.setup.concurrency),
         )
-        add_sync_latency(self.client, self.setup.latency_ms, self.requests)
+        add_sync_latency(self.client, self.setup.hook_ms, self._hook_counter)
         self.bucket = self.setup.target.bucket
 
     def get(self, key: str) -> bool:
@@ -330,7 +366,7 @@ class LitellmS3Cache(AsyncContender):
             s3_aws_secret_access_key=target.secret_key,
             s3_path=self.key_prefix,
         )
-        add_sync_latency(self.cache.s3_client, self.setup.latency_ms, self.requests)
+        add_sync_latency(self.cache.s3_client, self.setup.hook_ms, self._hook_counter)
 
     async def get(self, key: str) -> bool:
         return await self.cache.async_get_cache(key) is not None
@@ -370,7 +406,7 @@ class S3CacheLitellmBackend(AsyncContender):
             s3_aws_access_key_id=target.access_key,
             s3_aws_secret_access_key=target.secret_key,
             s3_path=self.key_prefix,
-            session=_s3cache_session(self.setup.latency_ms, self.requests),
+            session=_s3cache_session(self.setup, self.requests),
             max_concurrency=self.setup.concurrency,
             timeout=TIMEOUT_S * 2,
             s3_config=Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
@@ -386,18 +422,73 @@ class S3CacheLitellmBackend(AsyncContender):
         await self.cache.disconnect()
 
 
+class Obstore(AsyncContender):
+    """obstore (Rust ``object_store`` bindings): what a native client costs."""
+
+    name = "obstore"
+    raw_bytes = True
+
+    def describe(self) -> str:
+        return (
+            "obstore.store.S3Store (path style, allow_http), get_async + bytes_async, "
+            "put_async of bytes; its own pool and retries"
+        )
+
+    async def open(self) -> None:
+        try:
+            import obstore
+            from obstore.store import S3Store
+        except ImportError as exc:
+            raise ContenderUnavailable(f"obstore is not installed ({exc})") from exc
+        target = self.setup.target
+        self._obstore = obstore
+        self.store = S3Store(
+            target.bucket,
+            endpoint=target.endpoint_url,
+            region=target.region,
+            access_key_id=target.access_key,
+            secret_access_key=target.secret_key,
+            virtual_hosted_style_request=False,
+            client_options={"allow_http": True, "timeout": f"{int(TIMEOUT_S)}s"},
+        )
+
+    async def get(self, key: str) -> bool:
+        try:
+            result = await self._obstore.get_async(self.store, self.key_prefix + key)
+        except FileNotFoundError:
+            return False
+        await result.bytes_async()
+        return True
+
+    async def set(self, key: str, value: Any) -> None:
+        await self._obstore.put_async(self.store, self.key_prefix + key, value)
+
+    async def close(self) -> None:
+        del self.store  # obstore closes its connections when the store is dropped
+
+
 CONTENDERS: Final[dict[str, type[Contender]]] = {
     c.name: c
     for c in (
         S3CacheAsync,
         S3CacheSync,
+        S3CacheNoFastPath,
         RawAiobotocore,
+        Obstore,
         LitellmS3Cache,
         Boto3Threads,
         S3CacheLitellmBackend,
     )
 }
-DEFAULT_CONTENDERS: Final = ("s3cache", "s3cache-sync", "aiobotocore", "litellm", "boto3")
+DEFAULT_CONTENDERS: Final = (
+    "s3cache",
+    "s3cache-sync",
+    "s3cache-no-fast-path",
+    "aiobotocore",
+    "obstore",
+    "litellm",
+    "boto3",
+)
 
 
 def make(name: str, setup: Setup) -> Contender:

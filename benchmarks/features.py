@@ -7,13 +7,15 @@
 - ``get_or_set`` under a stampede of 100 callers on a missing key (factory calls: 1; GETs: 1;
   PUTs: 1).
 
-Requests are counted with a ``before-send`` hook on the session, as everywhere in the benchmark.
+Requests are counted by the server (the mini server counts them by method); with
+``--latency-via hook``, by a ``before-send`` hook instead; otherwise they are not counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections import Counter
@@ -22,8 +24,9 @@ from typing import Any, Final
 
 from benchmarks.contenders import Setup, _s3cache_kwargs
 from benchmarks.latency import RequestCounter, add_async_latency
+from benchmarks.server import request_counts
 
-__all__ = ["FeatureResult", "MethodCounter", "run_features"]
+__all__ = ["FeatureResult", "MethodCounter", "Requests", "run_features"]
 
 CALLERS: Final = 100
 _VALUE: Final = {"v": "x" * (1024 - 9)}  # ~1 KiB of JSON, as in the grid
@@ -45,6 +48,28 @@ class FeatureResult:
         return asdict(self)
 
 
+class Requests:
+    """Requests sent, by method: the server's count when it keeps one, else a hook's."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.hook = MethodCounter()
+
+    def methods(self) -> Counter[str] | None:
+        counts = request_counts(self.setup.target)
+        if counts is not None:
+            return counts
+        return self.hook.methods.copy() if self.setup.hook_latency else None
+
+    @staticmethod
+    def since(before: Counter[str] | None, after: Counter[str] | None) -> Counter[str] | None:
+        return None if before is None or after is None else after - before
+
+
+def _total(counts: Counter[str] | None) -> int | None:
+    return None if counts is None else sum(counts.values())
+
+
 class MethodCounter(RequestCounter):
     """A request counter that also counts by HTTP method (GET, PUT, ...)."""
 
@@ -58,21 +83,22 @@ class MethodCounter(RequestCounter):
         self.methods[str(getattr(request, "method", "?"))] += 1
 
 
-def _cache(setup: Setup, counter: RequestCounter, prefix: str, **extra: Any) -> Any:
+def _cache(setup: Setup, requests: Requests, prefix: str, **extra: Any) -> Any:
     from s3cache import AsyncS3Cache
 
-    return AsyncS3Cache(**_s3cache_kwargs(setup, setup.prefix + prefix, counter), **extra)
+    kwargs = _s3cache_kwargs(setup, setup.prefix + prefix, requests.hook)
+    return AsyncS3Cache(**kwargs, **extra)
 
 
 async def local_tier_hits(setup: Setup, seconds: float) -> FeatureResult:
     """Sequential ``get`` of one key held by the local tier: wall and CPU µs per hit."""
     from s3cache import LocalTier
 
-    counter = RequestCounter()
-    async with _cache(setup, counter, "features/local/", local=LocalTier(ttl=60.0)) as cache:
+    requests = Requests(setup)
+    async with _cache(setup, requests, "features/local/", local=LocalTier(ttl=60.0)) as cache:
         await cache.set("hot", _VALUE)
         assert await cache.get("hot") == _VALUE
-        requests0, hits = counter.count, 0
+        before, hits = requests.methods(), 0
         cpu0, started = time.process_time(), time.perf_counter()
         deadline = started + seconds
         while time.perf_counter() < deadline:
@@ -81,67 +107,71 @@ async def local_tier_hits(setup: Setup, seconds: float) -> FeatureResult:
                     hits += 1
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu0
-        sent = counter.count - requests0
+        sent = _total(requests.since(before, requests.methods()))
     us = wall / hits * 1e6
     return FeatureResult(
         name="local-tier hit",
         summary=(
             f"AsyncS3Cache(local=LocalTier()) get of a hot 1 KiB JSON key, one task: "
             f"{us:.1f} us per hit ({cpu / hits * 1e6:.1f} us CPU), {hits / wall:,.0f} hits/s, "
-            f"{sent} requests sent during {hits:,} hits"
+            f"{_shown(sent)} requests sent during {hits:,} hits"
         ),
         figures={
             "us_per_hit": us,
             "cpu_us_per_hit": cpu / hits * 1e6,
             "hits_per_s": hits / wall,
             "hits": hits,
-            "requests": sent,
+            "requests": math.nan if sent is None else sent,
         },
         expected="a few us per hit, no requests",
-        met=sent == 0,
+        met=None if sent is None else sent == 0,
     )
+
+
+def _shown(count: int | None) -> str:
+    return "(uncounted)" if count is None else str(count)
 
 
 async def single_flight(setup: Setup) -> FeatureResult:
     """100 concurrent ``get`` of one key: s3cache sends one GET; raw aiobotocore sends 100."""
-    counter = RequestCounter()
-    async with _cache(setup, counter, "features/flight/") as cache:
+    requests = Requests(setup)
+    async with _cache(setup, requests, "features/flight/") as cache:
         await cache.set("one", _VALUE)
-        before = counter.count
+        before = requests.methods()
         started = time.perf_counter()
         values = await asyncio.gather(*(cache.get("one") for _ in range(CALLERS)))
         wall_ms = (time.perf_counter() - started) * 1000
-        sent = counter.count - before
+        sent = _total(requests.since(before, requests.methods()))
     all_hit = all(v == _VALUE for v in values)
     raw_sent, raw_ms = await _raw_concurrent_gets(setup, f"{setup.prefix}features/flight/one")
     return FeatureResult(
         name="single-flight get",
         summary=(
-            f"{CALLERS} concurrent get() of one key: {sent} request(s) sent, "
+            f"{CALLERS} concurrent get() of one key: {_shown(sent)} request(s) sent, "
             f"{'all' if all_hit else 'NOT all'} callers got the value, {wall_ms:.0f} ms "
-            f"(raw aiobotocore, {CALLERS} concurrent get_object: {raw_sent} requests, "
+            f"(raw aiobotocore, {CALLERS} concurrent get_object: {_shown(raw_sent)} requests, "
             f"{raw_ms:.0f} ms)"
         ),
         figures={
             "callers": CALLERS,
-            "requests": sent,
+            "requests": math.nan if sent is None else sent,
             "wall_ms": wall_ms,
-            "raw_aiobotocore_requests": raw_sent,
+            "raw_aiobotocore_requests": math.nan if raw_sent is None else raw_sent,
             "raw_aiobotocore_wall_ms": raw_ms,
         },
         expected="requests: 1",
-        met=sent == 1 and all_hit,
+        met=all_hit and (None if sent is None else sent == 1),
     )
 
 
-async def _raw_concurrent_gets(setup: Setup, key: str) -> tuple[int, float]:
+async def _raw_concurrent_gets(setup: Setup, key: str) -> tuple[int | None, float]:
     """The same 100 concurrent reads through a default aiobotocore client (pool of 100)."""
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
-    counter = RequestCounter()
+    requests = Requests(setup)
     session = get_session()
-    add_async_latency(session, setup.latency_ms, counter)
+    add_async_latency(session, setup.hook_ms, requests.hook if setup.hook_latency else None)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
             session.create_client(
@@ -159,15 +189,16 @@ async def _raw_concurrent_gets(setup: Setup, key: str) -> tuple[int, float]:
             return body
 
         await get()  # the client's first request loads its models; not what is compared
-        before = counter.count
+        before = requests.methods()
         started = time.perf_counter()
         await asyncio.gather(*(get() for _ in range(CALLERS)))
-        return counter.count - before, (time.perf_counter() - started) * 1000
+        wall_ms = (time.perf_counter() - started) * 1000
+        return _total(requests.since(before, requests.methods())), wall_ms
 
 
 async def stampede(setup: Setup) -> FeatureResult:
     """100 concurrent ``get_or_set`` of a missing key with a 50 ms async factory."""
-    counter = MethodCounter()
+    requests = Requests(setup)
     calls = 0
 
     async def factory() -> dict[str, str]:
@@ -176,33 +207,34 @@ async def stampede(setup: Setup) -> FeatureResult:
         await asyncio.sleep(_FACTORY_S)
         return _VALUE
 
-    async with _cache(setup, counter, "features/stampede/") as cache:
+    async with _cache(setup, requests, "features/stampede/") as cache:
         await cache.set("warm-up", _VALUE)  # open the client first: not what is measured
         key = f"k-{uuid.uuid4().hex[:8]}"
-        before = counter.methods.copy()
+        before = requests.methods()
         started = time.perf_counter()
         values = await asyncio.gather(*(cache.get_or_set(key, factory) for _ in range(CALLERS)))
         wall_ms = (time.perf_counter() - started) * 1000
-        sent = counter.methods - before
+        sent = requests.since(before, requests.methods())
         stored = await cache.get(key) == _VALUE
     all_got = all(v == _VALUE for v in values)
-    gets, puts = sent.get("GET", 0), sent.get("PUT", 0)
+    gets = None if sent is None else sent.get("GET", 0)
+    puts = None if sent is None else sent.get("PUT", 0)
     return FeatureResult(
         name="get_or_set stampede",
         summary=(
             f"{CALLERS} concurrent get_or_set() of a missing key, factory {_FACTORY_S * 1000:.0f}"
-            f" ms: {calls} factory call(s), {gets} GET, {puts} PUT, "
+            f" ms: {calls} factory call(s), {_shown(gets)} GET, {_shown(puts)} PUT, "
             f"{'all' if all_got else 'NOT all'} callers got the value, {wall_ms:.0f} ms"
         ),
         figures={
             "callers": CALLERS,
             "factory_calls": calls,
-            "gets": gets,
-            "puts": puts,
+            "gets": math.nan if gets is None else gets,
+            "puts": math.nan if puts is None else puts,
             "wall_ms": wall_ms,
         },
         expected="factory calls: 1, PUTs: 1",
-        met=calls == 1 and puts == 1 and all_got and stored,
+        met=calls == 1 and all_got and stored and (None if puts is None else puts == 1),
     )
 
 

@@ -1,10 +1,12 @@
-"""Emulated network latency: a ``before-send`` hook that waits before each HTTP attempt.
+"""Emulated latency inside botocore clients (``--latency-via hook`` only): a ``before-send``
+hook that waits before each HTTP attempt, and counts it.
 
-Loopback answers in well under a millisecond; real S3 takes tens. The hooks model that round
-trip inside the client, through botocore's public event API: an ``asyncio.sleep`` on aiobotocore
-sessions (the loop stays free, as it would while waiting on a socket) and a ``time.sleep`` on
-boto3 clients (the calling thread blocks, as it would in ``recv``). Returning None lets the
-request go on as usual.
+The benchmark's default emulates latency on the wire instead (the mini server or a delaying
+proxy holds every answer back), which every client sees alike. A hook only slows clients built
+on botocore: s3cache's wire path and obstore never emit ``before-send`` (and s3cache sends
+every request through aiobotocore once a hook is registered on its session). The hooks model
+the round trip through botocore's public event API: an ``asyncio.sleep`` on aiobotocore
+sessions and a ``time.sleep`` on boto3 clients. Returning None lets the request go on.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import email.utils
 import hashlib
 import importlib.util
 import itertools
+import json
 import signal
 import sys
 import time
@@ -105,10 +106,17 @@ class StoredObject:
 
 @dataclass(slots=True)
 class S3Store:
-    """Buckets of objects, in memory; shared by every connection of the server."""
+    """Buckets of objects, in memory; shared by every connection of the server.
+
+    ``delay`` (seconds) holds back every answer, the interim ``100 Continue`` included, as a
+    network round trip would: latency emulated on the wire, for every client alike. Requests
+    are counted by method (``GET /_mini/stats`` returns the counts as JSON).
+    """
 
     buckets: dict[str, dict[str, StoredObject]] = field(default_factory=dict)
     requests: int = 0
+    methods: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 class HTTPError(Exception):
@@ -143,6 +151,8 @@ class S3Protocol(asyncio.Protocol):
     def __init__(self, store: S3Store, clock: _Clock) -> None:
         self.store = store
         self.clock = clock
+        self.loop = asyncio.get_running_loop()
+        self.not_before = 0.0  # delayed writes keep their order
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         # The request whose head has been parsed and whose body is still arriving.
@@ -182,12 +192,17 @@ class S3Protocol(asyncio.Protocol):
             expect = request.headers.get("expect", "").lower()
             if expect == "100-continue" and not self.continued and self.transport is not None:
                 self.continued = True
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return False
         request.body = bytes(self.buffer[:length])
         del self.buffer[:length]
         self.pending = None
+        if request.bucket == "_mini" and request.key == "stats":
+            self._send(*_stats(self.store), keep_alive=keep_alive, head=False, delayed=False)
+            return True
         self.store.requests += 1
+        methods = self.store.methods
+        methods[request.method] = methods.get(request.method, 0) + 1
         try:
             status, headers, body = handle(self.store, request, time.time())
         except HTTPError as exc:
@@ -197,6 +212,24 @@ class S3Protocol(asyncio.Protocol):
         self._send(status, headers, body, keep_alive=keep_alive, head=request.method == "HEAD")
         return True
 
+    def _write(self, data: bytes, close: bool = False, delayed: bool = True) -> None:
+        """Write now, or after the store's delay (and after any write still held back)."""
+        delay = self.store.delay if delayed else 0.0
+        if delay <= 0 and self.not_before <= self.loop.time():
+            self._write_now(data, close)
+            return
+        when = max(self.loop.time() + delay, self.not_before)
+        self.not_before = when
+        self.loop.call_at(when, self._write_now, data, close)
+
+    def _write_now(self, data: bytes, close: bool) -> None:
+        if self.transport is None:
+            return
+        self.transport.write(data)
+        if close:
+            self.transport.close()
+            self.transport = None
+
     def _send(
         self,
         status: int,
@@ -205,6 +238,7 @@ class S3Protocol(asyncio.Protocol):
         *,
         keep_alive: bool,
         head: bool,
+        delayed: bool = True,
     ) -> None:
         if self.transport is None:
             return
@@ -220,10 +254,7 @@ class S3Protocol(asyncio.Protocol):
         if not keep_alive:
             lines.append("Connection: close")
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.transport.write(payload if head or not body else payload + body)
-        if not keep_alive:
-            self.transport.close()
-            self.transport = None
+        self._write(payload if head or not body else payload + body, not keep_alive, delayed)
 
 
 def _parse_head(head: str) -> tuple[Request, int, bool]:
@@ -263,6 +294,11 @@ def _error(exc: HTTPError, clock: _Clock) -> Response:
         f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
     ).encode()
     return exc.status, [("Content-Type", "application/xml")], body
+
+
+def _stats(store: S3Store) -> Response:
+    body = json.dumps({"requests": store.requests, "methods": store.methods}).encode()
+    return 200, [("Content-Type", "application/json")], body
 
 
 def _xml(text: str) -> Response:
@@ -413,10 +449,15 @@ def _delete_objects(bucket: dict[str, StoredObject], body: bytes) -> Response:
     return _xml(f'<DeleteResult xmlns="{_NS}">{deleted}</DeleteResult>')
 
 
-async def serve(host: str, port: int, ready: asyncio.Future[int] | None = None) -> None:
-    """Listen on ``host:port`` (0: any free port) until cancelled; ``ready`` gets the port."""
+async def serve(
+    host: str, port: int, ready: asyncio.Future[int] | None = None, delay: float = 0.0
+) -> None:
+    """Listen on ``host:port`` (0: any free port) until cancelled; ``ready`` gets the port.
+
+    ``delay`` seconds are added to every answer (emulated round-trip latency).
+    """
     loop = asyncio.get_running_loop()
-    store, clock = S3Store(), _Clock()
+    store, clock = S3Store(delay=delay), _Clock()
     server = await loop.create_server(lambda: S3Protocol(store, clock), host, port, backlog=1024)
     bound: int = server.sockets[0].getsockname()[1]
     if ready is not None:
@@ -434,7 +475,7 @@ async def _watch_stdin() -> None:
         pass
 
 
-async def _main(host: str, port: int, watch_stdin: bool) -> None:
+async def _main(host: str, port: int, watch_stdin: bool, delay: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Run as a child (stdin watched), a terminal's Ctrl-C must not stop the server under the
@@ -446,7 +487,7 @@ async def _main(host: str, port: int, watch_stdin: bool) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     ready: asyncio.Future[int] = loop.create_future()
-    server = asyncio.create_task(serve(host, port, ready))
+    server = asyncio.create_task(serve(host, port, ready, delay))
     waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), server]
     if watch_stdin:
         waiters.append(asyncio.ensure_future(_watch_stdin()))
@@ -471,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="hold every answer back this long (emulated network round trip)",
+    )
+    parser.add_argument(
         "--no-stdin-watch", action="store_true", help="keep running when stdin closes"
     )
     ns = parser.parse_args(argv)
@@ -478,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop  # type: ignore[import-not-found,unused-ignore]
 
         uvloop.install()
-    asyncio.run(_main(ns.host, ns.port, not ns.no_stdin_watch))
+    asyncio.run(_main(ns.host, ns.port, not ns.no_stdin_watch, ns.delay_ms / 1000))
     return 0
 
 

@@ -17,6 +17,7 @@ from benchmarks.workloads import SIZES, WORKLOADS
 __all__ = ["MODES", "Group", "Options", "Plan", "parse", "plan_for"]
 
 RESULTS_DIR: Final = Path(__file__).parent / "results"
+LATENCY_VIA: Final = ("auto", "server", "proxy", "hook")
 CONCURRENCIES: Final = (1, 16, 64, 256)
 KiB: Final = 1024
 MiB: Final = 1024 * 1024
@@ -64,8 +65,14 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
 
 #: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep on 1 KiB
 #: get-hit, larger values at c=16: about 3 minutes on 2 cores against the embedded server.
+#: Quick: the target cells (get-hit and set, 1 KiB, c=64) and the facade's c=1 cell.
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
-    "quick": (_groups(["get-hit"], [KiB], [1, 64]), 1.0, 0.2, ()),
+    "quick": (
+        _groups(["get-hit"], [KiB], [1, 64]) + _groups(["set"], [KiB], [64]),
+        1.0,
+        0.2,
+        (),
+    ),
     "default": (
         _groups(["get-hit"], [KiB], CONCURRENCIES)
         + _groups(["get-miss", "set", "mixed"], [KiB], [64])
@@ -88,6 +95,7 @@ class Options:
 
     endpoint_url: str | None
     embedded: str
+    latency_via: str
     access_key: str | None
     secret_key: str | None
     bucket: str
@@ -165,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--embedded",
         choices=list(EMBEDDED_SERVERS),
-        default="moto",
-        help="the server started when no --endpoint-url is given: moto (moto's server, one "
-        "connection per request, ~150 requests/s on 2 cores) or mini (benchmarks/miniserver.py, "
-        "in-memory, keep-alive, fast enough that the clients are what is measured); "
-        "default moto",
+        default="mini",
+        help="the server started when no --endpoint-url is given: mini (benchmarks/miniserver.py, "
+        "in-memory, keep-alive, fast enough that the clients are what is measured; the default) "
+        "or moto (moto's server, one connection per request, ~150 requests/s on 2 cores: it, "
+        "not the clients, sets every contender's rate)",
     )
     target.add_argument("--access-key", help="default: $AWS_ACCESS_KEY_ID")
     target.add_argument("--secret-key", help="default: $AWS_SECRET_ACCESS_KEY")
@@ -182,7 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-ms",
         type=_non_negative,
         default=20.0,
-        help="emulated round-trip latency added inside each client per request (default 20)",
+        help="emulated round-trip latency added to every request on the wire (default 20)",
+    )
+    target.add_argument(
+        "--latency-via",
+        choices=LATENCY_VIA,
+        default="auto",
+        help="how latency is emulated: server (the mini server holds each answer back), proxy "
+        "(a delaying TCP proxy process in front of the server), hook (a before-send hook inside "
+        "botocore clients only: the wire path and obstore never call it, so s3cache falls back "
+        "to aiobotocore and obstore gets no latency); auto: server for the mini server, proxy "
+        "otherwise",
     )
     grid = p.add_argument_group("what to run")
     mode = grid.add_mutually_exclusive_group()
@@ -231,9 +249,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         parser.error("--ops must be >= 1")
     if (ns.access_key is None) != (ns.secret_key is None):
         parser.error("give both --access-key and --secret-key, or neither")
+    if ns.latency_via == "server" and (ns.endpoint_url or ns.embedded != "mini"):
+        parser.error("--latency-via server needs the embedded mini server")
     return Options(
         endpoint_url=ns.endpoint_url,
         embedded=ns.embedded,
+        latency_via=ns.latency_via,
         access_key=ns.access_key,
         secret_key=ns.secret_key,
         bucket=ns.bucket,

@@ -8,7 +8,8 @@ import dataclasses
 import gc
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,13 @@ from benchmarks.report import (
 from benchmarks.server import (
     EMBEDDED_CREDENTIALS,
     EMBEDDED_SERVERS,
+    DelayProxy,
     EmbeddedServer,
     Target,
     default_credentials,
     ensure_bucket,
     remove_prefix,
+    request_counts,
     sigterm_as_interrupt,
 )
 from benchmarks.workloads import keyspace, preload, run_cell, size_label
@@ -65,7 +68,8 @@ class Run:
         self.progress.note(text)
 
     def setup(self, concurrency: int) -> Setup:
-        return Setup(self.target, self.options.latency_ms, concurrency, self.prefix)
+        hook = self.options.latency_via == "hook"
+        return Setup(self.target, self.options.latency_ms, concurrency, self.prefix, hook)
 
 
 async def _open(run: Run, contender: Contender) -> bool:
@@ -94,6 +98,7 @@ async def _measure(run: Run, contender: Contender, workload: str, size: int, c: 
         warmup_s=plan.warmup_s,
         max_ops=run.options.ops,
         beat_cpu_s=run.beat_cpu_s,
+        server_counts=_server_counts(run.target),
     )
     run.progress.cell_done(result)
     if result.errors:
@@ -164,6 +169,34 @@ async def _feature_cells(run: Run) -> None:
         run.progress.note(f"feature {f.name} [{verdict}]: {f.summary}")
 
 
+def _server_counts(target: Target) -> Callable[[], int] | None:
+    """Requests answered so far, counted by the server (None: the contender's hook counts)."""
+    if target.stats_url is None:
+        return None
+    return lambda: sum((request_counts(target) or Counter()).values())
+
+
+def _latency_line(options: Options, target: Target) -> str:
+    via = _latency_via(options, target)
+    ms = options.latency_ms
+    if via == "server":
+        how = "on the wire: the mini server holds every answer (and 100 Continue) back"
+    elif via == "proxy":
+        how = "on the wire: a delaying TCP proxy process holds every answer back"
+    else:
+        how = (
+            "inside botocore clients only, by a before-send hook (asyncio.sleep / time.sleep): "
+            "s3cache falls back to aiobotocore where hooks are registered, obstore sees none"
+        )
+    return f"latency: {ms:g} ms per request, EMULATED {how}"
+
+
+def _latency_via(options: Options, target: Target) -> str:
+    if options.latency_via != "auto":
+        return options.latency_via
+    return "server" if target.server == "mini" else "proxy"
+
+
 def _where(t: Target) -> str:
     if t.embedded:
         return f"embedded {t.server} server at {t.endpoint_url} ({EMBEDDED_SERVERS[t.server]})"
@@ -176,8 +209,7 @@ def _header(run: Run, started: str) -> list[str]:
     return [
         f"s3cache benchmark, {started}",
         f"target: {where}, bucket {t.bucket}, region {t.region}",
-        f"latency: {run.options.latency_ms:g} ms per request, EMULATED inside each client "
-        "(a before-send hook: asyncio.sleep on aiobotocore sessions, time.sleep on boto3 clients)",
+        _latency_line(run.options, t),
         f"plan: {run.plan.describe()}",
         "CPU us/op = CPU time of this whole process (all its threads) / ops; the server runs "
         "in another process. Loop lag = delay of a 1 ms heartbeat on the benchmark's event loop "
@@ -203,7 +235,7 @@ def _footer(run: Run) -> list[str]:
         for f in run.features:
             verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
             lines.append(f"  [{verdict}] {f.name}: {f.summary}")
-    lines.append(f"targets (issue 4), against {_where(run.target)}:")
+    lines.append(f"targets, against {_where(run.target)}:")
     for what, measured, met in targets(run.results, run.options.latency_ms):
         verdict = {True: "met", False: "NOT met", None: "-"}[met]
         lines.append(f"  [{verdict}] {what}: {measured}")
@@ -212,17 +244,36 @@ def _footer(run: Run) -> list[str]:
 
 @contextlib.contextmanager
 def _target(options: Options) -> Iterator[Target]:
-    if options.endpoint_url:
-        access, secret = options.access_key, options.secret_key
-        if access is None:
-            access, secret = default_credentials()
-        yield Target(options.endpoint_url, options.region, options.bucket, access, secret, False)
-        return
-    with EmbeddedServer(options.embedded) as server:
-        access, secret = EMBEDDED_CREDENTIALS
-        yield Target(
-            server.url, options.region, options.bucket, access, secret, True, options.embedded
-        )
+    """The run's endpoint, with its latency on the wire (the server's or a proxy's)."""
+    ms = options.latency_ms
+    with contextlib.ExitStack() as stack:
+        if options.endpoint_url:
+            access, secret = options.access_key, options.secret_key
+            if access is None:
+                access, secret = default_credentials()
+            target = Target(
+                options.endpoint_url, options.region, options.bucket, access, secret, False
+            )
+        else:
+            mini = options.embedded == "mini"
+            in_server = mini and options.latency_via in ("auto", "server")
+            server = stack.enter_context(EmbeddedServer(options.embedded, ms if in_server else 0))
+            access, secret = EMBEDDED_CREDENTIALS
+            stats = f"{server.url}/_mini/stats" if mini else None
+            target = Target(
+                server.url,
+                options.region,
+                options.bucket,
+                access,
+                secret,
+                True,
+                options.embedded,
+                stats,
+            )
+        if _latency_via(options, target) == "proxy" and ms > 0:
+            proxy = stack.enter_context(DelayProxy(target.endpoint_url, ms))
+            target = dataclasses.replace(target, endpoint_url=proxy.url)
+        yield target
 
 
 def _settle(state: Run) -> None:
@@ -287,6 +338,7 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
         "plan": state.plan.describe(),
         "latency_ms": state.options.latency_ms,
         "latency_emulated": True,
+        "latency_via": _latency_via(state.options, state.target),
         "target": {
             "embedded": state.target.server if state.target.embedded else None,
             "embedded_moto": state.target.embedded and state.target.server == "moto",
@@ -321,7 +373,7 @@ def finish(options: Options, payload: dict[str, Any], results: Sequence[CellResu
     if options.plots_dir is not None and results:
         machine = payload["machine"]
         title = (
-            f"{payload['latency_ms']:g} ms emulated latency, "
+            f"{payload['latency_ms']:g} ms emulated latency ({payload['latency_via']}), "
             f"{_server_label(payload['target'])}, "
             f"{machine['cores']} cores"
         )

@@ -1,7 +1,9 @@
 """The S3 endpoint a run talks to: a given one, or an embedded server started in a subprocess.
 
-The embedded server is moto's (``moto``, the default) or the benchmark's own in-memory
-keep-alive server (``mini``, :mod:`benchmarks.miniserver`). It runs in its own process so that
+The embedded server is the benchmark's own in-memory keep-alive server (``mini``, the default,
+:mod:`benchmarks.miniserver`) or moto's (``moto``). Latency is emulated on the wire: by the
+mini server itself, or by a delaying proxy process (:mod:`harness.delayproxy`) in front of any
+server. It runs in its own process so that
 it does not share the benchmark's GIL or CPU accounting; it is stopped on every exit path
 (normal end, error, Ctrl-C, SIGTERM) and, on Linux, dies with its parent even if the benchmark
 is killed outright (the mini server also exits when its stdin pipe from us closes).
@@ -10,6 +12,7 @@ is killed outright (the mini server also exits when its stdin pipe from us close
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -20,24 +23,28 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
+from urllib.parse import urlsplit
 
 __all__ = [
     "EMBEDDED_CREDENTIALS",
     "EMBEDDED_SERVERS",
+    "DelayProxy",
     "EmbeddedServer",
     "Target",
     "ensure_bucket",
     "remove_prefix",
+    "request_counts",
 ]
 
 #: The embedded servers ``--embedded`` can start, and how the output names them.
 EMBEDDED_SERVERS: Final = {
-    "moto": "moto.server: werkzeug, a new connection per request",
     "mini": "benchmarks/miniserver.py: in-memory, asyncio, HTTP/1.1 keep-alive",
+    "moto": "moto.server: werkzeug, a new connection per request",
 }
 _MINISERVER: Final = Path(__file__).with_name("miniserver.py")
 #: Both embedded servers accept any credentials; these are what the embedded run uses.
@@ -57,6 +64,7 @@ class Target:
     secret_key: str | None
     embedded: bool
     server: str = ""  # which embedded server ("moto", "mini"), empty for an external endpoint
+    stats_url: str | None = None  # where the server counts requests by method (the mini server)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``/``create_client`` (credentials may be None)."""
@@ -90,12 +98,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class EmbeddedServer:
     """An S3 server on a free loopback port, in a subprocess: ``kind`` is "moto" or "mini"."""
 
-    def __init__(self, kind: str = "moto") -> None:
+    def __init__(self, kind: str = "mini", delay_ms: float = 0.0) -> None:
+        """``delay_ms`` holds back every answer of the mini server (emulated latency)."""
         if kind not in EMBEDDED_SERVERS:
             raise ValueError(
                 f"unknown embedded server {kind!r}; choose from {list(EMBEDDED_SERVERS)}"
             )
+        if delay_ms and kind != "mini":
+            raise ValueError("only the mini server delays its answers; use a DelayProxy")
         self.kind = kind
+        self.delay_ms = delay_ms
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         # moto logs every request to stderr: a file, never a pipe nobody reads (a full pipe
@@ -141,13 +153,12 @@ class EmbeddedServer:
         closes and the server exits.
         """
         args = [str(_MINISERVER), "--host", "127.0.0.1", "--port", "0"]
+        args += ["--delay-ms", str(self.delay_ms)]
         self.process = process = self._popen(args, subprocess.PIPE, subprocess.PIPE)
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], _START_TIMEOUT)
-        line = process.stdout.readline().decode(errors="replace") if ready else ""
-        if not line.startswith("READY "):
+        port = _ready_port(process)
+        if port is None:
             return False
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        self.url = f"http://127.0.0.1:{port}"
         return True
 
     def _wait_ready(self) -> bool:
@@ -195,6 +206,71 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _ready_port(process: subprocess.Popen[bytes]) -> int | None:
+    """The port a child announced with ``READY <port>`` on stdout, or None."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], _START_TIMEOUT)
+    line = process.stdout.readline().decode(errors="replace") if ready else ""
+    return int(line.split()[1]) if line.startswith("READY ") else None
+
+
+class DelayProxy:
+    """:mod:`harness.delayproxy` in a subprocess in front of ``upstream``: every answer
+    reaches the client ``delay_ms`` late. Stopped like the embedded server."""
+
+    def __init__(self, upstream: str, delay_ms: float) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the delaying proxy forwards plain http:// endpoints, not {upstream}")
+        port = parts.port or 80
+        self.upstream = f"{parts.hostname}:{port}"
+        self.path = parts.path
+        self.delay_ms = delay_ms
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> DelayProxy:
+        args = ["-m", "harness.delayproxy", "--upstream", self.upstream]
+        args += ["--delay-ms", str(self.delay_ms)]
+        self.process = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).parent.parent,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        port = _ready_port(self.process)
+        if port is None:
+            self.__exit__()
+            raise RuntimeError("the delaying proxy did not start")
+        self.url = f"http://127.0.0.1:{port}{self.path}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def request_counts(target: Target) -> Counter[str] | None:
+    """Requests the server has answered so far, by method (None: it does not count them)."""
+    if target.stats_url is None:
+        return None
+    with urllib.request.urlopen(target.stats_url, timeout=10) as reply:
+        stats = json.load(reply)
+    return Counter({str(k): int(v) for k, v in stats["methods"].items()})
 
 
 @contextlib.contextmanager

@@ -237,20 +237,28 @@ async def run_cell(
     seed: int = 0,
     beat_cpu_s: float = 0.0,
     clock: Callable[[], float] = time.process_time,
+    server_counts: Callable[[], int] | None = None,
 ) -> CellResult:
-    """Warm up, then measure one cell; the process CPU clock is injectable for tests."""
+    """Warm up, then measure one cell; the process CPU clock is injectable for tests.
+
+    Requests are counted by ``server_counts`` (the server's own count, read before and after,
+    outside the measured window) when given, else by the contender's ``before-send`` hook.
+    """
     if warmup_s > 0:
         await _drive(contender, workload, size, concurrency, Budget(warmup_s), seed + 10_000)
+    count = server_counts
+    if count is None and contender.setup.hook_latency:
+        count = lambda: contender.requests.count  # noqa: E731
+    requests0 = count() if count else 0
     heartbeat = Heartbeat()
     heartbeat.start()
-    requests0 = contender.requests.count
     cpu0 = clock()
     started = time.perf_counter()
     tallies = await _drive(contender, workload, size, concurrency, Budget(seconds, max_ops), seed)
     elapsed = time.perf_counter() - started
     cpu = clock() - cpu0
-    requests = contender.requests.count - requests0
     await heartbeat.stop()
+    requests = count() - requests0 if count else None
     durations = [d for t in tallies for d in t.durations]
     first_error = next((t.first_error for t in tallies if t.first_error), None)
     return CellResult.from_samples(

@@ -28,6 +28,8 @@ def test_tiny_run_measures_every_contender_and_cleans_up(s3_endpoint: str, tmp_p
             bucket,
             "--latency-ms",
             "2",
+            "--latency-via",
+            "hook",  # counted in botocore hooks, so every contender below goes through botocore
             "--contenders",
             "s3cache,s3cache-sync,aiobotocore,boto3",
             "--workloads",

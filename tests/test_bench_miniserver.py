@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from benchmarks.contenders import Setup
 from benchmarks.features import run_features
-from benchmarks.server import EmbeddedServer, Target
+from benchmarks.server import DelayProxy, EmbeddedServer, Target, request_counts
 from s3cache import AsyncS3Cache
 
 CREDS: dict[str, Any] = {
@@ -188,8 +188,10 @@ async def test_s3cache_against_the_mini_server(mini: str, bucket: str) -> None:
 
 
 async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bucket: str) -> None:
-    """Issue 5's cells as the benchmark runs them: one GET for 100 readers, one factory call."""
-    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini")
+    """The feature cells as the benchmark runs them, requests counted by the server: one GET
+    for 100 readers, one factory call."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
     local, flight, stampede = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
     assert local.met is True
     assert local.figures["requests"] == 0
@@ -199,3 +201,30 @@ async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bu
     assert flight.figures["raw_aiobotocore_requests"] == 100
     assert stampede.met is True
     assert (stampede.figures["factory_calls"], stampede.figures["puts"]) == (1, 1)
+
+
+def test_latency_on_the_wire_and_requests_counted_by_the_server(client: Any, bucket: str) -> None:
+    """The mini server's --delay-ms, and a delaying proxy in front of any server, hold every
+    answer back (whatever the client); the server counts requests by method."""
+    with EmbeddedServer("mini", delay_ms=50) as slow:
+        delayed = boto3.client("s3", endpoint_url=slow.url, **CREDS)
+        try:
+            delayed.create_bucket(Bucket=bucket)
+            started = time.perf_counter()
+            delayed.put_object(Bucket=bucket, Key="k", Body=b"v")  # 100 Continue, then 200
+            delayed.get_object(Bucket=bucket, Key="k")["Body"].read()
+            assert time.perf_counter() - started >= 3 * 0.05
+        finally:
+            delayed.close()
+        target = Target(
+            slow.url, "us-east-1", bucket, "b", "b", True, "mini", slow.url + "/_mini/stats"
+        )
+        assert request_counts(target) == {"PUT": 2, "GET": 1}
+    with DelayProxy(client.meta.endpoint_url, 50) as proxy:
+        proxied = boto3.client("s3", endpoint_url=proxy.url, **CREDS)
+        try:
+            started = time.perf_counter()
+            proxied.head_bucket(Bucket=bucket)
+            assert time.perf_counter() - started >= 0.05
+        finally:
+            proxied.close()
