@@ -63,6 +63,7 @@ _STUB_MODULES: Final = ("botocore.stub", "aiobotocore.stub")
 #: where not uploading a body the server rejects is worth a round trip.
 EXPECT_CONTINUE_BYTES: Final = 1024 * 1024
 #: aiobotocore connector options the wire path's connector accepts alike.
+_URL_CACHE: Final = 4096
 _CONNECTOR_OPTIONS: Final = frozenset(
     {"keepalive_timeout", "force_close", "use_dns_cache", "ttl_dns_cache"}
 )
@@ -103,14 +104,23 @@ class Route:
     release_quota: Callable[..., Any] | None
     region: str
     bucket: str
+    static_credentials: CredentialSet | None = None  # frozen once when they never refresh
     moto: Any = None  # moto's in-process stubber, when moto is imported
     lambda_trace: bool = False
     amz_date: AmzDate = field(default_factory=AmzDate)
+    _urls: dict[str, tuple[str, URL]] = field(default_factory=dict)
 
     def url(self, key: str) -> tuple[str, URL]:
-        """The request path (encoded once, as signed) and URL of ``key``."""
+        """The request path (encoded once, as signed) and URL of ``key`` (recent ones cached:
+        hot keys come back)."""
+        found = self._urls.get(key)
+        if found is not None:
+            return found
         path = f"{self.path}/{quote_key(key)}"
-        return path, URL(self.base + path, encoded=True)
+        if len(self._urls) >= _URL_CACHE:
+            self._urls.clear()
+        found = self._urls[key] = path, URL(self.base + path, encoded=True)
+        return found
 
     def bypassed(self) -> bool:
         """Whether requests must go through aiobotocore right now (moto's ``mock_aws`` is on)."""
@@ -151,9 +161,8 @@ class Route:
         else:
             payload_hash = "UNSIGNED-PAYLOAD"
         signed = dict(headers)
-        self.signer.sign(
-            op.method, path, signed, payload_hash, await self.credentials(), self.amz_date()
-        )
+        credentials = self.static_credentials or await self.credentials()
+        self.signer.sign(op.method, path, signed, payload_hash, credentials, self.amz_date())
         signed["accept-encoding"] = "identity"
         if self.user_agent:
             signed["user-agent"] = self.user_agent
@@ -250,6 +259,7 @@ async def _plan(client: Any, bucket: str, max_concurrency: int) -> Route:
     url, region, signing_name = resolved.pop()
     session = _http_session(client, url)
     parts = urlsplit(url)
+    credentials, static = await _credentials(client)
     return Route(
         base=f"{parts.scheme}://{parts.netloc}",
         path=parts.path.rstrip("/"),
@@ -262,7 +272,8 @@ async def _plan(client: Any, bucket: str, max_concurrency: int) -> Route:
         connect_timeout=session["connect_timeout"],
         read_timeout=session["read_timeout"],
         connector_args=session["connector_args"],
-        credentials=await _credentials(client),
+        credentials=credentials,
+        static_credentials=static,
         retry_events=client.meta.events,
         endpoint=client._endpoint,
         release_quota=_quota_release(client),
@@ -417,28 +428,22 @@ def _user_agent(client: Any) -> str | None:
     return text
 
 
-async def _credentials(client: Any) -> Callable[[], Awaitable[CredentialSet]]:
-    """A coroutine function returning frozen credentials, refreshed as botocore refreshes them."""
+async def _credentials(
+    client: Any,
+) -> tuple[Callable[[], Awaitable[CredentialSet]], CredentialSet | None]:
+    """A coroutine function returning frozen credentials, refreshed as botocore refreshes
+    them, and the frozen credentials themselves when they never refresh (static keys)."""
     getter = getattr(client, "_get_credentials", None)
     source = getter() if getter is not None else client._request_signer._credentials
-    if source is None:
 
-        async def missing() -> CredentialSet:
+    async def frozen() -> CredentialSet:
+        if source is None:
             raise NoCredentialsError()
-
-        return missing
-    if not hasattr(source, "refresh_needed"):  # static credentials: freeze once
-        frozen = await _awaited(source.get_frozen_credentials())
-
-        async def static() -> CredentialSet:
-            return frozen  # type: ignore[no-any-return]
-
-        return static
-
-    async def refreshed() -> CredentialSet:
         return await _awaited(source.get_frozen_credentials())  # type: ignore[no-any-return]
 
-    return refreshed
+    if source is not None and not hasattr(source, "refresh_needed"):
+        return frozen, await frozen()
+    return frozen, None
 
 
 def _quota_release(client: Any) -> Callable[..., Any]:

@@ -104,20 +104,23 @@ class WireSession:
         if session is None:
             raise ConnectionClosedError(endpoint_url=str(url), error="the session is closed")
         try:
-            async with session.request(
+            response = await session.request(
                 method,
                 url,
                 headers=headers,
                 data=body,
                 allow_redirects=False,
                 expect100="expect" in headers,
-            ) as response:
+            )
+            try:
                 data = await response.read()
-                return Reply(
-                    response.status,
-                    {k.decode().lower(): v.decode() for k, v in response.raw_headers},
-                    data,
-                )
+            finally:
+                response.release()
+            return Reply(
+                response.status,
+                {k.decode().lower(): v.decode() for k, v in response.raw_headers},
+                data,
+            )
         except aiohttp.ClientSSLError as exc:
             raise SSLError(endpoint_url=str(url), error=exc) from exc
         except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:

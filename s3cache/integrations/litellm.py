@@ -68,8 +68,9 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     Construct it exactly like litellm's ``S3Cache``; ``**kwargs`` may only hold s3cache options
     (``max_concurrency``, ``default_ttl``, ``timeout``, ``session``, ``serializer``,
     ``on_error``, ``fast_path``, ``local``, ``observer``, ``compression``,
-    ``compression_threshold``). Async methods run on the caller's event loop; sync ones on s3cache's private
-    loop. Every method takes and ignores litellm's extra call keywords, except ``ttl``.
+    ``compression_threshold``). Async methods run on the caller's event loop; sync ones on
+    s3cache's private loop. Every method takes and ignores litellm's extra call keywords,
+    except ``ttl``.
     """
 
     def __init__(
