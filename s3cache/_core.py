@@ -691,21 +691,23 @@ class AsyncS3Cache:
 
         Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
+        Its requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
         probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
-        await self._transport.put(probe, payload)
+        transport = self._transport
+        await transport.put(probe, payload, botocore=True)
         try:
-            found = await self._transport.get(probe)
+            found = await transport.get(probe, botocore=True)
             latency_ms = (time.perf_counter() - started) * 1000 / 2
             if found is None or found[0] != payload.body:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
             skew = _clock() - _format.parse_http_date(date) if date else None
-            conditional = not await self._transport.put(probe, payload, if_absent=True)
+            conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
         finally:
-            await self._transport.delete(probe)
+            await transport.delete(probe, botocore=True)
         self._conditional_writes = conditional
         return CheckReport(
             bucket=self._bucket,

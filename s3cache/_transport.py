@@ -459,8 +459,13 @@ class Transport:
             params["IfMatch"] = if_match
         return params
 
-    async def get(self, key: str) -> tuple[bytes, Mapping[str, str]] | None:
-        """Body and lower-cased headers of an object, or None when there is none."""
+    async def get(
+        self, key: str, *, botocore: bool = False
+    ) -> tuple[bytes, Mapping[str, str]] | None:
+        """Body and lower-cased headers of an object, or None when there is none.
+
+        ``botocore=True`` sends it through aiobotocore whatever the route (``check()``).
+        """
         params = self.object_params("GetObject")
 
         async def wire(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
@@ -482,7 +487,7 @@ class Transport:
                 body: bytes = await stream.read()
             return body, resp["ResponseMetadata"]["HTTPHeaders"]
 
-        return await self._call("GetObject", key, wire, boto)
+        return await self._call("GetObject", key, None if botocore else wire, boto)
 
     async def head(self, key: str) -> Mapping[str, str] | None:
         """Lower-cased headers of an object, or None when there is none."""
@@ -516,7 +521,13 @@ class Transport:
         return await self._call("HeadObject", key, wire, boto)
 
     async def put(
-        self, key: str, payload: Payload, *, if_absent: bool = False, if_match: str | None = None
+        self,
+        key: str,
+        payload: Payload,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+        botocore: bool = False,
     ) -> bool:
         """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
         with an ETag in ``if_match``), returning False when the server answers 412."""
@@ -540,9 +551,9 @@ class Transport:
                 raise
             return True
 
-        return await self._call("PutObject", key, wire, boto)
+        return await self._call("PutObject", key, None if botocore else wire, boto)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, botocore: bool = False) -> None:
         params = self.object_params("DeleteObject")
 
         async def wire(lc: _LoopClient) -> None:
@@ -553,7 +564,7 @@ class Transport:
         async def boto(lc: _LoopClient) -> None:
             await lc.client.delete_object(Bucket=self.bucket, Key=key, **params)
 
-        await self._call("DeleteObject", key, wire, boto)
+        await self._call("DeleteObject", key, None if botocore else wire, boto)
 
     async def delete_batch(self, keys: Sequence[str]) -> dict[str, S3CacheError]:
         """Delete up to :data:`DELETE_BATCH` objects in one request; returns the keys the server

@@ -187,3 +187,15 @@ def test_the_sync_facade_takes_fast_path(cache_kwargs: dict[str, Any]) -> None:
         assert cache.get("k") == 1
     with pytest.raises(TypeError, match="fast_path"):
         AsyncS3Cache(**cache_kwargs, fast_path="yes")  # type: ignore[arg-type]
+
+
+async def test_check_goes_through_aiobotocore(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, on_error="raise") as cache:
+        report = await cache.check()
+        assert report.conditional_writes is True
+        assert cache._transport._loops[asyncio.get_running_loop()].route is not None
+    assert [h.method for h in proxy.heads] == ["PUT", "GET", "PUT", "DELETE"]
+    assert all("amz-sdk-invocation-id" in h.headers for h in proxy.heads)
