@@ -173,6 +173,16 @@ class ListedObject:
     last_modified: Any  # ISO 8601 text or a datetime, depending on the session's parser
 
 
+async def _open_http_session(client: Any) -> None:
+    """Open aiobotocore's own aiohttp session now, as its first request would have (it reads
+    the CA bundle in a worker thread): with the object requests on the wire path, that first
+    request may come much later, and no operation past the opening should touch a thread."""
+    opener = getattr(client._endpoint.http_session, "_get_session", None)
+    if opener is not None:
+        with contextlib.suppress(Exception):  # best effort: the first request opens it anyway
+            await opener(None)
+
+
 class _HandOff(Exception):
     """This request cannot go on the wire path: send it through aiobotocore instead."""
 
@@ -253,6 +263,7 @@ class _LoopClient:
             connector_args=route.connector_args,
         )
         await wire.start()
+        await _open_http_session(client)
         self.route = route
         return wire
 
