@@ -104,23 +104,24 @@ class _Call:
         if coro is None:
             return
         try:
-            self.task = loop.create_task(coro)
+            self.task = loop.create_task(self._run(coro))
         except RuntimeError as exc:  # the loop is closing
             coro.close()
             self.error = exc
             self.done.release()
-            return
-        self.task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
+    async def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Await ``coro`` and release the caller in the task's own last step (a done callback
+        would take one more turn of the loop)."""
+        try:
+            self.result = await coro
+        except asyncio.CancelledError:
             self.error = concurrent.futures.CancelledError()
-        else:
-            error = task.exception()
-            if error is None:
-                self.result = task.result()
-            self.error = error
-        self.done.release()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+            self.error = exc
+        finally:
+            self.done.release()
 
     def cancel(self) -> None:
         """On the loop: the caller stopped waiting; cancel the task, or never start it."""
