@@ -184,3 +184,29 @@ def test_interpreter_exit_with_an_unclosed_cache(bucket: str, s3_endpoint: str) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert result.stderr == ""
+
+
+def test_an_interrupted_call_cancels_its_work_on_the_loop() -> None:
+    """Ctrl-C while a facade call waits: the caller gets KeyboardInterrupt, and the coroutine
+    it handed to the private loop is cancelled there rather than left running."""
+    import signal
+
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt() -> None:
+        assert started.wait(10)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _loop.run(work())
+    assert cancelled.wait(10)
+    assert _loop.run(asyncio.sleep(0, "still serving")) == "still serving"
