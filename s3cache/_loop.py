@@ -148,8 +148,8 @@ class _LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` as a task on the loop and block until it is done.
 
-        The hand-off is one ``call_soon_threadsafe`` and one lock: the task's done callback
-        stores the outcome and releases the lock the caller is blocked on. (The general
+        The hand-off is one ``call_soon_threadsafe`` and one lock: the task stores the outcome
+        and releases the lock the caller is blocked on. (The general
         ``run_coroutine_threadsafe`` chains two futures and a condition variable; on the
         facade's hot path that was most of its cost.)
         """

@@ -545,6 +545,8 @@ def test_a_ttl_set_by_either_side_is_honoured_by_both(
         "litellm": litellm_s3.get_cache,
     }
     try:
+        for read in readers.values():  # open the clients first: the 2 s below are the ttl's
+            read("warm-up")
         litellm_s3.set_cache("by-litellm", {"v": "litellm"}, ttl=2)
         ours.set_cache("by-us", {"v": "us"}, ttl=2)
         written = time.time()
