@@ -7,8 +7,10 @@ factory calls, S3 requests per caller, and the time from the start signal until 
 has its value.
 
 Requests are counted on the wire, not by botocore hooks: the workers reach the server through
-a counting proxy (:class:`benchmarks.faultproxy.FaultProxy`), which also holds every response
-back by the run's emulated latency. So the figures hold for any HTTP path the cache takes.
+a counting proxy (:class:`benchmarks.faultproxy.FaultProxy`). The run's emulated latency is
+already on the wire (the server's or a delaying proxy's); with ``--latency-via hook`` the
+counting proxy holds every response back by it instead. So the figures hold for any HTTP path
+the cache takes.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ async def fleet_stampede(setup: Setup, processes: int) -> FeatureResult:
         return FeatureResult(name, "skipped: the counting proxy needs an http:// endpoint")
     upstream = (parts.hostname, parts.port or 80)
     with FaultProxy(upstream) as proxy:
-        if setup.latency_ms > 0:
-            proxy.set_fault(Fault.DELAY, delay=setup.latency_ms / 1000)
+        if setup.hook_ms > 0:  # otherwise the latency is on the wire already
+            proxy.set_fault(Fault.DELAY, delay=setup.hook_ms / 1000)
         tag = uuid.uuid4().hex[:8]
         job = FleetJob(
             _worker_kwargs(setup, proxy.endpoint),
