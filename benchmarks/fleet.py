@@ -7,7 +7,7 @@ factory calls, S3 requests per caller, and the time from the start signal until 
 has its value.
 
 Requests are counted on the wire, not by botocore hooks: the workers reach the server through
-a counting proxy (:class:`benchmarks.faultproxy.FaultProxy`). The run's emulated latency is
+a counting proxy (:class:`harness.faultproxy.FaultProxy`). The run's emulated latency is
 already on the wire (the server's or a delaying proxy's); with ``--latency-via hook`` the
 counting proxy holds every response back by it instead. So the figures hold for any HTTP path
 the cache takes.
@@ -23,8 +23,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from benchmarks.contenders import TIMEOUT_S, Setup
-from benchmarks.faultproxy import Fault, FaultProxy
 from benchmarks.features import FeatureResult
+from harness.faultproxy import Fault, FaultProxy
 from harness.fleet import VALUE, FleetJob, Round, Workers, start_workers
 
 __all__ = ["PROCESSES", "fleet_stampede", "run_fleet_cells"]

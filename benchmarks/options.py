@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedded",
         choices=list(EMBEDDED_SERVERS),
         default="mini",
-        help="the server started when no --endpoint-url is given: mini (benchmarks/miniserver.py, "
+        help="the server started when no --endpoint-url is given: mini (harness/miniserver.py, "
         "in-memory, keep-alive, fast enough that the clients are what is measured; the default) "
         "or moto (moto's server, one connection per request, ~150 requests/s on 2 cores: it, "
         "not the clients, sets every contender's rate)",

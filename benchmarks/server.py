@@ -1,7 +1,7 @@
 """The S3 endpoint a run talks to: a given one, or an embedded server started in a subprocess.
 
 The embedded server is the benchmark's own in-memory keep-alive server (``mini``, the default,
-:mod:`benchmarks.miniserver`) or moto's (``moto``). Latency is emulated on the wire: by the
+:mod:`harness.miniserver`) or moto's (``moto``). Latency is emulated on the wire: by the
 mini server itself, or by a delaying proxy process (:mod:`harness.delayproxy`) in front of any
 server. It runs in its own process so that
 it does not share the benchmark's GIL or CPU accounting; it is stopped on every exit path
@@ -43,10 +43,10 @@ __all__ = [
 
 #: The embedded servers ``--embedded`` can start, and how the output names them.
 EMBEDDED_SERVERS: Final = {
-    "mini": "benchmarks/miniserver.py: in-memory, asyncio, HTTP/1.1 keep-alive",
+    "mini": "harness/miniserver.py: in-memory, asyncio, HTTP/1.1 keep-alive",
     "moto": "moto.server: werkzeug, a new connection per request",
 }
-_MINISERVER: Final = Path(__file__).with_name("miniserver.py")
+_MINISERVER: Final = Path(__file__).resolve().parent.parent / "harness" / "miniserver.py"
 #: Both embedded servers accept any credentials; these are what the embedded run uses.
 EMBEDDED_CREDENTIALS: Final = ("bench-access-key", "bench-secret-key")
 _START_TIMEOUT: Final = 30.0

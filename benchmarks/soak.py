@@ -2,7 +2,7 @@
 
     python -m benchmarks.soak --minutes 2 [--concurrency 32] [--period 10] [--plot soak.png]
 
-moto's server runs in a subprocess behind :class:`benchmarks.faultproxy.FaultProxy`; one
+moto's server runs in a subprocess behind :class:`harness.faultproxy.FaultProxy`; one
 :class:`s3cache.AsyncS3Cache` serves the whole run. The schedule alternates clean phases with
 fault phases (random faults, SlowDown storms, a black hole, refused connections, reset bodies,
 and a server restart that loses every entry). Every ``--interval`` seconds a sample records
@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from benchmarks.faultproxy import Fault, FaultProxy, LoopLag, MotoProcess, open_fds, tcp_census
+from harness.faultproxy import Fault, FaultProxy, LoopLag, MotoProcess, open_fds, tcp_census
 from s3cache import AsyncS3Cache, S3CacheError
 
 CREDENTIALS: dict[str, Any] = {

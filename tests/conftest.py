@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +17,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from benchmarks.faultproxy import FaultProxy
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache
 
 CREDENTIALS: dict[str, Any] = {
@@ -167,3 +169,55 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# -- counting requests where no client can hide them ------------------------------------------
+
+
+#: What each HTTP method of an object request is, as botocore names the operation.
+_OPERATIONS = {
+    "GET": "GetObject",
+    "PUT": "PutObject",
+    "HEAD": "HeadObject",
+    "DELETE": "DeleteObject",
+}
+
+
+class Requests:
+    """Counts a cache's requests by operation at a proxy in front of the server, where neither
+    the wire path nor botocore's hooks can hide one; can hold GETs there until released."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        self._before_hold = 0
+
+    @property
+    def sent(self) -> Counter[str]:
+        return Counter({_OPERATIONS.get(m, m): n for m, n in self.proxy.methods.items()})
+
+    def clear(self) -> None:
+        self.proxy.reset_counts()
+
+    def hold_gets(self) -> None:
+        self._before_hold = self.proxy.held
+        self.proxy.set_fault(Fault.HOLD, methods={"GET"})
+
+    async def arrived(self) -> None:
+        """Return once a GET since :meth:`hold_gets` was answered (its answer held back)."""
+        assert await asyncio.to_thread(self.proxy.wait_held, self._before_hold + 1)
+
+    def release(self) -> None:
+        self.proxy.clear()
+        self.proxy.release()
+
+
+@pytest.fixture
+def requests(proxy: FaultProxy) -> Requests:
+    return Requests(proxy)
+
+
+@pytest.fixture
+async def counted(cache_kwargs: dict[str, Any], requests: Requests) -> Any:
+    kwargs = {**cache_kwargs, "endpoint_url": requests.proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, on_error="raise", prefix="f") as cache:
+        yield cache

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 
 import s3cache._batch
-from benchmarks.faultproxy import Fault, FaultProxy
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AsyncS3Cache,
     BatchError,

@@ -14,6 +14,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from s3cache import (
+    AsyncS3Cache,
+)
 from s3cache._callkey import function_key
 
 
@@ -179,3 +182,21 @@ def test_the_encoding_is_pinned() -> None:
     encoded = b'["d","x",["d","n",["I","0x10000000000000000"],"q",["l",1,"two",null,["f","2.5"]]]]'
     digest = hashlib.sha256(b"s3cache-call-key/2\n" + encoded).hexdigest()
     assert key({"q": [1, "two", None, 2.5], "n": 2**64}) == f"tests.test_callkey:f:{digest}"
+
+
+def test_cached_rejects_what_it_cannot_key(cache_kwargs: dict[str, Any]) -> None:
+    cache = AsyncS3Cache(**cache_kwargs)
+
+    def plain() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match=r"S3Cache\.cached"):
+        cache.cached()(plain)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl"):
+        cache.cached(ttl=-1)
+
+    async def takes(obj: object) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="pass key="):
+        function_key(takes, (object(),), {})

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiobotocore.session import AioSession
 from botocore.config import Config
 
 import s3cache._batch
 import s3cache._core
-from benchmarks.faultproxy import Fault, FaultProxy
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AccessDeniedError,
     AsyncS3Cache,
@@ -23,9 +24,11 @@ from s3cache import (
     CorruptEntryError,
     CredentialsError,
     EndpointUnreachableError,
+    NotSupportedError,
     S3CacheError,
     ServerError,
 )
+from tests.conftest import Requests
 
 MISSING = object()
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
@@ -533,3 +536,162 @@ def _creds() -> dict[str, Any]:
         "aws_secret_access_key": "secret",
         "region_name": "us-east-1",
     }
+
+
+# -- get_or_set -----------------------------------------------------------------------------
+
+
+async def test_get_or_set_runs_the_factory_once_for_a_stampede(
+    counted: AsyncS3Cache, requests: Requests
+) -> None:
+    calls = 0
+
+    async def factory() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)  # long enough for all callers to pile up
+        return {"made": calls}
+
+    values = await asyncio.gather(*(counted.get_or_set("k", factory, ttl=60) for _ in range(100)))
+    assert values == [{"made": 1}] * 100
+    assert calls == 1
+    assert requests.sent["PutObject"] == 1
+    assert await counted.get_or_set("k", factory) == {"made": 1}  # now a plain hit
+    assert calls == 1
+
+
+async def test_get_or_set_accepts_a_sync_factory(counted: AsyncS3Cache) -> None:
+    assert await counted.get_or_set("k", lambda: [1, 2]) == [1, 2]
+    assert await counted.get("k") == [1, 2]
+
+
+async def test_a_factory_error_reaches_every_waiter_and_is_not_cached(
+    counted: AsyncS3Cache,
+) -> None:
+    async def boom() -> None:
+        await asyncio.sleep(0.01)
+        raise LookupError("no such thing")
+
+    results = await asyncio.gather(
+        *(counted.get_or_set("k", boom) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, LookupError) for r in results)
+    assert await counted.get("k", MISSING) is MISSING
+    assert await counted.get_or_set("k", lambda: "recovered") == "recovered"
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_factory(counted: AsyncS3Cache) -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+    calls = 0
+
+    async def factory() -> str:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        await release.wait()
+        return "made"
+
+    first = asyncio.create_task(counted.get_or_set("k", factory))
+    second = asyncio.create_task(counted.get_or_set("k", factory))
+    await entered.wait()
+    first.cancel()
+    release.set()
+    assert await second == "made"
+    assert first.cancelled()
+    assert calls == 1
+    assert await counted.get("k") == "made"
+
+
+# -- add ------------------------------------------------------------------------------------
+
+
+async def test_add_stores_only_when_absent(counted: AsyncS3Cache) -> None:
+    assert await counted.add("k", "first", ttl=60) is True
+    assert await counted.add("k", "second", ttl=60) is False
+    assert await counted.get("k") == "first"
+    stats = counted.stats()
+    assert stats.sets == 1
+
+
+async def test_add_replaces_an_expired_entry(counted: AsyncS3Cache) -> None:
+    await counted.set("k", "stale", ttl=1)
+    await asyncio.sleep(1.1)  # a ttl needs real time to pass
+    assert await counted.add("k", "fresh", ttl=60) is True
+    assert await counted.get("k") == "fresh"
+
+
+async def test_concurrent_adds_have_one_winner(counted: AsyncS3Cache) -> None:
+    results = await asyncio.gather(*(counted.add("lock", i, ttl=60) for i in range(10)))
+    assert results.count(True) == 1
+    assert await counted.get("lock") == results.index(True)
+
+
+async def test_add_refuses_a_server_that_ignores_conditional_writes(
+    cache_kwargs: dict[str, Any],
+) -> None:
+    session = AioSession()
+
+    def drop_condition(request: Any, **_: Any) -> None:  # what a non-conforming server does
+        if "If-None-Match" in request.headers:
+            del request.headers["If-None-Match"]
+
+    session.register("before-sign.s3.PutObject", drop_condition)
+    async with AsyncS3Cache(**cache_kwargs, session=session) as cache:
+        await cache.set("k", "kept")
+        with pytest.raises(NotSupportedError, match="If-None-Match"):
+            await cache.add("k", "overwritten?")
+        assert await cache.get("k") == "kept"
+        assert (await cache.check()).conditional_writes is False
+
+
+# -- @cached --------------------------------------------------------------------------------
+
+
+async def test_cached_coroutine_function(counted: AsyncS3Cache) -> None:
+    calls: list[tuple[int, int]] = []
+
+    @counted.cached(ttl=60)
+    async def add(a: int, b: int = 10) -> int:
+        calls.append((a, b))
+        return a + b
+
+    assert await add(1) == 11
+    assert await add(1, 10) == 11  # same call, spelled differently
+    assert await add(a=1) == 11
+    assert await add(2) == 12
+    assert calls == [(1, 10), (2, 10)]
+    assert add.__name__ == "add"
+
+
+async def test_cached_methods_skip_self_and_custom_keys(counted: AsyncS3Cache) -> None:
+    calls = 0
+
+    class Service:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @counted.cached(key=lambda self, user_id: f"user:{user_id}")
+        async def profile(self, user_id: int) -> dict[str, int]:
+            nonlocal calls
+            calls += 1
+            return {"id": user_id}
+
+    assert await Service("a").profile(7) == {"id": 7}
+    assert await Service("b").profile(7) == {"id": 7}
+    assert calls == 1
+    assert await counted.get("user:7") == {"id": 7}
+
+
+async def test_cached_stampede_runs_once(counted: AsyncS3Cache) -> None:
+    calls = 0
+
+    @counted.cached()
+    async def slow(x: int) -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return x * 2
+
+    assert await asyncio.gather(*(slow(21) for _ in range(50))) == [42] * 50
+    assert calls == 1

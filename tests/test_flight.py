@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 from aiobotocore.session import AioSession
 
-from s3cache import AsyncS3Cache, CacheEvent
+from s3cache import (
+    AsyncS3Cache,
+    CacheEvent,
+)
 from s3cache._flight import Flights
+from tests.conftest import Requests
 
 
 class GatedRequests:
@@ -143,3 +147,46 @@ async def test_work_that_cancels_itself_twice_is_not_retried_forever() -> None:
     with pytest.raises(asyncio.CancelledError):
         await flights.join("k", cancels_itself)
     assert runs == 2
+
+
+# -- single-flight --------------------------------------------------------------------------
+
+
+async def test_concurrent_gets_of_one_key_send_one_request(
+    counted: AsyncS3Cache, requests: Requests
+) -> None:
+    await counted.set("hot", {"v": 1})
+    requests.clear()
+    values = await asyncio.gather(*(counted.get("hot") for _ in range(100)))
+    assert values == [{"v": 1}] * 100
+    assert requests.sent == {"GetObject": 1}
+    assert counted.stats().hits == 100
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_get(
+    counted: AsyncS3Cache, requests: Requests
+) -> None:
+    await counted.set("k", "v")
+    requests.clear()
+    requests.hold_gets()
+    first = asyncio.create_task(counted.get("k"))
+    others = [asyncio.create_task(counted.get("k")) for _ in range(3)]
+    await requests.arrived()  # the shared request is on the wire
+    first.cancel()
+    requests.release()
+    assert await asyncio.gather(*others) == ["v", "v", "v"]
+    assert first.cancelled()
+    assert requests.sent["GetObject"] == 1
+
+
+async def test_a_read_in_flight_never_hides_a_later_write(
+    counted: AsyncS3Cache, requests: Requests
+) -> None:
+    await counted.set("k", "old")
+    requests.hold_gets()
+    stale = asyncio.create_task(counted.get("k"))
+    await requests.arrived()
+    requests.release()
+    await counted.set("k", "new")
+    assert await counted.get("k") == "new"
+    assert await stale in ("old", "new")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -11,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from s3cache import _format
+from s3cache import (
+    AsyncS3Cache,
+    _format,
+)
 from s3cache._format import JsonSerializer
 
 SER = JsonSerializer()
@@ -417,3 +421,62 @@ def test_encode_refuses_what_decompress_would_refuse(encoding: str, small_cap: i
         _format.encode(fits + "a", None, SER, 0.0, compressor)
     # Uncompressed bodies are never expanded, so the cap does not apply to them.
     assert len(_format.encode(fits * 2, None, SER, 0.0).body) > small_cap
+
+
+# -- compression ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+async def test_compression_above_the_threshold(
+    cache_kwargs: dict[str, Any], s3: Any, compression: Any
+) -> None:
+    if compression == "zstd":
+        pytest.importorskip("zstandard")
+    big = {"text": "abc" * 2000}
+    async with AsyncS3Cache(
+        **cache_kwargs, compression=compression, compression_threshold=1024, on_error="raise"
+    ) as cache:
+        await cache.set("big", big)
+        await cache.set("small", "tiny")
+        assert await cache.get("big") == big
+        assert await cache.get("small") == "tiny"
+    head = s3.head_object(Bucket=cache_kwargs["bucket"], Key="big")
+    assert head["ContentEncoding"] == compression
+    assert head["ContentLength"] < 1000
+    assert "ContentEncoding" not in s3.head_object(Bucket=cache_kwargs["bucket"], Key="small")
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise") as plain_reader:
+        assert await plain_reader.get("big") == big, "any reader decodes by Content-Encoding"
+
+
+def test_a_gzip_bomb_is_refused() -> None:
+    from s3cache import _format
+
+    bomb = gzip.compress(b"\0" * (_format.MAX_DECOMPRESSED_BYTES + 1))
+    with pytest.raises(ValueError, match="expands past"):
+        _format.decompress(bomb, "gzip")
+    with pytest.raises(ValueError, match="truncated"):
+        _format.decompress(gzip.compress(b"abc" * 100)[:-12], "gzip")
+
+
+async def test_reads_gzip_entries_written_by_others(cache_kwargs: dict[str, Any], s3: Any) -> None:
+    s3.put_object(
+        Bucket=cache_kwargs["bucket"],
+        Key="gz",
+        Body=gzip.compress(b'{"a": 1}'),
+        ContentType="application/json",
+        ContentEncoding="gzip",
+    )
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise") as cache:
+        assert await cache.get("gz") == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"compression": "lz4"}, "compression"),
+        ({"compression": "gzip", "compression_threshold": -1}, "threshold"),
+    ],
+)
+def test_compression_options_are_validated(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AsyncS3Cache("bucket", **options)

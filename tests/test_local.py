@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 
-from benchmarks.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache, LocalTier
+from harness.faultproxy import Fault, FaultProxy
+from s3cache import (
+    AsyncS3Cache,
+    LocalTier,
+)
 from s3cache._local import _MARKS, LocalLRU
+from tests.conftest import Requests
 from tests.faults.conftest import address
 
 MISSING = object()
@@ -158,3 +162,79 @@ def test_a_write_keeps_its_value_only_when_no_other_write_overlapped() -> None:
     entry = lru.get("k", 0.0)
     assert entry is not None
     assert entry.body == b"alone"
+
+
+# -- local tier -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def local_cache(cache_kwargs: dict[str, Any], requests: Requests) -> Any:
+    async with AsyncS3Cache(
+        **{**cache_kwargs, "endpoint_url": requests.proxy.endpoint},
+        on_error="raise",
+        local=LocalTier(max_items=100, max_bytes=1 << 20, ttl=30),
+    ) as cache:
+        yield cache
+
+
+async def test_local_tier_serves_repeat_reads_without_requests(
+    local_cache: AsyncS3Cache, requests: Requests
+) -> None:
+    await local_cache.set("k", {"v": [1]})
+    first = await local_cache.get("k")
+    first["v"].append(2)  # callers get their own copy: mutating it must not leak
+    assert await local_cache.get("k") == {"v": [1]}
+    assert requests.sent["GetObject"] == 0
+    stats = local_cache.stats()
+    assert (stats.hits, stats.local_hits) == (2, 2)
+
+
+async def test_local_tier_stays_coherent_with_writes_through_the_cache(
+    local_cache: AsyncS3Cache, requests: Requests
+) -> None:
+    await local_cache.set("k", 1)
+    await local_cache.set("k", 2)
+    assert await local_cache.get("k") == 2
+    assert await local_cache.delete("k") is True
+    assert await local_cache.get("k", MISSING) is MISSING
+    await local_cache.set("j", 3)
+    assert await local_cache.clear() == 1
+    assert await local_cache.get("j", MISSING) is MISSING
+
+
+async def test_local_tier_never_outlives_the_s3_expiry(
+    local_cache: AsyncS3Cache, requests: Requests
+) -> None:
+    await local_cache.exists("warm-up")  # open the client first: the 1 s below is the ttl's
+    await local_cache.set("k", "v", ttl=2)  # S3 may expire it after 1 s: so does the tier
+    assert await local_cache.get("k") == "v"
+    assert requests.sent["GetObject"] == 0
+    await asyncio.sleep(1.1)
+    await local_cache.get("k", MISSING)
+    assert requests.sent["GetObject"] == 1, "the local copy lapsed; S3 was asked"
+
+
+def test_local_lru_bounds_items_and_bytes() -> None:
+    lru = LocalLRU(LocalTier(max_items=3, max_bytes=10, ttl=60))
+    for i in range(4):
+        lru.put(f"k{i}", b"x", None, None, now=0.0, lifetime=None)
+    assert len(lru) == 3
+    assert lru.get("k0", now=1.0) is None  # least recently used went first
+    assert lru.get("k1", now=1.0) is not None
+    lru.put("big", b"y" * 9, None, None, now=0.0, lifetime=None)
+    assert lru.size_bytes <= 10
+    assert lru.get("big", now=1.0) is not None
+    lru.put("huge", b"z" * 11, None, None, now=0.0, lifetime=None)
+    assert lru.get("huge", now=1.0) is None
+    lru.put("short", b"s", None, None, now=0.0, lifetime=0.5)
+    assert lru.get("short", now=0.4) is not None
+    assert lru.get("short", now=0.6) is None
+
+
+@pytest.mark.parametrize(
+    "tier",
+    [{"max_items": 0}, {"max_bytes": -1}, {"ttl": 0}, {"ttl": float("nan")}],
+)
+def test_local_tier_settings_are_validated(tier: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="LocalTier"):
+        LocalTier(**tier)

@@ -14,7 +14,7 @@ from aiohttp.resolver import ThreadedResolver
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from benchmarks.faultproxy import FaultProxy
+from harness.faultproxy import FaultProxy
 from s3cache import AsyncS3Cache, S3Cache
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._transport import client_config

@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, CacheClosedError, S3Cache, _loop
+from s3cache import (
+    AsyncS3Cache,
+    CacheClosedError,
+    S3Cache,
+    _loop,
+)
 
 MISSING = object()
 
@@ -210,3 +215,68 @@ def test_an_interrupted_call_cancels_its_work_on_the_loop() -> None:
         _loop.run(work())
     assert cancelled.wait(10)
     assert _loop.run(asyncio.sleep(0, "still serving")) == "still serving"
+
+
+def test_sync_cached_and_get_or_set_through_the_facade(cache_kwargs: dict[str, Any]) -> None:
+    calls: list[int] = []
+    caller_threads: set[int] = set()
+    with S3Cache(**cache_kwargs, prefix="sync", on_error="raise") as cache:
+
+        @cache.cached(ttl=60)
+        def square(x: int) -> int:
+            calls.append(x)
+            caller_threads.add(threading.get_ident())
+            return x * x
+
+        assert square(4) == 16
+        assert square(4) == 16
+        assert calls == [4]
+        assert caller_threads == {threading.get_ident()}, "a sync factory runs in its caller"
+
+        def boom() -> None:
+            raise KeyError("factory failed")
+
+        with pytest.raises(KeyError, match="factory failed"):
+            cache.get_or_set("boom", boom)
+        assert cache.get("boom", MISSING) is MISSING
+
+
+def test_sync_get_or_set_from_many_threads_runs_the_factory_once(
+    cache_kwargs: dict[str, Any],
+) -> None:
+    threads = 8
+    barrier = threading.Barrier(threads)
+    entered = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def factory() -> str:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        release.wait(10)
+        return "shared"
+
+    def worker(_: int) -> Any:
+        barrier.wait()
+        return cache.get_or_set("k", factory)
+
+    with S3Cache(**cache_kwargs, on_error="raise") as cache, ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker, i) for i in range(threads)]
+        assert entered.wait(10)
+        release.set()
+        results = [f.result(timeout=30) for f in futures]
+    assert results == ["shared"] * threads
+    assert calls == 1
+
+
+def test_facade_cached_wraps_coroutine_functions_natively(cache_kwargs: dict[str, Any]) -> None:
+    with S3Cache(**cache_kwargs, on_error="raise") as cache:
+
+        @cache.cached()
+        async def double(x: int) -> int:
+            return 2 * x
+
+        assert asyncio.run(double(5)) == 10
+        assert asyncio.run(double(5)) == 10
+        assert cache.stats().hits == 1

@@ -18,8 +18,8 @@ from urllib.parse import unquote
 import pytest
 from botocore.config import Config
 
-from benchmarks import miniserver
-from benchmarks.faultproxy import Fault, FaultProxy
+from harness import miniserver
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AccessDeniedError,
     AsyncS3Cache,

@@ -27,8 +27,8 @@ import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
-from benchmarks import miniserver
-from benchmarks.faultproxy import FaultProxy, free_port
+from harness import miniserver
+from harness.faultproxy import FaultProxy, free_port
 from s3cache import AsyncS3Cache, CredentialsError
 from s3cache._sigv4 import quote_key
 from tests.faults.test_security import self_signed

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from benchmarks.faultproxy import FaultProxy, closed_port
+from harness.faultproxy import FaultProxy, closed_port
 from s3cache import AsyncS3Cache
 
 #: The same dummy credentials as the top-level conftest (moto accepts any).

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from benchmarks.faultproxy import Fault, FaultProxy, LoopLag
+from harness.faultproxy import Fault, FaultProxy, LoopLag
 from s3cache import (
     AsyncS3Cache,
     EndpointUnreachableError,

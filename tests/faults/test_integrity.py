@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from benchmarks.faultproxy import Fault, FaultProxy
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, CorruptEntryError, S3CacheError
 from s3cache._format import LITERAL_EVAL_MAX_BYTES
 

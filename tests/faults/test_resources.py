@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from benchmarks.faultproxy import (
+from harness.faultproxy import (
     Fault,
     FaultProxy,
     MotoProcess,

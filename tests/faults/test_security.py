@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import s3cache
-from benchmarks.faultproxy import Fault, FaultProxy
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AsyncS3Cache,
     CredentialsError,

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchmarks.faultproxy import client_sockets
+from harness.faultproxy import client_sockets
 from s3cache import AsyncS3Cache, S3Cache
 
 from .conftest import address

@@ -8,7 +8,7 @@ connections alive (HTTP/1.1 persistent connections, ``Content-Length`` framing,
 It implements only what the contenders use, path-style (``/bucket/key``): CreateBucket,
 HeadBucket, DeleteBucket, PutObject (with ``If-None-Match: *`` and ``If-Match``), GetObject,
 HeadObject, DeleteObject, DeleteObjects and ListObjectsV2. Signatures are not checked. It is
-meant to run in its own process (``python benchmarks/miniserver.py --port 0``): it prints
+meant to run in its own process (``python harness/miniserver.py --port 0``): it prints
 ``READY <port>`` on stdout once listening, and exits when its stdin closes (its parent died or
 let go of it) or on SIGTERM; SIGINT (Ctrl-C) stops it only when run with ``--no-stdin-watch``.
 """
