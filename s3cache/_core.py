@@ -5,19 +5,16 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import math
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format
-from s3cache._batch import DeleteResult, delete_objects
+from s3cache import _fleet, _format, _options
+from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
 from s3cache._concurrency import paced
 from s3cache._fleet import FleetLock
@@ -44,7 +41,6 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 _MISSING: Final[Any] = object()
-_BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
 #: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
 #: missing ``Date`` header); expiry is judged on the server's clock.
@@ -91,13 +87,42 @@ class AsyncS3Cache:
 
     One long-lived client per event loop (aiobotocore, and a lean aiohttp path for object
     requests), at most ``max_concurrency`` requests in flight, each operation under a
-    ``timeout``-second deadline. With ``on_error="log"`` store
-    failures are logged, counted in :meth:`stats` and treated as misses; with ``"raise"`` they
-    raise :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise.
+    ``timeout``-second deadline. With ``on_error="log"`` store failures are logged, counted in
+    :meth:`stats` and treated as misses; with ``"raise"`` they raise
+    :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise, before any
+    request. No request is sent until the first operation.
 
-    Optional: ``local=LocalTier(...)`` keeps recent entries in process; ``observer`` receives
-    every operation; ``compression="zstd"`` or ``"gzip"`` compresses bodies of at least
-    ``compression_threshold`` bytes.
+    Parameters:
+        bucket: The bucket that holds the entries.
+        prefix: Folder for the entries inside the bucket (``""``: the whole bucket). Keys map
+            ``:`` to ``/`` under it.
+        region_name: The bucket's region (botocore's default chain when None).
+        endpoint_url: An S3-compatible server (``http://localhost:9000``); None for AWS.
+        aws_access_key_id: Static credentials, with ``aws_secret_access_key`` (and optionally
+            ``aws_session_token``); None: botocore's credential chain (env, profile, IMDS...).
+        aws_secret_access_key: See ``aws_access_key_id``.
+        aws_session_token: See ``aws_access_key_id``.
+        api_version: Passed to ``create_client``.
+        use_ssl: False for plain HTTP where the endpoint is not given as a URL.
+        verify: TLS verification: True, False, or a CA bundle path.
+        config: A botocore ``Config`` merged over s3cache's defaults (standard retries, three
+            attempts; checksums only when required; a pool of ``max_concurrency``).
+        session: An aiobotocore ``AioSession`` or aioboto3 ``Session`` to take credentials,
+            profiles and event hooks from (default: a session of its own).
+        default_ttl: Seconds (or a ``timedelta``) for writes without a ttl; None: no expiry.
+        max_concurrency: Requests in flight at most, per event loop (also the pool size).
+        timeout: Each operation's deadline in seconds, waiting for a slot included.
+        serializer: Encodes values to bodies and back (default: :class:`JsonSerializer`);
+            ``bytes`` are always stored raw.
+        on_error: ``"log"`` (store failures are misses, logged and counted) or ``"raise"``.
+        local: A :class:`LocalTier` to keep recent entries in process (None: off).
+        observer: A :class:`CacheObserver` told of every finished operation.
+        compression: ``"zstd"`` or ``"gzip"`` for bodies of at least ``compression_threshold``
+            bytes (None: off); recorded in ``Content-Encoding``.
+        compression_threshold: The smallest body, in bytes, that is compressed.
+        fast_path: True (the default) sends object gets, heads, puts and deletes over aiohttp
+            with s3cache's own SigV4 signer where that is equivalent to aiobotocore; False
+            sends every request through aiobotocore (botocore event hooks, Stubber, tracing).
     """
 
     def __init__(
@@ -126,78 +151,43 @@ class AsyncS3Cache:
         compression_threshold: int = 1024,
         fast_path: bool = True,
     ) -> None:
-        """Create a cache; no request is sent until the first operation.
-
-        ``bucket`` holds the entries, under ``prefix`` (``:`` in keys becomes ``/``).
-        ``region_name``, ``endpoint_url``, ``aws_access_key_id``, ``aws_secret_access_key``,
-        ``aws_session_token``, ``api_version``, ``use_ssl`` and ``verify`` mean what they mean
-        to aiobotocore's ``create_client``; ``config`` (a botocore ``Config``) is merged over
-        s3cache's defaults; ``session`` is an aiobotocore ``AioSession`` or an aioboto3
-        ``Session`` to take credentials, profiles and hooks from. ``default_ttl`` applies to
-        writes without a ttl (None: no expiry). ``max_concurrency`` bounds requests in flight
-        per event loop; ``timeout`` is each operation's deadline in seconds, waiting for a slot
-        included. ``serializer`` encodes values (JSON by default); ``on_error`` is ``"log"``
-        (failures are misses) or ``"raise"``. ``local``, ``observer``, ``compression`` and
-        ``compression_threshold``: see above. ``fast_path`` (default True) sends object gets,
-        heads, puts and deletes over aiohttp with s3cache's own SigV4 signer where that is
-        equivalent to aiobotocore (see the README); False sends every request through
-        aiobotocore, for code that relies on botocore event hooks, Stubber or tracing.
-        """
-        _check_bucket(bucket)
-        self._prefix = _format.normalize_prefix(prefix)
-        self._default_ttl = _format.normalize_ttl(default_ttl)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError(f"max_concurrency must be an int, not {type(max_concurrency).__name__}")
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
-        _check_timeout(timeout)
-        if on_error not in ("log", "raise"):
-            raise ValueError(f"on_error must be 'log' or 'raise', not {on_error!r}")
-        if serializer is None:
-            serializer = JsonSerializer()
-        elif not isinstance(serializer, Serializer):
-            raise TypeError("serializer must have content_type, dumps(value) and loads(data)")
-        _check_endpoint(endpoint_url, use_ssl)
-        if (aws_access_key_id is None) != (aws_secret_access_key is None):
-            raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
-        if aws_session_token is not None and aws_access_key_id is None:
-            raise ValueError("aws_session_token needs aws_access_key_id and aws_secret_access_key")
-        if session is not None and not (
-            hasattr(session, "create_client") or hasattr(session, "client")
-        ):
-            raise TypeError("session must be an aiobotocore AioSession or an aioboto3 Session")
-        if local is not None and not isinstance(local, LocalTier):
-            raise TypeError(f"local must be a LocalTier or None, not {type(local).__name__}")
-        if observer is not None and not isinstance(observer, CacheObserver):
-            raise TypeError("observer must have an on_event(event) method")
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
+        """Validate every argument, keep the settings, build the parts (see the class)."""
+        _options.check_bucket(bucket)
+        _options.check_limits(max_concurrency, timeout)
+        _options.check_on_error(on_error)
+        _options.check_endpoint(endpoint_url, use_ssl)
+        _options.check_credentials(
+            aws_access_key_id, aws_secret_access_key, aws_session_token, session
+        )
+        _options.check_extensions(serializer, local, observer, fast_path)
 
         self._bucket = bucket
+        self._prefix = _format.normalize_prefix(prefix)
+        self._default_ttl = _format.normalize_ttl(default_ttl)
         self._endpoint_url = endpoint_url
-        self._serializer = serializer
+        self._serializer = serializer if serializer is not None else JsonSerializer()
         self._compressor = _format.make_compressor(compression, compression_threshold)
         self._raise = on_error == "raise"
+        self._observer = observer
+
         self._counters = Counters()
         self._log_error = _ErrorLog()
         self._local = LocalLRU(local) if local is not None else None
-        self._observer = observer
         self._reads = Flights()
         self._fills = Flights()
         self._conditional_writes: bool | None = None
-        client_kwargs = {
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-            "api_version": api_version,
-            "use_ssl": use_ssl,
-            "verify": verify,
-        }
         self._transport = Transport(
             bucket=bucket,
-            client_kwargs=client_kwargs,
+            client_kwargs={
+                "region_name": region_name,
+                "endpoint_url": endpoint_url,
+                "aws_access_key_id": aws_access_key_id,
+                "aws_secret_access_key": aws_secret_access_key,
+                "aws_session_token": aws_session_token,
+                "api_version": api_version,
+                "use_ssl": use_ssl,
+                "verify": verify,
+            },
             config=client_config(max_concurrency, config),
             session=session,
             max_concurrency=max_concurrency,
@@ -231,15 +221,15 @@ class AsyncS3Cache:
         okey = self._object_key(key)
         started = _monotonic()
         if self._local is not None and self._local.get(okey, started) is not None:
-            self._done("exists", okey, "local_hit", started)
+            self._record_and_notify("exists", okey, "local_hit", started)
             return True
         try:
             headers = await self._transport.head(okey)
         except S3CacheError as exc:
-            self._done("exists", okey, "error", started, error=exc)
+            self._record_and_notify("exists", okey, "error", started, error=exc)
             return self._failed(exc, False)
         live = headers is not None and self._is_live(headers)
-        self._done("exists", okey, "hit" if live else "miss", started)
+        self._record_and_notify("exists", okey, "hit" if live else "miss", started)
         return live
 
     async def _read(self, okey: str) -> Any:
@@ -259,7 +249,7 @@ class AsyncS3Cache:
                 else:
                     counters.hits += 1
                     counters.local_hits += 1
-                    self._done("get", okey, "local_hit", started, len(entry.body))
+                    self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
                     return value
         try:
             sent, generation, found = await self._reads.join(
@@ -267,11 +257,11 @@ class AsyncS3Cache:
             )
         except S3CacheError as exc:
             counters.misses += 1
-            self._done("get", okey, "error", started, error=exc)
+            self._record_and_notify("get", okey, "error", started, error=exc)
             return self._failed(exc, _MISSING)
         if found is None:
             counters.misses += 1
-            self._done("get", okey, "miss", started)
+            self._record_and_notify("get", okey, "miss", started)
             return _MISSING
         body, headers = found
         content_type = headers.get("content-type")
@@ -281,21 +271,21 @@ class AsyncS3Cache:
             if _format.is_expired(remaining):
                 counters.misses += 1
                 counters.expired += 1
-                self._done("get", okey, "expired", started)
+                self._record_and_notify("get", okey, "expired", started)
                 return _MISSING
             value = _format.decode(body, content_type, self._serializer, content_encoding)
         except (ValueError, KeyError) as exc:
             counters.misses += 1
             error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
             error.__cause__ = exc
-            self._done("get", okey, "error", started, error=error)
+            self._record_and_notify("get", okey, "error", started, error=error)
             return self._failed(error, _MISSING)
         counters.hits += 1
         counters.bytes_in += len(body)
         if local is not None:
             # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
             local.put(okey, body, content_type, content_encoding, sent, remaining, generation)
-        self._done("get", okey, "hit", started, len(body))
+        self._record_and_notify("get", okey, "hit", started, len(body))
         return value
 
     async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
@@ -318,7 +308,7 @@ class AsyncS3Cache:
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
-        await self._store(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(value, seconds), seconds)
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
@@ -335,7 +325,9 @@ class AsyncS3Cache:
             (key, self._object_key(key), self._encode(value, seconds))
             for key, value in mapping.items()
         ]
-        errors = await self._paced(lambda item: self._write(item[1], item[2], seconds), items)
+        errors = await self._paced(
+            lambda item: self._try_put_entry(item[1], item[2], seconds), items
+        )
         failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
         self._batch_failed("set_many", failed, len(items))
         return failed
@@ -359,13 +351,15 @@ class AsyncS3Cache:
             self._end_write(okey, since)  # whether it landed is unknown: keep nothing
             if isinstance(exc, NotSupportedError) or not isinstance(exc, S3CacheError):
                 raise
-            self._done("add", okey, "error", started, error=exc)
+            self._record_and_notify("add", okey, "error", started, error=exc)
             return self._failed(exc, False)
         if stored:
-            self._stored(okey, payload, seconds, started, since)
+            self._record_put(okey, payload, seconds, started, since)
         else:
             self._end_write(okey, since)
-        self._done("add", okey, "stored" if stored else "rejected", started, len(payload.body))
+        self._record_and_notify(
+            "add", okey, "stored" if stored else "rejected", started, len(payload.body)
+        )
         return stored
 
     async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
@@ -467,7 +461,7 @@ class AsyncS3Cache:
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self._store(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(value, seconds), seconds)
         return value
 
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
@@ -476,12 +470,13 @@ class AsyncS3Cache:
     def _encode(self, value: Any, seconds: float | None) -> _format.Payload:
         return _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
 
-    async def _store(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
-        error = await self._write(okey, payload, seconds)
+    async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
+        """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""
+        error = await self._try_put_entry(okey, payload, seconds)
         if error is not None:
             self._failed(error, None)
 
-    async def _write(
+    async def _try_put_entry(
         self, okey: str, payload: _format.Payload, seconds: float | None
     ) -> S3CacheError | None:
         """PUT one entry, observed; a store failure is returned (for the caller to count)."""
@@ -493,13 +488,13 @@ class AsyncS3Cache:
             self._end_write(okey, since)  # whether it landed is unknown: keep nothing
             if not isinstance(exc, S3CacheError):
                 raise
-            self._done("set", okey, "error", started, error=exc)
+            self._record_and_notify("set", okey, "error", started, error=exc)
             return exc
-        self._stored(okey, payload, seconds, started, since)
-        self._done("set", okey, "stored", started, len(payload.body))
+        self._record_put(okey, payload, seconds, started, since)
+        self._record_and_notify("set", okey, "stored", started, len(payload.body))
         return None
 
-    def _stored(
+    def _record_put(
         self,
         okey: str,
         payload: _format.Payload,
@@ -507,6 +502,7 @@ class AsyncS3Cache:
         started: float,
         since: int,
     ) -> None:
+        """After a PUT landed: count it, and let the local tier keep it (see :meth:`_end_write`)."""
         self._counters.sets += 1
         self._counters.bytes_out += len(payload.body)
         self._end_write(okey, since, payload, seconds, started)
@@ -592,7 +588,7 @@ class AsyncS3Cache:
                     present.append(okey)
                     if self._is_live(head):
                         live.append(okey)
-            failed.update(await delete_objects(self._transport, present))
+            failed.update(await self._transport.delete_many(present))
         finally:
             for okey, since in writes:
                 self._end_write(okey, since)
@@ -600,9 +596,11 @@ class AsyncS3Cache:
         self._counters.deletes += removed
         one = okeys[0] if len(okeys) == 1 else None
         if failed:
-            self._done("delete", one, "error", started, error=next(iter(failed.values())))
+            self._record_and_notify(
+                "delete", one, "error", started, error=next(iter(failed.values()))
+            )
         else:
-            self._done("delete", one, "deleted", started)
+            self._record_and_notify("delete", one, "deleted", started)
         return removed, failed
 
     async def clear(self, prefix: str = "") -> DeleteResult:
@@ -631,21 +629,23 @@ class AsyncS3Cache:
                     if o.key.startswith(scope)
                     and not (prefix and _format.is_reserved(self._prefix, o.key))
                 ]
-                page_failed = await delete_objects(self._transport, okeys)
+                page_failed = await self._transport.delete_many(okeys)
                 deleted += len(okeys) - len(page_failed)
                 failed.update(page_failed)
                 if token is None:
                     break
         except S3CacheError as exc:  # a listing failed: nothing more can be found to delete
             self._counters.deletes += deleted
-            self._done("clear", None, "error", started, error=exc)
+            self._record_and_notify("clear", None, "error", started, error=exc)
             self._failed(exc, None)
             return DeleteResult(deleted, failed)
         finally:
             self._forget_all()  # reads sent while the clear ran may have seen deleted entries
         self._counters.deletes += deleted
         error = next(iter(failed.values())) if failed else None
-        self._done("clear", None, "error" if failed else "deleted", started, error=error)
+        self._record_and_notify(
+            "clear", None, "error" if failed else "deleted", started, error=error
+        )
         self._batch_failed("clear", failed, deleted + len(failed))
         return DeleteResult(deleted, failed)
 
@@ -674,7 +674,7 @@ class AsyncS3Cache:
             try:
                 page, token = await self._transport.list_page(scope, token)
             except S3CacheError as exc:
-                self._done("iter_keys", None, "error", started, error=exc)
+                self._record_and_notify("iter_keys", None, "error", started, error=exc)
                 self._failed(exc, None)
                 return
             for obj in page:
@@ -712,7 +712,7 @@ class AsyncS3Cache:
         return CheckReport(
             bucket=self._bucket,
             prefix=self._prefix,
-            endpoint_url=_redact_url(self._endpoint_url),
+            endpoint_url=_options.redact_url(self._endpoint_url),
             latency_ms=latency_ms,
             clock_skew_s=skew,
             conditional_writes=conditional,
@@ -734,7 +734,7 @@ class AsyncS3Cache:
         it: add, leases, locks)."""
         if not await self.supports_conditional_writes():
             raise NotSupportedError(
-                f"the server at {_redact_url(self._endpoint_url) or 'AWS'} ignores "
+                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} ignores "
                 f"If-None-Match on PutObject, so {what} cannot be atomic there"
             )
 
@@ -763,7 +763,7 @@ class AsyncS3Cache:
         await self.close()
 
     def __repr__(self) -> str:
-        endpoint = _redact_url(self._endpoint_url)
+        endpoint = _options.redact_url(self._endpoint_url)
         where = f", endpoint_url={endpoint!r}" if endpoint else ""
         state = ", closed" if self._transport.closed else ""
         return (
@@ -785,7 +785,7 @@ class AsyncS3Cache:
     @property
     def endpoint_url(self) -> str | None:
         """The endpoint URL (None: AWS's default), with any user:password part removed."""
-        return _redact_url(self._endpoint_url)
+        return _options.redact_url(self._endpoint_url)
 
     @property
     def transport(self) -> Transport:
@@ -825,7 +825,7 @@ class AsyncS3Cache:
         self._log_error(exc)
         return fallback
 
-    def _done(
+    def _record_and_notify(
         self,
         op: str,
         okey: str | None,
@@ -851,50 +851,3 @@ class AsyncS3Cache:
     ) -> list[R | S3CacheError]:
         """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
         return await paced(func, items, self._transport.max_concurrency)
-
-
-def _check_bucket(bucket: object) -> None:
-    if not isinstance(bucket, str):
-        raise TypeError(f"bucket must be a str, not {type(bucket).__name__}")
-    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(
-            f"bucket {bucket!r} is not a valid bucket name: 3 to 63 letters, digits, '.', '-' "
-            "or '_', starting and ending with a letter or digit"
-        )
-
-
-def _check_timeout(timeout: object) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be seconds (int or float), not {type(timeout).__name__}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout}")
-
-
-def _check_endpoint(endpoint_url: object, use_ssl: bool) -> None:
-    if endpoint_url is None:
-        return
-    if not isinstance(endpoint_url, str):
-        raise TypeError(f"endpoint_url must be a str, not {type(endpoint_url).__name__}")
-    parts = urlsplit(endpoint_url)
-    if parts.username is not None or parts.password is not None:
-        # Never echo the URL here: its user info may hold a password.
-        raise ValueError(
-            "endpoint_url must not contain user info ('user:password@'): S3 requests are "
-            "signed with AWS credentials; pass aws_access_key_id/aws_secret_access_key instead"
-        )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("endpoint_url must be an http:// or https:// URL with a host")
-    if parts.scheme == "https" and use_ssl is False:
-        raise ValueError("use_ssl=False contradicts an https:// endpoint_url")
-
-
-def _redact_url(url: str | None) -> str | None:
-    """The URL without any user:password part."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))

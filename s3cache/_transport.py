@@ -36,6 +36,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._wire import Reply, WireSession, error_code, error_response
@@ -596,6 +597,33 @@ class Transport:
             failed[key] = _class_for_code(code, 0)(f"DeleteObjects {key!r}: {code}")
         return failed
 
+    async def delete_many(self, keys: Sequence[str]) -> dict[str, S3CacheError]:
+        """Delete objects; returns those that could not be deleted, with why ({} when all went).
+
+        The one home of batch deletes. One key is a DeleteObject; more go in DeleteObjects
+        batches of up to 1,000, paced through the concurrency bound. A batch the server refuses
+        as a whole (a 4xx about the request, or a 5xx: what one key its XML body cannot carry
+        causes) is retried key by key, so such a key fails alone. A batch that timed out or
+        could not connect is reported for all its keys: one by one would fare no better.
+        """
+        width = self.max_concurrency
+        if len(keys) == 1:
+            return _failures(keys, await paced(self.delete, keys, width))
+        batches = [keys[i : i + DELETE_BATCH] for i in range(0, len(keys), DELETE_BATCH)]
+        failed: dict[str, S3CacheError] = {}
+        one_by_one: list[str] = []
+        for batch, outcome in zip(
+            batches, await paced(self.delete_batch, batches, width), strict=True
+        ):
+            if not isinstance(outcome, S3CacheError):
+                failed.update(outcome)  # keys the server listed under Errors
+            elif outcome.kind in _REFUSED_BATCH:
+                one_by_one += batch
+            else:
+                failed.update(dict.fromkeys(batch, outcome))
+        failed.update(_failures(one_by_one, await paced(self.delete, one_by_one, width)))
+        return failed
+
     async def list_page(
         self, prefix: str, token: str | None
     ) -> tuple[list[ListedObject], str | None]:
@@ -712,6 +740,15 @@ def tune_session(session: AioSession) -> AioSession:
 
 def _identity(value: str) -> str:
     return value
+
+
+#: Error kinds of a DeleteObjects refused as a whole that single deletes may get past: 400s about
+#: the request (``other``: Ceph's answer to an XML body it cannot parse) and 5xx (moto's).
+_REFUSED_BATCH: Final = frozenset({"other", "server"})
+
+
+def _failures(keys: Sequence[str], outcomes: Sequence[object]) -> dict[str, S3CacheError]:
+    return {k: r for k, r in zip(keys, outcomes, strict=True) if isinstance(r, S3CacheError)}
 
 
 def _code(exc: ClientError) -> str:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.config import Config
 
-import s3cache._batch
+import s3cache._transport
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AsyncS3Cache,
@@ -173,7 +173,7 @@ async def test_delete_many_reports_the_keys_a_failed_batch_held(
     proxy: FaultProxy, bucket: str, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three DeleteObjects batches, one at a time; the server rejects the first."""
-    monkeypatch.setattr(s3cache._batch, "DELETE_BATCH", 2)
+    monkeypatch.setattr(s3cache._transport, "DELETE_BATCH", 2)
     keys = [f"k{i}" for i in range(5)]
     for key in keys:
         s3.put_object(Bucket=bucket, Key=f"p/{key}", Body=b"1", ContentType="application/json")

@@ -13,8 +13,8 @@ import pytest
 from aiobotocore.session import AioSession
 from botocore.config import Config
 
-import s3cache._batch
 import s3cache._core
+import s3cache._transport
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
     AccessDeniedError,
@@ -209,7 +209,7 @@ async def test_delete_many_counts_live_entries(cache: AsyncS3Cache, s3: Any) -> 
 async def test_clear_deletes_only_under_the_prefix(
     cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3cache._batch, "DELETE_BATCH", 10)  # batching, without 1,000s of PUTs
+    monkeypatch.setattr(s3cache._transport, "DELETE_BATCH", 10)  # batching, without 1,000s of PUTs
     bucket = cache_kwargs["bucket"]
     for key in ("cache2/x", "cachex", "other/cache/y", "cache"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"keep")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, _batch, maintenance
+from s3cache import AsyncS3Cache, _transport, maintenance
 from s3cache._format import TTL_METADATA
 from s3cache.maintenance import _purge
 
@@ -200,7 +200,7 @@ async def test_clear_pages_and_batches_past_a_thousand(
     cache_kwargs: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two listing pages (1,000 + 5) and DeleteObjects batches split at the batch size."""
-    monkeypatch.setattr(_batch, "DELETE_BATCH", 400)
+    monkeypatch.setattr(_transport, "DELETE_BATCH", 400)
     # moto serves a few hundred requests/s: a long deadline, since it covers the slot wait too.
     async with AsyncS3Cache(**cache_kwargs, prefix="cache", on_error="raise", timeout=120) as c:
         await c.set_many({f"k{i:04d}": i for i in range(1005)})

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from s3cache import _format
-from s3cache._batch import delete_objects
 from s3cache._concurrency import gather
 from s3cache._core import AsyncS3Cache
 from s3cache.errors import BatchError
@@ -65,12 +64,12 @@ def check_scope(cache: AsyncS3Cache, all_bucket: bool, what: str) -> None:
 
 
 async def _delete(cache: AsyncS3Cache, okeys: list[str]) -> int:
-    """Delete objects (see :func:`delete_objects`), after checking each key is under the prefix;
+    """Delete objects (``Transport.delete_many``) after checking each is under the prefix;
     raises :class:`BatchError` when some could not be deleted."""
     outside = [k for k in okeys if not k.startswith(cache.prefix)]
     if outside:  # unreachable through this module; a guard against future callers
         raise ValueError(f"refusing to delete {outside[0]!r}: outside prefix {cache.prefix!r}")
-    failed = await delete_objects(cache.transport, okeys)
+    failed = await cache.transport.delete_many(okeys)
     if failed:
         raise BatchError("delete", failed, len(okeys))
     return len(okeys)
