@@ -41,6 +41,19 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 _MISSING: Final[Any] = object()
+#: The constructor's arguments that go to aiobotocore's ``create_client`` as given.
+_CLIENT_ARGS: Final = frozenset(
+    [
+        "region_name",
+        "endpoint_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "api_version",
+        "use_ssl",
+        "verify",
+    ]
+)
 _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
 #: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
 #: missing ``Date`` header); expiry is judged on the server's clock.
@@ -178,16 +191,7 @@ class AsyncS3Cache:
         self._conditional_writes: bool | None = None
         self._transport = Transport(
             bucket=bucket,
-            client_kwargs={
-                "region_name": region_name,
-                "endpoint_url": endpoint_url,
-                "aws_access_key_id": aws_access_key_id,
-                "aws_secret_access_key": aws_secret_access_key,
-                "aws_session_token": aws_session_token,
-                "api_version": api_version,
-                "use_ssl": use_ssl,
-                "verify": verify,
-            },
+            client_kwargs={name: arg for name, arg in locals().items() if name in _CLIENT_ARGS},
             config=client_config(max_concurrency, config),
             session=session,
             max_concurrency=max_concurrency,

@@ -49,8 +49,6 @@ WAIT_SLACK: Final = 4.0
 #: Attempts in a row without pausing while the lease keeps changing under us.
 _STREAK: Final = 3
 _ABSENT: Final[Any] = object()
-_clock = time.time
-_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,7 @@ async def _pause(seconds: float) -> None:
 
 async def _look(transport: Transport, lkey: str) -> LeaseState | None:
     headers = await transport.head(lkey)
-    return None if headers is None else _lease.read(headers, _clock())
+    return None if headers is None else _lease.read(headers, time.time())
 
 
 async def _try(
@@ -104,7 +102,7 @@ async def _try(
     """One conditional write for the lease: create it (``seen`` None) or replace the free record
     ``seen``; then read it back. Returns our holding, or what is there now (None: nothing)."""
     holder = _holder()
-    sent = _monotonic()
+    sent = time.monotonic()
     if seen is None:
         won = await transport.put(lkey, _lease.encode(HELD, holder, lease), if_absent=True)
     else:
@@ -161,7 +159,7 @@ async def _contend(
             if (seen is None or not seen.held) and streak < _STREAK:
                 continue
         streak = 0
-        bound = deadline - _monotonic()
+        bound = deadline - time.monotonic()
         if bound <= 0:
             return seen
         if seen is not None and seen.held:
@@ -190,7 +188,7 @@ async def fill(
     ``"log"`` they make this an ordinary local computation.
     """
     lkey = _format.reserved_key(core.prefix, "lease", okey[len(core.prefix) :])
-    started = _monotonic()
+    started = time.monotonic()
     try:
         await core._require_conditional_writes("get_or_set(lease=...)")
         outcome = await _contend(
@@ -213,7 +211,7 @@ async def fill(
             "s3cache: no value for %r after %.1f s waiting on its lease (held by %s); "
             "computing it here",
             key,
-            _monotonic() - started,
+            time.monotonic() - started,
             holder,
         )
         return await core._fill(okey, factory, seconds)
@@ -295,7 +293,7 @@ class FleetLock:
             raise RuntimeError("a lock object serves one `async with`; call cache.lock() again")
         self._used = True
         await self._core._require_conditional_writes("lock()")
-        deadline = _monotonic() + self._wait
+        deadline = time.monotonic() + self._wait
         outcome = await _contend(self._core.transport, self._key, self._ttl, deadline)
         if not isinstance(outcome, Holding):
             raise LockNotAcquiredError(self._busy(outcome))
@@ -334,7 +332,7 @@ class FleetLock:
                 pass
             holding = self._holding
             assert holding is not None
-            remaining = holding.until - _monotonic()
+            remaining = holding.until - time.monotonic()
             try:
                 if remaining <= 0:
                     raise TimeoutError
@@ -359,7 +357,7 @@ class FleetLock:
 
 async def _renew_once(transport: Transport, holding: Holding) -> Holding | None:
     """Extend our lease; None when the record is no longer ours."""
-    sent = _monotonic()
+    sent = time.monotonic()
     payload = _lease.encode(HELD, holding.holder, holding.lease, token=holding.token)
     if not await transport.put(holding.key, payload, if_match=holding.etag):
         return None

@@ -102,7 +102,8 @@ class LocalLRU:
         with self._lock:
             if since is not None and not self._unwritten_since(key, since):
                 return
-            self._keep(key, body, content_type, content_encoding, now, lifetime)
+            keep = self._keep_for(lifetime)
+            self._keep(key, LocalEntry(body, content_type, content_encoding, now + keep), keep)
 
     def begin_write(self, key: str) -> int:
         """A write or delete of ``key`` begins: drop its entry, and refuse every read already in
@@ -128,7 +129,8 @@ class LocalLRU:
             alone = self._unwritten_since(key, since)
             self._mark(key)
             if body is not None and alone:
-                self._keep(key, body, content_type, content_encoding, now, lifetime)
+                keep = self._keep_for(lifetime)
+                self._keep(key, LocalEntry(body, content_type, content_encoding, now + keep), keep)
             else:
                 self._remove(key)
 
@@ -166,21 +168,17 @@ class LocalLRU:
             self._floor = max(self._floor, oldest)
         return self.generation
 
-    def _keep(
-        self,
-        key: str,
-        body: bytes,
-        content_type: str | None,
-        content_encoding: str | None,
-        now: float,
-        lifetime: float | None,
-    ) -> None:
-        keep = self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
+    def _keep_for(self, lifetime: float | None) -> float:
+        """Seconds to keep an entry with ``lifetime`` left on S3 (None: no expiry there)."""
+        return self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
+
+    def _keep(self, key: str, entry: LocalEntry, keep: float) -> None:
+        """Hold ``entry`` for ``keep`` seconds (if positive and it fits), evicting the oldest."""
         self._remove(key)
-        if keep <= 0 or len(body) > self.tier.max_bytes:
+        if keep <= 0 or len(entry.body) > self.tier.max_bytes:
             return
-        self._entries[key] = LocalEntry(body, content_type, content_encoding, now + keep)
-        self._bytes += len(body)
+        self._entries[key] = entry
+        self._bytes += len(entry.body)
         while len(self._entries) > self.tier.max_items or self._bytes > self.tier.max_bytes:
             oldest = next(iter(self._entries))
             self._remove(oldest)

@@ -83,6 +83,7 @@ class S3Cache:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
         return _loop.run(self._core.add(key, value, ttl))
 
+    # A deliberate twin of AsyncS3Cache.get_or_set's signature: the facade mirrors the core.
     def get_or_set(
         self,
         key: str,

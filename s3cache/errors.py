@@ -31,6 +31,9 @@ class S3CacheError(Exception):
     kind = "other"
 
 
+# One class per failure kind, each the same shape by design: a docstring and its ``kind``.
+
+
 class StoreTimeoutError(S3CacheError, TimeoutError):
     """The operation's deadline passed (waiting for a slot, the request, or the body)."""
 

@@ -296,7 +296,7 @@ async def test_set_lifecycle_rejects_bad_days(cache: AsyncS3Cache) -> None:
 # -- doctor -----------------------------------------------------------------------------------
 
 
-def verdicts(items: list[maintenance.CheckItem]) -> dict[str, str]:
+def verdicts(items: list[maintenance.DoctorItem]) -> dict[str, str]:
     return {item.name: item.status for item in items}
 
 

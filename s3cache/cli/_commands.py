@@ -261,7 +261,7 @@ async def _cmd_stats(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
             on_progress=lambda s: update(f"{s.entries:,} entries, {size(s.bytes)}"),
         )
     if args.json:
-        ui.json({"bucket": cache.bucket, "prefix": cache.prefix, **stats.to_json()})
+        ui.json(_scoped(cache, stats.to_json()))
         return EXIT_OK
     share = stats.expired_share
     if share is None:
@@ -286,16 +286,25 @@ async def _cmd_stats(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
     return EXIT_OK
 
 
+def _switches(args: argparse.Namespace) -> dict[str, bool]:
+    """The dry-run and whole-bucket switches of a command that deletes under the prefix."""
+    return {"dry_run": args.dry_run, "all_bucket": args.all_bucket}
+
+
+def _scoped(cache: AsyncS3Cache, document: dict[str, Any]) -> dict[str, Any]:
+    """A JSON document of a prefix-wide command, with where it ran."""
+    return {"bucket": cache.bucket, "prefix": cache.prefix, **document}
+
+
 async def _cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     with ui.progress("deleting" if not args.dry_run else "listing") as update:
         result = await maintenance.clear_prefix(
             cache,
-            dry_run=args.dry_run,
-            all_bucket=args.all_bucket,
             on_progress=lambda r: update(f"{r.matched:,} objects, {r.deleted:,} deleted"),
+            **_switches(args),
         )
     if args.json:
-        ui.json({"bucket": cache.bucket, "prefix": cache.prefix, **result.to_json()})
+        ui.json(_scoped(cache, result.to_json()))
     elif args.dry_run:
         ui.line(
             f"dry run: would delete {result.matched:,} objects ({size(result.bytes)}) "
@@ -310,15 +319,14 @@ async def _cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
     with ui.progress("purging" if not args.dry_run else "scanning") as update:
         result = await maintenance.purge_expired(
             cache,
-            dry_run=args.dry_run,
-            all_bucket=args.all_bucket,
             batch=args.page_size,
             on_progress=lambda r: update(
                 f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
             ),
+            **_switches(args),
         )
     if args.json:
-        ui.json({"bucket": cache.bucket, "prefix": cache.prefix, **result.to_json()})
+        ui.json(_scoped(cache, result.to_json()))
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
     count = result.expired if args.dry_run else result.deleted
@@ -422,6 +430,8 @@ COMMANDS: Final[tuple[Spec, ...]] = (
         "doctor: endpoint, credentials, bucket, list/put/get/delete, conditional writes, "
         "clock skew, lifecycle rule",
         _cmd_check,
+        description="Run s3cache.maintenance.doctor(): every step of AsyncS3Cache.check() and "
+        "more, one verdict per line, stopping at the first required failure.",
     ),
     Spec(
         "ls",

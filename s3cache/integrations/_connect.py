@@ -15,7 +15,7 @@ from typing import Any, Final
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
 
-__all__ = ["Connection", "connect"]
+__all__ = ["Connected", "Connection", "connect"]
 
 #: Keyword arguments :class:`AsyncS3Cache` takes after the bucket.
 CORE_OPTIONS: Final = frozenset(inspect.signature(AsyncS3Cache.__init__).parameters) - {
@@ -72,3 +72,31 @@ def connect(
         )
     core = AsyncS3Cache(bucket, **options)
     return Connection(core, S3Cache._from_core(core), owned=True)
+
+
+class Connected:
+    """What every integration object shares: the cache it uses, and closing it.
+
+    A subclass's constructor calls :meth:`_connect` with its ``bucket``, ``cache`` and the
+    remaining keyword arguments (see :func:`connect`).
+    """
+
+    _conn: Connection
+
+    def _connect(
+        self, bucket: str | None, cache: AsyncS3Cache | S3Cache | None, options: dict[str, Any]
+    ) -> None:
+        self._conn = connect(type(self).__name__, bucket, cache, options)
+
+    @property
+    def cache(self) -> AsyncS3Cache:
+        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
+        return self._conn.core
+
+    def close(self) -> None:
+        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
+        self._conn.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` on the caller's event loop."""
+        await self._conn.aclose()

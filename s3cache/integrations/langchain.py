@@ -19,7 +19,7 @@ from typing import Any, Final
 from s3cache import _format
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
-from s3cache.integrations._connect import connect
+from s3cache.integrations._connect import Connected
 from s3cache.integrations._keys import decode_segment, encode_segment
 
 try:
@@ -64,20 +64,15 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class S3LLMCache(BaseCache):  # type: ignore[misc,unused-ignore]  # Any without langchain
-    """LangChain's LLM cache on S3: ``set_llm_cache(S3LLMCache("bucket", prefix="llm"))``.
-
-    An entry's key is ``langchain-llm/<sha256 of llm_string>/<sha256 of prompt>`` under the
-    cache's prefix; its body is the generations as ``langchain_core.load.dumps`` writes them.
-    An entry that cannot be revived (corrupt, or naming a class other than a generation or an
-    AI message) is logged and is a miss.
+class _Entries(Connected):
+    """The constructor both LangChain classes share.
 
     Args:
         bucket: The bucket, when this object opens its own cache (then pass ``prefix`` and any
             other :class:`~s3cache.AsyncS3Cache` argument as keywords).
         cache: An existing :class:`~s3cache.AsyncS3Cache` or :class:`~s3cache.S3Cache` to use
             instead; it stays open when this object is closed.
-        ttl: Seconds (or a timedelta, at least 1 s) each entry lives; None: the cache's
+        ttl: Seconds (or a timedelta, at least 1 s) every entry lives; None: the cache's
             ``default_ttl``.
         **options: :class:`~s3cache.AsyncS3Cache`'s keyword arguments (with ``bucket`` only).
     """
@@ -91,12 +86,20 @@ class S3LLMCache(BaseCache):  # type: ignore[misc,unused-ignore]  # Any without 
         **options: Any,
     ) -> None:
         self._ttl = _format.normalize_ttl(ttl)
-        self._conn = connect("S3LLMCache", bucket, cache, options)
+        self._connect(bucket, cache, options)
 
-    @property
-    def cache(self) -> AsyncS3Cache:
-        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
-        return self._conn.core
+
+class S3LLMCache(_Entries, BaseCache):  # type: ignore[misc,unused-ignore]  # Any without langchain
+    """LangChain's LLM cache on S3: ``set_llm_cache(S3LLMCache("bucket", prefix="llm"))``.
+
+    An entry's key is ``langchain-llm/<sha256 of llm_string>/<sha256 of prompt>`` under the
+    cache's prefix; its body is the generations as ``langchain_core.load.dumps`` writes them.
+    An entry that cannot be revived (corrupt, or naming a class other than a generation or an
+    AI message) is logged and is a miss.
+
+    Takes ``bucket`` (or ``cache=``), ``ttl`` and AsyncS3Cache's keyword arguments, as every
+    s3cache integration does (documented on the shared constructor, ``_Entries``).
+    """
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The cached generations for ``prompt`` with this model configuration, or None."""
@@ -123,14 +126,6 @@ class S3LLMCache(BaseCache):  # type: ignore[misc,unused-ignore]  # Any without 
         """:meth:`clear` on the caller's event loop."""
         _no_options("aclear", kwargs)
         await self._conn.core.clear(LLM_CACHE_FOLDER + "/")
-
-    def close(self) -> None:
-        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
-        self._conn.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` on the caller's event loop."""
-        await self._conn.aclose()
 
     def _key(self, prompt: str, llm_string: str) -> str:
         if not isinstance(prompt, str) or not isinstance(llm_string, str):
@@ -172,7 +167,7 @@ def _no_options(method: str, kwargs: dict[str, Any]) -> None:
         raise TypeError(f"S3LLMCache.{method}() takes no options, got {', '.join(sorted(kwargs))}")
 
 
-class S3ByteStore(ByteStore):  # type: ignore[misc,unused-ignore]  # Any without langchain
+class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # Any without langchain
     """A LangChain ``ByteStore`` on S3, e.g. the ``document_embedding_cache`` of
     ``CacheBackedEmbeddings.from_bytes_store``.
 
@@ -182,31 +177,9 @@ class S3ByteStore(ByteStore):  # type: ignore[misc,unused-ignore]  # Any without
     string is a key and ``yield_keys`` returns it exactly. Batches run concurrently, bounded by
     the cache's ``max_concurrency``; ``mdelete`` looks each key up before deleting it.
 
-    Args:
-        bucket: The bucket, when this object opens its own cache (then pass ``prefix`` and any
-            other :class:`~s3cache.AsyncS3Cache` argument as keywords).
-        cache: An existing :class:`~s3cache.AsyncS3Cache` or :class:`~s3cache.S3Cache` to use
-            instead; it stays open when this object is closed.
-        ttl: Seconds (or a timedelta, at least 1 s) every entry lives; None: the cache's
-            ``default_ttl``.
-        **options: :class:`~s3cache.AsyncS3Cache`'s keyword arguments (with ``bucket`` only).
+    Takes ``bucket`` (or ``cache=``), ``ttl`` and AsyncS3Cache's keyword arguments, as every
+    s3cache integration does (documented on the shared constructor, ``_Entries``).
     """
-
-    def __init__(
-        self,
-        bucket: str | None = None,
-        *,
-        cache: AsyncS3Cache | S3Cache | None = None,
-        ttl: float | timedelta | None = None,
-        **options: Any,
-    ) -> None:
-        self._ttl = _format.normalize_ttl(ttl)
-        self._conn = connect("S3ByteStore", bucket, cache, options)
-
-    @property
-    def cache(self) -> AsyncS3Cache:
-        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
-        return self._conn.core
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """The value of each key, None where there is none (or it expired)."""
@@ -250,14 +223,6 @@ class S3ByteStore(ByteStore):  # type: ignore[misc,unused-ignore]  # Any without
                 key = _store_key(listed_key, prefix)
                 if key is not None:
                     yield key
-
-    def close(self) -> None:
-        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
-        self._conn.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` on the caller's event loop."""
-        await self._conn.aclose()
 
     def _key(self, key: str) -> str:
         return f"{BYTE_STORE_FOLDER}/{encode_segment(key)}"

@@ -12,7 +12,7 @@ from typing import Any, Final
 from s3cache._concurrency import gather
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
-from s3cache.integrations._connect import connect
+from s3cache.integrations._connect import Connected
 from s3cache.integrations._keys import encode_segment
 
 try:
@@ -35,7 +35,7 @@ _TAG_END: Final = b":"
 _ByTtl = dict[int | float | None, dict[str, bytes]]
 
 
-class S3NodeCache(BaseCache[Any]):  # type: ignore[misc,unused-ignore]  # Any without langgraph
+class S3NodeCache(Connected, BaseCache[Any]):  # type: ignore[misc,unused-ignore]  # Any without langgraph
     """LangGraph's node cache on S3: ``graph.compile(cache=S3NodeCache("bucket", prefix=...))``.
 
     A namespace is a folder: entry ``(("a", "b"), key)`` is ``langgraph-nodes/a/b/<key>`` under
@@ -63,12 +63,7 @@ class S3NodeCache(BaseCache[Any]):  # type: ignore[misc,unused-ignore]  # Any wi
         **options: Any,
     ) -> None:
         super().__init__(serde=serde)
-        self._conn = connect("S3NodeCache", bucket, cache, options)
-
-    @property
-    def cache(self) -> AsyncS3Cache:
-        """The :class:`~s3cache.AsyncS3Cache` holding the entries (stats, maintenance)."""
-        return self._conn.core
+        self._connect(bucket, cache, options)
 
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
         """The live entries among ``keys``, fetched concurrently."""
@@ -98,14 +93,6 @@ class S3NodeCache(BaseCache[Any]):  # type: ignore[misc,unused-ignore]  # Any wi
     async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """:meth:`clear` on the caller's event loop, the namespaces concurrently."""
         await gather(self._conn.core.clear(folder) for folder in _folders(namespaces))
-
-    def close(self) -> None:
-        """Close the cache if this object opened it (a ``cache=`` passed in stays open)."""
-        self._conn.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` on the caller's event loop."""
-        await self._conn.aclose()
 
     def _by_ttl(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> _ByTtl:
         groups: _ByTtl = {}

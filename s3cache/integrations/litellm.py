@@ -262,6 +262,8 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         return repr(self._core).replace("AsyncS3Cache(", "LiteLLMS3Cache(", 1)
 
 
+# A deliberate twin of LiteLLMS3Cache.__init__'s s3_* parameters: users and type checkers see
+# litellm's own signature here too.
 def enable(
     s3_bucket_name: str,
     *,

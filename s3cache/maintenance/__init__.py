@@ -10,7 +10,7 @@ They act on objects directly, as another process would: a :class:`~s3cache.Local
 same cache object is not consulted.
 """
 
-from s3cache.maintenance._doctor import CheckItem, CheckStatus, doctor
+from s3cache.maintenance._doctor import DoctorItem, DoctorStatus, doctor
 from s3cache.maintenance._lifecycle import (
     LifecycleRule,
     lifecycle_remove,
@@ -38,9 +38,9 @@ from s3cache.maintenance._scan import (
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_SAMPLE",
-    "CheckItem",
-    "CheckStatus",
     "ClearResult",
+    "DoctorItem",
+    "DoctorStatus",
     "Entry",
     "LifecycleRule",
     "PurgeResult",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 from s3cache import _format
@@ -24,20 +24,20 @@ from s3cache.errors import (
 )
 from s3cache.maintenance._lifecycle import lifecycle_rules
 
-__all__ = ["CLOCK_SKEW_WARN_S", "CheckItem", "CheckStatus", "doctor"]
+__all__ = ["CLOCK_SKEW_WARN_S", "DoctorItem", "DoctorStatus", "doctor"]
 
 #: Beyond this clock difference the doctor warns (TTLs use the server clock, signing does not).
 CLOCK_SKEW_WARN_S: Final = 30.0
 
-CheckStatus = Literal["pass", "fail", "warn", "skip"]
+DoctorStatus = Literal["pass", "fail", "warn", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
-class CheckItem:
+class DoctorItem:
     """One line of :func:`doctor`: what was checked, the verdict, and why."""
 
     name: str
-    status: CheckStatus
+    status: DoctorStatus
     detail: str
     required: bool = True
 
@@ -48,16 +48,11 @@ class CheckItem:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "detail": self.detail,
-            "required": self.required,
-        }
+        return asdict(self)
 
 
-def _optional(name: str, status: CheckStatus, detail: str) -> CheckItem:
-    return CheckItem(name, status, detail, required=False)
+def _optional(name: str, status: DoctorStatus, detail: str) -> DoctorItem:
+    return DoctorItem(name, status, detail, required=False)
 
 
 @dataclass(slots=True)
@@ -79,87 +74,87 @@ class _Visit:
         return self.cache.endpoint_url or "the default AWS endpoint"
 
 
-Step = Callable[[_Visit], Awaitable[list[CheckItem]]]
+Step = Callable[[_Visit], Awaitable[list[DoctorItem]]]
 
 _REACH: Final = ("endpoint reachable", "credentials accepted", "bucket exists")
 
 
-async def _reach(visit: _Visit) -> list[CheckItem]:
+async def _reach(visit: _Visit) -> list[DoctorItem]:
     """HeadBucket: the endpoint answers, accepts the credentials, and has the bucket."""
     answered = f"{visit.endpoint} answered"
-    accepted = CheckItem("credentials accepted", "pass", "signed requests are accepted")
+    accepted = DoctorItem("credentials accepted", "pass", "signed requests are accepted")
     started = time.perf_counter()
     try:
         await visit.cache.transport.head_bucket()
     except (EndpointUnreachableError, StoreTimeoutError) as exc:
-        return [CheckItem("endpoint reachable", "fail", str(exc))]
+        return [DoctorItem("endpoint reachable", "fail", str(exc))]
     except CredentialsError as exc:
         return [
-            CheckItem("endpoint reachable", "pass", answered),
-            CheckItem("credentials accepted", "fail", str(exc)),
+            DoctorItem("endpoint reachable", "pass", answered),
+            DoctorItem("credentials accepted", "fail", str(exc)),
         ]
     except BucketNotFoundError as exc:
-        reached = CheckItem("endpoint reachable", "pass", answered)
-        return [reached, accepted, CheckItem("bucket exists", "fail", str(exc))]
+        reached = DoctorItem("endpoint reachable", "pass", answered)
+        return [reached, accepted, DoctorItem("bucket exists", "fail", str(exc))]
     except AccessDeniedError as exc:  # HeadBucket needs s3:ListBucket; carry on to learn more
-        reached = CheckItem("endpoint reachable", "pass", answered)
+        reached = DoctorItem("endpoint reachable", "pass", answered)
         denied = _optional("bucket exists", "warn", f"HeadBucket denied, cannot tell: {exc}")
         return [reached, accepted, denied]
     except S3CacheError as exc:
-        return [CheckItem("endpoint reachable", "fail", str(exc))]
+        return [DoctorItem("endpoint reachable", "fail", str(exc))]
     ms = (time.perf_counter() - started) * 1000
     return [
-        CheckItem("endpoint reachable", "pass", f"{visit.endpoint} answered in {ms:.0f} ms"),
+        DoctorItem("endpoint reachable", "pass", f"{visit.endpoint} answered in {ms:.0f} ms"),
         accepted,
-        CheckItem("bucket exists", "pass", f"bucket {visit.cache.bucket!r}"),
+        DoctorItem("bucket exists", "pass", f"bucket {visit.cache.bucket!r}"),
     ]
 
 
-async def _list(visit: _Visit) -> list[CheckItem]:
+async def _list(visit: _Visit) -> list[DoctorItem]:
     try:
         await visit.cache.transport.list_page(visit.cache.prefix, None)
     except S3CacheError as exc:
-        return [CheckItem("list", "fail", str(exc))]
-    return [CheckItem("list", "pass", f"ListObjectsV2 under {visit.where}")]
+        return [DoctorItem("list", "fail", str(exc))]
+    return [DoctorItem("list", "pass", f"ListObjectsV2 under {visit.where}")]
 
 
-async def _put(visit: _Visit) -> list[CheckItem]:
+async def _put(visit: _Visit) -> list[DoctorItem]:
     probe, payload = _format.probe_entry(visit.cache.prefix, time.time())
     try:
         await visit.cache.transport.put(probe, payload)
     except S3CacheError as exc:
-        return [CheckItem("put", "fail", str(exc))]
+        return [DoctorItem("put", "fail", str(exc))]
     visit.probe, visit.payload = probe, payload
-    return [CheckItem("put", "pass", f"PutObject {probe!r}")]
+    return [DoctorItem("put", "pass", f"PutObject {probe!r}")]
 
 
-async def _get(visit: _Visit) -> list[CheckItem]:
+async def _get(visit: _Visit) -> list[DoctorItem]:
     assert visit.probe is not None
     assert visit.payload is not None
     try:
         found = await visit.cache.transport.get(visit.probe)
     except S3CacheError as exc:
-        return [CheckItem("get", "fail", str(exc))]
+        return [DoctorItem("get", "fail", str(exc))]
     if found is None or found[0] != visit.payload.body:
         detail = f"GetObject {visit.probe!r}: the probe just written did not read back"
-        return [CheckItem("get", "fail", detail)]
+        return [DoctorItem("get", "fail", detail)]
     date = found[1].get("date")
     visit.skew = time.time() - _format.parse_http_date(date) if date else None
-    return [CheckItem("get", "pass", "GetObject read the probe back")]
+    return [DoctorItem("get", "pass", "GetObject read the probe back")]
 
 
-async def _delete(visit: _Visit) -> list[CheckItem]:
+async def _delete(visit: _Visit) -> list[DoctorItem]:
     assert visit.probe is not None
     try:
         await visit.cache.transport.delete(visit.probe)
     except S3CacheError as exc:
         detail = f"{exc} (the probe expires in 60 s; purge-expired removes it)"
-        return [CheckItem("delete", "fail", detail)]
+        return [DoctorItem("delete", "fail", detail)]
     visit.probe = None
-    return [CheckItem("delete", "pass", "DeleteObject removed the probe")]
+    return [DoctorItem("delete", "pass", "DeleteObject removed the probe")]
 
 
-async def _conditional(visit: _Visit) -> list[CheckItem]:
+async def _conditional(visit: _Visit) -> list[DoctorItem]:
     try:
         honoured = await visit.cache.supports_conditional_writes()
     except S3CacheError as exc:
@@ -177,10 +172,10 @@ async def _conditional(visit: _Visit) -> list[CheckItem]:
     return [_optional("conditional writes", "warn", detail)]
 
 
-async def _clock(visit: _Visit) -> list[CheckItem]:
+async def _clock(visit: _Visit) -> list[DoctorItem]:
     if visit.skew is None:
         return [_optional("clock skew", "skip", "no Date header from the server")]
-    status: CheckStatus = "pass" if abs(visit.skew) <= CLOCK_SKEW_WARN_S else "warn"
+    status: DoctorStatus = "pass" if abs(visit.skew) <= CLOCK_SKEW_WARN_S else "warn"
     detail = (
         f"this machine is {visit.skew:+.1f} s from the server's Date (1 s resolution); "
         "TTLs are judged on the server's clock"
@@ -188,7 +183,7 @@ async def _clock(visit: _Visit) -> list[CheckItem]:
     return [_optional("clock skew", status, detail)]
 
 
-async def _lifecycle(visit: _Visit) -> list[CheckItem]:
+async def _lifecycle(visit: _Visit) -> list[DoctorItem]:
     try:
         rules = await lifecycle_rules(visit.cache)
     except S3CacheError as exc:
@@ -220,15 +215,15 @@ STEPS: Final[tuple[tuple[Step, tuple[str, ...]], ...]] = (
 )
 
 
-async def doctor(cache: AsyncS3Cache) -> list[CheckItem]:
-    """Check the store step by step, one :class:`CheckItem` each; never raises a store error.
+async def doctor(cache: AsyncS3Cache) -> list[DoctorItem]:
+    """Check the store step by step, one :class:`DoctorItem` each; never raises a store error.
 
     Required: endpoint reachable, credentials accepted, bucket exists, list, put, get, delete.
     Warnings only: conditional writes honoured, clock skew, a lifecycle rule present. The first
     required failure stops the run: the items after it are reported as skipped.
     """
     visit = _Visit(cache)
-    items: list[CheckItem] = []
+    items: list[DoctorItem] = []
     try:
         for index, (step, names) in enumerate(STEPS):
             found = await step(visit)
@@ -236,7 +231,7 @@ async def doctor(cache: AsyncS3Cache) -> list[CheckItem]:
             if any(item.failed for item in found):
                 left = [*names[len(found) :], *(n for _, ns in STEPS[index + 1 :] for n in ns)]
                 items.extend(
-                    CheckItem(n, "skip", "not checked: an earlier step failed") for n in left
+                    DoctorItem(n, "skip", "not checked: an earlier step failed") for n in left
                 )
                 break
     finally:

@@ -186,15 +186,8 @@ class StorageStats:
         return self.expired_inspected / self.inspected if self.inspected else None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "entries": self.entries,
-            "bytes": self.bytes,
-            "inspected": self.inspected,
-            "expired_inspected": self.expired_inspected,
-            "expired_share": self.expired_share,
-            "sampled": self.sampled,
-        }
+        """A JSON-ready dict, with the derived share and whether it was sampled."""
+        return {**asdict(self), "expired_share": self.expired_share, "sampled": self.sampled}
 
 
 async def storage_stats(
