@@ -264,7 +264,11 @@ class _LoopClient:
             connector_args=route.connector_args,
         )
         await wire.start()
-        await _open_http_session(client)
+        try:
+            await _open_http_session(client)
+        except BaseException:  # the deadline or a cancellation cut the opening short
+            await wire.close()
+            raise
         self.route = route
         return wire
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import pytest
 from botocore.config import Config
 
+import s3cache._transport
 from harness import miniserver
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
@@ -30,6 +31,7 @@ from s3cache import (
     ServerError,
     StoreTimeoutError,
 )
+from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
 from tests.faults.conftest import address
@@ -342,3 +344,27 @@ def test_each_loop_closes_its_wire_session(cache_kwargs: dict[str, Any]) -> None
     assert cache._transport._loops == {}
     asyncio.run(cache.close())
     gc.collect()
+
+
+async def test_a_deadline_during_the_first_request_leaves_no_session_open(
+    cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request opens the clients under its deadline; cut short there, the wire path's
+    aiohttp session must be closed, not left to the garbage collector."""
+    started: list[WireSession] = []
+    real_start = WireSession.start
+
+    async def tracked_start(self: WireSession) -> None:
+        started.append(self)
+        await real_start(self)
+
+    async def never(client: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(WireSession, "start", tracked_start)
+    monkeypatch.setattr(s3cache._transport, "_open_http_session", never)
+    async with AsyncS3Cache(**cache_kwargs, timeout=0.5, on_error="raise") as cache:
+        with pytest.raises(StoreTimeoutError):
+            await cache.get("k")
+    assert len(started) == 1
+    assert started[0]._session is None
