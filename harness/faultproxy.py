@@ -3,9 +3,10 @@
 :class:`FaultProxy` sits on a free loopback port in front of an S3 server (moto) and forwards
 requests one at a time per connection, so a fault can be switched on for the *next* request of
 every pooled keep-alive connection: refuse connections, accept and never answer, reset or
-truncate a response body, answer 500 InternalError or 503 SlowDown, hold responses back, or cut
-an upload in half. It runs its own event loop in a daemon thread, so sync and async callers
-alike can use it, and it counts every fault it injects (with timestamps, to prove backoff).
+truncate a response body, flip a bit of one in flight, answer 500 InternalError or 503
+SlowDown, hold responses back, or cut an upload in half. It runs its own event loop in a
+daemon thread, so sync and async callers alike can use it, and it counts every fault it
+injects (with timestamps, to prove backoff).
 
 Used by the reliability tests (``tests/test_faults.py`` …) and by ``python -m benchmarks.soak``.
 Importing this module has no side effects.
@@ -92,6 +93,7 @@ class Fault(enum.Enum):
     DELAY = "delay"  # forward, hold the response back for ``delay`` seconds
     HOLD = "hold"  # forward, read the whole response, hold it back until ``release()``
     CUT_UPLOAD = "cut_upload"  # forward the head and half the request body, then drop both sides
+    CORRUPT_BODY = "corrupt_body"  # forward, flip one bit in the middle of the response body
 
 
 _CANNED_FAULTS: Final = frozenset(
@@ -383,6 +385,8 @@ class FaultProxy:
                         else:
                             writer.close()
                         return
+                    if rule.fault is Fault.CORRUPT_BODY:
+                        body = _corrupt(body)
                     if rule.fault is Fault.DELAY:
                         await asyncio.sleep(rule.delay)
                     elif rule.fault is Fault.HOLD:
@@ -506,6 +510,14 @@ async def _read_body(
     if length is not None:
         return await reader.readexactly(int(length))
     return await reader.read() if until_eof else b""
+
+
+def _corrupt(body: bytes) -> bytes:
+    """``body`` with one bit flipped in its middle (same length: the framing stays valid)."""
+    if not body:
+        return body
+    middle = len(body) // 2
+    return body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
 
 
 def _canned(fault: Fault, method: str) -> bytes:

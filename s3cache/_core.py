@@ -15,6 +15,15 @@ from botocore.config import Config
 
 from s3cache import _fleet, _format, _options
 from s3cache._batch import DeleteResult
+from s3cache._bucket_options import (
+    BUCKET_ARGS,
+    BucketOptions,
+    Checksum,
+    RequestPayer,
+    ServerSideEncryption,
+    bucket_options,
+    encryption_in_use,
+)
 from s3cache._callkey import call_key
 from s3cache._concurrency import paced
 from s3cache._fleet import FleetLock
@@ -24,9 +33,11 @@ from s3cache._local import LocalLRU, LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
 from s3cache._transport import DEFAULT_TIMEOUT, Transport, client_config
 from s3cache.errors import (
+    AccessDeniedError,
     BatchError,
     CacheClosedError,
     CorruptEntryError,
+    EncryptionError,
     NotSupportedError,
     S3CacheError,
 )
@@ -63,7 +74,10 @@ _monotonic = time.monotonic
 
 @dataclass(frozen=True, slots=True)
 class CheckReport:
-    """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip."""
+    """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip.
+
+    ``encryption``: how the server says the probe entry was stored (``SSE-KMS, key ...``).
+    """
 
     bucket: str
     prefix: str
@@ -71,6 +85,7 @@ class CheckReport:
     latency_ms: float
     clock_skew_s: float | None
     conditional_writes: bool
+    encryption: str | None = None
 
 
 class _ErrorLog:
@@ -111,17 +126,17 @@ class AsyncS3Cache:
             ``:`` to ``/`` under it.
         region_name: The bucket's region (botocore's default chain when None).
         endpoint_url: An S3-compatible server (``http://localhost:9000``); None for AWS.
+        use_ssl: False for plain HTTP where the endpoint is not given as a URL.
+        verify: TLS verification: True, False, or a CA bundle path.
         aws_access_key_id: Static credentials, with ``aws_secret_access_key`` (and optionally
             ``aws_session_token``); None: botocore's credential chain (env, profile, IMDS...).
         aws_secret_access_key: See ``aws_access_key_id``.
         aws_session_token: See ``aws_access_key_id``.
-        api_version: Passed to ``create_client``.
-        use_ssl: False for plain HTTP where the endpoint is not given as a URL.
-        verify: TLS verification: True, False, or a CA bundle path.
-        config: A botocore ``Config`` merged over s3cache's defaults (standard retries, three
-            attempts; checksums only when required; a pool of ``max_concurrency``).
         session: An aiobotocore ``AioSession`` or aioboto3 ``Session`` to take credentials,
             profiles and event hooks from (default: a session of its own).
+        api_version: Passed to ``create_client``.
+        config: A botocore ``Config`` merged over s3cache's defaults (standard retries, three
+            attempts; checksums only when required; a pool of ``max_concurrency``).
         default_ttl: Seconds (or a ``timedelta``) for writes without a ttl; None: no expiry.
         max_concurrency: Requests in flight at most, per event loop (also the pool size).
         timeout: Each operation's deadline in seconds, waiting for a slot included.
@@ -136,6 +151,28 @@ class AsyncS3Cache:
         fast_path: True (the default) sends object gets, heads, puts and deletes over aiohttp
             with s3cache's own SigV4 signer where that is equivalent to aiobotocore; False
             sends every request through aiobotocore (botocore event hooks, Stubber, tracing).
+        sse: Server-side encryption of PUTs: None (the bucket's default), ``"AES256"``
+            (SSE-S3), ``"aws:kms"`` (SSE-KMS) or ``"aws:kms:dsse"`` (DSSE-KMS).
+        sse_kms_key_id: The KMS key (id, ARN or alias) of a KMS mode; None: AWS's ``aws/s3``
+            key. A key id without a KMS mode is a ValueError.
+        sse_bucket_key_enabled: True or False turns S3 Bucket Keys on or off for KMS PUTs
+            (fewer KMS calls); None leaves the bucket's setting. Only with a KMS mode.
+        sse_customer_key: 32 bytes for SSE-C; the key and its MD5 go on every PUT, GET and
+            HEAD. Never shown in ``repr``, logs, errors or stats. Not with ``sse``.
+        expected_bucket_owner: A 12-digit account id, sent as ``x-amz-expected-bucket-owner``
+            on every request: a bucket of another account is refused (``BucketOwnerError``).
+        checksum: None (checksums only where S3 requires them), ``"crc32"``, ``"crc32c"``,
+            ``"sha256"`` or ``"crc64nvme"`` (the last two with ``awscrt``): each PUT carries
+            the body's checksum for the server to verify; each GET verifies the one it gets
+            back (``ChecksumMismatchError``, a ``CorruptEntryError``: a miss when logging).
+        storage_class: The S3 storage class of PUTs (``"STANDARD_IA"``...; the archive classes
+            GLACIER and DEEP_ARCHIVE are refused: entries there could not be read).
+        request_payer: ``"requester"`` for requester-pays buckets, on every request.
+
+    The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
+    every request that takes them, on the wire path and through aiobotocore alike. An S3
+    Express One Zone directory bucket (``<name>--<zone id>--x-s3``) is recognised by its name;
+    its requests go through aiobotocore, which signs them with CreateSession credentials.
     """
 
     def __init__(
@@ -145,14 +182,14 @@ class AsyncS3Cache:
         prefix: str = "",
         region_name: str | None = None,
         endpoint_url: str | None = None,
+        use_ssl: bool = True,
+        verify: bool | str | None = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
-        api_version: str | None = None,
-        use_ssl: bool = True,
-        verify: bool | str | None = None,
-        config: Config | None = None,
         session: Any = None,
+        api_version: str | None = None,
+        config: Config | None = None,
         default_ttl: float | timedelta | None = None,
         max_concurrency: int = 64,
         timeout: float = DEFAULT_TIMEOUT,
@@ -163,6 +200,14 @@ class AsyncS3Cache:
         compression: Compression | None = None,
         compression_threshold: int = 1024,
         fast_path: bool = True,
+        sse: ServerSideEncryption | None = None,
+        sse_kms_key_id: str | None = None,
+        sse_bucket_key_enabled: bool | None = None,
+        sse_customer_key: bytes | None = None,
+        expected_bucket_owner: str | None = None,
+        checksum: Checksum | None = None,
+        storage_class: str | None = None,
+        request_payer: RequestPayer | None = None,
     ) -> None:
         """Validate every argument, keep the settings, build the parts (see the class)."""
         _options.check_bucket(bucket)
@@ -173,6 +218,7 @@ class AsyncS3Cache:
             aws_access_key_id, aws_secret_access_key, aws_session_token, session
         )
         _options.check_extensions(serializer, local, observer, fast_path)
+        options = bucket_options(bucket, **{n: a for n, a in locals().items() if n in BUCKET_ARGS})
 
         self._bucket = bucket
         self._prefix = _format.normalize_prefix(prefix)
@@ -186,18 +232,9 @@ class AsyncS3Cache:
         self._counters = Counters()
         self._log_error = _ErrorLog()
         self._local = LocalLRU(local) if local is not None else None
-        self._reads = Flights()
-        self._fills = Flights()
+        self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
         self._conditional_writes: bool | None = None
-        self._transport = Transport(
-            bucket=bucket,
-            client_kwargs={name: arg for name, arg in locals().items() if name in _CLIENT_ARGS},
-            config=client_config(max_concurrency, config),
-            session=session,
-            max_concurrency=max_concurrency,
-            timeout=float(timeout),
-            fast_path=fast_path,
-        )
+        self._transport = _new_transport(bucket, options, locals())
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -701,7 +738,7 @@ class AsyncS3Cache:
         probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
         transport = self._transport
-        await transport.put(probe, payload, botocore=True)
+        await self._put_probe(probe, payload)
         try:
             found = await transport.get(probe, botocore=True)
             latency_ms = (time.perf_counter() - started) * 1000 / 2
@@ -720,7 +757,20 @@ class AsyncS3Cache:
             latency_ms=latency_ms,
             clock_skew_s=skew,
             conditional_writes=conditional,
+            encryption=encryption_in_use(found[1]),
         )
+
+    async def _put_probe(self, probe: str, payload: _format.Payload) -> None:
+        """PUT ``probe`` through aiobotocore; when refused, name the encryption the bucket policy
+        requires, if it says (:class:`EncryptionError`)."""
+        transport = self._transport
+        try:
+            await transport.put(probe, payload, botocore=True)
+        except AccessDeniedError as exc:
+            required = await transport.required_encryption()
+            if required is None:
+                raise
+            raise EncryptionError(f"{exc}; {required}") from exc
 
     async def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
@@ -855,3 +905,17 @@ class AsyncS3Cache:
     ) -> list[R | S3CacheError]:
         """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
         return await paced(func, items, self._transport.max_concurrency)
+
+
+def _new_transport(bucket: str, options: BucketOptions, arguments: Mapping[str, Any]) -> Transport:
+    """The transport for the constructor's validated ``arguments`` (its ``locals()``)."""
+    return Transport(
+        bucket=bucket,
+        client_kwargs={name: arguments[name] for name in _CLIENT_ARGS},
+        config=client_config(arguments["max_concurrency"], arguments["config"]),
+        session=arguments["session"],
+        max_concurrency=arguments["max_concurrency"],
+        timeout=float(arguments["timeout"]),
+        fast_path=arguments["fast_path"],
+        options=options,
+    )

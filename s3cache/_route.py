@@ -29,6 +29,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.hooks import first_non_none_response
 from yarl import URL
 
+from s3cache._bucket_options import is_directory_bucket
 from s3cache._sigv4 import EMPTY_SHA256, AmzDate, CredentialSet, Signer, quote_key, signed_host
 
 __all__ = ["OPERATIONS", "Route", "plan_route"]
@@ -143,6 +144,8 @@ class Route:
                 out[header] = _rfc822(value)
             elif kind == "string":
                 out[header] = value
+            elif kind == "boolean" and isinstance(value, bool):
+                out[header] = "true" if value else "false"
             else:
                 return None
         for value in out.values():
@@ -244,6 +247,11 @@ async def plan_route(client: Any, bucket: str, max_concurrency: int) -> Route:
 
 
 async def _plan(client: Any, bucket: str, max_concurrency: int) -> Route:
+    if is_directory_bucket(bucket):
+        raise Ineligible(
+            "an S3 Express directory bucket: its requests are signed with session credentials "
+            "from CreateSession, which aiobotocore manages"
+        )
     config = client.meta.config
     _check_config(config)
     moto = _check_hooks(client)
@@ -385,6 +393,8 @@ def _header_plan(model: Any) -> dict[str, tuple[str, str]]:
             and not shape.serialization.get("jsonvalue")
         ):
             plan[name] = (header.lower(), "string")
+        elif location == "header" and shape.type_name == "boolean":
+            plan[name] = (header.lower(), "boolean")
     return plan
 
 

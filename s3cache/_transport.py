@@ -27,6 +27,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
+    FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
@@ -36,14 +37,18 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from s3cache._bucket_options import BucketOptions, checksum_mismatch
 from s3cache._concurrency import paced
 from s3cache._format import Payload
+from s3cache._policy import required_encryption
+from s3cache._refusal import explain
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CacheClosedError,
+    ChecksumMismatchError,
     CredentialsError,
     EndpointUnreachableError,
     NotSupportedError,
@@ -79,6 +84,21 @@ _CREDENTIAL_CODES: Final = frozenset(
     }
 )
 _PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412"})
+#: The operations the transport sends, each with its parameters from the options.
+_OPERATIONS: Final = (
+    "GetObject",
+    "HeadObject",
+    "PutObject",
+    "DeleteObject",
+    "DeleteObjects",
+    "ListObjectsV2",
+    "HeadBucket",
+    "GetBucketLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration",
+    "DeleteBucketLifecycle",
+    "GetBucketPolicy",
+)
+_NO_OPTIONS: Final = BucketOptions()
 _CONNECTION_ERRORS: Final = (
     BotoConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError, proxies
     HTTPClientError,  # ConnectionClosedError, ResponseStreamingError, ...
@@ -324,6 +344,7 @@ class Transport:
         max_concurrency: int,
         timeout: float,
         fast_path: bool = True,
+        options: BucketOptions | None = None,
     ) -> None:
         self.bucket = bucket
         self.timeout = timeout
@@ -336,6 +357,11 @@ class Transport:
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._pid = os.getpid()
         self.closed = False
+        #: Encryption, owner, checksum, storage class and payer options, validated.
+        self.options = options = options if options is not None else BucketOptions()
+        self._params = {op: options.params(op) for op in _OPERATIONS}
+        self._checksum = options.checksummer()  # body -> checksum parameters of a PUT
+        self._verify = options.checksum is not None  # GETs ask for the checksum: check it
 
     def new_client(self) -> Any:
         """A fresh client context manager (AioSession or aioboto3 Session alike)."""
@@ -388,7 +414,7 @@ class Transport:
         except Exception as exc:
             if self.closed and not isinstance(exc, TimeoutError):  # its client closed under it
                 raise CacheClosedError(f"{op} {key!r}: the cache was closed meanwhile") from exc
-            raise translate(exc, op, key, self.timeout) from exc
+            raise translate(exc, op, key, self.timeout, self.options) from exc
         finally:
             loop_client.leave()
 
@@ -453,27 +479,33 @@ class Transport:
     # -- the object operations: one place for each request's parameters --------------------
 
     def object_params(self, op: str) -> dict[str, Any]:
-        """Parameters every request of ``op`` carries beyond bucket and key (none yet): the one
-        place both paths take them from, so options that add headers apply to both."""
-        return {}
+        """Parameters every request of ``op`` carries beyond bucket and key (encryption, bucket
+        owner, requester pays, checksum mode: see :mod:`s3cache._options`), computed once: the
+        one place both paths take them from, so options that add headers apply to both."""
+        return dict(self._params[op])
 
     def put_params(self, payload: Payload, if_absent: bool, if_match: str | None) -> dict[str, Any]:
         """The PutObject parameters of an entry, besides Bucket, Key and Body."""
         params = self.object_params("PutObject")
         params["ContentType"] = payload.content_type
-        if payload.metadata:
-            params["Metadata"] = payload.metadata
-        if payload.expires is not None:
-            params["Expires"] = payload.expires
-        if payload.cache_control is not None:
-            params["CacheControl"] = payload.cache_control
-        if payload.content_encoding is not None:
-            params["ContentEncoding"] = payload.content_encoding
+        params.update((name, v) for field, name in _ENTRY_FIELDS if (v := getattr(payload, field)))
         if if_absent:
             params["IfNoneMatch"] = "*"
         if if_match is not None:
             params["IfMatch"] = if_match
+        if self._checksum is not None:
+            params.update(self._checksum(payload.body))
         return params
+
+    def _checked(self, key: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """Raise :class:`ChecksumMismatchError` when ``body`` does not match the checksum the
+        server returned with it (GETs ask for one with ``checksum=``)."""
+        wrong = checksum_mismatch(body, headers)
+        if wrong is not None:
+            raise ChecksumMismatchError(
+                f"GetObject {key!r}: checksum mismatch: {wrong}; the body was damaged in "
+                "transit or at rest"
+            )
 
     async def get(
         self, key: str, *, botocore: bool = False
@@ -487,6 +519,8 @@ class Transport:
         async def wire(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
             reply = await self._exchange(lc, "GetObject", key, params)
             if reply.status < 300:
+                if self._verify:
+                    self._checked(key, reply.body, reply.headers)
                 return reply.body, reply.headers
             if reply.status == 404 and error_code(reply) in _MISSING_CODES:
                 return None
@@ -501,7 +535,10 @@ class Transport:
                 raise
             async with resp["Body"] as stream:
                 body: bytes = await stream.read()
-            return body, resp["ResponseMetadata"]["HTTPHeaders"]
+            headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
+            if self._verify:
+                self._checked(key, body, headers)
+            return body, headers
 
         return await self._call("GetObject", key, None if botocore else wire, boto)
 
@@ -592,7 +629,9 @@ class Transport:
         request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
 
         async def boto(lc: _LoopClient) -> Any:
-            return await lc.client.delete_objects(Bucket=self.bucket, Delete=request)
+            return await lc.client.delete_objects(
+                Bucket=self.bucket, Delete=request, **self._params["DeleteObjects"]
+            )
 
         resp = await self._call("DeleteObjects", keys[0], None, boto)
         failed: dict[str, S3CacheError] = {}
@@ -632,7 +671,11 @@ class Transport:
         self, prefix: str, token: str | None
     ) -> tuple[list[ListedObject], str | None]:
         """One page (up to 1,000 objects) under ``prefix``, and the token of the next."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": prefix,
+            **self._params["ListObjectsV2"],
+        }
         if token is not None:
             params["ContinuationToken"] = token
 
@@ -666,14 +709,15 @@ class Transport:
 
         async def boto(lc: _LoopClient) -> Mapping[str, str]:
             try:
-                resp = await lc.client.head_bucket(Bucket=self.bucket)
+                resp = await lc.client.head_bucket(Bucket=self.bucket, **self._params["HeadBucket"])
             except ClientError as exc:
                 if _code(exc) in _MISSING_CODES or _code(exc) in _BUCKET_CODES:
                     raise BucketNotFoundError(
                         f"HeadBucket {self.bucket!r}: no such bucket on this endpoint"
                     ) from exc
                 if _is_bodyless_403(exc):
-                    await _explain_403(lc.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1))
+                    listing = {**self._params["ListObjectsV2"], "MaxKeys": 1}
+                    await _explain_403(lc.client.list_objects_v2(Bucket=self.bucket, **listing))
                 raise
             headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
             return headers
@@ -686,7 +730,9 @@ class Transport:
 
         async def boto(lc: _LoopClient) -> list[dict[str, Any]]:
             try:
-                resp = await lc.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+                resp = await lc.client.get_bucket_lifecycle_configuration(
+                    Bucket=self.bucket, **self._params[op]
+                )
             except ClientError as exc:
                 if _code(exc) == "NoSuchLifecycleConfiguration":
                     return []
@@ -703,7 +749,9 @@ class Transport:
         async def boto(lc: _LoopClient) -> None:
             try:
                 await lc.client.put_bucket_lifecycle_configuration(
-                    Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
+                    Bucket=self.bucket,
+                    LifecycleConfiguration={"Rules": rules},
+                    **self._params[op],
                 )
             except ClientError as exc:
                 _raise_if_unsupported(exc, op)
@@ -717,12 +765,37 @@ class Transport:
 
         async def boto(lc: _LoopClient) -> None:
             try:
-                await lc.client.delete_bucket_lifecycle(Bucket=self.bucket)
+                await lc.client.delete_bucket_lifecycle(Bucket=self.bucket, **self._params[op])
             except ClientError as exc:
                 _raise_if_unsupported(exc, op)
                 raise
 
         await self._call(op, self.bucket, None, boto)
+
+    async def get_bucket_policy(self) -> str | None:
+        """The bucket policy's JSON text, None when the bucket has none (raises when denied)."""
+        op = "GetBucketPolicy"
+
+        async def boto(lc: _LoopClient) -> str | None:
+            try:
+                resp = await lc.client.get_bucket_policy(Bucket=self.bucket, **self._params[op])
+            except ClientError as exc:
+                if _code(exc) == "NoSuchBucketPolicy":
+                    return None
+                _raise_if_unsupported(exc, op)
+                raise
+            return str(resp.get("Policy") or "") or None
+
+        return await self._call(op, self.bucket, None, boto)
+
+    async def required_encryption(self) -> str | None:
+        """What encryption the bucket policy requires of PutObject, in words with the options to
+        set; None when it requires none, or cannot be read (s3:GetBucketPolicy)."""
+        try:
+            policy = await self.get_bucket_policy()
+        except S3CacheError:
+            return None
+        return required_encryption(policy) if policy else None
 
 
 def _new_session() -> AioSession:
@@ -746,6 +819,13 @@ def _identity(value: str) -> str:
     return value
 
 
+#: An entry's optional PutObject parameters, sent when set: (payload attribute, parameter).
+_ENTRY_FIELDS: Final = (
+    ("metadata", "Metadata"),
+    ("expires", "Expires"),
+    ("cache_control", "CacheControl"),
+    ("content_encoding", "ContentEncoding"),
+)
 #: Error kinds of a DeleteObjects refused as a whole that single deletes may get past: 400s about
 #: the request (``other``: Ceph's answer to an XML body it cannot parse) and 5xx (moto's).
 _REFUSED_BATCH: Final = frozenset({"other", "server"})
@@ -791,13 +871,33 @@ def _class_for_code(code: str, status: int) -> type[S3CacheError]:
     return S3CacheError
 
 
-def translate(exc: BaseException, op: str, key: str, timeout: float) -> S3CacheError:
-    """The :class:`S3CacheError` for a failure; its message names no credentials and no values."""
+def translate(
+    exc: BaseException,
+    op: str,
+    key: str,
+    timeout: float,
+    options: BucketOptions | None = None,
+) -> S3CacheError:
+    """The :class:`S3CacheError` for a failure; its message names no credentials and no values,
+    and, for refusals the options can cause, the likely cause (:mod:`s3cache._refusal`)."""
     where = f"{op} {key!r}"
     if isinstance(exc, ClientError):
         code = _code(exc) or "?"
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return _class_for_code(code, status)(f"{where}: {code} (HTTP {status or '?'})")
+        cls = _class_for_code(code, status)
+        text = f"{where}: {code} (HTTP {status or '?'})"
+        if cls is AccessDeniedError or cls is S3CacheError:
+            message = str(exc.response.get("Error", {}).get("Message") or "")
+            explained = explain(options or _NO_OPTIONS, op, code, status, message)
+            if explained is not None:
+                cls, hint = explained
+                text = f"{text}: {hint}"
+        return cls(text)
+    if isinstance(exc, FlexibleChecksumError):  # botocore's own check of a GET's checksum
+        return ChecksumMismatchError(
+            f"{where}: checksum mismatch ({_short(exc)}); the body was damaged in transit or "
+            "at rest"
+        )
     if isinstance(exc, (TimeoutError, ReadTimeoutError)):
         return StoreTimeoutError(f"{where}: no answer within the {timeout:g} s deadline")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):

@@ -13,9 +13,12 @@ __all__ = [
     "AccessDeniedError",
     "BatchError",
     "BucketNotFoundError",
+    "BucketOwnerError",
     "CacheClosedError",
+    "ChecksumMismatchError",
     "CorruptEntryError",
     "CredentialsError",
+    "EncryptionError",
     "EndpointUnreachableError",
     "LockNotAcquiredError",
     "NotSupportedError",
@@ -58,6 +61,21 @@ class AccessDeniedError(S3CacheError, PermissionError):
     kind = "access_denied"
 
 
+class EncryptionError(AccessDeniedError):
+    """Refused over server-side encryption: the SSE-C key is not the one the entry was written
+    with (or the entry has none, or another kind), the KMS key cannot be used, or a bucket policy
+    requires encryption headers that were not sent. The message names the likely cause."""
+
+    kind = "encryption"
+
+
+class BucketOwnerError(AccessDeniedError):
+    """Refused while ``expected_bucket_owner`` was sent: the bucket may belong to another account
+    (deleted and re-created under it); nothing was read from it or written to it."""
+
+    kind = "bucket_owner"
+
+
 class CredentialsError(S3CacheError):
     """No credentials were found, or the server rejected them (bad key, bad signature, expired)."""
 
@@ -74,6 +92,13 @@ class CorruptEntryError(S3CacheError):
     """A stored body could not be decoded; it is treated as a miss."""
 
     kind = "corrupt"
+
+
+class ChecksumMismatchError(CorruptEntryError):
+    """The body's checksum is not the one the server holds for it (``checksum=``): damaged in
+    transit or at rest. A read treats it as a miss; a write refused for it stored nothing."""
+
+    kind = "checksum"
 
 
 class CacheClosedError(S3CacheError, RuntimeError):

@@ -117,6 +117,7 @@ class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
 
     status = 403
     code = "AccessDenied"
+    message = "canned"
     requests = 0
 
     def _answer(self) -> None:
@@ -124,7 +125,7 @@ class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True  # like S3, answer without reading (or awaiting) a body
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>'
-            f"<Error><Code>{self.code}</Code><Message>canned</Message></Error>"
+            f"<Error><Code>{self.code}</Code><Message>{self.message}</Message></Error>"
         ).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/xml")
@@ -140,13 +141,14 @@ class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def canned_error_server() -> Iterator[Callable[[int, str], str]]:
+def canned_error_server() -> Iterator[Callable[..., str]]:
     """Start HTTP servers that answer every request with one S3 error; returns their URLs."""
     servers: list[http.server.ThreadingHTTPServer] = []
     threads: list[threading.Thread] = []
 
-    def start(status: int, code: str) -> str:
-        handler = type("Handler", (_CannedS3Handler,), {"status": status, "code": code})
+    def start(status: int, code: str, message: str = "canned") -> str:
+        attributes = {"status": status, "code": code, "message": message}
+        handler = type("Handler", (_CannedS3Handler,), attributes)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

@@ -609,3 +609,98 @@ def test_check_fails_credentials_a_server_rejects(
     assert "FAIL  credentials accepted" in out
     assert "PASS  credentials" not in out
     assert "SignatureDoesNotMatch" in out
+
+
+# -- company-bucket options ---------------------------------------------------------------------
+
+BUCKET_FLAGS = [
+    "--sse",
+    "aws:kms",
+    "--sse-kms-key-id",
+    "alias/cache",
+    "--sse-bucket-key-enabled",
+    "false",
+    "--expected-bucket-owner",
+    "111122223333",
+    "--checksum",
+    "crc32c",
+    "--storage-class",
+    "STANDARD_IA",
+    "--request-payer",
+    "requester",
+]
+BUCKET_ENV = {
+    "S3CACHE_SSE": "aws:kms",
+    "S3CACHE_SSE_KMS_KEY_ID": "alias/cache",
+    "S3CACHE_SSE_BUCKET_KEY_ENABLED": "false",
+    "S3CACHE_EXPECTED_BUCKET_OWNER": "111122223333",
+    "S3CACHE_CHECKSUM": "crc32c",
+    "S3CACHE_STORAGE_CLASS": "STANDARD_IA",
+    "S3CACHE_REQUEST_PAYER": "requester",
+}
+SSE_C_KEY = bytes(range(32))
+
+
+def _options_of(argv: list[str]) -> Any:
+    args = cli.build_parser().parse_args(argv)
+    return cli._prepare(args).transport.options
+
+
+@pytest.mark.parametrize("where", ["flags", "environment", "flags after the command"])
+def test_company_bucket_options_from_flags_or_environment(
+    env: str, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    if where == "environment":
+        for name, value in BUCKET_ENV.items():
+            monkeypatch.setenv(name, value)
+        argv = ["ls"]
+    elif where == "flags":
+        argv = [*BUCKET_FLAGS, "ls"]
+    else:
+        argv = ["ls", *BUCKET_FLAGS]
+    options = _options_of(argv)
+    assert (options.sse, options.sse_kms_key_id, options.sse_bucket_key_enabled) == (
+        "aws:kms",
+        "alias/cache",
+        False,
+    )
+    assert options.expected_bucket_owner == "111122223333"
+    assert (options.checksum, options.storage_class) == ("crc32c", "STANDARD_IA")
+    assert options.request_payer == "requester"
+    assert options.sse_customer_key is None
+
+
+def test_the_customer_key_comes_in_base64_and_is_never_echoed(
+    run: Run, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded = base64.b64encode(SSE_C_KEY).decode()
+    assert _options_of(["--sse-customer-key", encoded, "ls"]).sse_customer_key == SSE_C_KEY
+    monkeypatch.setenv("S3CACHE_SSE_CUSTOMER_KEY", encoded)
+    assert _options_of(["ls"]).sse_customer_key == SSE_C_KEY
+    status, _, err = run("--sse-customer-key", "not*base64", "ls")
+    assert status == 2
+    assert "not valid base64" in err
+    assert "not*base64" not in err
+    short = base64.b64encode(b"short key").decode()
+    status, _, err = run("--sse-customer-key", short, "ls")
+    assert status == 2
+    assert "32 bytes" in one_line(err)
+    assert short not in err
+
+
+def test_a_key_id_without_kms_is_a_usage_error(run: Run) -> None:
+    status, _, err = run("--sse", "AES256", "--sse-kms-key-id", "alias/k", "ls")
+    assert status == 2
+    assert "sse_kms_key_id goes with sse='aws:kms'" in one_line(err)
+
+
+def test_check_reports_the_encryption(run: Run, s3: Any, env: str) -> None:
+    status, out, _ = run("check", "--plain", "--sse", "AES256", "--checksum", "sha256")
+    assert status == 0, out
+    (line,) = [line for line in out.splitlines() if " encryption " in line]
+    assert line.startswith("PASS")
+    assert "entries are stored with SSE-S3 (AES256)" in line
+    assert "this cache asks for SSE-S3 (AES256)" in line
+    status, out, _ = run("check", "--json")
+    (item,) = [i for i in json.loads(out)["items"] if i["name"] == "encryption"]
+    assert "none requested (the bucket's default encryption applies)" in item["detail"]

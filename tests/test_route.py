@@ -102,7 +102,7 @@ FALLBACKS = [
     ({"config": Config(signature_version="s3")}, "signature version"),
     ({"config": Config(signature_version=UNSIGNED)}, "signature version"),
     ({"config": Config(proxies={"https": "http://127.0.0.1:3128"})}, "proxy"),
-    ({"bucket": "my-bucket--usw2-az1--x-s3", "region_name": "us-west-2"}, "signature version"),
+    ({"bucket": "my-bucket--usw2-az1--x-s3", "region_name": "us-west-2"}, "directory bucket"),
 ]
 
 
@@ -199,3 +199,43 @@ async def test_check_goes_through_aiobotocore(
         assert cache._transport._loops[asyncio.get_running_loop()].route is not None
     assert [h.method for h in proxy.heads] == ["PUT", "GET", "PUT", "DELETE"]
     assert all("amz-sdk-invocation-id" in h.headers for h in proxy.heads)
+
+
+# -- the options' parameters, serialised as botocore serialises them --------------------------
+
+OPTION_SETS: list[dict[str, Any]] = [
+    {
+        "sse": "aws:kms",
+        "sse_kms_key_id": "arn:aws:kms:us-east-1:111122223333:key/1",
+        "sse_bucket_key_enabled": False,
+        "expected_bucket_owner": "111122223333",
+        "request_payer": "requester",
+        "storage_class": "INTELLIGENT_TIERING",
+        "checksum": "crc32c",
+    },
+    {"sse": "aws:kms:dsse", "sse_bucket_key_enabled": True, "checksum": "crc64nvme"},
+    {"sse_customer_key": bytes(range(32)), "checksum": "sha256", "sse": None},
+]
+
+
+@pytest.mark.parametrize("options", OPTION_SETS, ids=["kms", "dsse", "sse-c"])
+async def test_option_headers_are_botocores(options: dict[str, Any]) -> None:
+    """For every object operation: the headers the wire path sends for the options'
+    parameters are those botocore's serialiser and handlers produce, name for name."""
+    transport = AsyncS3Cache("my-bucket", **options)._transport
+    async with client(endpoint_url="http://127.0.0.1:9000") as c:
+        route = await plan_route(c, "my-bucket", 64)
+        for op in ("GetObject", "HeadObject", "PutObject", "DeleteObject"):
+            params = transport.object_params(op)
+            if op == "PutObject":
+                params.update(transport._checksum(b"body") if transport._checksum else {})
+            ours = route.headers(route.operations[op], params)
+            assert ours is not None, op
+            model = c.meta.service_model.operation_model(op)
+            request = c._serializer.serialize_to_request(
+                {"Bucket": "my-bucket", "Key": "k", **params}, model
+            )
+            theirs = {k.lower(): v for k, v in request["headers"].items()}
+            assert {k: v for k, v in ours.items() if k != "host"} == theirs, op
+            if params:
+                assert theirs, op

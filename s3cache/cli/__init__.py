@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from s3cache import maintenance
+from s3cache._bucket_options import BUCKET_ARGS, CHECKSUMS, SSE_MODES, STORAGE_CLASSES
 from s3cache._core import AsyncS3Cache
 from s3cache.cli._commands import (
     COMMANDS,
@@ -27,8 +28,10 @@ from s3cache.cli._commands import (
     Arg,
     Spec,
     UsageError,
+    base64_key,
     positive_int,
     seconds,
+    true_or_false,
 )
 from s3cache.cli._ui import UI, where
 from s3cache.errors import NotSupportedError, S3CacheError
@@ -47,6 +50,9 @@ environment:
   S3CACHE_BUCKET, S3CACHE_PREFIX, S3CACHE_ENDPOINT_URL   defaults for --bucket, --prefix,
                                                          --endpoint-url
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_DEFAULT_REGION, ...
+  S3CACHE_SSE, S3CACHE_SSE_KMS_KEY_ID, S3CACHE_SSE_BUCKET_KEY_ENABLED,
+  S3CACHE_SSE_CUSTOMER_KEY, S3CACHE_EXPECTED_BUCKET_OWNER, S3CACHE_CHECKSUM,
+  S3CACHE_STORAGE_CLASS, S3CACHE_REQUEST_PAYER           defaults for the company-bucket options
   S3CACHE_PLAIN=1                                        plain output even when rich is installed
 
 exit status:
@@ -103,6 +109,7 @@ def _store_options() -> tuple[Arg, ...]:
                 "help": "requests in flight at most (default 32)",
             },
         ),
+        *_bucket_options(),
         Arg(
             ("--json",),
             {"action": "store_true", "default": False, "help": "machine-readable JSON output"},
@@ -117,6 +124,35 @@ def _store_options() -> tuple[Arg, ...]:
         ),
         Arg(("--debug",), {"action": "store_true", "default": False, "help": "show tracebacks"}),
     )
+
+
+def _from_env(flag: str, help_text: str, **options: Any) -> Arg:
+    """An option whose default is the environment variable named after it (``--sse`` reads
+    ``S3CACHE_SSE``), named in its help."""
+    variable = "S3CACHE_" + flag.lstrip("-").replace("-", "_").upper()
+    default = os.environ.get(variable) or None
+    return Arg((flag,), {"default": default, "help": f"{help_text} (${variable})", **options})
+
+
+def _bucket_options() -> tuple[Arg, ...]:
+    """The company-bucket options (encryption, owner, checksum, class, payer)."""
+    return (
+        _from_env("--sse", "server-side encryption of writes (default: the bucket's)",
+                  choices=SSE_MODES),
+        _from_env("--sse-kms-key-id", "KMS key id, ARN or alias for --sse aws:kms",
+                  metavar="KEY"),
+        _from_env("--sse-bucket-key-enabled", "S3 Bucket Keys for KMS writes",
+                  type=true_or_false, metavar="true|false"),
+        _from_env("--sse-customer-key", "SSE-C key: 32 bytes, base64 (prefer the variable: "
+                  "a flag shows in the process list)", type=base64_key, metavar="BASE64"),
+        _from_env("--expected-bucket-owner", "refuse a bucket of another account",
+                  metavar="ACCOUNT"),
+        _from_env("--checksum", "checksum sent with writes, verified on reads",
+                  choices=CHECKSUMS),
+        _from_env("--storage-class", "storage class of writes, e.g. STANDARD_IA",
+                  choices=sorted(STORAGE_CLASSES), metavar="CLASS"),
+        _from_env("--request-payer", "for requester-pays buckets", choices=("requester",)),
+    )  # fmt: skip
 
 
 def _add_store_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
@@ -214,6 +250,7 @@ def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
             timeout=args.timeout,
             max_concurrency=args.concurrency,
             on_error="raise",
+            **{name: getattr(args, name) for name in BUCKET_ARGS},
         )
         if spec.check is not None:
             spec.check(cache, args)

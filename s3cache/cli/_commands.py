@@ -28,8 +28,10 @@ __all__ = [
     "Arg",
     "Spec",
     "UsageError",
+    "base64_key",
     "positive_int",
     "seconds",
+    "true_or_false",
 ]
 
 EXIT_OK: Final = 0
@@ -109,6 +111,24 @@ def seconds(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def true_or_false(text: str) -> bool:
+    """An argparse type: ``true`` or ``false`` (also 1/0, yes/no, on/off)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+
+
+def base64_key(text: str) -> bytes:
+    """An argparse type: a base64-encoded key. The error never repeats the value (a secret)."""
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not valid base64 (the value is not shown)") from None
 
 
 # -- checks before any request ---------------------------------------------------------------

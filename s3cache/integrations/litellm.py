@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
+from s3cache._bucket_options import BUCKET_ARGS
 from s3cache._core import AsyncS3Cache
 from s3cache._format import normalize_ttl
 from s3cache._stats import CacheStats
@@ -38,21 +39,24 @@ else:
 __all__ = ["LiteLLMS3Cache", "enable"]
 
 #: Constructor keywords passed through to :class:`~s3cache.AsyncS3Cache`.
-CORE_KWARGS: Final = frozenset(
-    {
-        "compression",  # litellm's own reader cannot decode compressed entries
-        "compression_threshold",
-        "default_ttl",
-        "fast_path",
-        "local",
-        "max_concurrency",
-        "observer",
-        "on_error",
-        "serializer",
-        "session",
-        "timeout",
-    }
-)
+CORE_KWARGS: Final = (
+    frozenset(
+        {
+            "compression",  # litellm's own reader cannot decode compressed entries
+            "compression_threshold",
+            "default_ttl",
+            "fast_path",
+            "local",
+            "max_concurrency",
+            "observer",
+            "on_error",
+            "serializer",
+            "session",
+            "timeout",
+        }
+    )
+    | BUCKET_ARGS
+)  # company buckets: encryption, owner, checksums, storage class, requester pays
 #: ``litellm.Cache`` keywords that still mean something when the backend is ours.
 _CACHE_KWARGS: Final = frozenset(
     {"max_messages", "mode", "namespace", "supported_call_types", "ttl"}
@@ -68,9 +72,11 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     Construct it exactly like litellm's ``S3Cache``; ``**kwargs`` may only hold s3cache options
     (``max_concurrency``, ``default_ttl``, ``timeout``, ``session``, ``serializer``,
     ``on_error``, ``fast_path``, ``local``, ``observer``, ``compression``,
-    ``compression_threshold``). Async methods run on the caller's event loop; sync ones on
-    s3cache's private loop. Every method takes and ignores litellm's extra call keywords,
-    except ``ttl``.
+    ``compression_threshold``, and the company-bucket options ``sse``, ``sse_kms_key_id``,
+    ``sse_bucket_key_enabled``, ``sse_customer_key``, ``expected_bucket_owner``, ``checksum``,
+    ``storage_class``, ``request_payer``: see :class:`~s3cache.AsyncS3Cache`). Async methods
+    run on the caller's event loop; sync ones on s3cache's private loop. Every method takes and
+    ignores litellm's extra call keywords, except ``ttl``.
     """
 
     def __init__(

@@ -20,6 +20,8 @@ logger (or a function) in ``callbacks``, and importing it is what switches the b
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -76,9 +78,27 @@ class _BackendBuilder:
         return "<s3cache builder of LiteLLMS3Cache for litellm.Cache(type='s3')>"
 
 
+#: s3cache options that ``os.environ/`` references deliver as ``true``/``false`` strings.
+_BOOLEAN: Final = frozenset({"sse_bucket_key_enabled", "fast_path"})
+
+
 def _from_yaml(name: str, value: Any) -> Any:
-    """A cache_params value as the backend takes it: numbers from ``os.environ/`` strings,
-    ``local`` from a mapping of :class:`~s3cache.LocalTier` fields."""
+    """A cache_params value as the backend takes it: numbers and booleans from ``os.environ/``
+    strings, the SSE-C key from base64, ``local`` from a mapping of
+    :class:`~s3cache.LocalTier` fields."""
+    if name == "sse_customer_key" and isinstance(value, str):
+        try:
+            return base64.b64decode(value.strip(), validate=True)
+        except binascii.Error:
+            raise ValueError(
+                "litellm_settings.cache_params.sse_customer_key must be base64 (the value is "
+                "not shown)"
+            ) from None
+    if name in _BOOLEAN and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"litellm_settings.cache_params.{name} must be true or false")
+        return lowered == "true"
     parse = _NUMERIC.get(name)
     if parse is not None and isinstance(value, str):
         try:

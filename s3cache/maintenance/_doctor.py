@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 from s3cache import _format
+from s3cache._bucket_options import encryption_in_use
 from s3cache._core import AsyncS3Cache
 from s3cache.errors import (
     AccessDeniedError,
@@ -63,6 +64,7 @@ class _Visit:
     probe: str | None = None
     payload: _format.Payload | None = None
     skew: float | None = None
+    encryption: str | None = None  # as the server says the probe is stored
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -122,6 +124,9 @@ async def _put(visit: _Visit) -> list[DoctorItem]:
     probe, payload = _format.probe_entry(visit.cache.prefix, time.time())
     try:
         await visit.cache.transport.put(probe, payload)
+    except AccessDeniedError as exc:
+        required = await visit.cache.transport.required_encryption()
+        return [DoctorItem("put", "fail", f"{exc}; {required}" if required else str(exc))]
     except S3CacheError as exc:
         return [DoctorItem("put", "fail", str(exc))]
     visit.probe, visit.payload = probe, payload
@@ -140,6 +145,7 @@ async def _get(visit: _Visit) -> list[DoctorItem]:
         return [DoctorItem("get", "fail", detail)]
     date = found[1].get("date")
     visit.skew = time.time() - _format.parse_http_date(date) if date else None
+    visit.encryption = encryption_in_use(found[1])
     return [DoctorItem("get", "pass", "GetObject read the probe back")]
 
 
@@ -152,6 +158,13 @@ async def _delete(visit: _Visit) -> list[DoctorItem]:
         return [DoctorItem("delete", "fail", detail)]
     visit.probe = None
     return [DoctorItem("delete", "pass", "DeleteObject removed the probe")]
+
+
+async def _encryption(visit: _Visit) -> list[DoctorItem]:
+    """The encryption the probe was stored with, and the one this cache asks for."""
+    asked = visit.cache.transport.options.describe()
+    detail = f"entries are stored with {visit.encryption}; this cache asks for {asked}"
+    return [_optional("encryption", "pass", detail)]
 
 
 async def _conditional(visit: _Visit) -> list[DoctorItem]:
@@ -208,6 +221,7 @@ STEPS: Final[tuple[tuple[Step, tuple[str, ...]], ...]] = (
     (_list, ("list",)),
     (_put, ("put",)),
     (_get, ("get",)),
+    (_encryption, ("encryption",)),
     (_delete, ("delete",)),
     (_conditional, ("conditional writes",)),
     (_clock, ("clock skew",)),
@@ -219,7 +233,9 @@ async def doctor(cache: AsyncS3Cache) -> list[DoctorItem]:
     """Check the store step by step, one :class:`DoctorItem` each; never raises a store error.
 
     Required: endpoint reachable, credentials accepted, bucket exists, list, put, get, delete.
-    Warnings only: conditional writes honoured, clock skew, a lifecycle rule present. The first
+    Reported: the encryption entries are stored with (and, when the put is denied, the one the
+    bucket policy requires). Warnings only: conditional writes honoured, clock skew, a lifecycle
+    rule present. The first
     required failure stops the run: the items after it are reported as skipped.
     """
     visit = _Visit(cache)

@@ -400,6 +400,15 @@ def test_construction_is_validated_before_any_request(cls: type[Any]) -> None:
         cls("bucket", ttl=0)
     with pytest.raises(ValueError, match="not a valid bucket name"):
         cls("b")
+    with pytest.raises(ValueError, match="sse_kms_key_id goes with"):
+        cls("bucket", sse_kms_key_id="alias/k")
+    company = cls("bucket", sse="aws:kms", expected_bucket_owner="111122223333", checksum="crc32")
+    options = company.cache.transport.options
+    assert (options.sse, options.expected_bucket_owner, options.checksum) == (
+        "aws:kms",
+        "111122223333",
+        "crc32",
+    )
 
 
 @pytest.mark.parametrize("cls", [S3LLMCache, S3ByteStore])

@@ -234,6 +234,11 @@ def test_construction_and_closing(cache_kwargs: dict[str, Any]) -> None:
         S3NodeCache("bucket", cache=S3Cache("bucket"))
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         S3NodeCache("bucket", namespace="x")
+    company: S3NodeCache = S3NodeCache(
+        "bucket", sse_customer_key=bytes(32), request_payer="requester"
+    )
+    options = company.cache.transport.options
+    assert (options.sse_customer_key, options.request_payer) == (bytes(32), "requester")
     serde = JsonPlusSerializer(pickle_fallback=True)
     core = AsyncS3Cache(**cache_kwargs)
     shared: S3NodeCache = S3NodeCache(cache=core, serde=serde)

@@ -92,3 +92,35 @@ def test_the_backend_takes_fast_path() -> None:
 
     assert LiteLLMS3Cache("some-bucket").core._transport.fast_path is True
     assert LiteLLMS3Cache("some-bucket", fast_path=False).core._transport.fast_path is False
+
+
+def test_the_backend_takes_the_company_bucket_options() -> None:
+    from s3cache.integrations.litellm import LiteLLMS3Cache
+
+    backend = LiteLLMS3Cache(
+        "some-bucket",
+        sse="aws:kms",
+        sse_kms_key_id="alias/cache",
+        sse_bucket_key_enabled=True,
+        expected_bucket_owner="111122223333",
+        checksum="sha256",
+        storage_class="STANDARD_IA",
+        request_payer="requester",
+    )
+    options = backend.core.transport.options
+    assert options.params("PutObject") == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/cache",
+        "BucketKeyEnabled": True,
+        "StorageClass": "STANDARD_IA",
+        "RequestPayer": "requester",
+        "ExpectedBucketOwner": "111122223333",
+    }
+    assert options.checksum == "sha256"
+    key = bytes(range(32))
+    assert (
+        LiteLLMS3Cache("some-bucket", sse_customer_key=key).core.transport.options.sse_customer_key
+        == key
+    )
+    with pytest.raises(ValueError, match="sse_kms_key_id goes with"):
+        LiteLLMS3Cache("some-bucket", sse_kms_key_id="alias/cache")

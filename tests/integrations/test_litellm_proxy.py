@@ -8,6 +8,7 @@ Run with ``nox -s litellm``; skipped where litellm or the proxy's dependencies a
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -395,6 +396,34 @@ async def test_type_s3_builds_our_backend_with_our_options(
     await backend.async_set_cache("k", {"v": 1}, ttl=60)
     assert await backend.async_get_cache("k") == {"v": 1}
     await backend.disconnect()
+
+
+async def test_type_s3_takes_the_company_bucket_options(
+    proxy_module: ModuleType, cache_params: dict[str, Any]
+) -> None:
+    """From YAML, or from ``os.environ/`` strings: the SSE-C key in base64, booleans as text."""
+    proxy_module.install()
+    key = bytes(range(32))
+    sse_c = Cache(
+        **cache_params,
+        sse_customer_key=base64.b64encode(key).decode(),
+        expected_bucket_owner="111122223333",
+        checksum="crc32",
+    ).cache
+    assert isinstance(sse_c, LiteLLMS3Cache)
+    options = sse_c.core.transport.options
+    assert (options.sse_customer_key, options.checksum) == (key, "crc32")
+    assert options.expected_bucket_owner == "111122223333"
+    await sse_c.async_set_cache("k", {"v": 1})
+    assert await sse_c.async_get_cache("k") == {"v": 1}
+    await sse_c.disconnect()
+    kms = Cache(**cache_params, sse="aws:kms", sse_bucket_key_enabled="true").cache
+    assert isinstance(kms, LiteLLMS3Cache)
+    assert kms.core.transport.options.sse_bucket_key_enabled is True
+    with pytest.raises(ValueError, match="sse_customer_key must be base64"):
+        Cache(**cache_params, sse_customer_key="not*base64")
+    with pytest.raises(ValueError, match="sse_bucket_key_enabled must be true or false"):
+        Cache(**cache_params, sse="aws:kms", sse_bucket_key_enabled="maybe")
 
 
 def test_embedding_cache_still_sees_litellm_s3_class(proxy_module: ModuleType) -> None:
