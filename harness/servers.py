@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from harness._server import S3Server
+from harness._server import Endpoint, S3Server, ServerUnavailable
 from harness.ceph import CephServer
 from harness.seaweedfs import SeaweedFSServer
 
-__all__ = ["SERVERS", "server"]
+__all__ = ["SERVERS", "Endpoint", "S3Server", "ServerUnavailable", "server"]
 
 #: Every server the harness can start, by the name used on command lines.
 SERVERS: Final[dict[str, Callable[..., S3Server]]] = {

@@ -27,8 +27,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from harness import servers as harness_servers
-from harness._server import ServerUnavailable
 from harness.faultproxy import Fault, FaultProxy
+from harness.servers import ServerUnavailable
 from s3cache import AsyncS3Cache
 
 CREDENTIALS: dict[str, Any] = {
