@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,11 @@ def test_without_root_ceph_says_why_it_cannot_install(monkeypatch: pytest.Monkey
 
 
 def test_stop_signals_only_pids_that_run_the_servers_executables() -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
     try:
+        while b"stdin.read" not in cmdline.read_bytes():  # until exec: a signal before it is lost
+            time.sleep(0.01)
         _server.stop_pids([sleeper.pid], ("weed",))  # not a weed process: left alone
         assert sleeper.poll() is None
         _server.stop_pids([sleeper.pid], (Path(sys.executable).name,))
@@ -43,6 +47,8 @@ def test_stop_signals_only_pids_that_run_the_servers_executables() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+        assert sleeper.stdin is not None
+        sleeper.stdin.close()
 
 
 def test_the_command_line_without_a_running_server(
