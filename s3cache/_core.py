@@ -412,12 +412,17 @@ class AsyncS3Cache:
     async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
         in the form this server honours, learned once by a probe)."""
+        await self._require_conditional_replace("add() over an expired entry")
+        return await self._transport.put(okey, payload, if_match=etag)
+
+    async def _require_conditional_replace(self, what: str) -> None:
+        """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
+        form, and learn that form before ``what`` (add, leases, locks) sends its first one."""
         if await self._if_match_form() == "unsupported":
             raise NotSupportedError(
                 f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} does not honour "
-                "If-Match on PutObject, so add() cannot replace an expired entry atomically there"
+                f"If-Match on PutObject, so {what} cannot be atomic there"
             )
-        return await self._transport.put(okey, payload, if_match=etag)
 
     async def _if_match_form(self) -> IfMatchForm:
         """How this server honours ``If-Match`` on PutObject: probed on first use, then known
