@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -281,14 +282,19 @@ async def test_region_redirects_are_followed_as_botocore_follows_them(
 
 
 class _Ticking:
-    """An ``X-Amz-Date`` clock that moves a second on every reading."""
+    """An ``X-Amz-Date`` clock that moves a second on every reading, from now (real servers
+    refuse a request signed more than 15 minutes off as RequestTimeTooSkewed)."""
 
     def __init__(self) -> None:
+        self.start = datetime.now(UTC).replace(microsecond=0)
         self.readings = 0
 
     def __call__(self) -> str:
         self.readings += 1
-        return f"20240131T1200{self.readings:02d}Z"
+        return self.at(self.readings)
+
+    def at(self, reading: int) -> str:
+        return (self.start + timedelta(seconds=reading)).strftime("%Y%m%dT%H%M%SZ")
 
 
 async def test_each_attempt_is_signed_afresh(
@@ -300,13 +306,13 @@ async def test_each_attempt_is_signed_afresh(
         await cache.exists("warm-up")
         route = cache._transport._loops[asyncio.get_running_loop()].route
         assert route is not None
-        route.amz_date = _Ticking()  # type: ignore[assignment]
+        ticking = route.amz_date = _Ticking()  # type: ignore[assignment]
         proxy.reset_counts()
         proxy.set_fault(Fault.HTTP_500, times=2, methods={"PUT"})
         await cache.set("k", "v")
         assert proxy.count(Fault.HTTP_500) == 2
     puts = [h.headers for h in proxy.heads if h.method == "PUT"]
-    assert [h["x-amz-date"] for h in puts] == [f"20240131T12000{i}Z" for i in (1, 2, 3)]
+    assert [h["x-amz-date"] for h in puts] == [ticking.at(i) for i in (1, 2, 3)]
     assert len({h["authorization"] for h in puts}) == 3
 
 
