@@ -54,9 +54,11 @@ REAL_SERVERS = ("ceph", "seaweedfs")
 #: The behaviour suite run against each real server: the same tests as against moto.
 BEHAVIOUR_SUITE = (
     "tests/test_core.py",
-    "tests/test_features.py",
     "tests/test_flight.py",
     "tests/test_local.py",
+    "tests/test_callkey.py",
+    "tests/test_stats.py",
+    "tests/test_sync.py",
     "tests/test_batch.py",
     "tests/test_fleet.py",
     "tests/test_maintenance.py",
