@@ -368,7 +368,7 @@ class Transport:
         PutObject: the matching ETag quoted, else unquoted, must be accepted, and a wrong ETag
         in that form refused. Rewrites ``key`` with ``payload``; remembers and returns the form.
         """
-        headers = await self.head(key)
+        headers = await self.head(key, botocore=botocore)
         etag = headers.get("etag") if headers is not None else None
         form: IfMatchForm = "unsupported"
         if etag:
@@ -550,8 +550,11 @@ class Transport:
 
         return await self._call("GetObject", key, None if botocore else wire, boto)
 
-    async def head(self, key: str) -> Mapping[str, str] | None:
-        """Lower-cased headers of an object, or None when there is none."""
+    async def head(self, key: str, *, botocore: bool = False) -> Mapping[str, str] | None:
+        """Lower-cased headers of an object, or None when there is none.
+
+        ``botocore=True`` sends it through aiobotocore whatever the route (``check()``).
+        """
         params = self.object_params("HeadObject")
 
         async def wire(lc: _LoopClient) -> Mapping[str, str] | None:
@@ -579,7 +582,7 @@ class Transport:
             headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
             return headers
 
-        return await self._call("HeadObject", key, wire, boto)
+        return await self._call("HeadObject", key, None if botocore else wire, boto)
 
     async def put(
         self,
