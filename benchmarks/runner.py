@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import sys
 import time
 import uuid
 from collections import Counter
@@ -33,6 +34,7 @@ from benchmarks.report import (
 from benchmarks.server import (
     EMBEDDED_CREDENTIALS,
     EMBEDDED_SERVERS,
+    REAL_SERVERS,
     DelayProxy,
     EmbeddedServer,
     Target,
@@ -43,6 +45,8 @@ from benchmarks.server import (
     sigterm_as_interrupt,
 )
 from benchmarks.workloads import keyspace, preload, run_cell, size_label
+from harness.servers import ServerUnavailable
+from harness.servers import server as real_server
 
 __all__ = ["main", "run"]
 
@@ -198,6 +202,8 @@ def _latency_via(options: Options, target: Target) -> str:
 
 
 def _where(t: Target) -> str:
+    if t.server in REAL_SERVERS:
+        return f"{t.server} started for this run at {t.endpoint_url} ({REAL_SERVERS[t.server]})"
     if t.embedded:
         return f"embedded {t.server} server at {t.endpoint_url} ({EMBEDDED_SERVERS[t.server]})"
     return t.endpoint_url
@@ -253,6 +259,17 @@ def _target(options: Options) -> Iterator[Target]:
                 access, secret = default_credentials()
             target = Target(
                 options.endpoint_url, options.region, options.bucket, access, secret, False
+            )
+        elif options.server:
+            endpoint = stack.enter_context(real_server(options.server))
+            target = Target(
+                endpoint.url,
+                options.region,
+                options.bucket,
+                endpoint.access_key,
+                endpoint.secret_key,
+                True,
+                options.server,
             )
         else:
             mini = options.embedded == "mini"
@@ -384,6 +401,8 @@ def finish(options: Options, payload: dict[str, Any], results: Sequence[CellResu
 
 def _server_label(target: dict[str, Any]) -> str:
     embedded = target.get("embedded")
+    if embedded in REAL_SERVERS:
+        return f"local {embedded} server"
     return f"embedded {embedded} server" if embedded else "external S3"
 
 
@@ -397,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; the embedded server (if any) was stopped")
         return 130
+    except ServerUnavailable as exc:
+        print(f"cannot start --server {options.server} here: {exc}", file=sys.stderr)
+        return 2
     for line in _footer(state):
         print(line)
     finish(options, payload, state.results)

@@ -1,12 +1,13 @@
 """The S3 endpoint a run talks to: a given one, or an embedded server started in a subprocess.
 
 The embedded server is the benchmark's own in-memory keep-alive server (``mini``, the default,
-:mod:`harness.miniserver`) or moto's (``moto``). Latency is emulated on the wire: by the
-mini server itself, or by a delaying proxy process (:mod:`harness.delayproxy`) in front of any
-server. It runs in its own process so that
-it does not share the benchmark's GIL or CPU accounting; it is stopped on every exit path
-(normal end, error, Ctrl-C, SIGTERM) and, on Linux, dies with its parent even if the benchmark
-is killed outright (the mini server also exits when its stdin pipe from us closes).
+:mod:`harness.miniserver`) or moto's (``moto``); ``--server`` starts a real one (Ceph RGW,
+SeaweedFS) through :mod:`harness` instead. Latency is emulated on the wire: by the mini server
+itself, or by a delaying proxy process (:mod:`harness.delayproxy`) in front of any server. The
+server runs in its own process so that it does not share the benchmark's GIL or CPU
+accounting; it is stopped on every exit path (normal end, error, Ctrl-C, SIGTERM) and, on
+Linux, dies with its parent even if the benchmark is killed outright (the mini server also
+exits when its stdin pipe from us closes).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "EMBEDDED_CREDENTIALS",
     "EMBEDDED_SERVERS",
+    "REAL_SERVERS",
     "DelayProxy",
     "EmbeddedServer",
     "Target",
@@ -45,6 +47,11 @@ __all__ = [
 EMBEDDED_SERVERS: Final = {
     "mini": "harness/miniserver.py: in-memory, asyncio, HTTP/1.1 keep-alive",
     "moto": "moto.server: werkzeug, a new connection per request",
+}
+#: The real S3 servers ``--server`` starts through the harness package, for the whole run.
+REAL_SERVERS: Final = {
+    "ceph": "Ceph RGW 16.2 (harness/ceph.py): monitor, memstore OSD, beast gateway",
+    "seaweedfs": "SeaweedFS 4.x weed mini (harness/seaweedfs.py): one process, disk in a temp dir",
 }
 _MINISERVER: Final = Path(__file__).resolve().parent.parent / "harness" / "miniserver.py"
 #: Both embedded servers accept any credentials; these are what the embedded run uses.
@@ -62,8 +69,8 @@ class Target:
     bucket: str
     access_key: str | None
     secret_key: str | None
-    embedded: bool
-    server: str = ""  # which embedded server ("moto", "mini"), empty for an external endpoint
+    embedded: bool  # started for this run and discarded after it (embedded or --server)
+    server: str = ""  # "moto", "mini" (embedded), "ceph", "seaweedfs" (--server), "" (external)
     stats_url: str | None = None  # where the server counts requests by method (the mini server)
 
     def client_kwargs(self) -> dict[str, Any]:

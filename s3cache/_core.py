@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -31,7 +32,7 @@ from s3cache._flight import Flights
 from s3cache._format import Compression, JsonSerializer, Serializer
 from s3cache._local import LocalLRU, LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
-from s3cache._transport import DEFAULT_TIMEOUT, Transport, client_config
+from s3cache._transport import DEFAULT_TIMEOUT, IfMatchForm, Transport, client_config
 from s3cache.errors import (
     AccessDeniedError,
     BatchError,
@@ -77,6 +78,10 @@ class CheckReport:
     """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip.
 
     ``encryption``: how the server says the probe entry was stored (``SSE-KMS, key ...``).
+    ``conditional_writes``: ``If-None-Match: *`` is honoured (``add()`` needs it).
+    ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
+    entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
+    ``unsupported``: what this server does not do as S3 does, each with its consequence.
     """
 
     bucket: str
@@ -85,7 +90,28 @@ class CheckReport:
     latency_ms: float
     clock_skew_s: float | None
     conditional_writes: bool
+    conditional_replace: bool = True
+    if_match_etag: str | None = "quoted"
+    unsupported: tuple[str, ...] = ()
     encryption: str | None = None
+
+
+def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
+    """What :meth:`AsyncS3Cache.check` found missing, in words, with what s3cache does about it."""
+    found: list[str] = []
+    if not conditional_writes:
+        found.append("If-None-Match: * on PutObject is ignored: add() raises NotSupportedError")
+    if if_match == "unquoted":
+        found.append(
+            "If-Match on PutObject refuses the quoted ETag (as S3 returns it): s3cache sends it "
+            "unquoted"
+        )
+    elif if_match == "unsupported":
+        found.append(
+            "If-Match on PutObject is not honoured: add() over an expired entry raises "
+            "NotSupportedError"
+        )
+    return tuple(found)
 
 
 class _ErrorLog:
@@ -378,7 +404,8 @@ class AsyncS3Cache:
 
         Uses a conditional write (``If-None-Match: *``). An expired entry counts as absent and is
         replaced with ``If-Match`` on its ETag, so two racing ``add`` calls never both win. On a
-        server that ignores conditional writes (detected once with a probe) this raises
+        server that ignores ``If-None-Match`` (detected once with a probe), or that cannot honour
+        ``If-Match`` when an expired entry must be replaced, this raises
         :class:`~s3cache.errors.NotSupportedError` rather than overwrite silently.
         """
         okey = self._object_key(key)
@@ -413,8 +440,37 @@ class AsyncS3Cache:
             if headers is None:  # deleted in between: try once more
                 stored = await transport.put(okey, payload, if_absent=True)
             elif not self._is_live(headers) and headers.get("etag"):
-                stored = await transport.put(okey, payload, if_match=headers["etag"])
+                stored = await self._replace_expired(okey, payload, headers["etag"])
         return stored
+
+    async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
+        """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
+        in the form this server honours, learned once by a probe)."""
+        await self._require_conditional_replace("add() over an expired entry")
+        return await self._transport.put(okey, payload, if_match=etag)
+
+    async def _require_conditional_replace(self, what: str) -> None:
+        """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
+        form, and learn that form before ``what`` (add, leases, locks) sends its first one."""
+        if await self._if_match_form() == "unsupported":
+            raise NotSupportedError(
+                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} does not honour "
+                f"If-Match on PutObject, so {what} cannot be atomic there"
+            )
+
+    async def _if_match_form(self) -> IfMatchForm:
+        """How this server honours ``If-Match`` on PutObject: probed on first use, then known
+        (every conditional replace needs it before its first request)."""
+        self._check_open()
+        transport = self._transport
+        if transport.if_match_form is None:
+            probe, payload = _format.probe_entry(self._prefix, _clock())
+            await transport.put(probe, payload)
+            try:
+                return await transport.learn_if_match(probe, payload)
+            finally:
+                await transport.delete(probe)
+        return transport.if_match_form
 
     async def get_or_set(
         self,
@@ -728,16 +784,21 @@ class AsyncS3Cache:
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
-        """Prove the bucket is reachable and writable: put, get, conditional put, delete a probe.
+        """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
+        and replace, delete a probe; the report says what the server does not support.
 
         Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
         Its requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
+        transport = self._transport
+        # HeadBucket first (SeaweedFS creates a missing bucket on the first PutObject); it needs
+        # s3:ListBucket, which a cache does not: when denied, the put will tell.
+        with contextlib.suppress(AccessDeniedError):
+            await transport.head_bucket()
         probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
-        transport = self._transport
         await self._put_probe(probe, payload)
         try:
             found = await transport.get(probe, botocore=True)
@@ -747,6 +808,7 @@ class AsyncS3Cache:
             date = found[1].get("date")
             skew = _clock() - _format.parse_http_date(date) if date else None
             conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
+            form = await transport.learn_if_match(probe, payload, botocore=True)
         finally:
             await transport.delete(probe, botocore=True)
         self._conditional_writes = conditional
@@ -758,6 +820,9 @@ class AsyncS3Cache:
             clock_skew_s=skew,
             conditional_writes=conditional,
             encryption=encryption_in_use(found[1]),
+            conditional_replace=form != "unsupported",
+            if_match_etag=None if form == "unsupported" else form,
+            unsupported=_unsupported(conditional, form),
         )
 
     async def _put_probe(self, probe: str, payload: _format.Payload) -> None:
@@ -791,6 +856,15 @@ class AsyncS3Cache:
                 f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} ignores "
                 f"If-None-Match on PutObject, so {what} cannot be atomic there"
             )
+
+    async def supports_conditional_replace(self) -> bool:
+        """Whether the server honours ``If-Match`` on PutObject: probed once, then remembered.
+
+        :meth:`add` needs it to replace an expired entry. Servers differ in the ETag form they
+        take (Ceph RGW refuses it quoted, as S3 returns it); ``transport.if_match_form`` says
+        which one s3cache found and sends.
+        """
+        return await self._if_match_form() != "unsupported"
 
     async def _probe_conditional_writes(self) -> bool:
         """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""

@@ -191,6 +191,7 @@ async def fill(
     started = time.monotonic()
     try:
         await core._require_conditional_writes("get_or_set(lease=...)")
+        await core._require_conditional_replace("get_or_set(lease=...)")
         outcome = await _contend(
             core.transport,
             lkey,
@@ -293,6 +294,7 @@ class FleetLock:
             raise RuntimeError("a lock object serves one `async with`; call cache.lock() again")
         self._used = True
         await self._core._require_conditional_writes("lock()")
+        await self._core._require_conditional_replace("lock()")
         deadline = time.monotonic() + self._wait
         outcome = await _contend(self._core.transport, self._key, self._ttl, deadline)
         if not isinstance(outcome, Holding):

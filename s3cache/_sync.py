@@ -168,6 +168,11 @@ class S3Cache:
         :meth:`AsyncS3Cache.supports_conditional_writes`."""
         return _loop.run(self._core.supports_conditional_writes())
 
+    def supports_conditional_replace(self) -> bool:
+        """Whether the server honours ``If-Match`` on PutObject; see
+        :meth:`AsyncS3Cache.supports_conditional_replace`."""
+        return _loop.run(self._core.supports_conditional_replace())
+
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
         return self._core.stats()

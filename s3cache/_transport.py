@@ -20,7 +20,7 @@ import platform
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -57,7 +57,14 @@ from s3cache.errors import (
     StoreTimeoutError,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "DELETE_BATCH", "ListedObject", "Transport", "client_config"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DELETE_BATCH",
+    "IfMatchForm",
+    "ListedObject",
+    "Transport",
+    "client_config",
+]
 
 logger = logging.getLogger("s3cache")
 T = TypeVar("T")
@@ -99,6 +106,12 @@ _OPERATIONS: Final = (
     "GetBucketPolicy",
 )
 _NO_OPTIONS: Final = BucketOptions()
+#: How a server takes the ETag in ``If-Match`` on PutObject: ``"quoted"`` as S3 returns it (AWS,
+#: MinIO, SeaweedFS, moto), ``"unquoted"`` (Ceph RGW 16.2 answers 412 to the quoted form even
+#: when it matches), or ``"unsupported"`` (refused in both forms, or ignored).
+IfMatchForm = Literal["quoted", "unquoted", "unsupported"]
+#: An ETag no object has, to see whether a server really compares If-Match.
+_NO_SUCH_ETAG: Final = '"00000000000000000000000000000000"'
 _CONNECTION_ERRORS: Final = (
     BotoConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError, proxies
     HTTPClientError,  # ConnectionClosedError, ResponseStreamingError, ...
@@ -362,6 +375,38 @@ class Transport:
         self._params = {op: options.params(op) for op in _OPERATIONS}
         self._checksum = options.checksummer()  # body -> checksum parameters of a PUT
         self._verify = options.checksum is not None  # GETs ask for the checksum: check it
+        #: The ``If-Match`` form this server honours, once :meth:`learn_if_match` has run.
+        self.if_match_form: IfMatchForm | None = None
+
+    def if_match_value(self, etag: str) -> str:
+        """``etag`` (as a response carries it) in the form this server honours in ``If-Match``.
+
+        The one place that decides the quoting: every request that sends ``If-Match`` uses it.
+        Quoted, the S3 form, unless :meth:`learn_if_match` found the server wants it bare.
+        """
+        bare = etag.strip().strip('"')
+        return bare if self.if_match_form == "unquoted" else f'"{bare}"'
+
+    async def learn_if_match(
+        self, key: str, payload: Payload, *, botocore: bool = False
+    ) -> IfMatchForm:
+        """Find, on the existing probe object ``key``, how this server honours ``If-Match`` on
+        PutObject: the matching ETag quoted, else unquoted, must be accepted, and a wrong ETag
+        in that form refused. Rewrites ``key`` with ``payload``; remembers and returns the form.
+        """
+        headers = await self.head(key, botocore=botocore)
+        etag = headers.get("etag") if headers is not None else None
+        form: IfMatchForm = "unsupported"
+        if etag:
+            for candidate in ("quoted", "unquoted"):
+                self.if_match_form = candidate
+                if await self.put(key, payload, if_match=etag, botocore=botocore):
+                    wrong = _NO_SUCH_ETAG
+                    ignored = await self.put(key, payload, if_match=wrong, botocore=botocore)
+                    form = "unsupported" if ignored else candidate
+                    break
+        self.if_match_form = form
+        return form
 
     def new_client(self) -> Any:
         """A fresh client context manager (AioSession or aioboto3 Session alike)."""
@@ -492,7 +537,7 @@ class Transport:
         if if_absent:
             params["IfNoneMatch"] = "*"
         if if_match is not None:
-            params["IfMatch"] = if_match
+            params["IfMatch"] = self.if_match_value(if_match)
         if self._checksum is not None:
             params.update(self._checksum(payload.body))
         return params
@@ -542,8 +587,11 @@ class Transport:
 
         return await self._call("GetObject", key, None if botocore else wire, boto)
 
-    async def head(self, key: str) -> Mapping[str, str] | None:
-        """Lower-cased headers of an object, or None when there is none."""
+    async def head(self, key: str, *, botocore: bool = False) -> Mapping[str, str] | None:
+        """Lower-cased headers of an object, or None when there is none.
+
+        ``botocore=True`` sends it through aiobotocore whatever the route (``check()``).
+        """
         params = self.object_params("HeadObject")
 
         async def wire(lc: _LoopClient) -> Mapping[str, str] | None:
@@ -571,7 +619,7 @@ class Transport:
             headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
             return headers
 
-        return await self._call("HeadObject", key, wire, boto)
+        return await self._call("HeadObject", key, None if botocore else wire, boto)
 
     async def put(
         self,
@@ -583,15 +631,17 @@ class Transport:
         botocore: bool = False,
     ) -> bool:
         """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
-        with an ETag in ``if_match``), returning False when the server answers 412."""
+        with an ETag in ``if_match``, quoted as :meth:`if_match_value` says), returning False
+        when the server answers 412 (or 404 to ``If-Match``: the object is gone)."""
         params = self.put_params(payload, if_absent, if_match)
         conditional = if_absent or if_match is not None
+        refused = _PRECONDITION_CODES | (_MISSING_CODES if if_match is not None else frozenset())
 
         async def wire(lc: _LoopClient) -> bool:
             reply = await self._exchange(lc, "PutObject", key, params, payload.body)
             if reply.status < 300:
                 return True
-            if conditional and error_code(reply) in _PRECONDITION_CODES:
+            if conditional and error_code(reply) in refused:
                 return False
             raise ClientError(error_response(reply), "PutObject")
 
@@ -599,7 +649,7 @@ class Transport:
             try:
                 await lc.client.put_object(Bucket=self.bucket, Key=key, Body=payload.body, **params)
             except ClientError as exc:
-                if conditional and _code(exc) in _PRECONDITION_CODES:
+                if conditional and _code(exc) in refused:
                     return False
                 raise
             return True
@@ -713,7 +763,8 @@ class Transport:
             except ClientError as exc:
                 if _code(exc) in _MISSING_CODES or _code(exc) in _BUCKET_CODES:
                     raise BucketNotFoundError(
-                        f"HeadBucket {self.bucket!r}: no such bucket on this endpoint"
+                        f"HeadBucket {self.bucket!r}: NoSuchBucket (HTTP 404): no such bucket "
+                        "on this endpoint"
                     ) from exc
                 if _is_bodyless_403(exc):
                     listing = {**self._params["ListObjectsV2"], "MaxKeys": 1}

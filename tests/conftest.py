@@ -1,10 +1,19 @@
-"""Test harness: a real S3 server over HTTP (moto's server mode) and caches pointed at it."""
+"""Test harness: a real S3 server over HTTP and caches pointed at it.
+
+The server is moto's (the default), or with ``--server ceph|seaweedfs`` (or the environment
+variable ``S3CACHE_TEST_SERVER``) a real one started by :mod:`harness` for the session: the
+same tests, run against each server by ``nox -s conformance``. There, tests that never reach
+the S3 server are deselected (the moto run covers them), ``@pytest.mark.moto_only(reason)``
+tests are skipped with their reason, and ``@pytest.mark.server_limit(server, reason)`` marks
+a documented limit of one server as an expected failure.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import http.server
 import logging
+import os
 import socket
 import threading
 import uuid
@@ -17,7 +26,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from harness import servers as harness_servers
 from harness.faultproxy import Fault, FaultProxy
+from harness.servers import ServerUnavailable
 from s3cache import AsyncS3Cache
 
 CREDENTIALS: dict[str, Any] = {
@@ -27,15 +38,96 @@ CREDENTIALS: dict[str, Any] = {
 }
 
 
+#: The servers ``--server`` accepts: moto's, and every real one the harness can start.
+SERVER_NAMES = ("moto", *harness_servers.SERVERS)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--server",
+        choices=SERVER_NAMES,
+        default=os.environ.get("S3CACHE_TEST_SERVER") or "moto",
+        help="the S3 server the tests talk to (default: $S3CACHE_TEST_SERVER or moto)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--server") not in SERVER_NAMES:  # from the environment variable
+        raise pytest.UsageError(f"S3CACHE_TEST_SERVER must be one of {', '.join(SERVER_NAMES)}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"S3 server: {config.getoption('--server')}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a real server: deselect tests that never reach it, apply the per-server marks."""
+    name = config.getoption("--server")
+    if name == "moto":
+        return
+    kept: list[pytest.Item] = []
+    offline: list[pytest.Item] = []
+    for item in items:
+        if "s3_endpoint" not in getattr(item, "fixturenames", ()):
+            offline.append(item)
+            continue
+        kept.append(item)
+        moto_only = item.get_closest_marker("moto_only")
+        if moto_only is not None:
+            item.add_marker(pytest.mark.skip(reason=f"moto only: {_reason(moto_only)}"))
+        for limit in item.iter_markers("server_limit"):
+            if limit.args and limit.args[0] == name:
+                reason = f"{name} limit: {_reason(limit, 1)}"
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    if offline:
+        config.hook.pytest_deselected(items=offline)
+        items[:] = kept
+
+
+def _reason(mark: pytest.Mark, index: int = 0) -> str:
+    reason = mark.kwargs.get("reason") or (mark.args[index] if len(mark.args) > index else "")
+    if not reason:
+        raise pytest.UsageError(f"@pytest.mark.{mark.name} needs a reason")
+    return str(reason)
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for the whole session."""
+def s3_server(pytestconfig: pytest.Config) -> str:
+    """The name of the server the session's tests talk to."""
+    return pytestconfig.getoption("--server")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: str) -> Iterator[str]:
+    """The session's S3 server on a free loopback port: moto's, or a real one (``--server``)."""
+    if s3_server != "moto":
+        yield from _real_server(s3_server)
+        return
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def _real_server(name: str) -> Iterator[str]:
+    """Start a harness server with the suite's credentials; unavailable: skip, or fail in CI."""
+    server = harness_servers.server(
+        name,
+        access_key=CREDENTIALS["aws_access_key_id"],
+        secret_key=CREDENTIALS["aws_secret_access_key"],
+    )
+    try:
+        endpoint = server.start()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} cannot run in CI: {exc}", pytrace=False)
+        pytest.skip(f"{name} cannot run on this machine: {exc}")
+    try:
+        yield endpoint.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +163,24 @@ def s3(s3_endpoint: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def bucket(s3: Any) -> str:
-    """A fresh, empty bucket for one test."""
+def bucket(s3: Any, s3_server: str) -> Iterator[str]:
+    """A fresh, empty bucket for one test (removed afterwards on a real server)."""
     name = f"test-{uuid.uuid4().hex[:20]}"
     s3.create_bucket(Bucket=name)
-    return name
+    yield name
+    if s3_server != "moto":  # a real server keeps data for the session: keep it small
+        _remove_bucket(s3, name)
+
+
+def _remove_bucket(s3: Any, name: str) -> None:
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
+    except s3.exceptions.ClientError as exc:  # e.g. a key DeleteObjects cannot carry
+        logging.getLogger(__name__).warning("left bucket %s behind: %s", name, exc)
 
 
 @pytest.fixture

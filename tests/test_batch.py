@@ -25,13 +25,14 @@ from s3cache import (
     ServerError,
     StoreTimeoutError,
 )
+from tests.conftest import CREDENTIALS
 
 ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @pytest.fixture
 def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the session's moto server, faithful until told otherwise."""
+    """A fault proxy in front of the session's S3 server, faithful until told otherwise."""
     parts = urlsplit(s3_endpoint)
     assert parts.hostname is not None
     assert parts.port is not None
@@ -114,9 +115,7 @@ async def test_get_many_deadline_covers_each_read_not_the_queue(
         prefix="g",
         max_concurrency=2,
         on_error="raise",
-        aws_access_key_id="id",
-        aws_secret_access_key="secret",
-        region_name="us-east-1",
+        **CREDENTIALS,
     ) as cache:
         await warm(cache, 1.5)
         proxy.set_fault(Fault.DELAY, delay=0.3, methods={"GET"})
@@ -133,9 +132,7 @@ def proxied(proxy: FaultProxy, bucket: str, **options: Any) -> AsyncS3Cache:
         endpoint_url=proxy.endpoint,
         prefix="p",
         config=ONE_ATTEMPT,
-        aws_access_key_id="id",
-        aws_secret_access_key="secret",
-        region_name="us-east-1",
+        **CREDENTIALS,
         **options,
     )
 

@@ -147,6 +147,9 @@ def test_parse_flags_and_plans() -> None:
     assert (parse([]).embedded, parse([]).latency_via) == ("mini", "auto")
     assert parse(["--embedded", "moto"]).embedded == "moto"
     assert parse(["--latency-via", "hook"]).latency_via == "hook"
+    assert parse([]).server is None
+    assert parse(["--server", "ceph"]).server == "ceph"
+    assert parse(["--server", "seaweedfs"]).server == "seaweedfs"
     assert plan_for(parse(["--quick"])).features_s > 0  # feature cells run unless asked not to
     assert plan_for(parse(["--quick", "--no-features"])).features_s == 0
 
@@ -163,6 +166,9 @@ def test_parse_flags_and_plans() -> None:
         ["--embedded", "minio"],
         ["--latency-via", "kernel"],
         ["--embedded", "moto", "--latency-via", "server"],
+        ["--server", "minio"],
+        ["--server", "ceph", "--endpoint-url", "http://127.0.0.1:9000"],
+        ["--server", "ceph", "--latency-via", "server"],
     ],
 )
 def test_parse_rejects_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

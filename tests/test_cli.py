@@ -21,6 +21,7 @@ import pytest
 
 from s3cache import S3Cache, cli
 from s3cache.cli import main
+from tests.conftest import CREDENTIALS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: With one-second server dates, a ttl of 1 s is over after at most a second.
@@ -33,9 +34,9 @@ def env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, bucket: str) -> str:
     monkeypatch.setenv("S3CACHE_BUCKET", bucket)
     monkeypatch.setenv("S3CACHE_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("S3CACHE_PREFIX", "cache")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", CREDENTIALS["region_name"])
     monkeypatch.delenv("S3CACHE_PLAIN", raising=False)
     return bucket
 
@@ -217,8 +218,8 @@ def test_profile_supplies_credentials(
 ) -> None:
     Path(os.environ["AWS_CONFIG_FILE"]).write_text(
         "[profile cli-test]\n"
-        "aws_access_key_id = profile-key\n"
-        "aws_secret_access_key = profile-secret\n"
+        f"aws_access_key_id = {CREDENTIALS['aws_access_key_id']}\n"
+        f"aws_secret_access_key = {CREDENTIALS['aws_secret_access_key']}\n"
         "region = us-east-1\n",
         encoding="utf-8",
     )
@@ -518,13 +519,14 @@ def test_lifecycle_on_a_server_without_the_api(
 # -- check and failures -----------------------------------------------------------------------
 
 
-def test_check_passes_on_moto(run: Run, s3: Any, env: str) -> None:
+def test_check_passes_on_a_healthy_server(run: Run, s3: Any, env: str) -> None:
     status, out, _ = run("check", "--plain")
     assert status == 0
     lines = out.splitlines()
     for name in ("endpoint reachable", "bucket exists", "list", "put", "get", "delete"):
         assert any(line.startswith("PASS") and f" {name} " in line for line in lines), name
     assert any(line.startswith("PASS  conditional writes") for line in lines)
+    assert any(line.startswith("PASS  conditional replace") for line in lines)
     assert any(line.startswith("PASS  clock skew") for line in lines)
     assert any(line.startswith("WARN  lifecycle rule") for line in lines)
     assert lines[-1].startswith("ok:")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiobotocore.session import AioSession
@@ -28,7 +30,7 @@ from s3cache import (
     S3CacheError,
     ServerError,
 )
-from tests.conftest import Requests
+from tests.conftest import CREDENTIALS, Requests
 
 MISSING = object()
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
@@ -400,21 +402,33 @@ async def test_server_errors_map_to_server_error(
 # -- check() --------------------------------------------------------------------------------
 
 
-async def test_check_reports_a_healthy_bucket(cache: AsyncS3Cache, s3: Any) -> None:
+async def test_check_reports_a_healthy_bucket(cache: AsyncS3Cache, s3: Any, s3_server: str) -> None:
     report = await cache.check()
     assert report.bucket == cache.bucket
     assert report.prefix == "cache/"
     assert report.conditional_writes is True
+    assert report.conditional_replace is True
+    if s3_server == "ceph":  # refuses If-Match with the quoted ETag: reported, worked around
+        assert report.if_match_etag == "unquoted"
+        assert report.unsupported == (
+            "If-Match on PutObject refuses the quoted ETag (as S3 returns it): s3cache sends it "
+            "unquoted",
+        )
+    else:
+        assert (report.if_match_etag, report.unsupported) == ("quoted", ())
     assert report.latency_ms > 0
     assert report.clock_skew_s is not None
     assert abs(report.clock_skew_s) < 5
     assert "Contents" not in s3.list_objects_v2(Bucket=cache.bucket), "the probe is cleaned up"
 
 
-async def test_check_names_a_missing_bucket(s3_endpoint: str) -> None:
-    async with AsyncS3Cache("no-such-bucket-here", endpoint_url=s3_endpoint, **_creds()) as cache:
+async def test_check_names_a_missing_bucket_and_never_creates_it(s3_endpoint: str, s3: Any) -> None:
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:12]}"
+    async with AsyncS3Cache(missing, endpoint_url=s3_endpoint, **CREDENTIALS) as cache:
         with pytest.raises(BucketNotFoundError, match="NoSuchBucket"):
             await cache.check()
+    # SeaweedFS creates a missing bucket on the first PutObject: check() asks HeadBucket first.
+    assert missing not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
 @pytest.mark.parametrize(
@@ -695,3 +709,110 @@ async def test_cached_stampede_runs_once(counted: AsyncS3Cache) -> None:
 
     assert await asyncio.gather(*(slow(21) for _ in range(50))) == [42] * 50
     assert calls == 1
+
+
+# -- add() over an expired entry (If-Match) -------------------------------------------------
+
+FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def put_expired(s3: Any, bucket: str, key: str, value: str = "stale") -> str:
+    """An entry that is already expired (Expires in the past, as litellm writes it); its ETag."""
+    resp = s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(value).encode(),
+        ContentType="application/json",
+        Expires=FAR_PAST,
+    )
+    return str(resp["ETag"])
+
+
+def stored_value(s3: Any, bucket: str, key: str) -> Any:
+    """The value of an object read behind the cache's back (expired or not)."""
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+class IfMatchHook:
+    """A before-sign hook on PutObject that records each If-Match sent and may rewrite it."""
+
+    def __init__(self, rewrite: Callable[[str], str | None] = lambda value: value) -> None:
+        self.sent: list[tuple[str, str]] = []  # (url path, If-Match) of each conditional put
+        self.rewrite = rewrite
+        self.session = AioSession()
+        self.session.register("before-sign.s3.PutObject", self)
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        value = request.headers.get("If-Match")
+        if value is None:
+            return
+        value = value.decode() if isinstance(value, bytes) else value
+        self.sent.append((urlsplit(request.url).path, value))
+        del request.headers["If-Match"]
+        new = self.rewrite(value)
+        if new is not None:
+            request.headers["If-Match"] = new
+
+
+async def test_concurrent_adds_over_an_expired_entry_have_one_winner(
+    cache: AsyncS3Cache, s3: Any
+) -> None:
+    put_expired(s3, cache.bucket, "cache/lock")
+    results = await asyncio.gather(*(cache.add("lock", i, ttl=60) for i in range(10)))
+    assert results.count(True) == 1, "If-Match on the expired ETag lets exactly one add win"
+    assert await cache.get("lock") == results.index(True)
+
+
+async def test_add_sends_if_match_unquoted_where_the_server_refuses_it_quoted(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """Ceph RGW 16.2 answers 412 to If-Match with the quoted ETag: emulated on any server by
+    turning every quoted If-Match into a wrong one. add() learns the unquoted form once."""
+    wrong = '"ffffffffffffffffffffffffffffffff"'
+    hook = IfMatchHook(lambda value: wrong if value.startswith('"') else value)
+    etag = put_expired(s3, cache_kwargs["bucket"], "k")
+    async with AsyncS3Cache(**cache_kwargs, session=hook.session, on_error="raise") as cache:
+        assert await cache.add("k", "fresh", ttl=60) is True
+        assert await cache.get("k") == "fresh"
+        assert hook.sent[-1] == (f"/{cache.bucket}/k", etag.strip('"'))
+        probes = len(hook.sent)
+        put_expired(s3, cache.bucket, "k2")
+        assert await cache.add("k2", "fresh", ttl=60) is True
+        assert len(hook.sent) == probes + 1, "the form is learned once per cache, not per add"
+        report = await cache.check()
+    assert (report.conditional_replace, report.if_match_etag) == (True, "unquoted")
+    assert any("quoted ETag" in text for text in report.unsupported)
+
+
+async def test_add_over_an_expired_entry_refuses_a_server_that_ignores_if_match(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    hook = IfMatchHook(lambda value: None)  # the header never reaches the server
+    put_expired(s3, cache_kwargs["bucket"], "k")
+    async with AsyncS3Cache(**cache_kwargs, session=hook.session, on_error="raise") as cache:
+        with pytest.raises(NotSupportedError, match="If-Match"):
+            await cache.add("k", "overwritten?", ttl=60)
+        assert stored_value(s3, cache.bucket, "k") == "stale", "nothing was overwritten"
+        assert await cache.add("new", "stored", ttl=60) is True, "plain add() still works"
+        report = await cache.check()
+    assert (report.conditional_replace, report.if_match_etag) == (False, None)
+    assert any("If-Match" in text and "NotSupportedError" in text for text in report.unsupported)
+
+
+async def test_add_loses_quietly_when_the_expired_entry_vanishes_meanwhile(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """Deleted between the HEAD and the If-Match put: AWS and moto answer 404, not 412."""
+    bucket = cache_kwargs["bucket"]
+
+    def delete_first(value: str) -> str:
+        s3.delete_object(Bucket=bucket, Key="k")  # another client wins the race here
+        return value
+
+    hook = IfMatchHook(delete_first)
+    put_expired(s3, bucket, "k")
+    async with AsyncS3Cache(**cache_kwargs, session=hook.session, on_error="raise") as cache:
+        cache.transport.if_match_form = "quoted"  # learned already: no probe to intercept
+        assert await cache.add("k", "mine", ttl=60) is False
+        assert cache.stats().errors == {}
+        assert await cache.add("k", "mine", ttl=60) is True, "the key is free again"

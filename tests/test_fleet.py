@@ -36,6 +36,7 @@ from s3cache import (
     _lease,
 )
 from s3cache.maintenance import purge_expired, storage_stats
+from tests.test_core import IfMatchHook
 
 PREFIX = "fleet"
 
@@ -334,6 +335,24 @@ async def test_lock_is_exclusive_and_released_on_exit(kwargs: dict[str, Any]) ->
                     pass
         async with two.lock("nightly-report", ttl=10) as again:  # released: free at once
             assert again.token > held.token
+
+
+async def test_locks_work_where_the_server_refuses_a_quoted_if_match(
+    kwargs: dict[str, Any],
+) -> None:
+    """Ceph RGW 16.2 answers 412 to If-Match with the quoted ETag (emulated here by turning
+    every quoted If-Match into a wrong one): releases and takeovers send it unquoted."""
+    wrong = '"ffffffffffffffffffffffffffffffff"'
+    hook = IfMatchHook(lambda value: wrong if value.startswith('"') else value)
+    async with AsyncS3Cache(**kwargs, session=hook.session) as ceph_like:
+        async with ceph_like.lock("job", ttl=10) as held:
+            pass
+        assert not held.lost
+        async with ceph_like.lock("job", ttl=10) as again:  # released, so free at once
+            assert again.token > held.token
+    lock_sent = [value for path, value in hook.sent if "/lock/" in path]
+    assert lock_sent, "the release and the takeover were conditional"
+    assert all(not value.startswith('"') for value in lock_sent)
 
 
 async def test_lock_waits_for_the_holder(kwargs: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from s3cache import (
     S3Cache,
     _loop,
 )
+from tests.conftest import CREDENTIALS
 
 MISSING = object()
 
@@ -167,8 +168,8 @@ EXIT_SCRIPT = textwrap.dedent(
     """
     import sys
     from s3cache import S3Cache
-    cache = S3Cache(sys.argv[1], endpoint_url=sys.argv[2], aws_access_key_id="id",
-                    aws_secret_access_key="secret", region_name="us-east-1")
+    cache = S3Cache(sys.argv[1], endpoint_url=sys.argv[2], aws_access_key_id=sys.argv[3],
+                    aws_secret_access_key=sys.argv[4], region_name="us-east-1")
     cache.set("exit", "value")
     assert cache.get("exit") == "value"
     print("done")
@@ -177,10 +178,15 @@ EXIT_SCRIPT = textwrap.dedent(
 )
 
 
+def _suite_keys() -> tuple[str, str]:
+    """The suite's access key and secret (real servers check them; moto accepts any)."""
+    return CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]
+
+
 def test_interpreter_exit_with_an_unclosed_cache(bucket: str, s3_endpoint: str) -> None:
     result = subprocess.run(
         # -W error turns a ResourceWarning or an unraisable exception at exit into stderr output
-        [sys.executable, "-W", "error", "-c", EXIT_SCRIPT, bucket, s3_endpoint],
+        [sys.executable, "-W", "error", "-c", EXIT_SCRIPT, bucket, s3_endpoint, *_suite_keys()],
         capture_output=True,
         text=True,
         timeout=60,

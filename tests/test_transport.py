@@ -1,7 +1,8 @@
 """The transport (s3cache._transport) on both paths: error translation against servers that
 answer with S3 errors over HTTP; its lifetime: close() with requests in flight lets them finish
 within their deadline, and refuses everything else with CacheClosedError; retries, region
-redirects, and each loop's wire session."""
+redirects, and each loop's wire session; how If-Match is quoted, and which form each server
+honours."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,7 +32,9 @@ from s3cache import (
     S3CacheError,
     ServerError,
     StoreTimeoutError,
+    _format,
 )
+from s3cache._transport import IfMatchForm
 from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
@@ -278,14 +282,19 @@ async def test_region_redirects_are_followed_as_botocore_follows_them(
 
 
 class _Ticking:
-    """An ``X-Amz-Date`` clock that moves a second on every reading."""
+    """An ``X-Amz-Date`` clock that moves a second on every reading, from now (real servers
+    refuse a request signed more than 15 minutes off as RequestTimeTooSkewed)."""
 
     def __init__(self) -> None:
+        self.start = datetime.now(UTC).replace(microsecond=0)
         self.readings = 0
 
     def __call__(self) -> str:
         self.readings += 1
-        return f"20240131T1200{self.readings:02d}Z"
+        return self.at(self.readings)
+
+    def at(self, reading: int) -> str:
+        return (self.start + timedelta(seconds=reading)).strftime("%Y%m%dT%H%M%SZ")
 
 
 async def test_each_attempt_is_signed_afresh(
@@ -297,13 +306,13 @@ async def test_each_attempt_is_signed_afresh(
         await cache.exists("warm-up")
         route = cache._transport._loops[asyncio.get_running_loop()].route
         assert route is not None
-        route.amz_date = _Ticking()  # type: ignore[assignment]
+        ticking = route.amz_date = _Ticking()  # type: ignore[assignment]
         proxy.reset_counts()
         proxy.set_fault(Fault.HTTP_500, times=2, methods={"PUT"})
         await cache.set("k", "v")
         assert proxy.count(Fault.HTTP_500) == 2
     puts = [h.headers for h in proxy.heads if h.method == "PUT"]
-    assert [h["x-amz-date"] for h in puts] == [f"20240131T12000{i}Z" for i in (1, 2, 3)]
+    assert [h["x-amz-date"] for h in puts] == [ticking.at(i) for i in (1, 2, 3)]
     assert len({h["authorization"] for h in puts}) == 3
 
 
@@ -368,3 +377,42 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
             await cache.get("k")
     assert len(started) == 1
     assert started[0]._session is None
+
+
+# -- If-Match ---------------------------------------------------------------------------------
+
+#: The If-Match form each server honours on PutObject (Ceph RGW refuses the quoted ETag).
+EXPECTED_FORM: dict[str, IfMatchForm] = {
+    "moto": "quoted",
+    "seaweedfs": "quoted",
+    "ceph": "unquoted",
+}
+
+
+@pytest.mark.parametrize(
+    ("form", "sent"),
+    [(None, '"abc"'), ("quoted", '"abc"'), ("unquoted", "abc")],
+)
+@pytest.mark.parametrize("etag", ['"abc"', "abc", ' "abc" '])
+def test_if_match_quoting_is_decided_in_one_place(
+    form: IfMatchForm | None, sent: str, etag: str
+) -> None:
+    transport = AsyncS3Cache("bucket").transport
+    transport.if_match_form = form
+    assert transport.if_match_value(etag) == sent
+
+
+async def test_the_if_match_form_is_learned_by_a_probe(
+    cache_kwargs: dict[str, Any], s3: Any, s3_server: str
+) -> None:
+    payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
+    async with AsyncS3Cache(**cache_kwargs) as cache:
+        transport = cache.transport
+        assert await transport.put("probe", payload)
+        assert await transport.learn_if_match("probe", payload) == EXPECTED_FORM[s3_server]
+        assert transport.if_match_form == EXPECTED_FORM[s3_server]
+        etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
+        assert await transport.put("probe", payload, if_match=etag), "the learned form works"
+        assert not await transport.put("probe", payload, if_match='"' + "0" * 32 + '"')
+        assert not await transport.put("absent", payload, if_match=etag), "404 or 412: False"
+    assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body

@@ -447,8 +447,8 @@ _PAGE_SIZE = arg(
 COMMANDS: Final[tuple[Spec, ...]] = (
     Spec(
         "check",
-        "doctor: endpoint, credentials, bucket, list/put/get/delete, conditional writes, "
-        "clock skew, lifecycle rule",
+        "doctor: endpoint, credentials, bucket, list/put/get/delete, conditional create and "
+        "replace, clock skew, lifecycle rule",
         _cmd_check,
         description="Run s3cache.maintenance.doctor(): every step of AsyncS3Cache.check() and "
         "more, one verdict per line, stopping at the first required failure.",

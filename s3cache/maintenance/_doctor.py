@@ -185,6 +185,28 @@ async def _conditional(visit: _Visit) -> list[DoctorItem]:
     return [_optional("conditional writes", "warn", detail)]
 
 
+async def _replace(visit: _Visit) -> list[DoctorItem]:
+    """If-Match on PutObject, which add() over an expired entry needs, and its ETag form."""
+    name = "conditional replace"
+    try:
+        honoured = await visit.cache.supports_conditional_replace()
+    except S3CacheError as exc:
+        return [_optional(name, "warn", str(exc))]
+    if not honoured:
+        detail = (
+            "the server does not honour If-Match on PutObject: add() over an expired entry "
+            "raises NotSupportedError here"
+        )
+        return [_optional(name, "warn", detail)]
+    if visit.cache.transport.if_match_form == "unquoted":
+        detail = (
+            "If-Match is honoured only with the ETag unquoted (the server refuses it quoted, as "
+            "S3 returns it): s3cache sends it unquoted"
+        )
+        return [_optional(name, "pass", detail)]
+    return [_optional(name, "pass", "If-Match on the ETag is honoured")]
+
+
 async def _clock(visit: _Visit) -> list[DoctorItem]:
     if visit.skew is None:
         return [_optional("clock skew", "skip", "no Date header from the server")]
@@ -224,6 +246,7 @@ STEPS: Final[tuple[tuple[Step, tuple[str, ...]], ...]] = (
     (_encryption, ("encryption",)),
     (_delete, ("delete",)),
     (_conditional, ("conditional writes",)),
+    (_replace, ("conditional replace",)),
     (_clock, ("clock skew",)),
     (_lifecycle, ("lifecycle rule",)),
 )
@@ -234,9 +257,9 @@ async def doctor(cache: AsyncS3Cache) -> list[DoctorItem]:
 
     Required: endpoint reachable, credentials accepted, bucket exists, list, put, get, delete.
     Reported: the encryption entries are stored with (and, when the put is denied, the one the
-    bucket policy requires). Warnings only: conditional writes honoured, clock skew, a lifecycle
-    rule present. The first
-    required failure stops the run: the items after it are reported as skipped.
+    bucket policy requires). Warnings only: conditional create and replace honoured, clock skew,
+    a lifecycle rule. The first required failure stops the run: the items after it are reported
+    as skipped.
     """
     visit = _Visit(cache)
     items: list[DoctorItem] = []
