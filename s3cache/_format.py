@@ -340,13 +340,11 @@ def encode(
     return Payload(body, content_type, metadata, expires, f"max-age={math.ceil(ttl)}", encoding)
 
 
-#: Folder under a prefix of the short-lived objects that checks and probes write.
-PROBE_FOLDER: Final = "s3cache-check"
-
-
 def probe_entry(prefix: str, now: float) -> tuple[str, Payload]:
-    """A fresh probe: a unique object key under ``prefix`` and a 60-second entry naming it."""
-    key = f"{prefix}{PROBE_FOLDER}/{uuid.uuid4().hex}"
+    """A fresh probe: a unique key in s3cache's reserved namespace under ``prefix`` (no cache
+    key can collide with it) and a 60-second entry naming it (``purge-expired`` removes a
+    probe a failed check left behind)."""
+    key = reserved_key(prefix, "check", uuid.uuid4().hex)
     return key, encode({"probe": key}, 60.0, JsonSerializer(), now)
 
 

@@ -220,7 +220,7 @@ async def test_expiring_credentials_are_refreshed_as_botocore_refreshes_them(
 
 # -- the same requests as aiobotocore ------------------------------------------------------------
 
-PROBE = re.compile(r"s3cache-check/[0-9a-f]{32}")
+PROBE = re.compile(r"\.s3cache/check/[0-9a-f]{32}")
 #: Headers that differ between two requests of the same operation (time, ids), or between the
 #: paths without meaning to S3 (aiohttp's default ``Accept: */*``; ``Expect``, which botocore
 #: adds to every PUT and the wire path only to large ones).
