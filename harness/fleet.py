@@ -5,10 +5,12 @@ single-threaded parent, and a start in milliseconds rather than a second of impo
 
 :func:`start_workers` starts processes that each open an :class:`AsyncS3Cache`, report
 ``ready``, then, round after round, wait for the round's start event and run ``tasks``
-concurrent ``get_or_set`` calls of one key. Everything they do is reported on one queue as
-tuples: ``("ready", pid)``, ``("waiting", pid)`` (the first time a caller pauses for another
-process's lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished)``
-with ``time.monotonic()`` of the last caller's answer (the clock is shared by all processes).
+concurrent ``get_or_set`` calls of one key. Everything they do is reported as tuples:
+``("ready", pid)``, ``("waiting", pid)`` (the first time a caller pauses for another process's
+lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished)`` with
+``time.monotonic()`` of the last caller's answer (the clock is shared by all processes). Each
+worker reports on a pipe of its own: a worker killed while sending cannot leave a lock that the
+others need held (as one multiprocessing Queue's write lock would).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import queue
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from s3cache import AsyncS3Cache, _fleet
@@ -70,7 +72,7 @@ class Workers:
     """Handles on the spawned workers and their shared synchronisation objects."""
 
     processes: list[Any]
-    events: Any  # multiprocessing Queue of reports
+    channels: list[Connection]  # the reading end of each worker's report pipe
     starts: list[Any]  # one Event per round
     release: Any  # Event ending the blocked first factory call
     calls: Any  # shared count of factory calls (Value)
@@ -86,24 +88,30 @@ class Workers:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"{len(found)} of {count} {kind!r} reports; {self._pending}")
-            try:
-                message = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if message[0] == kind:
-                found.append(message)
-            else:
-                self._pending.append(message)
+            for message in self._receive(left):
+                if message[0] == kind and len(found) < count:
+                    found.append(message)
+                else:
+                    self._pending.append(message)
         return found
 
     def reports(self, kind: str) -> Iterator[tuple[Any, ...]]:
-        """Reports of ``kind`` received so far and not yet taken (drains the queue first)."""
-        while True:
-            try:
-                self._pending.append(self.events.get_nowait())
-            except queue.Empty:
-                break
+        """Reports of ``kind`` received so far and not yet taken (reads what has arrived first)."""
+        while messages := self._receive(0):
+            self._pending.extend(messages)
         return (m for m in self._pending if m[0] == kind)
+
+    def _receive(self, timeout: float) -> list[tuple[Any, ...]]:
+        """Reports that arrive within ``timeout`` seconds; a killed worker's pipe is dropped."""
+        messages: list[tuple[Any, ...]] = []
+        for ready in wait(self.channels, timeout):
+            assert isinstance(ready, Connection)
+            try:
+                messages.append(ready.recv())
+            except EOFError:
+                self.channels.remove(ready)
+                ready.close()
+        return messages
 
     def stop(self) -> None:
         """Kill what is still running and reap every process."""
@@ -112,30 +120,36 @@ class Workers:
                 p.kill()
         for p in self.processes:
             p.join(30)
-        self.events.close()
-        self.events.join_thread()
+        for channel in self.channels:
+            channel.close()
 
 
 def start_workers(job: FleetJob, count: int) -> Workers:
     """Start ``count`` workers running ``job``; returns at once (wait for ``ready`` reports)."""
-    events = CONTEXT.Queue()
     starts = [CONTEXT.Event() for _ in job.rounds]
     release = CONTEXT.Event()
     calls = CONTEXT.Value("i", 0)
-    processes = [
-        CONTEXT.Process(target=_main, args=(job, events, starts, release, calls), daemon=True)
-        for _ in range(count)
-    ]
-    for p in processes:
-        p.start()
-    return Workers(processes, events, starts, release, calls)
+    processes, channels = [], []
+    for _ in range(count):
+        reader, writer = CONTEXT.Pipe(duplex=False)
+        process = CONTEXT.Process(
+            target=_main, args=(job, writer, starts, release, calls), daemon=True
+        )
+        process.start()
+        writer.close()  # the child has its own copy; EOF on the reader once the child is gone
+        processes.append(process)
+        channels.append(reader)
+    return Workers(processes, channels, starts, release, calls)
 
 
-def _main(job: FleetJob, events: Any, starts: list[Any], release: Any, calls: Any) -> None:
-    asyncio.run(_work(job, events, starts, release, calls))
+def _main(job: FleetJob, events: Connection, starts: list[Any], release: Any, calls: Any) -> None:
+    with events:
+        asyncio.run(_work(job, events, starts, release, calls))
 
 
-async def _work(job: FleetJob, events: Any, starts: list[Any], release: Any, calls: Any) -> None:
+async def _work(
+    job: FleetJob, events: Connection, starts: list[Any], release: Any, calls: Any
+) -> None:
     pid = os.getpid()
     if job.report_waiting:
         _report_first_pause(_fleet, events, pid)
@@ -145,7 +159,7 @@ async def _work(job: FleetJob, events: Any, starts: list[Any], release: Any, cal
         with calls.get_lock():
             calls.value += 1
             first = calls.value == 1
-        events.put(("factory", pid, current))
+        events.send(("factory", pid, current))
         if first and job.block_first:
             await asyncio.to_thread(release.wait)
         else:
@@ -154,7 +168,7 @@ async def _work(job: FleetJob, events: Any, starts: list[Any], release: Any, cal
 
     async with AsyncS3Cache(**job.cache_kwargs) as cache:
         await cache.check()  # opens the client and learns about conditional writes
-        events.put(("ready", pid))
+        events.send(("ready", pid))
         for current, spec in enumerate(job.rounds):
             await asyncio.to_thread(starts[current].wait)
             values = await asyncio.gather(
@@ -162,10 +176,10 @@ async def _work(job: FleetJob, events: Any, starts: list[Any], release: Any, cal
                 return_exceptions=True,
             )
             finished = time.monotonic()
-            events.put(("done", pid, current, [_plain(v) for v in values], finished))
+            events.send(("done", pid, current, [_plain(v) for v in values], finished))
 
 
-def _report_first_pause(fleet: Any, events: Any, pid: int) -> None:
+def _report_first_pause(fleet: Any, events: Connection, pid: int) -> None:
     """Report the first time this process pauses for another process's lease."""
     pause = fleet._pause
     reported = False
@@ -174,7 +188,7 @@ def _report_first_pause(fleet: Any, events: Any, pid: int) -> None:
         nonlocal reported
         if not reported:
             reported = True
-            events.put(("waiting", pid))
+            events.send(("waiting", pid))
         await pause(seconds)
 
     fleet._pause = reporting_pause
