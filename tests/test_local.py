@@ -91,10 +91,10 @@ async def test_a_read_that_lands_after_a_write_never_fills_the_tier(
 async def test_add_invalidates_a_get_already_in_flight(
     cache_kwargs: dict[str, Any], proxy: FaultProxy
 ) -> None:
+    """A get started after add() returned True never joins the GET sent before it."""
     async with AsyncS3Cache(
         **dict(cache_kwargs, endpoint_url=proxy.endpoint), prefix="local", on_error="raise"
     ) as cache:
-        """A get started after add() returned True never joins the GET sent before it."""
         await cache.exists("warm-up")
         stale = await _held_get(cache, proxy, "k")
         assert await cache.add("k", "added") is True

@@ -179,14 +179,15 @@ async def _conditional(visit: _Visit) -> list[DoctorItem]:
             )
         ]
     detail = (
-        "the server ignored If-None-Match: * and overwrote the object: add() raises "
-        "NotSupportedError here"
+        "the server ignored If-None-Match: * and overwrote the object: add(), "
+        "get_or_set(lease=...) and lock() raise NotSupportedError here"
     )
     return [_optional("conditional writes", "warn", detail)]
 
 
 async def _replace(visit: _Visit) -> list[DoctorItem]:
-    """If-Match on PutObject, which add() over an expired entry needs, and its ETag form."""
+    """If-Match on PutObject, which add() over an expired entry, leases and locks need, and its
+    ETag form."""
     name = "conditional replace"
     try:
         honoured = await visit.cache.supports_conditional_replace()
@@ -194,8 +195,8 @@ async def _replace(visit: _Visit) -> list[DoctorItem]:
         return [_optional(name, "warn", str(exc))]
     if not honoured:
         detail = (
-            "the server does not honour If-Match on PutObject: add() over an expired entry "
-            "raises NotSupportedError here"
+            "the server does not honour If-Match on PutObject: add() over an expired entry, "
+            "get_or_set(lease=...) and lock() raise NotSupportedError here"
         )
         return [_optional(name, "warn", detail)]
     if visit.cache.transport.if_match_form == "unquoted":
