@@ -385,7 +385,7 @@ class S3CacheLitellmBackend(AsyncContender):
 
     def describe(self) -> str:
         return (
-            "s3cache.integrations.litellm.LiteLLMS3Cache (issue 3) through "
+            "s3cache.integrations.litellm.LiteLLMS3Cache through "
             "async_get_cache/async_set_cache; s3cache defaults as above"
         )
 

@@ -1,4 +1,4 @@
-"""Issue 5's cells: what the features beyond get/set cost or save, measured on the run's server.
+"""Feature cells: what the features beyond get/set cost or save, measured on the run's server.
 
 - local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
   (µs per hit, hits/s, and the requests sent meanwhile: none expected);

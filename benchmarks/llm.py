@@ -1,4 +1,4 @@
-"""Issue 3's cells: ``litellm.acompletion`` cache hits per second, our backend against litellm's.
+"""LLM cells: ``litellm.acompletion`` cache hits per second, our backend against litellm's.
 
 Each prompt is answered once by ``mock_response`` (offline, no provider), litellm writes the
 answer to the backend in the background, and the measured calls are all cache hits served from

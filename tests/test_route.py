@@ -242,3 +242,36 @@ async def test_option_headers_are_botocores(options: dict[str, Any]) -> None:
             assert {k: v for k, v in ours.items() if k != "host"} == theirs, op
             if params:
                 assert theirs, op
+
+
+# -- access points --------------------------------------------------------------------------
+
+
+def test_an_access_point_arn_is_refused_before_any_request() -> None:
+    """An ARN is no bucket name: refused at construction (neither path would address it)."""
+    arn = "arn:aws:s3:us-east-1:123456789012:accesspoint/cache"
+    with pytest.raises(ValueError, match="not a valid bucket name"):
+        AsyncS3Cache(arn, **CREDENTIALS)
+
+
+async def test_an_access_point_alias_is_addressed_as_botocore_addresses_it() -> None:
+    """An access-point alias is a bucket name to S3: the wire path's URL is botocore's."""
+    alias = "cache-ap-abcdefghijklmnopqrstuvwxyz12-s3alias"
+    route = await planned(alias, region_name="eu-west-1")
+    session = AioSession()
+    session.register("before-send.s3.GetObject", _stop_with_url)
+    async with client(region_name="eu-west-1", session=session) as c:
+        with pytest.raises(_Sent) as sent:
+            await c.get_object(Bucket=alias, Key="a/b")
+    assert str(route.url("a/b")[1]) == sent.value.url
+
+
+class _Sent(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def _stop_with_url(request: Any, **_: Any) -> None:
+    """A ``before-send`` handler: the request goes nowhere; its URL is the exception's."""
+    raise _Sent(request.url)

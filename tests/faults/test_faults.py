@@ -167,7 +167,7 @@ async def test_fault_matrix(
 async def test_slowdown_is_retried_with_backoff_by_default(
     proxy: FaultProxy, proxied_kwargs: dict[str, Any]
 ) -> None:
-    """Default config: SlowDown is retried (4 attempts, jittered backoff), then fail-soft."""
+    """Default config: SlowDown is retried (3 attempts in all, jittered backoff), then fail-soft."""
     keys = [f"k{i}" for i in range(4)]
     async with AsyncS3Cache(**proxied_kwargs, timeout=9.0, on_error="log") as cache:
         await cache.set("warm", 1)  # the client's one-time creation is not what is measured
