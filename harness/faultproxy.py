@@ -69,6 +69,13 @@ _CANNED: Final = {
         b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>NoSuchKey</Code>"
         b"<Message>The specified key does not exist.</Message></Error>",
     ),
+    "request_timeout_400": (
+        400,
+        "Bad Request",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>RequestTimeout</Code>"
+        b"<Message>Your socket connection to the server was not read from or written to "
+        b"within the timeout period. Idle connections will be closed.</Message></Error>",
+    ),
     "slowdown_503": (
         503,
         "Slow Down",
@@ -88,6 +95,7 @@ class Fault(enum.Enum):
     TRUNCATE = "truncate"  # forward, send the head and half the body, then a clean close (FIN)
     HTTP_500 = "http_500"  # answer 500 InternalError without forwarding
     SLOWDOWN_503 = "slowdown_503"  # answer 503 SlowDown without forwarding
+    REQUEST_TIMEOUT_400 = "request_timeout_400"  # answer 400 RequestTimeout without forwarding
     DENY_403 = "deny_403"  # answer 403 SignatureDoesNotMatch: the server rejects the credentials
     NOT_FOUND_404 = "not_found_404"  # answer 404 NoSuchKey (a cheap miss, for load tests)
     DELAY = "delay"  # forward, hold the response back for ``delay`` seconds
@@ -97,7 +105,13 @@ class Fault(enum.Enum):
 
 
 _CANNED_FAULTS: Final = frozenset(
-    {Fault.HTTP_500, Fault.SLOWDOWN_503, Fault.DENY_403, Fault.NOT_FOUND_404}
+    {
+        Fault.HTTP_500,
+        Fault.SLOWDOWN_503,
+        Fault.REQUEST_TIMEOUT_400,
+        Fault.DENY_403,
+        Fault.NOT_FOUND_404,
+    }
 )
 
 

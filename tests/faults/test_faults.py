@@ -216,6 +216,33 @@ async def test_refused_endpoint_raises_connection_error(closed_endpoint: str) ->
     assert elapsed <= 2.5 + RETURN_BOUND
 
 
+async def test_request_timeout_is_retried(
+    proxy: FaultProxy, proxied_kwargs: dict[str, Any]
+) -> None:
+    """S3's 400 RequestTimeout (it gave up on a slow upload) is transient: retried."""
+    async with AsyncS3Cache(**proxied_kwargs, timeout=9.0, on_error="raise") as cache:
+        proxy.set_fault(Fault.REQUEST_TIMEOUT_400, times=2)
+        await cache.set("k", {"survived": True})
+        assert proxy.count(Fault.REQUEST_TIMEOUT_400) == 2
+        proxy.set_fault(Fault.REQUEST_TIMEOUT_400, times=1)
+        assert await cache.get("k") == {"survived": True}
+        assert proxy.count(Fault.REQUEST_TIMEOUT_400) == 3
+        assert cache.stats().errors == {}
+
+
+async def test_a_keep_alive_connection_the_server_closed_is_not_an_error(
+    proxy: FaultProxy, proxied_kwargs: dict[str, Any]
+) -> None:
+    """The server resets the pooled connections while they idle; the next requests, sent
+    before the loop has seen the resets, still succeed (a fresh connection, or a retry)."""
+    async with AsyncS3Cache(**proxied_kwargs, on_error="raise") as cache:
+        await asyncio.gather(*(cache.set(f"k{i}", i) for i in range(4)))  # a few pooled
+        proxy.drop_connections()
+        assert await asyncio.gather(*(cache.get(f"k{i}") for i in range(4))) == [0, 1, 2, 3]
+        await cache.set("after", "ok")
+        assert cache.stats().errors == {}
+
+
 async def test_server_restart_same_cache_recovers(
     proxy: FaultProxy, proxied_kwargs: dict[str, Any]
 ) -> None:
