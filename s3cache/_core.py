@@ -38,7 +38,6 @@ from s3cache.errors import (
     BatchError,
     CacheClosedError,
     CorruptEntryError,
-    EncryptionError,
     NotSupportedError,
     S3CacheError,
 )
@@ -802,7 +801,7 @@ class AsyncS3Cache:
             await transport.head_bucket()
         probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
-        await self._put_probe(probe, payload)
+        await self._transport.put_probe(probe, payload, botocore=True)
         try:
             found = await transport.get(probe, botocore=True)
             latency_ms = (time.perf_counter() - started) * 1000 / 2
@@ -827,18 +826,6 @@ class AsyncS3Cache:
             if_match_etag=None if form == "unsupported" else form,
             unsupported=_unsupported(conditional, form),
         )
-
-    async def _put_probe(self, probe: str, payload: _format.Payload) -> None:
-        """PUT ``probe`` through aiobotocore; when refused, name the encryption the bucket policy
-        requires, if it says (:class:`EncryptionError`)."""
-        transport = self._transport
-        try:
-            await transport.put(probe, payload, botocore=True)
-        except AccessDeniedError as exc:
-            required = await transport.required_encryption()
-            if required is None:
-                raise
-            raise EncryptionError(f"{exc}; {required}") from exc
 
     async def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``: probed once, then remembered.

@@ -50,6 +50,7 @@ from s3cache.errors import (
     CacheClosedError,
     ChecksumMismatchError,
     CredentialsError,
+    EncryptionError,
     EndpointUnreachableError,
     NotSupportedError,
     S3CacheError,
@@ -838,6 +839,17 @@ class Transport:
             return str(resp.get("Policy") or "") or None
 
         return await self._call(op, self.bucket, None, boto)
+
+    async def put_probe(self, key: str, payload: Payload, *, botocore: bool = False) -> None:
+        """PUT a probe (for ``check()`` and the doctor); when it is refused, name the encryption
+        the bucket policy requires, if the policy says (:class:`EncryptionError`)."""
+        try:
+            await self.put(key, payload, botocore=botocore)
+        except AccessDeniedError as exc:
+            required = await self.required_encryption()
+            if required is None:
+                raise
+            raise EncryptionError(f"{exc}; {required}") from exc
 
     async def required_encryption(self) -> str | None:
         """What encryption the bucket policy requires of PutObject, in words with the options to
