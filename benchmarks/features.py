@@ -8,23 +8,29 @@
   PUTs: 1).
 
 Requests are counted by the server (the mini server counts them by method); with
-``--latency-via hook``, by a ``before-send`` hook instead; otherwise they are not counted.
+``--latency-via hook``, by a ``before-send`` hook; in front of any other http:// server, by a
+counting proxy (:class:`harness.faultproxy.FaultProxy`, in a thread of this process) that the
+feature cells, and only they, talk through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from benchmarks.contenders import Setup, _s3cache_kwargs
 from benchmarks.latency import RequestCounter, add_async_latency
 from benchmarks.server import request_counts
+from harness.faultproxy import FaultProxy
 
 __all__ = ["FeatureResult", "MethodCounter", "Requests", "run_features"]
 
@@ -240,8 +246,23 @@ async def stampede(setup: Setup) -> FeatureResult:
 
 async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
     """Every feature cell, one after the other; ``seconds`` is the local-tier cell's length."""
-    return [
-        await local_tier_hits(setup, seconds),
-        await single_flight(setup),
-        await stampede(setup),
-    ]
+    with _counted(setup) as counted:
+        return [
+            await local_tier_hits(counted, seconds),
+            await single_flight(counted),
+            await stampede(counted),
+        ]
+
+
+@contextlib.contextmanager
+def _counted(setup: Setup) -> Iterator[Setup]:
+    """``setup``, or where nothing counts its requests, the same through a counting proxy."""
+    parts = urlsplit(setup.target.endpoint_url)
+    uncounted = request_counts(setup.target) is None and not setup.hook_latency
+    if not uncounted or parts.scheme != "http" or parts.hostname is None:
+        yield setup
+        return
+    with FaultProxy((parts.hostname, parts.port or 80)) as proxy:
+        endpoint = proxy.endpoint + parts.path
+        target = dataclasses.replace(setup.target, endpoint_url=endpoint, counter=proxy)
+        yield dataclasses.replace(setup, target=target)

@@ -72,6 +72,7 @@ class Target:
     embedded: bool  # started for this run and discarded after it (embedded or --server)
     server: str = ""  # "moto", "mini" (embedded), "ceph", "seaweedfs" (--server), "" (external)
     stats_url: str | None = None  # where the server counts requests by method (the mini server)
+    counter: Any = None  # or a harness FaultProxy in front of it that counts them (its .methods)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``/``create_client`` (credentials may be None)."""
@@ -272,7 +273,10 @@ class DelayProxy:
 
 
 def request_counts(target: Target) -> Counter[str] | None:
-    """Requests the server has answered so far, by method (None: it does not count them)."""
+    """Requests the server (or the counting proxy in front of it) has answered so far, by
+    method (None: nobody counts them)."""
+    if target.counter is not None:
+        return Counter(target.counter.methods)
     if target.stats_url is None:
         return None
     with urllib.request.urlopen(target.stats_url, timeout=10) as reply:
