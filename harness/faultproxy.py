@@ -102,6 +102,9 @@ class Fault(enum.Enum):
     HOLD = "hold"  # forward, read the whole response, hold it back until ``release()``
     CUT_UPLOAD = "cut_upload"  # forward the head and half the request body, then drop both sides
     CORRUPT_BODY = "corrupt_body"  # forward, flip one bit in the middle of the response body
+    # Forward without If-None-Match/If-Match: a server that ignores conditional writes. The
+    # request's signature no longer matches, so only for servers that do not check it (moto).
+    IGNORE_CONDITIONS = "ignore_conditions"
 
 
 _CANNED_FAULTS: Final = frozenset(
@@ -386,7 +389,10 @@ class FaultProxy:
                         _reset(up_writer)
                         _reset(writer)
                         return
-                    up_writer.write(request.head + request.body)
+                    sent = request.head
+                    if rule.fault is Fault.IGNORE_CONDITIONS:
+                        sent = _without_conditions(sent)
+                    up_writer.write(sent + request.body)
                     await up_writer.drain()
                     head, body, close = await _read_response(up_reader, request.method)
                     if rule.fault in (Fault.RESET_BODY, Fault.TRUNCATE):
@@ -532,6 +538,15 @@ def _corrupt(body: bytes) -> bytes:
         return body
     middle = len(body) // 2
     return body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
+
+
+def _without_conditions(head: bytes) -> bytes:
+    """A request head without its ``If-None-Match`` and ``If-Match`` lines."""
+    lines = head.split(b"\r\n")
+    kept = [
+        line for line in lines if not line.lower().startswith((b"if-none-match:", b"if-match:"))
+    ]
+    return b"\r\n".join(kept)
 
 
 def _canned(fault: Fault, method: str) -> bytes:

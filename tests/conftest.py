@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from aiobotocore.session import AioSession
 from moto.server import ThreadedMotoServer
 
 from harness import servers as harness_servers
@@ -316,6 +317,34 @@ class Requests:
     def release(self) -> None:
         self.proxy.clear()
         self.proxy.release()
+
+
+@pytest.fixture(
+    params=[
+        "hook",
+        pytest.param(
+            "proxy",
+            marks=pytest.mark.moto_only("the proxy drops signed headers: only moto accepts that"),
+        ),
+    ]
+)
+def ignoring_conditions(
+    request: pytest.FixtureRequest, cache_kwargs: dict[str, Any], proxy: FaultProxy
+) -> dict[str, Any]:
+    """Constructor arguments for a cache whose server ignores conditional writes: a session
+    hook drops the headers before signing (every request then goes through aiobotocore), or
+    the proxy drops them on the wire (the wire path, too, is then what is tested)."""
+    if request.param == "proxy":
+        proxy.set_fault(Fault.IGNORE_CONDITIONS)
+        return {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    session = AioSession()
+
+    def drop_condition(request: Any, **_: Any) -> None:
+        if "If-None-Match" in request.headers:
+            del request.headers["If-None-Match"]
+
+    session.register("before-sign.s3.PutObject", drop_condition)
+    return {**cache_kwargs, "session": session}
 
 
 @pytest.fixture
