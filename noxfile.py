@@ -64,6 +64,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_maintenance.py",
     "tests/test_cli.py",
     "tests/test_transport.py",
+    "tests/test_bucket_options.py",
 )
 
 
