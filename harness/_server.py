@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Final
 
-__all__ = ["Endpoint", "S3Server", "ServerUnavailable", "free_port", "main"]
+from harness.process import die_with_parent
+
+__all__ = ["Endpoint", "S3Server", "ServerUnavailable", "main"]
 
 #: The credentials a harness server accepts unless told otherwise (the test suite's own).
 DEFAULT_ACCESS_KEY: Final = "testing-key-id"
@@ -63,24 +64,6 @@ class Endpoint:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": self.region,
         }
-
-
-def free_port() -> int:
-    """A TCP port that was free on loopback a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM the child when the process that started it dies."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _pid_runs(pid: int, executables: Sequence[str]) -> bool:
@@ -225,7 +208,7 @@ class S3Server(abc.ABC):
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it
-            preexec_fn=None if self.detach or sys.platform != "linux" else _die_with_parent,
+            preexec_fn=None if self.detach or sys.platform != "linux" else die_with_parent,
         )
         self._processes.append(process)
         self.pids.append(process.pid)

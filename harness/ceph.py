@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from harness._server import S3Server, apt_install, free_port, main, run_tool
+from harness._server import S3Server, apt_install, main, run_tool
+from harness.process import free_port
 
 __all__ = ["CephServer"]
 

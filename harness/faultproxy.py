@@ -32,6 +32,8 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.process import free_port
+
 __all__ = [
     "Fault",
     "FaultProxy",
@@ -559,14 +561,6 @@ def _canned(fault: Fault, method: str) -> bytes:
 
 
 # -- ports and a moto server in a subprocess ------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def closed_port() -> str:

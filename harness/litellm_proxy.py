@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.process import free_port
 
 MASTER_KEY = "sk-s3cache-test-master-key"
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -88,13 +89,6 @@ def _command(config: Path, port: int, workers: int) -> list[str]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health/liveliness", timeout=5) as answer:
@@ -122,7 +116,7 @@ def running_proxy(
 
     Raises RuntimeError with the proxy's output if it exits or is not ready within ``timeout``.
     """
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -147,7 +141,7 @@ def run_to_exit(config: Path, log: Path, env: Mapping[str, str], *, timeout: flo
     """Start the proxy and wait for it to exit by itself (a startup that must fail)."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            _command(config, _free_port(), 1),
+            _command(config, free_port(), 1),
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=dict(env),

@@ -15,12 +15,8 @@ import sysconfig
 from pathlib import Path
 from typing import Final
 
-from harness._server import (
-    S3Server,
-    free_port,
-    main,
-    pip_install,
-)
+from harness._server import S3Server, main, pip_install
+from harness.process import free_port
 
 __all__ = ["SeaweedFSServer"]
 

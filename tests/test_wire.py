@@ -28,7 +28,8 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
 from harness import miniserver
-from harness.faultproxy import FaultProxy, free_port
+from harness.faultproxy import FaultProxy
+from harness.process import free_port
 from s3cache import AsyncS3Cache, CredentialsError
 from s3cache._sigv4 import quote_key
 from tests.faults.test_security import self_signed
@@ -310,10 +311,11 @@ async def exercise(cache: AsyncS3Cache) -> None:
     assert await cache.delete("plain") is True
 
 
-async def test_the_wire_path_sends_what_aiobotocore_sends(
-    recorder: tuple[str, Path | None, Seen, dict[str, Any]],
-) -> None:
-    """Method, path and every header but the per-request ones; the same headers signed."""
+async def _on_both_paths(
+    recorder: tuple[str, Path | None, Seen, dict[str, Any]], **options: Any
+) -> dict[bool, Seen]:
+    """What :func:`exercise` sends through aiobotocore (False) and the wire path (True), probe
+    keys made alike."""
     endpoint, cert, seen, objects = recorder
     sent: dict[bool, Seen] = {}
     for fast in (False, True):
@@ -324,16 +326,23 @@ async def test_the_wire_path_sends_what_aiobotocore_sends(
             endpoint_url=endpoint,
             verify=str(cert) if cert else None,
             fast_path=fast,
-            compression="gzip",
             on_error="raise",
             region_name="eu-west-1",
             aws_access_key_id="AKID",
             aws_secret_access_key="secret",
-            aws_session_token="token",
+            **options,
         ) as cache:
             await exercise(cache)
             assert on_the_wire(cache) is fast
         sent[fast] = [(m, PROBE.sub("probe", p), h) for m, p, h in seen]
+    return sent
+
+
+async def test_the_wire_path_sends_what_aiobotocore_sends(
+    recorder: tuple[str, Path | None, Seen, dict[str, Any]],
+) -> None:
+    """Method, path and every header but the per-request ones; the same headers signed."""
+    sent = await _on_both_paths(recorder, compression="gzip", aws_session_token="token")
     botocore_requests, wire_requests = sent[False], sent[True]
     assert [(m, p) for m, p, _ in wire_requests] == [(m, p) for m, p, _ in botocore_requests]
     for (method, path, ours), (_, _, theirs) in zip(wire_requests, botocore_requests, strict=True):
@@ -450,25 +459,7 @@ async def test_with_company_options_the_wire_path_sends_what_aiobotocore_sends(
 ) -> None:
     """The options' headers (encryption, SSE-C key, owner, payer, storage class, checksums)
     are sent and signed alike on both paths, over http and https."""
-    endpoint, cert, seen, objects = recorder
-    sent: dict[bool, Seen] = {}
-    for fast in (False, True):
-        seen.clear()
-        objects.clear()
-        async with AsyncS3Cache(
-            "rec-bucket",
-            endpoint_url=endpoint,
-            verify=str(cert) if cert else None,
-            fast_path=fast,
-            on_error="raise",
-            region_name="eu-west-1",
-            aws_access_key_id="AKID",
-            aws_secret_access_key="secret",
-            **options,
-        ) as cache:
-            await exercise(cache)
-            assert on_the_wire(cache) is fast
-        sent[fast] = [(m, PROBE.sub("probe", p), h) for m, p, h in seen]
+    sent = await _on_both_paths(recorder, **options)
     assert [(m, p) for m, p, _ in sent[True]] == [(m, p) for m, p, _ in sent[False]]
     for (method, path, ours), (_, _, theirs) in zip(sent[True], sent[False], strict=True):
         # add()'s probes carry a random body of their own, so their checksums differ.
