@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 from botocore.config import Config
@@ -39,6 +38,7 @@ from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
 from tests.faults.conftest import address
+from tests.test_wire import MiniHandler
 
 CREDS: dict[str, Any] = {"aws_access_key_id": "id", "aws_secret_access_key": "secret"}
 
@@ -197,48 +197,26 @@ BUCKET_REGION = "eu-west-1"
 SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request")
 
 
-class _Regional(http.server.BaseHTTPRequestHandler):
+class _Regional(MiniHandler):
     """The mini server's S3, for a bucket in eu-west-1: a request signed for another region
     gets S3's answer, 301 PermanentRedirect naming the bucket's region."""
 
-    protocol_version = "HTTP/1.1"
-    store: miniserver.S3Store
     seen: list[tuple[str, str, int]]
 
-    def _answer(self) -> None:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        body = self.rfile.read(int(headers.get("content-length", "0")))
+    def respond(self, headers: dict[str, str], body: bytes) -> miniserver.Response:
         scope = SCOPE.search(headers.get("authorization", ""))
         region = scope.group(1) if scope else "?"
         if region != BUCKET_REGION:
-            status, reply_headers = 301, [("x-amz-bucket-region", BUCKET_REGION)]
-            reply = (
+            answer: miniserver.Response = (
+                301,
+                [("x-amz-bucket-region", BUCKET_REGION)],
                 b"<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
-                b"to access must be addressed using the specified endpoint.</Message></Error>"
+                b"to access must be addressed using the specified endpoint.</Message></Error>",
             )
         else:
-            bucket, _, key = self.path.partition("?")[0].lstrip("/").partition("/")
-            request = miniserver.Request(
-                self.command, unquote(bucket), unquote(key), {}, headers, body
-            )
-            try:
-                status, reply_headers, reply = miniserver.handle(self.store, request, time.time())
-            except miniserver.HTTPError as exc:
-                status, reply_headers, reply = exc.status, [], b""
-        self.seen.append((self.command, region, status))
-        self.send_response(status)
-        for name, value in reply_headers:
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(reply)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply)
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            answer = super().respond(headers, body)
+        self.seen.append((self.command, region, answer[0]))
+        return answer
 
 
 @pytest.fixture

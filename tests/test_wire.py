@@ -238,24 +238,17 @@ VARYING = {
 HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    """The mini server's S3 over ``http.server`` (plain or TLS), recording every request."""
+class MiniHandler(http.server.BaseHTTPRequestHandler):
+    """The mini server's S3 over ``http.server`` (plain or TLS), one thread per connection;
+    subclasses see or answer a request first by overriding :meth:`respond`."""
 
     protocol_version = "HTTP/1.1"
     store: miniserver.S3Store
-    seen: list[tuple[str, str, dict[str, str]]]
 
     def _answer(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.seen.append((self.command, self.path, headers))
         body = self.rfile.read(int(headers.get("content-length", "0")))
-        path = self.path.partition("?")[0]
-        bucket, _, key = path.lstrip("/").partition("/")
-        request = miniserver.Request(self.command, unquote(bucket), unquote(key), {}, headers, body)
-        try:
-            status, reply_headers, reply = miniserver.handle(self.store, request, time.time())
-        except miniserver.HTTPError as exc:
-            status, reply_headers, reply = exc.status, [], exc.code.encode()
+        status, reply_headers, reply = self.respond(headers, body)
         self.send_response(status)
         for name, value in reply_headers:
             if name.lower() != "content-length":
@@ -265,10 +258,29 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(reply)
 
+    def respond(self, headers: dict[str, str], body: bytes) -> miniserver.Response:
+        """The mini server's answer (status, headers, body) to this request."""
+        bucket, _, key = self.path.partition("?")[0].lstrip("/").partition("/")
+        request = miniserver.Request(self.command, unquote(bucket), unquote(key), {}, headers, body)
+        try:
+            return miniserver.handle(self.store, request, time.time())
+        except miniserver.HTTPError as exc:
+            return exc.status, [], exc.code.encode()
+
     do_GET = do_PUT = do_HEAD = do_DELETE = _answer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _Recorder(MiniHandler):
+    """:class:`MiniHandler`, recording every request."""
+
+    seen: list[tuple[str, str, dict[str, str]]]
+
+    def respond(self, headers: dict[str, str], body: bytes) -> miniserver.Response:
+        self.seen.append((self.command, self.path, headers))
+        return super().respond(headers, body)
 
 
 Seen = list[tuple[str, str, dict[str, str]]]
