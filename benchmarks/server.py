@@ -177,16 +177,7 @@ class EmbeddedServer:
         process, self.process = self.process, None
         log, self._log = self._log, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            for pipe in (process.stdin, process.stdout):
-                if pipe is not None:
-                    pipe.close()
+            _end(process)
         if log is not None:
             log.close()
 
@@ -196,6 +187,20 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a child (kill it if it lingers) and close our ends of its pipes."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def _ready_port(process: subprocess.Popen[bytes]) -> int | None:
@@ -240,18 +245,8 @@ class DelayProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
+        if process is not None:
+            _end(process)
 
 
 def request_counts(target: Target) -> Counter[str] | None:
