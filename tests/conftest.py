@@ -329,12 +329,13 @@ class Requests:
     ]
 )
 def ignoring_conditions(
-    request: pytest.FixtureRequest, cache_kwargs: dict[str, Any], proxy: FaultProxy
+    request: pytest.FixtureRequest, cache_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Constructor arguments for a cache whose server ignores conditional writes: a session
     hook drops the headers before signing (every request then goes through aiobotocore), or
     the proxy drops them on the wire (the wire path, too, is then what is tested)."""
     if request.param == "proxy":
+        proxy: FaultProxy = request.getfixturevalue("proxy")
         proxy.set_fault(Fault.IGNORE_CONDITIONS)
         return {**cache_kwargs, "endpoint_url": proxy.endpoint}
     session = AioSession()
