@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -42,6 +42,7 @@ __all__ = [
     "ensure_bucket",
     "remove_prefix",
     "request_counts",
+    "server_counts",
 ]
 
 #: The embedded servers ``--embedded`` can start, and how the output names them.
@@ -259,6 +260,13 @@ def request_counts(target: Target) -> Counter[str] | None:
     with urllib.request.urlopen(target.stats_url, timeout=10) as reply:
         stats = json.load(reply)
     return Counter({str(k): int(v) for k, v in stats["methods"].items()})
+
+
+def server_counts(target: Target) -> Callable[[], int] | None:
+    """Requests answered so far, counted by the server (None: the contender's hook counts)."""
+    if target.stats_url is None:
+        return None
+    return lambda: sum((request_counts(target) or Counter()).values())
 
 
 @contextlib.contextmanager
