@@ -69,7 +69,7 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
 #: Quick, the demo: the lead cells (get-hit and set, 1 KiB, c=64) and nothing else, so that
 #: the whole run takes under 30 s (the facade's c=1 cell and the sweep are the default run's).
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
-    "quick": (_groups(["get-hit", "set"], [KiB], [64]), 0.8, 0.2, ()),
+    "quick": (_groups(["get-hit", "set"], [KiB], [64]), 0.6, 0.2, ()),
     "default": (
         _groups(["get-hit"], [KiB], CONCURRENCIES)
         + _groups(["get-miss", "set", "mixed"], [KiB], [64])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import os
@@ -200,13 +201,14 @@ async def _one(cell: Awaitable[FeatureResult]) -> list[FeatureResult]:
     return [await cell]
 
 
-async def _start_remotes(run: Run) -> None:
+async def start_remotes(plan: Plan) -> dict[str, RemoteContender]:
     """Start the contenders measured in processes of their own: their imports begin now."""
-    for name in run.plan.contenders:
+    remotes = {}
+    for name in plan.contenders:
         if name in REMOTE:
-            remote = RemoteContender(name)
+            remotes[name] = remote = RemoteContender(name)
             await remote.start()
-            run.remotes[name] = remote
+    return remotes
 
 
 async def _remotes_ready(run: Run) -> None:
@@ -270,7 +272,8 @@ def _story(run: Run) -> tuple[str, list[str]]:
 
 
 def _settle(state: Run) -> None:
-    """Import the libraries the main process still needs, then freeze the heap.
+    """Import the libraries the main process still needs (matplotlib for the plots), then
+    freeze the heap.
 
     litellm is thousands of modules: imported mid-run, its import and the garbage collections
     over its objects would be billed to whichever cells come next. The litellm contender runs
@@ -278,6 +281,12 @@ def _settle(state: Run) -> None:
     here. ``gc.freeze()`` moves what exists now out of the collector's reach, the same for
     every contender.
     """
+    if state.options.plots_dir is not None:
+        with contextlib.suppress(ImportError):  # now, not after the run, where it is waited for
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot
     if state.plan.llm_concurrency:
         started = time.perf_counter()
         try:
@@ -290,12 +299,18 @@ def _settle(state: Run) -> None:
     gc.freeze()
 
 
-async def run(options: Options, plan: Plan, target: Target) -> tuple[Run, dict[str, Any]]:
+async def run(
+    options: Options,
+    plan: Plan,
+    target: Target,
+    remotes: dict[str, RemoteContender] | None = None,
+) -> tuple[Run, dict[str, Any]]:
     """Run the plan against ``target``; prints as it goes; returns the state and JSON payload.
 
     The order keeps the CPU-per-operation cells alone on the machine: the remote contenders'
-    imports (litellm) start first and overlap the feature cells (counts and milliseconds); the
-    grid starts once they are done.
+    imports (litellm) start first (``remotes``, already started, or started here) and overlap
+    the feature cells (counts and milliseconds); the grid starts once they are done. The
+    remotes are stopped on return.
     """
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -304,7 +319,7 @@ async def run(options: Options, plan: Plan, target: Target) -> tuple[Run, dict[s
     prefix = f"s3cache-bench/{stamp}-{uuid.uuid4().hex[:6]}/"
     state = Run(options, plan, target, prefix, progress, load=_load())
     try:
-        await _start_remotes(state)
+        state.remotes = await start_remotes(plan) if remotes is None else remotes
         state.header = _header(state, started.isoformat(timespec="seconds"))
         for line in state.header:
             progress.note(line)
@@ -415,14 +430,27 @@ def finish(state: Run, payload: dict[str, Any]) -> list[Path]:
     return written
 
 
+async def _session(options: Options, plan: Plan) -> tuple[Run, dict[str, Any]]:
+    """Start the remote contenders, then the endpoint (in a thread, so that their imports
+    overlap the server's start), then :func:`run`; stop everything on the way out."""
+    remotes = await start_remotes(plan)
+    try:
+        with contextlib.ExitStack() as stack:
+            target = await asyncio.to_thread(stack.enter_context, target_for(options))
+            return await run(options, plan, target, remotes)
+    finally:
+        for remote in remotes.values():
+            await remote.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     wall0 = time.perf_counter()
     options = parse(argv)
     plan = plan_for(options)
     try:
-        with sigterm_as_interrupt(), target_for(options) as target:
-            state, payload = asyncio.run(run(options, plan, target))
+        with sigterm_as_interrupt():
+            state, payload = asyncio.run(_session(options, plan))
     except KeyboardInterrupt:
         print("\ninterrupted; the embedded server (if any) was stopped")
         return 130
