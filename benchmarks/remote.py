@@ -39,7 +39,7 @@ from benchmarks.contenders import (
     make,
 )
 from benchmarks.metrics import CellResult, heartbeat_cost
-from benchmarks.server import Target, server_counts
+from benchmarks.server import Target, log_tail, server_counts
 from benchmarks.workloads import preload, run_cell
 from harness.process import die_with_parent
 
@@ -178,16 +178,10 @@ class RemoteContender:
         line = await asyncio.wait_for(self.process.stdout.readline(), within_s)
         if not line:
             raise ContenderUnavailable(
-                f"the {self.name} process ended: {self._log_tail() or 'no output'}"
+                f"the {self.name} process ended: {log_tail(self._log) or 'no output'}"
             )
         reply: dict[str, Any] = json.loads(line)
         return reply
-
-    def _log_tail(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace").strip()[-500:]
 
 
 # -- the child ------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "EmbeddedServer",
     "Target",
     "ensure_bucket",
+    "log_tail",
     "remove_prefix",
     "request_counts",
     "server_counts",
@@ -168,10 +169,7 @@ class EmbeddedServer:
         return False
 
     def _stderr_tail(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace").strip()[-500:]
+        return log_tail(self._log)
 
     def stop(self) -> None:
         """Terminate the server (kill it if it lingers); idempotent."""
@@ -188,6 +186,14 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def log_tail(log: IO[bytes] | None) -> str:
+    """The last 500 characters a child wrote to its log file (stderr), for error messages."""
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace").strip()[-500:]
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

@@ -175,7 +175,7 @@ def _why_cpu(x: float, limit: float, conditions: Conditions) -> str:
     if x <= limit * (1 + NOISE):
         return (
             f"{x:.2f}x is within the +-{NOISE:.0%} that CPU per operation moves between runs "
-            f"of short cells on a shared machine{conditions.busy()}; longer cells "
+            "of short cells; longer cells "
             "(--duration 5) on a quiet machine settle it"
         )
     return (
