@@ -1,7 +1,8 @@
 """Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance (the default
 set), and bench.
 
-Run everything with ``python -m nox``; one session with ``python -m nox -s NAME``.
+Run everything with ``.venv/bin/nox`` (the README's Quickstart installs nox into ``.venv`` in
+the clone) or ``python -m nox``; one session with ``-s NAME``.
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ def _why_cpu(x: float, limit: float, conditions: Conditions) -> str:
     if conditions.busy():
         return (
             f"the machine was busy{conditions.busy()}, and other processes' load inflates "
-            "and scatters CPU per operation far beyond its usual +-20%; a rerun on a quiet "
+            "and scatters CPU per operation beyond its usual +-20%; a rerun on a quiet "
             "machine is the measurement"
         )
     if x <= limit * (1 + NOISE):
