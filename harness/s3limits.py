@@ -24,7 +24,8 @@ which AWS does not publish:
   saw recently (``sample`` of them, weighted by requests), cut back to the shortest prefix that
   still separates them: ``[low, b)`` and ``[b, high)``. Each half gets the full rates, so a
   split doubles the capacity of that key range (and halves the load on each half only if
-  requests spread over the range). A partition whose recent requests all name one key cannot
+  requests spread over the range); each half starts with the tokens the whole had left, so a
+  split brings no burst of its own. A partition whose recent requests all name one key cannot
   split. At most ``max_partitions`` per bucket. Partitions never merge again.
 
 The rates default to S3's divided by 100, and splits come after seconds, not minutes, so that
@@ -142,11 +143,15 @@ class _TokenBucket:
         self.tokens = capacity
         self.last = now
 
-    def take(self, now: float) -> bool:
-        """Refill up to ``now``, then take one token if there is one."""
+    def refill(self, now: float) -> None:
+        """Add the tokens earned since the last call, up to the capacity."""
         if now > self.last:
             self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
             self.last = now
+
+    def take(self, now: float) -> bool:
+        """Refill up to ``now``, then take one token if there is one."""
+        self.refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -314,6 +319,10 @@ class Emulator:
             return False
         left = self._new(part.bucket, part.low, boundary, now)
         right = self._new(part.bucket, boundary, part.high, now)
+        for half in (left, right):  # no fresh burst: each half starts where the whole was
+            for mine, parents in zip(half.buckets, part.buckets, strict=True):
+                parents.refill(now)
+                mine.tokens = parents.tokens
         for key in part.keys:
             (left if key < boundary else right).keys.append(key)
         index = parts.index(part)
