@@ -377,32 +377,41 @@ def test_boto3_sees_slowdown_and_retries_through_it(
         patient.close()
 
 
-@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
+@pytest.fixture(params=[True, False], ids=["wire", "aiobotocore"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Both request paths."""
+    flag: bool = request.param
+    return flag
+
+
+def cache_on(url: str, config: Config, fast_path: bool, **options: Any) -> AsyncS3Cache:
+    return AsyncS3Cache(
+        "emu", endpoint_url=url, config=config, fast_path=fast_path, **CREDS, **options
+    )
+
+
 async def test_s3cache_sees_a_server_error(
     emulated: tuple[str, Emulator], clock: StepClock, fast_path: bool
 ) -> None:
     url, emulator = emulated
-    kwargs: dict[str, Any] = {"endpoint_url": url, "config": NO_RETRIES, "fast_path": fast_path}
-    async with AsyncS3Cache("emu", **kwargs, **CREDS, on_error="raise") as cache:
+    async with cache_on(url, NO_RETRIES, fast_path, on_error="raise") as cache:
         drain(url, clock)
         with pytest.raises(ServerError, match="SlowDown") as caught:
             await cache.set("k", 1)
         assert caught.value.kind == "server"
         with pytest.raises(ServerError, match="SlowDown"):
             await cache.get("k")
-    async with AsyncS3Cache("emu", **kwargs, **CREDS) as cache:  # on_error="log": a miss
+    async with cache_on(url, NO_RETRIES, fast_path) as cache:  # on_error="log": a miss
         assert await cache.get("k", "missing") == "missing"
         assert cache.stats().errors == {"server": 1}
     assert emulator.throttled == [2, 1]
 
 
-@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
 async def test_s3cache_retries_through_slowdown(
     emulated: tuple[str, Emulator], clock: StepClock, fast_path: bool
 ) -> None:
     url, emulator = emulated
-    kwargs: dict[str, Any] = {"endpoint_url": url, "config": RETRIES, "fast_path": fast_path}
-    async with AsyncS3Cache("emu", **kwargs, **CREDS, on_error="raise") as cache:
+    async with cache_on(url, RETRIES, fast_path, on_error="raise") as cache:
         drain(url, clock, step=0.125)
         await cache.set("k", {"v": 1})
         drain(url, clock, step=0.125)
