@@ -67,7 +67,9 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Every cell of a run and what they share."""
+    """Every cell of a run and what they share: seconds per cell, callers per process, keys,
+    the share of gets, the bytes of a value set, the cache's per-operation deadline, the
+    latency on the wire, the emulated limits, and where results go."""
 
     cells: tuple[Cell, ...]
     seconds: float

@@ -159,7 +159,11 @@ class _TokenBucket:
 
 
 class Partition:
-    """One key range ``[low, high)`` of a bucket (``high`` None: to the end) and its state."""
+    """One key range ``[low, high)`` of a bucket (``high`` None: to the end) and its state.
+
+    Made by the :class:`Emulator`: ``ident`` numbers it, ``limits`` gives its buckets' rates,
+    ``now`` (the emulator's clock) is when it was made, with its buckets full.
+    """
 
     __slots__ = (
         "admitted",
@@ -227,8 +231,9 @@ class Split:
 class Emulator:
     """The limits of every bucket of one server; :meth:`admit` decides each request.
 
-    ``clock`` (seconds, monotonic) is injectable so that tests step time instead of sleeping.
-    Not thread-safe: one event loop (the server's) calls it.
+    ``limits``: the :class:`Limits` (default: S3's rates divided by 100). ``clock`` (seconds,
+    monotonic) is injectable so that tests step time instead of sleeping. Not thread-safe: one
+    event loop (the server's) calls it.
     """
 
     def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
