@@ -229,6 +229,12 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache, int]
     return install
 
 
+def fail_later_pages(proxy: FaultProxy) -> None:
+    """Answer 503 SlowDown to every listing past the first page (they carry a continuation
+    token), retries included, until the proxy is cleared."""
+    proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"}, path_contains="continuation-token")
+
+
 class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
     """Answers every request with one canned S3 error (status, code)."""
 

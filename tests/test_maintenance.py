@@ -16,6 +16,7 @@ from s3cache import AsyncS3Cache, _transport, maintenance
 from s3cache._format import TTL_METADATA
 from s3cache.errors import AccessDeniedError, BatchError, ServerError
 from s3cache.maintenance import _purge
+from tests.conftest import fail_later_pages
 
 MISSING = object()
 #: With one-second server dates, a ttl of 1 s is over after at most a second.
@@ -258,12 +259,6 @@ async def test_clear_pages_and_batches_past_a_thousand(
 # -- a run stopped part-way: what was done is reported, and a rerun finishes -----------------
 
 PAGED = 6  #: entries in the paged tests: three listing pages of two
-
-
-def fail_later_pages(proxy: FaultProxy) -> None:
-    """Answer 503 SlowDown to every listing past the first page (they carry a continuation
-    token), retries included."""
-    proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"}, path_contains="continuation-token")
 
 
 @pytest.fixture
