@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
@@ -389,9 +389,19 @@ class AsyncS3Cache:
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
+        return await self._set_many(mapping, ttl, {})
+
+    async def _set_many(
+        self,
+        mapping: Mapping[str, Any],
+        ttl: float | timedelta | None,
+        metadata: Mapping[str, Mapping[str, str]],
+    ) -> dict[str, S3CacheError]:
+        """:meth:`set_many`, with extra user ``metadata`` for some keys: how the integrations
+        keep the original of a key they had to hash (s3cache's own fields win over it)."""
         seconds = self._ttl(ttl)
         items = [
-            (key, self._object_key(key), self._encode(value, seconds))
+            (key, self._object_key(key), self._encode(value, seconds, metadata.get(key)))
             for key, value in mapping.items()
         ]
         errors = await self._paced(
@@ -566,8 +576,13 @@ class AsyncS3Cache:
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
-    def _encode(self, value: Any, seconds: float | None) -> _format.Payload:
-        return _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+    def _encode(
+        self, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
+    ) -> _format.Payload:
+        payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+        if extra:
+            payload = replace(payload, metadata={**extra, **payload.metadata})
+        return payload
 
     async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
         """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""

@@ -475,6 +475,7 @@ def pages_of_two(
     monkeypatch: pytest.MonkeyPatch, small_pages: Callable[[AsyncS3Cache, int], None]
 ) -> None:
     """Every cache the CLI builds lists two objects a page."""
+
     def build(*args: Any, **kwargs: Any) -> AsyncS3Cache:
         cache = AsyncS3Cache(*args, **kwargs)
         small_pages(cache, 2)
