@@ -433,17 +433,23 @@ class AsyncS3Cache:
         return stored
 
     async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
-        """The conditional writes of :meth:`add`; True when ``payload`` was stored."""
+        """The conditional writes of :meth:`add`; True when ``payload`` was stored.
+
+        A refused create is looked at (the HEAD that also tells a write whose response was
+        lost, see :meth:`Transport.put_if`): an expired entry is replaced, a vanished one
+        created once more.
+        """
         transport = self._transport
         await self._require_conditional_writes("add()")
-        stored = await transport.put(okey, payload, if_absent=True)
-        if not stored:
-            headers = await transport.head(okey)
-            if headers is None:  # deleted in between: try once more
-                stored = await transport.put(okey, payload, if_absent=True)
-            elif not self._is_live(headers) and headers.get("etag"):
-                stored = await self._replace_expired(okey, payload, headers["etag"])
-        return stored
+        written = await transport.put_if(okey, payload, if_absent=True)
+        if written.stored:
+            return True
+        headers = written.found
+        if headers is None:  # deleted in between: try once more
+            return await transport.put(okey, payload, if_absent=True)
+        if not self._is_live(headers) and headers.get("etag"):
+            return await self._replace_expired(okey, payload, headers["etag"])
+        return False
 
     async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
@@ -866,8 +872,9 @@ class AsyncS3Cache:
             await self._transport.delete(probe)
 
     def stats(self) -> CacheStats:
-        """A snapshot of this cache's counters."""
-        return self._counters.snapshot()
+        """A snapshot of this cache's counters (see :class:`CacheStats`)."""
+        transport = self._transport
+        return self._counters.snapshot(transport.recovered, transport.clock.offset)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
