@@ -61,6 +61,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_sync.py",
     "tests/test_batch.py",
     "tests/test_fleet.py",
+    "tests/test_lost_responses.py",
     "tests/test_maintenance.py",
     "tests/test_cli.py",
     "tests/test_transport.py",
