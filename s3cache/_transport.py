@@ -46,7 +46,7 @@ from s3cache._format import Payload
 from s3cache._policy import required_encryption
 from s3cache._refusal import explain
 from s3cache._route import Ineligible, Route, plan_route
-from s3cache._wire import Reply, WireSession, body_of, error_code, error_response
+from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -755,10 +755,8 @@ class Transport:
             raise ClientError(error_response(reply), "PutObject")
 
         async def boto(lc: _LoopClient) -> bool:
-            try:
-                await lc.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body_of(payload.body), **params
-                )
+            try:  # botocore hands the body to aiohttp as a BytesIO (its own PutObject handler)
+                await lc.client.put_object(Bucket=self.bucket, Key=key, Body=payload.body, **params)
             except ClientError as exc:
                 if conditional and _code(exc) in refused:
                     return False

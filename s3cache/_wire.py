@@ -31,7 +31,7 @@ from botocore.exceptions import (
 from botocore.httpsession import create_urllib3_context, get_cert_path
 from yarl import URL
 
-__all__ = ["Reply", "WireSession", "body_of", "error_code", "error_response", "tls_context"]
+__all__ = ["Reply", "WireSession", "error_code", "error_response", "tls_context"]
 
 #: aiohttp adds these unless told not to; S3 needs none of them (and must never get a
 #: compressed body back: ``Accept-Encoding: identity`` is sent instead).
@@ -41,10 +41,10 @@ _SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent"
 _RAW_BODY_MAX: Final = 1024 * 1024
 
 
-def body_of(body: bytes) -> bytes | io.BytesIO:
-    """``body`` as aiohttp sends it without a warning, on the wire path and through aiobotocore:
-    bytes up to 1 MiB, above that a ``BytesIO``, which shares the bytes' buffer (no copy) and
-    which aiohttp writes in chunks, yielding to the loop between them."""
+def _streamed(body: bytes) -> bytes | io.BytesIO:
+    """``body`` as aiohttp sends it without a warning: bytes up to 1 MiB, above that a
+    ``BytesIO`` (as botocore's own PutObject handler does for aiobotocore), which shares the
+    bytes' buffer (no copy) and which aiohttp writes in chunks, yielding to the loop between."""
     return body if len(body) <= _RAW_BODY_MAX else io.BytesIO(body)
 
 
@@ -119,7 +119,7 @@ class WireSession:
                 method,
                 url,
                 headers=headers,
-                data=None if body is None else body_of(body),
+                data=None if body is None else _streamed(body),
                 allow_redirects=False,
                 expect100="expect" in headers,
             )
