@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from botocore.auth import S3SigV4Auth
+from botocore.auth import AUTH_TYPE_MAPS, S3SigV4Auth
 
 from s3cache._format import parse_http_date
 
@@ -108,17 +108,21 @@ class _ClockedS3SigV4Auth(S3SigV4Auth):  # type: ignore[misc]
 
 def correct_signing(client: Any, clock: SigningClock) -> bool:
     """Let ``client`` (one aiobotocore client) sign S3 SigV4 requests at ``clock``'s time once
-    it has an offset. Touches that client's own signer only, never botocore's classes; any
-    other signer (S3 Express, SigV4a, a custom one) is left as it is. False when the client's
-    signer is not as expected: its requests are then signed on this machine's clock."""
+    it has an offset. Touches that client's own signer only, never botocore's classes: its plain
+    S3 SigV4 signer (botocore's, or awscrt's, which takes its time from no hook) is then
+    botocore's own Python one reading ``clock``; any other signer (S3 Express, SigV4a, a custom
+    one) is left as it is. False when the client's signer is not as expected: its requests are
+    then signed on this machine's clock."""
     signer: Any = getattr(client, "_request_signer", None)
     original = getattr(signer, "get_auth_instance", None)
     if original is None or not inspect.iscoroutinefunction(original):
         return False
 
+    plain = (S3SigV4Auth, AUTH_TYPE_MAPS.get("s3v4"))  # the latter is awscrt's, when installed
+
     async def get_auth_instance(*args: Any, **kwargs: Any) -> Any:
         auth = await original(*args, **kwargs)
-        if clock.offset and type(auth) is S3SigV4Auth:
+        if clock.offset and type(auth) in plain:
             return _ClockedS3SigV4Auth(
                 auth.credentials, auth._service_name, auth._region_name, clock
             )

@@ -81,6 +81,10 @@ class CheckReport:
     ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
     entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
     ``unsupported``: what this server does not do as S3 does, each with its consequence.
+    ``clock_skew_s``: this machine's clock minus the server's ``Date`` (whole seconds;
+    positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
+    signed with (the server's clock minus this machine's; 0.0 when the server never refused
+    a request for its time). TTLs never depend on either: they are judged on the server's clock.
     """
 
     bucket: str
@@ -93,6 +97,7 @@ class CheckReport:
     if_match_etag: str | None = "quoted"
     unsupported: tuple[str, ...] = ()
     encryption: str | None = None
+    clock_offset_s: float = 0.0
 
 
 def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
@@ -814,7 +819,7 @@ class AsyncS3Cache:
             if found is None or found[0] != payload.body:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
-            skew = _clock() - _format.parse_http_date(date) if date else None
+            skew = transport.clock.source() - _format.parse_http_date(date) if date else None
             conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
             form = await transport.learn_if_match(probe, payload, botocore=True)
         finally:
@@ -831,6 +836,7 @@ class AsyncS3Cache:
             conditional_replace=form != "unsupported",
             if_match_etag=None if form == "unsupported" else form,
             unsupported=_unsupported(conditional, form),
+            clock_offset_s=transport.clock.offset,
         )
 
     async def supports_conditional_writes(self) -> bool:
