@@ -407,6 +407,14 @@ class FaultProxy:
         self._per_path[path] += 1
         return self._per_path[path] == nth
 
+    def _answer_here(self, request: _Request, rule: _Rule) -> bytes | None:
+        """The answer the proxy gives itself, without forwarding: a refusal of the request's
+        clock (:meth:`enforce_clock`) or a canned fault; None: forward the request."""
+        refusal = self._clock_refusal(request)
+        if refusal is not None:
+            return refusal
+        return _canned(rule.fault, request.method) if rule.fault in _CANNED_FAULTS else None
+
     def _clock_refusal(self, request: _Request) -> bytes | None:
         """S3's refusal of a request signed too far from our clock, or None (see
         :meth:`enforce_clock`)."""
@@ -439,16 +447,12 @@ class FaultProxy:
                 rule = self._take_rule(request)
                 self._flight(+1)  # from its arrival until its answer is written
                 try:
-                    refusal = self._clock_refusal(request)
-                    if refusal is not None:
-                        writer.write(refusal)
-                        await writer.drain()
-                        continue
                     if rule.fault is Fault.BLACKHOLE:
                         await reader.read()  # until the client gives up
                         return
-                    if rule.fault in _CANNED_FAULTS:
-                        writer.write(_canned(rule.fault, request.method))
+                    answer = self._answer_here(request, rule)
+                    if answer is not None:
+                        writer.write(answer)
                         await writer.drain()
                         continue
                     if upstream is None:

@@ -451,7 +451,7 @@ class AsyncS3Cache:
             return True
         headers = written.found
         if headers is None:  # deleted in between: try once more
-            return await transport.put(okey, payload, if_absent=True)
+            return (await transport.put_if(okey, payload, if_absent=True)).stored
         if not self._is_live(headers) and headers.get("etag"):
             return await self._replace_expired(okey, payload, headers["etag"])
         return False
@@ -460,7 +460,7 @@ class AsyncS3Cache:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
         in the form this server honours, learned once by a probe)."""
         await self._require_conditional_replace("add() over an expired entry")
-        return await self._transport.put(okey, payload, if_match=etag)
+        return (await self._transport.put_if(okey, payload, if_match=etag)).stored
 
     async def _require_conditional_replace(self, what: str) -> None:
         """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
@@ -820,7 +820,8 @@ class AsyncS3Cache:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
             skew = transport.clock.source() - _format.parse_http_date(date) if date else None
-            conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
+            again = await transport.put_if(probe, payload, if_absent=True, botocore=True)
+            conditional = not again.stored
             form = await transport.learn_if_match(probe, payload, botocore=True)
         finally:
             await transport.delete(probe, botocore=True)
@@ -872,8 +873,8 @@ class AsyncS3Cache:
         """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
         probe, payload = _format.probe_entry(self._prefix, _clock())
         try:
-            await self._transport.put(probe, payload, if_absent=True)
-            return not await self._transport.put(probe, payload, if_absent=True)
+            await self._transport.put_if(probe, payload, if_absent=True)
+            return not (await self._transport.put_if(probe, payload, if_absent=True)).stored
         finally:
             await self._transport.delete(probe)
 

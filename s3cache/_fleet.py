@@ -241,7 +241,8 @@ async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        return await core.transport.put(holding.key, payload, if_match=holding.etag)
+        written = await core.transport.put_if(holding.key, payload, if_match=holding.etag)
+        return written.stored
     except S3CacheError as exc:
         _note(core, exc)
         return None

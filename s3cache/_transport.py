@@ -431,9 +431,10 @@ class Transport:
         if etag:
             for candidate in ("quoted", "unquoted"):
                 self.if_match_form = candidate
-                if await self.put(key, payload, if_match=etag, botocore=botocore):
+                if (await self.put_if(key, payload, if_match=etag, botocore=botocore)).stored:
                     wrong = _NO_SUCH_ETAG
-                    ignored = await self.put(key, payload, if_match=wrong, botocore=botocore)
+                    written = await self.put_if(key, payload, if_match=wrong, botocore=botocore)
+                    ignored = written.stored
                     form = "unsupported" if ignored else candidate
                     break
         self.if_match_form = form
@@ -684,24 +685,9 @@ class Transport:
 
         return await self._call("HeadObject", key, None if botocore else wire, boto)
 
-    async def put(
-        self,
-        key: str,
-        payload: Payload,
-        *,
-        if_absent: bool = False,
-        if_match: str | None = None,
-        botocore: bool = False,
-    ) -> bool:
-        """Write an object; True when it is stored. A conditional write (``If-None-Match: *``
-        with ``if_absent``, ``If-Match`` with an ETag in ``if_match``) goes through
-        :meth:`put_if`, and False means the server refused it."""
-        if if_absent or if_match is not None:
-            written = await self.put_if(
-                key, payload, if_absent=if_absent, if_match=if_match, botocore=botocore
-            )
-            return written.stored
-        return await self._put(key, payload, False, None, botocore)
+    async def put(self, key: str, payload: Payload, *, botocore: bool = False) -> None:
+        """Write an object, unconditionally (conditional writes: :meth:`put_if`)."""
+        await self._put(key, payload, False, None, botocore)
 
     async def put_if(
         self,

@@ -390,13 +390,14 @@ async def test_the_if_match_form_is_learned_by_a_probe(
     payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
     async with AsyncS3Cache(**cache_kwargs) as cache:
         transport = cache.transport
-        assert await transport.put("probe", payload)
+        await transport.put("probe", payload)
         assert await transport.learn_if_match("probe", payload) == EXPECTED_FORM[s3_server]
         assert transport.if_match_form == EXPECTED_FORM[s3_server]
         etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
-        assert await transport.put("probe", payload, if_match=etag), "the learned form works"
-        assert not await transport.put("probe", payload, if_match='"' + "0" * 32 + '"')
-        assert not await transport.put("absent", payload, if_match=etag), "404 or 412: False"
+        put_if = transport.put_if
+        assert (await put_if("probe", payload, if_match=etag)).stored, "the learned form works"
+        assert not (await put_if("probe", payload, if_match='"' + "0" * 32 + '"')).stored
+        assert not (await put_if("absent", payload, if_match=etag)).stored, "404 or 412: False"
     assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body
 
 
