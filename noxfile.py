@@ -62,6 +62,8 @@ BEHAVIOUR_SUITE = (
     "tests/test_sync.py",
     "tests/test_batch.py",
     "tests/test_fleet.py",
+    "tests/test_lost_responses.py",
+    "tests/test_clock_skew.py",
     "tests/test_maintenance.py",
     "tests/test_cli.py",
     "tests/test_transport.py",

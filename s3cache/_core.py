@@ -81,6 +81,10 @@ class CheckReport:
     ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
     entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
     ``unsupported``: what this server does not do as S3 does, each with its consequence.
+    ``clock_skew_s``: this machine's clock minus the server's ``Date`` (whole seconds;
+    positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
+    signed with (the server's clock minus this machine's; 0.0 when the server never refused
+    a request for its time). TTLs never depend on either: they are judged on the server's clock.
     """
 
     bucket: str
@@ -93,6 +97,7 @@ class CheckReport:
     if_match_etag: str | None = "quoted"
     unsupported: tuple[str, ...] = ()
     encryption: str | None = None
+    clock_offset_s: float = 0.0
 
 
 def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
@@ -443,23 +448,29 @@ class AsyncS3Cache:
         return stored
 
     async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
-        """The conditional writes of :meth:`add`; True when ``payload`` was stored."""
+        """The conditional writes of :meth:`add`; True when ``payload`` was stored.
+
+        A refused create is looked at (the HEAD that also tells a write whose response was
+        lost, see :meth:`Transport.put_if`): an expired entry is replaced, a vanished one
+        created once more.
+        """
         transport = self._transport
         await self._require_conditional_writes("add()")
-        stored = await transport.put(okey, payload, if_absent=True)
-        if not stored:
-            headers = await transport.head(okey)
-            if headers is None:  # deleted in between: try once more
-                stored = await transport.put(okey, payload, if_absent=True)
-            elif not self._is_live(headers) and headers.get("etag"):
-                stored = await self._replace_expired(okey, payload, headers["etag"])
-        return stored
+        written = await transport.put_if(okey, payload, if_absent=True)
+        if written.stored:
+            return True
+        headers = written.found
+        if headers is None:  # deleted in between: try once more
+            return (await transport.put_if(okey, payload, if_absent=True)).stored
+        if not self._is_live(headers) and headers.get("etag"):
+            return await self._replace_expired(okey, payload, headers["etag"])
+        return False
 
     async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
         in the form this server honours, learned once by a probe)."""
         await self._require_conditional_replace("add() over an expired entry")
-        return await self._transport.put(okey, payload, if_match=etag)
+        return (await self._transport.put_if(okey, payload, if_match=etag)).stored
 
     async def _require_conditional_replace(self, what: str) -> None:
         """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
@@ -830,8 +841,9 @@ class AsyncS3Cache:
             if found is None or found[0] != payload.body:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
-            skew = _clock() - _format.parse_http_date(date) if date else None
-            conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
+            skew = transport.clock.source() - _format.parse_http_date(date) if date else None
+            again = await transport.put_if(probe, payload, if_absent=True, botocore=True)
+            conditional = not again.stored
             form = await transport.learn_if_match(probe, payload, botocore=True)
         finally:
             await transport.delete(probe, botocore=True)
@@ -847,6 +859,7 @@ class AsyncS3Cache:
             conditional_replace=form != "unsupported",
             if_match_etag=None if form == "unsupported" else form,
             unsupported=_unsupported(conditional, form),
+            clock_offset_s=transport.clock.offset,
         )
 
     async def supports_conditional_writes(self) -> bool:
@@ -882,14 +895,15 @@ class AsyncS3Cache:
         """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
         probe, payload = _format.probe_entry(self._prefix, _clock())
         try:
-            await self._transport.put(probe, payload, if_absent=True)
-            return not await self._transport.put(probe, payload, if_absent=True)
+            await self._transport.put_if(probe, payload, if_absent=True)
+            return not (await self._transport.put_if(probe, payload, if_absent=True)).stored
         finally:
             await self._transport.delete(probe)
 
     def stats(self) -> CacheStats:
-        """A snapshot of this cache's counters."""
-        return self._counters.snapshot()
+        """A snapshot of this cache's counters (see :class:`CacheStats`)."""
+        transport = self._transport
+        return self._counters.snapshot(transport.recovered, transport.clock.offset)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within

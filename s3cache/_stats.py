@@ -61,7 +61,11 @@ class CacheStats:
 
     ``hits`` includes ``local_hits``; ``misses`` includes ``expired`` entries and corrupt
     bodies; ``errors`` counts store failures by kind (see :mod:`s3cache.errors`); ``latency``
-    summarises recent operations by method name.
+    summarises recent operations by method name. ``recovered`` counts writes whose response
+    was lost and that proved done, by S3 request: ``PutObject`` (a conditional write refused
+    by its own earlier attempt, found by its nonce) and ``DeleteObject`` (a delete answered
+    404 NoSuchKey). ``clock_offset_s`` is the correction requests are signed with (the
+    server's clock minus this machine's, in seconds; 0.0 until a server refused the clock).
     """
 
     hits: int = 0
@@ -74,6 +78,8 @@ class CacheStats:
     bytes_out: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
     latency: Mapping[str, LatencySummary] = field(default_factory=dict)
+    recovered: Mapping[str, int] = field(default_factory=dict)
+    clock_offset_s: float = 0.0
 
     @property
     def error_count(self) -> int:
@@ -121,7 +127,10 @@ class Counters:
             samples = self.latencies[op] = deque(maxlen=LATENCY_SAMPLES)
         samples.append(seconds)
 
-    def snapshot(self) -> CacheStats:
+    def snapshot(
+        self, recovered: Mapping[str, int] | None = None, clock_offset_s: float = 0.0
+    ) -> CacheStats:
+        """The counters now, with the transport's ``recovered`` writes and clock offset."""
         return CacheStats(
             hits=self.hits,
             misses=self.misses,
@@ -135,6 +144,8 @@ class Counters:
             latency=MappingProxyType(
                 {op: _summary(list(s)) for op, s in self.latencies.items() if s}
             ),
+            recovered=MappingProxyType(dict(recovered or {})),
+            clock_offset_s=clock_offset_s,
         )
 
 

@@ -168,7 +168,7 @@ async def test_expired_entries_are_misses(cache: AsyncS3Cache) -> None:
 
 
 @pytest.mark.parametrize("skew", [-3600.0, 3600.0])
-async def test_a_client_clock_an_hour_off_changes_nothing(
+async def test_a_client_clock_an_hour_off_changes_no_ttl(
     cache: AsyncS3Cache, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
     real_clock = s3cache._core._clock
