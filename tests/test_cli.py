@@ -457,17 +457,17 @@ def test_scans_complete_on_a_slow_but_healthy_server(
     run: Run, env: str, s3_endpoint: str, proxy: FaultProxy
 ) -> None:
     """The CLI's defaults failed with 1,100 entries, 0.4 s per HEAD, 32 at a time and a 10 s
-    deadline; scaled down: 16 entries, 0.25 s, 2 at a time, a 1 s deadline (unpaced, the last
-    HEAD of a batch would wait 2 s for its slot)."""
-    store(env, s3_endpoint, 16)
+    deadline; scaled down: 24 entries, 0.25 s, 2 at a time, a 2 s deadline (unpaced, the last
+    HEAD of a batch would wait 3 s for its slot; paced, each has 8x its 0.25 s)."""
+    store(env, s3_endpoint, 24)
     proxy.set_fault(Fault.DELAY, delay=0.25, methods={"HEAD"})
-    slow = ["--endpoint-url", proxy.endpoint, "--concurrency", "2", "--timeout", "1"]
+    slow = ["--endpoint-url", proxy.endpoint, "--concurrency", "2", "--timeout", "2"]
     status, out, err = run(*slow, "stats", "--json")
-    assert (status, json.loads(out)["entries"], json.loads(out)["inspected"]) == (0, 16, 16), err
-    status, out, err = run(*slow, "ls", "--page-size", "16", "--json")
-    assert (status, len(json.loads(out))) == (0, 16), err
-    status, out, err = run(*slow, "purge-expired", "--dry-run", "--page-size", "16", "--json")
-    assert (status, json.loads(out)["scanned"]) == (0, 16), err
+    assert (status, json.loads(out)["entries"], json.loads(out)["inspected"]) == (0, 24, 24), err
+    status, out, err = run(*slow, "ls", "--page-size", "24", "--json")
+    assert (status, len(json.loads(out))) == (0, 24), err
+    status, out, err = run(*slow, "purge-expired", "--dry-run", "--page-size", "24", "--json")
+    assert (status, json.loads(out)["scanned"]) == (0, 24), err
 
 
 @pytest.fixture
