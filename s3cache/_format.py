@@ -28,6 +28,7 @@ __all__ = [
     "JSON_CONTENT_TYPE",
     "MAX_KEY_BYTES",
     "MAX_PREFIX_BYTES",
+    "MEANING_HEADERS",
     "RESERVED_SEGMENT",
     "TTL_HEADER",
     "TTL_METADATA",
@@ -51,6 +52,7 @@ __all__ = [
     "parse_http_date",
     "parse_timestamp",
     "path_of",
+    "payload_headers",
     "probe_entry",
     "remaining_ttl",
     "reserved_key",
@@ -63,6 +65,11 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: User-metadata key holding the entry's ttl in seconds (header ``x-amz-meta-s3cache-ttl``).
 TTL_METADATA: Final = "s3cache-ttl"
 TTL_HEADER: Final = "x-amz-meta-" + TTL_METADATA
+#: The headers, as a response carries them (lower-cased), that change what an entry's body
+#: means: how it is decoded and how long it lives. A signed entry's signature covers each one
+#: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
+#: how a body is read or served goes here, and is signed from then on.
+MEANING_HEADERS: Final = ("content-type", "content-encoding", TTL_HEADER)
 #: S3's limit on a whole object key, prefix included, in UTF-8 bytes.
 MAX_KEY_BYTES: Final = 1024
 #: The first path segment under the prefix that s3cache keeps for its own objects (leases, locks,
@@ -344,6 +351,17 @@ class Payload:
     expires: datetime | None
     cache_control: str | None
     content_encoding: str | None = None
+
+
+def payload_headers(payload: Payload) -> dict[str, str]:
+    """The meaning-bearing headers (:data:`MEANING_HEADERS`) a GET of ``payload`` will carry,
+    named as a response names them: what a signature written with the entry covers."""
+    headers = {"content-type": payload.content_type}
+    if payload.content_encoding:
+        headers["content-encoding"] = payload.content_encoding
+    for name, value in payload.metadata.items():
+        headers["x-amz-meta-" + name] = value
+    return headers
 
 
 def encode(

@@ -13,7 +13,9 @@ __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySumm
 #: How many recent latencies are kept per operation for the percentiles.
 LATENCY_SAMPLES: Final = 4096
 
-Outcome = Literal["hit", "local_hit", "miss", "expired", "stored", "rejected", "deleted", "error"]
+Outcome = Literal[
+    "hit", "local_hit", "miss", "expired", "unverified", "stored", "rejected", "deleted", "error"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class CacheEvent:
     ``op`` is the public method (``get``, ``set``, ``add``, ``delete``, ``exists``, ``clear``),
     ``key`` the object key (None for ``clear``), ``nbytes`` the body bytes moved, and
     ``error_kind`` the :attr:`S3CacheError.kind` when ``outcome`` is ``"error"``.
+    ``"unverified"``: with a signing key, an entry whose signature did not verify (a miss).
     """
 
     op: str
@@ -61,7 +64,9 @@ class CacheStats:
 
     ``hits`` includes ``local_hits``; ``misses`` includes ``expired`` entries and corrupt
     bodies; ``errors`` counts store failures by kind (see :mod:`s3cache.errors`); ``latency``
-    summarises recent operations by method name.
+    summarises recent operations by method name. ``unverified`` counts, by reason
+    (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
+    refused to serve (each also a miss, or ``exists`` False).
     """
 
     hits: int = 0
@@ -74,6 +79,7 @@ class CacheStats:
     bytes_out: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
     latency: Mapping[str, LatencySummary] = field(default_factory=dict)
+    unverified: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -101,6 +107,7 @@ class Counters:
         "local_hits",
         "misses",
         "sets",
+        "unverified",
     )
 
     def __init__(self) -> None:
@@ -114,6 +121,7 @@ class Counters:
         self.bytes_out = 0
         self.errors: Counter[str] = Counter()
         self.latencies: dict[str, deque[float]] = {}
+        self.unverified: Counter[str] = Counter()
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -135,6 +143,7 @@ class Counters:
             latency=MappingProxyType(
                 {op: _summary(list(s)) for op, s in self.latencies.items() if s}
             ),
+            unverified=MappingProxyType(dict(self.unverified)),
         )
 
 
