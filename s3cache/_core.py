@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format, _options, _signing
+from s3cache import _fleet, _format, _options, _redact, _signing
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import (
     BUCKET_ARGS,
@@ -278,6 +278,8 @@ class AsyncS3Cache:
         self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
         self._conditional_writes: bool | None = None
         self._signer = _signing.Signer(keys) if keys else None
+        # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
+        self._unredact = _redact.hide(self, [*keys, options.sse_customer_key])
         self._transport = _new_transport(bucket, options, locals())
 
     # -- reading ---------------------------------------------------------------------------
@@ -930,7 +932,11 @@ class AsyncS3Cache:
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
         its deadline); any other use from now on raises CacheClosedError."""
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            if self._unredact is not None:
+                self._unredact()
 
     async def __aenter__(self) -> AsyncS3Cache:
         return self
