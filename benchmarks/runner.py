@@ -157,7 +157,7 @@ async def _llm_cells(run: Run) -> None:
 async def _feature_cells(run: Run) -> None:
     """The feature cells (local tier, single-flight, stampede, fleet stampede); a failure is
     noted, not fatal."""
-    run.progress.cell_started("features: local tier, single-flight, get_or_set stampede")
+    run.progress.cell_started("features: local tier, single-flight, stampede, signatures")
     try:
         run.features = await run_features(run.setup(100), run.plan.features_s)
     except Exception as exc:

@@ -180,7 +180,7 @@ async def test_long_lock_names_and_lease_keys_are_hashed_within_the_limit(
 
 
 def test_a_prefix_that_leaves_no_room_for_s3caches_objects_is_refused() -> None:
-    with pytest.raises(ValueError, match="prefix is 897 UTF-8 bytes .* over the 896-byte limit"):
+    with pytest.raises(ValueError, match=r"prefix is 897 UTF-8 bytes .* over the 896-byte limit"):
         AsyncS3Cache("bucket", prefix="p" * 896)
     assert AsyncS3Cache("bucket", prefix="p" * 895).prefix == "p" * 895 + "/"
 
