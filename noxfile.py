@@ -1,7 +1,8 @@
 """Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance (the default
 set), and bench.
 
-Run everything with ``python -m nox``; one session with ``python -m nox -s NAME``.
+Run everything with ``.venv/bin/nox`` (the README's Quickstart installs nox into ``.venv`` in
+the clone) or ``python -m nox``; one session with ``-s NAME``.
 """
 
 from __future__ import annotations
@@ -69,11 +70,24 @@ BEHAVIOUR_SUITE = (
 )
 
 
+#: pytest-xdist workers for the tests session: the project's machines have two cores (each
+#: worker starts its own moto server). ``-- -n N`` (or ``-n 0``) overrides it.
+WORKERS = ("-n", "2")
+
+
+def _workers(posargs: list[str]) -> tuple[str, ...]:
+    """:data:`WORKERS`, unless the posargs already say how many."""
+    given = any(arg.startswith(("-n", "--numprocesses")) for arg in posargs)
+    return () if given else WORKERS
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The core suite against moto's S3 server (litellm and aioboto3 tests skip here)."""
-    session.install("-e", ".[test,zstd,cli]", "matplotlib>=3.8")  # rich tables, bench plots
-    session.run("pytest", *session.posargs)
+    """The core suite against moto's S3 server, on two cores (litellm and aioboto3 tests skip
+    here; the README's LangChain, LangGraph and litellm examples run in their sessions)."""
+    # rich: tables; matplotlib: bench plots; prometheus-client: the README's observer example.
+    session.install("-e", ".[test,zstd,cli]", "matplotlib>=3.8", "prometheus-client")
+    session.run("pytest", *_workers(session.posargs), *session.posargs)
 
 
 @nox.session(python=PYTHON)

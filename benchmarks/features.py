@@ -1,13 +1,16 @@
 """Feature cells: what the features beyond get/set cost or save, measured on the run's server.
 
-- local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
-  (µs per hit, hits/s, and the requests sent meanwhile: none expected);
-- single-flight: 100 concurrent ``get`` of one key (requests sent: 1), beside raw aiobotocore
-  doing the same (100);
 - ``get_or_set`` under a stampede of 100 callers on a missing key (factory calls: 1; GETs: 1;
   PUTs: 1);
+- single flight: 100 concurrent ``get`` of one key (requests sent: 1), beside raw aiobotocore
+  doing the same (100);
+- local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
+  (µs per hit, hits/s, and the requests sent meanwhile: none expected);
 - signed entries: the CPU a get-hit spends verifying a signed 1 KiB entry (``signing_key=``),
   in process, no request (target: under 5 µs).
+
+The fleet lease (:mod:`benchmarks.fleet`) and the S3 outage (:mod:`benchmarks.outage`) have
+modules of their own.
 
 Requests are counted by the server (the mini server counts them by method); with
 ``--latency-via hook``, by a ``before-send`` hook; in front of any other http:// server, by a
@@ -119,11 +122,10 @@ async def local_tier_hits(setup: Setup, seconds: float) -> FeatureResult:
         sent = _total(requests.since(before, requests.methods()))
     us = wall / hits * 1e6
     return FeatureResult(
-        name="local-tier hit",
+        name="local tier",
         summary=(
-            f"AsyncS3Cache(local=LocalTier()) get of a hot 1 KiB JSON key, one task: "
-            f"{us:.1f} us per hit ({cpu / hits * 1e6:.1f} us CPU), {hits / wall:,.0f} hits/s, "
-            f"{_shown(sent)} requests sent during {hits:,} hits"
+            f"a hot key answered in process by AsyncS3Cache(local=LocalTier()): {us:.1f} us "
+            f"per hit ({hits / wall:,.0f} hits/s), {_shown(sent)} requests in {hits:,} hits"
         ),
         figures={
             "us_per_hit": us,
@@ -154,12 +156,11 @@ async def single_flight(setup: Setup) -> FeatureResult:
     all_hit = all(v == _VALUE for v in values)
     raw_sent, raw_ms = await _raw_concurrent_gets(setup, f"{setup.prefix}features/flight/one")
     return FeatureResult(
-        name="single-flight get",
+        name="single flight",
         summary=(
-            f"{CALLERS} concurrent get() of one key: {_shown(sent)} request(s) sent, "
-            f"{'all' if all_hit else 'NOT all'} callers got the value, {wall_ms:.0f} ms "
-            f"(raw aiobotocore, {CALLERS} concurrent get_object: {_shown(raw_sent)} requests, "
-            f"{raw_ms:.0f} ms)"
+            f"{CALLERS} concurrent get() of one key: {_shown(sent)} request "
+            f"(raw aiobotocore: {_shown(raw_sent)}), {'all' if all_hit else 'NOT all'} callers "
+            f"had the value in {wall_ms:.0f} ms (aiobotocore: {raw_ms:.0f} ms)"
         ),
         figures={
             "callers": CALLERS,
@@ -229,11 +230,11 @@ async def stampede(setup: Setup) -> FeatureResult:
     gets = None if sent is None else sent.get("GET", 0)
     puts = None if sent is None else sent.get("PUT", 0)
     return FeatureResult(
-        name="get_or_set stampede",
+        name="stampede",
         summary=(
-            f"{CALLERS} concurrent get_or_set() of a missing key, factory {_FACTORY_S * 1000:.0f}"
-            f" ms: {calls} factory call(s), {_shown(gets)} GET, {_shown(puts)} PUT, "
-            f"{'all' if all_got else 'NOT all'} callers got the value, {wall_ms:.0f} ms"
+            f"{CALLERS} concurrent get_or_set() of a missing key: {calls} factory call "
+            f"({_FACTORY_S * 1000:.0f} ms), {_shown(gets)} GET, {_shown(puts)} PUT; "
+            f"{'all' if all_got else 'NOT all'} callers had the value in {wall_ms:.0f} ms"
         ),
         figures={
             "callers": CALLERS,
@@ -301,12 +302,13 @@ def signature_check(rounds: int = 5, checks: int = 20_000) -> FeatureResult:
 
 
 async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
-    """Every feature cell, one after the other; ``seconds`` is the local-tier cell's length."""
+    """The in-process feature cells, one after the other: stampede, single flight, local tier
+    (``seconds`` is the local-tier cell's length)."""
     with _counted(setup) as counted:
         return [
-            await local_tier_hits(counted, seconds),
-            await single_flight(counted),
             await stampede(counted),
+            await single_flight(counted),
+            await local_tier_hits(counted, seconds),
             signature_check(),
         ]
 

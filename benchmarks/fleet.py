@@ -43,14 +43,16 @@ class _Round:
     all_got: bool
 
 
-async def run_fleet_cells(setup: Setup) -> list[FeatureResult]:
-    """One cell per process count in :data:`PROCESSES`."""
-    return [await fleet_stampede(setup, n) for n in PROCESSES]
+async def run_fleet_cells(
+    setup: Setup, processes: tuple[int, ...] = PROCESSES
+) -> list[FeatureResult]:
+    """One cell per process count (default :data:`PROCESSES`)."""
+    return [await fleet_stampede(setup, n) for n in processes]
 
 
 async def fleet_stampede(setup: Setup, processes: int) -> FeatureResult:
     """``processes`` workers stampede one missing key, without and then with a lease."""
-    name = f"fleet stampede, {processes} processes"
+    name = f"fleet lease, {processes} processes"
     parts = urlsplit(setup.target.endpoint_url)
     if parts.scheme != "http" or parts.hostname is None:
         return FeatureResult(name, "skipped: the counting proxy needs an http:// endpoint")
@@ -100,19 +102,15 @@ def _worker_kwargs(setup: Setup, endpoint: str) -> dict[str, Any]:
 
 
 def _result(name: str, processes: int, plain: _Round, leased: _Round) -> FeatureResult:
-    def line(r: _Round) -> str:
-        got = "all" if r.all_got else "NOT all"
-        return (
-            f"{r.factory_calls} factory call(s), {r.requests / processes:.1f} requests per "
-            f"caller, {got} callers had the value after {r.wall_ms:.0f} ms"
-        )
-
+    got = "all" if plain.all_got and leased.all_got else "NOT all"
     return FeatureResult(
         name=name,
         summary=(
-            f"{processes} processes x 1 get_or_set() of one missing key, factory "
-            f"{FACTORY_S * 1000:.0f} ms, requests counted at the proxy: without lease "
-            f"{line(plain)}; with lease={LEASE_S:g} {line(leased)}"
+            f"{processes} processes, get_or_set(lease={LEASE_S:g}) of one missing key: "
+            f"{leased.factory_calls} factory call in the fleet ({plain.factory_calls} without "
+            f"a lease); {got} had the value in {leased.wall_ms:.0f} ms ({plain.wall_ms:.0f} "
+            f"without), {leased.requests / processes:.1f} requests per caller "
+            f"({plain.requests / processes:.1f} without)"
         ),
         figures={
             "processes": processes,

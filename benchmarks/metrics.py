@@ -187,3 +187,26 @@ class CellResult:
             k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in asdict(self).items()
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellResult:
+        """The inverse of :meth:`to_json` (None back to NaN): a cell measured in another
+        process (:mod:`benchmarks.remote`)."""
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        for name in _FLOAT_FIELDS:
+            if known.get(name) is None:
+                known[name] = math.nan
+        return cls(**known)
+
+
+_FLOAT_FIELDS: Final = (
+    "elapsed_s",
+    "ops_per_s",
+    "p50_ms",
+    "p99_ms",
+    "cpu_us_per_op",
+    "loop_lag_p99_ms",
+    "loop_lag_max_ms",
+    "rss_peak_mib",
+    "requests_per_op",
+)

@@ -44,6 +44,7 @@ class Plan:
     warmup_s: float
     llm_concurrency: tuple[int, ...]
     features_s: float = 0.0
+    fleet_processes: tuple[int, ...] = ()
 
     def describe(self) -> str:
         """A line saying what is measured, for the output header."""
@@ -65,14 +66,10 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
 
 #: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep on 1 KiB
 #: get-hit, larger values at c=16: about 3 minutes on 2 cores against the embedded server.
-#: Quick: the target cells (get-hit and set, 1 KiB, c=64) and the facade's c=1 cell.
+#: Quick, the demo: the lead cells (get-hit and set, 1 KiB, c=64) and nothing else, so that
+#: the whole run takes under 30 s (the facade's c=1 cell and the sweep are the default run's).
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
-    "quick": (
-        _groups(["get-hit"], [KiB], [1, 64]) + _groups(["set"], [KiB], [64]),
-        1.0,
-        0.2,
-        (),
-    ),
+    "quick": (_groups(["get-hit", "set"], [KiB], [64]), 0.6, 0.2, ()),
     "default": (
         _groups(["get-hit"], [KiB], CONCURRENCIES)
         + _groups(["get-miss", "set", "mixed"], [KiB], [64])
@@ -87,6 +84,11 @@ MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
 
 #: How long each mode's local-tier feature cell runs (the other feature cells are one burst).
 FEATURES_S: Final = {"quick": 0.3, "default": 1.0, "full": 2.0}
+#: The fleet cells' process counts per mode: 4 processes start in a second or two.
+FLEET_PROCESSES: Final = {"quick": (4,), "default": (4, 16), "full": (4, 16)}
+#: The contenders of the demo: what a reader compares s3cache with (the default run adds
+#: ``fast_path=False``).
+QUICK_CONTENDERS: Final = ("s3cache", "s3cache-sync", "aiobotocore", "obstore", "boto3", "litellm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--contenders",
         type=lambda t: _parse_list(t, list(CONTENDERS), "contender"),
         help=f"comma-separated, from {', '.join(CONTENDERS)} "
-        f"(default: {','.join(DEFAULT_CONTENDERS)})",
+        f"(default: {','.join(DEFAULT_CONTENDERS)}; --quick: {','.join(QUICK_CONTENDERS)})",
     )
     grid.add_argument(
         "--workloads",
@@ -238,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--no-features",
         action="store_true",
-        help="skip the feature cells (local tier, single-flight, get_or_set stampede)",
+        help="skip the feature cells (stampede, single flight, fleet lease, local tier, S3 outage)",
     )
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, help="results file (default: benchmarks/results/)")
@@ -300,12 +302,14 @@ def plan_for(options: Options) -> Plan:
         sizes = options.sizes or sorted({g.size for g in groups})
         conc = options.concurrency or sorted({g.concurrency for g in groups})
         groups = _groups(workloads, sizes, conc)
+    default = QUICK_CONTENDERS if options.mode == "quick" else DEFAULT_CONTENDERS
     return Plan(
         mode=options.mode,
         groups=tuple(sorted(set(groups))),
-        contenders=options.contenders or DEFAULT_CONTENDERS,
+        contenders=options.contenders or default,
         seconds=options.seconds or seconds,
         warmup_s=warmup if options.warmup_s is None else options.warmup_s,
         llm_concurrency=llm_conc if options.llm else (),
         features_s=FEATURES_S[options.mode] if options.features else 0.0,
+        fleet_processes=FLEET_PROCESSES[options.mode] if options.features else (),
     )

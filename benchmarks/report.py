@@ -1,4 +1,4 @@
-"""Turning cell results into ratios, the stdout table, the targets check, and the JSON file."""
+"""Turning cell results into ratios, the full per-cell table, machine facts, and the JSON file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,15 +21,12 @@ __all__ = [
     "machine_info",
     "ratios",
     "render_table",
-    "targets",
     "write_json",
 ]
 
 BASELINE_LITELLM: Final = "litellm"
 BASELINE_RAW: Final = "aiobotocore"
 BASELINE_NATIVE: Final = "obstore"
-TARGET_CELL: Final = ("get-hit", 1024, 64)
-TARGET_LATENCY_MS: Final = 20.0
 _PACKAGES: Final = (
     "s3cache-async",
     "aiobotocore",
@@ -178,81 +175,6 @@ def facade_overhead(results: Iterable[CellResult]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def targets(results: Sequence[CellResult], latency_ms: float) -> list[tuple[str, str, bool | None]]:
-    """The targets, read in one run: (what, measured, met?), None when a cell was not run.
-
-    Throughput and CPU in the cell get-hit 1 KiB c=64 (set for the PUT target), against
-    litellm's S3Cache, raw aiobotocore and obstore; the sync facade's added CPU at c=1.
-    """
-    where = f"1KiB c=64 at {latency_ms:g} ms emulated latency"
-    if latency_ms != TARGET_LATENCY_MS:
-        where += f" (targets are set at {TARGET_LATENCY_MS:g} ms)"
-    gets = _cell(results, TARGET_CELL)
-    sets = _cell(results, ("set", 1024, 64))
-    ours = gets.get("s3cache")
-    checks = [
-        _ratio_check(
-            f"s3cache >= 8x litellm ops/s, get-hit {where}",
-            ours,
-            gets.get(BASELINE_LITELLM),
-            "ops_per_s",
-            lambda x: x >= 8,
-        ),
-        _ratio_check(
-            "s3cache CPU per get <= 0.3x raw aiobotocore",
-            ours,
-            gets.get(BASELINE_RAW),
-            "cpu_us_per_op",
-            lambda x: x <= 0.3,
-        ),
-        _ratio_check(
-            "s3cache CPU per get <= 1.0x obstore",
-            ours,
-            gets.get(BASELINE_NATIVE),
-            "cpu_us_per_op",
-            lambda x: x <= 1.0,
-        ),
-        _ratio_check(
-            f"s3cache CPU per set <= 0.35x raw aiobotocore, set {where}",
-            sets.get("s3cache"),
-            sets.get(BASELINE_RAW),
-            "cpu_us_per_op",
-            lambda x: x <= 0.35,
-        ),
-    ]
-    what = "sync facade adds <= 60 us CPU per call, get-hit 1KiB c=1"
-    facade = [
-        o
-        for o in facade_overhead(results)
-        if (o["workload"], o["size"], o["concurrency"]) == ("get-hit", 1024, 1)
-    ]
-    if facade:
-        delta = facade[0]["cpu_us_per_op_delta"]
-        checks.append((what, f"{delta:+.0f} us", delta <= 60))
-    else:
-        checks.append((what, "not run", None))
-    return checks
-
-
-def _cell(results: Sequence[CellResult], key: tuple[str, int, int]) -> dict[str, CellResult]:
-    return {r.contender: r for r in results if _key(r) == key}
-
-
-def _ratio_check(
-    what: str,
-    ours: CellResult | None,
-    theirs: CellResult | None,
-    field: str,
-    ok: Callable[[float], bool],
-) -> tuple[str, str, bool | None]:
-    if ours is None or theirs is None:
-        return what, "not run", None
-    a, b = getattr(ours, field), getattr(theirs, field)
-    x = _div(a, b)
-    unit = "ops/s" if field == "ops_per_s" else "us"
-    return what, f"{a:,.0f} vs {b:,.0f} {unit} = {x:.2f}x", None if math.isnan(x) else ok(x)
 
 
 def _version(name: str) -> str | None:

@@ -6,47 +6,38 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import os
 import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks import llm
 from benchmarks.contenders import Contender, ContenderUnavailable, Setup, import_litellm, make
+from benchmarks.endpoint import latency_line, latency_via, server_label, target_for, where
 from benchmarks.features import FeatureResult, run_features
-from benchmarks.fleet import PROCESSES, run_fleet_cells
+from benchmarks.fleet import run_fleet_cells
 from benchmarks.metrics import CellResult, heartbeat_cost
 from benchmarks.options import RESULTS_DIR, Options, Plan, parse, plan_for
+from benchmarks.outage import s3_outage
 from benchmarks.plots import plot_all
 from benchmarks.progress import Progress, make_progress
-from benchmarks.report import (
-    facade_overhead,
-    machine_info,
-    ratios,
-    render_table,
-    targets,
-    write_json,
-)
+from benchmarks.remote import REMOTE, RemoteContender
+from benchmarks.report import facade_overhead, machine_info, ratios, render_table, write_json
 from benchmarks.server import (
-    EMBEDDED_CREDENTIALS,
-    EMBEDDED_SERVERS,
-    REAL_SERVERS,
-    DelayProxy,
-    EmbeddedServer,
     Target,
-    default_credentials,
     ensure_bucket,
     remove_prefix,
-    request_counts,
+    server_counts,
     sigterm_as_interrupt,
 )
+from benchmarks.summary import feature_lines, lead_table, lead_title, markdown, verdict_lines
+from benchmarks.targets import Conditions, Verdict, targets
 from benchmarks.workloads import keyspace, preload, run_cell, size_label
 from harness.servers import ServerUnavailable
-from harness.servers import server as real_server
 
 __all__ = ["main", "run"]
 
@@ -65,7 +56,10 @@ class Run:
     described: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    remotes: dict[str, RemoteContender] = dataclasses.field(default_factory=dict)
     beat_cpu_s: float = 0.0
+    load: float | None = None
+    header: list[str] = dataclasses.field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -75,8 +69,21 @@ class Run:
         hook = self.options.latency_via == "hook"
         return Setup(self.target, self.options.latency_ms, concurrency, self.prefix, hook)
 
+    def conditions(self) -> Conditions:
+        """What the targets' reasons depend on."""
+        return Conditions(
+            server=self.target.server,
+            latency_via=latency_via(self.options, self.target),
+            latency_ms=self.options.latency_ms,
+            mode=self.plan.mode,
+            load=self.load,
+        )
 
-async def _open(run: Run, contender: Contender) -> bool:
+    def verdicts(self) -> list[Verdict]:
+        return targets(self.results, self.conditions())
+
+
+async def _open(run: Run, contender: Contender | RemoteContender) -> bool:
     if contender.name in run.unavailable:
         return False
     try:
@@ -89,21 +96,25 @@ async def _open(run: Run, contender: Contender) -> bool:
     return True
 
 
-async def _measure(run: Run, contender: Contender, workload: str, size: int, c: int) -> CellResult:
+async def _measure(
+    run: Run, contender: Contender | RemoteContender, workload: str, size: int, c: int
+) -> CellResult:
     plan = run.plan
     run.progress.cell_started(f"{contender.name} {workload} {size_label(size)} c={c}")
-    result = await run_cell(
-        contender,
-        workload,
-        size,
-        c,
-        latency_ms=run.options.latency_ms,
-        seconds=plan.seconds,
-        warmup_s=plan.warmup_s,
-        max_ops=run.options.ops,
-        beat_cpu_s=run.beat_cpu_s,
-        server_counts=_server_counts(run.target),
-    )
+    how: dict[str, Any] = {
+        "latency_ms": run.options.latency_ms,
+        "seconds": plan.seconds,
+        "warmup_s": plan.warmup_s,
+        "max_ops": run.options.ops,
+    }
+    if isinstance(contender, RemoteContender):  # its own process: its own heartbeat cost
+        result = await contender.measure(workload, size, c, **how)
+    else:
+        counts = server_counts(run.target)
+        beat = run.beat_cpu_s
+        result = await run_cell(
+            contender, workload, size, c, beat_cpu_s=beat, server_counts=counts, **how
+        )
     run.progress.cell_done(result)
     if result.errors:
         run.note(
@@ -112,20 +123,28 @@ async def _measure(run: Run, contender: Contender, workload: str, size: int, c: 
     return result
 
 
+def _contender(run: Run, name: str, c: int) -> Contender | RemoteContender:
+    remote = run.remotes.get(name)
+    return remote.bind(run.setup(c)) if remote else make(name, run.setup(c))
+
+
 async def _grid(run: Run) -> None:
     for c in sorted({g.concurrency for g in run.plan.groups}):
         groups = [g for g in run.plan.groups if g.concurrency == c]
-        contenders: list[Contender] = []
+        contenders: list[Contender | RemoteContender] = []
         try:
             for name in run.plan.contenders:
-                contender = make(name, run.setup(c))
+                contender = _contender(run, name, c)
                 if await _open(run, contender):
                     contenders.append(contender)
             loaded: set[tuple[str, int]] = set()
             for group in groups:
                 for contender in contenders:
                     if group.workload != "get-miss" and (contender.name, group.size) not in loaded:
-                        await preload(contender, group.size, c)
+                        if isinstance(contender, RemoteContender):
+                            await contender.preload(group.size, c)
+                        else:
+                            await preload(contender, group.size, c)
                         loaded.add((contender.name, group.size))
                     run.results.append(
                         await _measure(run, contender, group.workload, group.size, c)
@@ -155,76 +174,80 @@ async def _llm_cells(run: Run) -> None:
 
 
 async def _feature_cells(run: Run) -> None:
-    """The feature cells (local tier, single-flight, stampede, fleet stampede); a failure is
-    noted, not fatal."""
-    run.progress.cell_started("features: local tier, single-flight, stampede, signatures")
-    try:
-        run.features = await run_features(run.setup(100), run.plan.features_s)
-    except Exception as exc:
-        run.note(f"feature cells failed: {type(exc).__name__}: {exc}")
-        return
-    run.progress.cell_started(f"features: fleet stampede, {PROCESSES} processes")
-    try:
-        run.features += await run_fleet_cells(run.setup(100))
-    except Exception as exc:
-        run.note(f"fleet cells failed: {type(exc).__name__}: {exc}")
-    for f in run.features:
-        verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
-        run.progress.note(f"feature {f.name} [{verdict}]: {f.summary}")
+    """The feature cells (stampede, single flight, local tier, S3 outage, fleet lease); a
+    failure of one group is noted, not fatal."""
+    setup = run.setup(100)
+    groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
+        (
+            "stampede, single flight, local tier, signatures",
+            lambda: run_features(setup, run.plan.features_s),
+        ),
+        ("S3 outage", lambda: _one(s3_outage(setup))),
+    ]
+    if run.plan.fleet_processes:
+        processes = run.plan.fleet_processes
+        what = f"fleet lease, {', '.join(map(str, processes))} processes"
+        groups.append((what, lambda: run_fleet_cells(setup, processes)))
+    for what, cells in groups:
+        run.progress.cell_started(f"features: {what}")
+        try:
+            done = await cells()
+        except Exception as exc:
+            run.note(f"feature cells ({what}) failed: {type(exc).__name__}: {exc}")
+            continue
+        run.features += done
+        verdicts = {True: "ok", False: "NOT as expected", None: "skipped"}
+        run.progress.note(f"features: {', '.join(f'{f.name} {verdicts[f.met]}' for f in done)}")
 
 
-def _server_counts(target: Target) -> Callable[[], int] | None:
-    """Requests answered so far, counted by the server (None: the contender's hook counts)."""
-    if target.stats_url is None:
-        return None
-    return lambda: sum((request_counts(target) or Counter()).values())
+async def _one(cell: Awaitable[FeatureResult]) -> list[FeatureResult]:
+    return [await cell]
 
 
-def _latency_line(options: Options, target: Target) -> str:
-    via = _latency_via(options, target)
-    ms = options.latency_ms
-    if via == "server":
-        how = "on the wire: the mini server holds every answer (and 100 Continue) back"
-    elif via == "proxy":
-        how = "on the wire: a delaying TCP proxy process holds every answer back"
-    else:
-        how = (
-            "inside botocore clients only, by a before-send hook (asyncio.sleep / time.sleep): "
-            "s3cache falls back to aiobotocore where hooks are registered, obstore sees none"
+async def start_remotes(plan: Plan) -> dict[str, RemoteContender]:
+    """Start the contenders measured in processes of their own: their imports begin now."""
+    remotes = {}
+    for name in plan.contenders:
+        if name in REMOTE:
+            remotes[name] = remote = RemoteContender(name)
+            await remote.start()
+    return remotes
+
+
+async def _remotes_ready(run: Run) -> None:
+    """Wait for the remote contenders' imports before the grid, so none competes with it."""
+    for name, remote in run.remotes.items():
+        waited = time.perf_counter()
+        try:
+            info = await remote.ready()
+        except ContenderUnavailable as exc:
+            run.unavailable[name] = str(exc)
+            run.note(f"skipped {name}: {exc}")
+            continue
+        waited = time.perf_counter() - waited
+        run.note(
+            f"{name} is measured in a process of its own: imported there in "
+            f"{info['import_s']:.1f} s while the feature cells ran"
+            + (f" (then waited {waited:.1f} s for it)" if waited >= 0.1 else "")
         )
-    return f"latency: {ms:g} ms per request, EMULATED {how}"
-
-
-def _latency_via(options: Options, target: Target) -> str:
-    if options.latency_via != "auto":
-        return options.latency_via
-    return "server" if target.server == "mini" else "proxy"
-
-
-def _where(t: Target) -> str:
-    if t.server in REAL_SERVERS:
-        return f"{t.server} started for this run at {t.endpoint_url} ({REAL_SERVERS[t.server]})"
-    if t.embedded:
-        return f"embedded {t.server} server at {t.endpoint_url} ({EMBEDDED_SERVERS[t.server]})"
-    return t.endpoint_url
 
 
 def _header(run: Run, started: str) -> list[str]:
     t = run.target
-    where = _where(t)
     return [
         f"s3cache benchmark, {started}",
-        f"target: {where}, bucket {t.bucket}, region {t.region}",
-        _latency_line(run.options, t),
+        f"target: {where(t)}, bucket {t.bucket}, region {t.region}",
+        latency_line(run.options, t),
         f"plan: {run.plan.describe()}",
-        "CPU us/op = CPU time of this whole process (all its threads) / ops; the server runs "
+        "CPU us/op = CPU time of the measuring process (all its threads) / ops; the server runs "
         "in another process. Loop lag = delay of a 1 ms heartbeat on the benchmark's event loop "
         "(where async contenders run; for threaded ones it shows GIL pressure on an app's loop).",
     ]
 
 
-def _footer(run: Run) -> list[str]:
-    lines = ["", "contenders:"]
+def _details(run: Run) -> list[str]:
+    """How each contender ran, and the sync facade's overhead over the async core."""
+    lines = ["contenders:"]
     lines += [f"  {name}: {text}" for name, text in run.described.items()]
     lines += [f"  {name}: skipped ({why})" for name, why in run.unavailable.items()]
     overhead = facade_overhead(run.results)
@@ -236,71 +259,38 @@ def _footer(run: Run) -> list[str]:
                 f"p50 {o['p50_ms_delta']:+.2f} ms, CPU {o['cpu_us_per_op_delta']:+.0f} us/op, "
                 f"throughput {o['ops_per_s_ratio']:.2f}x"
             )
-    if run.features:
-        lines.append("features, 1 KiB values:")
-        for f in run.features:
-            verdict = {True: "ok", False: "NOT as expected", None: "-"}[f.met]
-            lines.append(f"  [{verdict}] {f.name}: {f.summary}")
-    lines.append(f"targets, against {_where(run.target)}:")
-    for what, measured, met in targets(run.results, run.options.latency_ms):
-        verdict = {True: "met", False: "NOT met", None: "-"}[met]
-        lines.append(f"  [{verdict}] {what}: {measured}")
     return lines
 
 
-@contextlib.contextmanager
-def _target(options: Options) -> Iterator[Target]:
-    """The run's endpoint, with its latency on the wire (the server's or a proxy's)."""
-    ms = options.latency_ms
-    with contextlib.ExitStack() as stack:
-        if options.endpoint_url:
-            access, secret = options.access_key, options.secret_key
-            if access is None:
-                access, secret = default_credentials()
-            target = Target(
-                options.endpoint_url, options.region, options.bucket, access, secret, False
-            )
-        elif options.server:
-            endpoint = stack.enter_context(real_server(options.server))
-            target = Target(
-                endpoint.url,
-                options.region,
-                options.bucket,
-                endpoint.access_key,
-                endpoint.secret_key,
-                True,
-                options.server,
-            )
-        else:
-            mini = options.embedded == "mini"
-            in_server = mini and options.latency_via in ("auto", "server")
-            server = stack.enter_context(EmbeddedServer(options.embedded, ms if in_server else 0))
-            access, secret = EMBEDDED_CREDENTIALS
-            stats = f"{server.url}/_mini/stats" if mini else None
-            target = Target(
-                server.url,
-                options.region,
-                options.bucket,
-                access,
-                secret,
-                True,
-                options.embedded,
-                stats,
-            )
-        if _latency_via(options, target) == "proxy" and ms > 0:
-            proxy = stack.enter_context(DelayProxy(target.endpoint_url, ms))
-            target = dataclasses.replace(target, endpoint_url=proxy.url)
-        yield target
+def _story(run: Run) -> tuple[str, list[str]]:
+    """The lead table's title, and what follows it: feature lines, then the targets."""
+    title = lead_title(run.results, run.options.latency_ms, server_label(run.target))
+    lines = []
+    if run.features:
+        lines += ["", "what only s3cache does (1 KiB values):"]
+        lines += [f"  {line}" for line in feature_lines(run.features, run.conditions())]
+    lines += ["", f"targets, as ratios within this run ({server_label(run.target)}):"]
+    lines += [f"  {line}" for line in verdict_lines(run.verdicts())]
+    return title, lines
 
 
 def _settle(state: Run) -> None:
-    """Import every contender's library up front, then freeze the heap.
+    """Import the libraries the main process still needs (matplotlib for the plots), then
+    freeze the heap.
 
     litellm is thousands of modules: imported mid-run, its import and the garbage collections
-    over its objects would be billed to whichever cells come next. ``gc.freeze()`` moves what
-    exists now out of the collector's reach, the same for every contender.
+    over its objects would be billed to whichever cells come next. The litellm contender runs
+    in a process of its own (:mod:`benchmarks.remote`); only the acompletion cells need litellm
+    here. ``gc.freeze()`` moves what exists now out of the collector's reach, the same for
+    every contender.
     """
-    if "litellm" in state.plan.contenders or state.plan.llm_concurrency:
+    if state.options.plots_dir is not None:
+        with contextlib.suppress(ImportError):  # now, not after the run, where it is waited for
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot
+    if state.plan.llm_concurrency:
         started = time.perf_counter()
         try:
             import_litellm()
@@ -312,38 +302,62 @@ def _settle(state: Run) -> None:
     gc.freeze()
 
 
-async def run(options: Options, plan: Plan, target: Target) -> tuple[Run, dict[str, Any]]:
-    """Run the plan against ``target``; prints as it goes; returns the state and JSON payload."""
+async def run(
+    options: Options,
+    plan: Plan,
+    target: Target,
+    remotes: dict[str, RemoteContender] | None = None,
+) -> tuple[Run, dict[str, Any]]:
+    """Run the plan against ``target``; prints as it goes; returns the state and JSON payload.
+
+    The order keeps the CPU-per-operation cells alone on the machine: the remote contenders'
+    imports (litellm) start first (``remotes``, already started, or started here) and overlap
+    the feature cells (counts and milliseconds); the grid starts once they are done. The
+    remotes are stopped on return.
+    """
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     wall0 = time.perf_counter()
     progress = make_progress(options.plain)
     prefix = f"s3cache-bench/{stamp}-{uuid.uuid4().hex[:6]}/"
-    state = Run(options, plan, target, prefix, progress)
-    for line in _header(state, started.isoformat(timespec="seconds")):
-        progress.note(line)
-    if ensure_bucket(target):
-        state.note(f"created bucket {target.bucket}")
-    _settle(state)
-    state.beat_cpu_s = await heartbeat_cost()
-    state.note(
-        f"heartbeat self-cost {state.beat_cpu_s * 1e6:.0f} us CPU per beat (idle loop), "
-        "subtracted from every cell's CPU"
-    )
-    total = len(plan.groups) * len(plan.contenders) + 2 * len(plan.llm_concurrency)
-    progress.start(total)
+    state = Run(options, plan, target, prefix, progress, load=_load())
     try:
-        await _grid(state)
-        await _llm_cells(state)
+        state.remotes = await start_remotes(plan) if remotes is None else remotes
+        state.header = _header(state, started.isoformat(timespec="seconds"))
+        for line in state.header:
+            progress.note(line)
+        if ensure_bucket(target):
+            state.note(f"created bucket {target.bucket}")
+        total = len(plan.groups) * len(plan.contenders) + 2 * len(plan.llm_concurrency)
+        progress.start(total)
         if plan.features_s > 0:
             await _feature_cells(state)
+        _settle(state)
+        # The heartbeat's own cost, measured on this idle loop while the remote imports end
+        # (in their own processes: they do not bill this process's CPU clock).
+        state.beat_cpu_s, _ = await asyncio.gather(heartbeat_cost(), _remotes_ready(state))
+        state.note(
+            f"heartbeat self-cost {state.beat_cpu_s * 1e6:.0f} us CPU per beat (idle loop), "
+            "subtracted from every cell's CPU"
+        )
+        await _grid(state)
+        await _llm_cells(state)
     finally:
         progress.stop()
+        for remote in state.remotes.values():
+            await remote.stop()
         if not target.embedded and not options.keep_objects:
             removed = await asyncio.to_thread(remove_prefix, target, prefix)
             state.note(f"removed the run's {removed} objects under {prefix}")
     wall = time.perf_counter() - wall0
     return state, _payload(state, started, wall)
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
@@ -355,7 +369,7 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
         "plan": state.plan.describe(),
         "latency_ms": state.options.latency_ms,
         "latency_emulated": True,
-        "latency_via": _latency_via(state.options, state.target),
+        "latency_via": latency_via(state.options, state.target),
         "target": {
             "embedded": state.target.server if state.target.embedded else None,
             "embedded_moto": state.target.embedded and state.target.server == "moto",
@@ -372,54 +386,83 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
         ],
         "facade_overhead": facade_overhead(state.results),
         "features": [f.to_json() for f in state.features],
-        "targets": [
-            {"what": w, "measured": m, "met": ok}
-            for w, m, ok in targets(state.results, state.options.latency_ms)
-        ],
+        "targets": [dataclasses.asdict(v) for v in state.verdicts()],
+        "load_average_at_start": state.load,
     }
 
 
-def finish(options: Options, payload: dict[str, Any], results: Sequence[CellResult]) -> list[Path]:
-    """Print the table and footer, write the JSON and the plots; returns the files written."""
-    print()
-    print(render_table(results))
+def finish(state: Run, payload: dict[str, Any]) -> list[Path]:
+    """Print the story (lead table, features, targets; every cell too, except in --quick), and
+    write the JSON, the Markdown report and the plots; returns the files written."""
+    options, results = state.options, state.results
+    title, story = _story(state)
+    print(f"\n{title}:")
+    print(lead_table(results))
+    for line in story:
+        print(line)
+    if state.plan.mode != "quick":
+        print()
+        for line in _details(state):
+            print(line)
+        print()
+        print(render_table(results))
     stamp = payload["started"][:19].replace(":", "").replace("-", "")
     json_path = options.json_path or RESULTS_DIR / f"bench-{stamp}.json"
     write_json(json_path, payload)
     written = [json_path]
-    if options.plots_dir is not None and results:
+    plots: list[Path] = []
+    if options.plots_dir is not None and (results or state.features):
         machine = payload["machine"]
-        title = (
-            f"{payload['latency_ms']:g} ms emulated latency ({payload['latency_via']}), "
-            f"{_server_label(payload['target'])}, "
-            f"{machine['cores']} cores"
+        label = server_label(state.target)
+        plot_title = (
+            f"{payload['latency_ms']:g} ms emulated latency, {label}, {machine['cores']} cores"
         )
-        written += plot_all(results, options.plots_dir, title)
-    print(f"\nwall time {payload['wall_s']:.0f} s; wrote " + ", ".join(map(str, written)))
+        plots = plot_all(results, options.plots_dir, plot_title, state.features)
+    md_path = json_path.with_suffix(".md")
+    names = [
+        str(p.relative_to(md_path.parent)) if p.parent == md_path.parent else str(p) for p in plots
+    ]
+    report = markdown(
+        state.header, results, state.features, state.verdicts(), (state.conditions(), title, names)
+    )
+    md_path.write_text(report, encoding="utf-8")
+    written += [md_path, *plots]
+    print("\nwrote:")
+    for path in written:
+        print(f"  {path}")
     return written
 
 
-def _server_label(target: dict[str, Any]) -> str:
-    embedded = target.get("embedded")
-    if embedded in REAL_SERVERS:
-        return f"local {embedded} server"
-    return f"embedded {embedded} server" if embedded else "external S3"
+async def _session(options: Options, plan: Plan) -> tuple[Run, dict[str, Any]]:
+    """Start the remote contenders, then the endpoint (in a thread, so that their imports
+    overlap the server's start), then :func:`run`; stop everything on the way out."""
+    remotes = await start_remotes(plan)
+    try:
+        with contextlib.ExitStack() as stack:
+            target = await asyncio.to_thread(stack.enter_context, target_for(options))
+            return await run(options, plan, target, remotes)
+    finally:
+        for remote in remotes.values():
+            await remote.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    wall0 = time.perf_counter()
     options = parse(argv)
     plan = plan_for(options)
     try:
-        with sigterm_as_interrupt(), _target(options) as target:
-            state, payload = asyncio.run(run(options, plan, target))
+        with sigterm_as_interrupt():
+            state, payload = asyncio.run(_session(options, plan))
     except KeyboardInterrupt:
         print("\ninterrupted; the embedded server (if any) was stopped")
         return 130
     except ServerUnavailable as exc:
         print(f"cannot start --server {options.server} here: {exc}", file=sys.stderr)
         return 2
-    for line in _footer(state):
-        print(line)
-    finish(options, payload, state.results)
+    finish(state, payload)
+    print(
+        f"wall time {time.perf_counter() - wall0:.0f} s ({payload['wall_s']:.0f} s measuring; "
+        "the rest: starting and stopping the server, plots)"
+    )
     return 0

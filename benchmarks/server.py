@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -40,8 +40,10 @@ __all__ = [
     "EmbeddedServer",
     "Target",
     "ensure_bucket",
+    "log_tail",
     "remove_prefix",
     "request_counts",
+    "server_counts",
 ]
 
 #: The embedded servers ``--embedded`` can start, and how the output names them.
@@ -54,7 +56,7 @@ REAL_SERVERS: Final = {
     "ceph": "Ceph RGW 16.2 (harness/ceph.py): monitor, memstore OSD, beast gateway",
     "seaweedfs": "SeaweedFS 4.x weed mini (harness/seaweedfs.py): one process, disk in a temp dir",
 }
-_MINISERVER: Final = Path(__file__).resolve().parent.parent / "harness" / "miniserver.py"
+_ROOT: Final = Path(__file__).resolve().parent.parent  # where ``-m harness.<module>`` imports
 #: Both embedded servers accept any credentials; these are what the embedded run uses.
 EMBEDDED_CREDENTIALS: Final = ("bench-access-key", "bench-secret-key")
 _START_TIMEOUT: Final = 30.0
@@ -126,6 +128,7 @@ class EmbeddedServer:
             stdin=stdin,
             stdout=stdout,
             stderr=self._log,
+            cwd=_ROOT,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
 
@@ -142,7 +145,7 @@ class EmbeddedServer:
         Its stdin is a pipe we hold: when this process goes away, however it dies, the pipe
         closes and the server exits.
         """
-        args = [str(_MINISERVER), "--host", "127.0.0.1", "--port", "0"]
+        args = ["-m", "harness.miniserver", "--host", "127.0.0.1", "--port", "0"]
         args += ["--delay-ms", str(self.delay_ms)]
         self.process = process = self._popen(args, subprocess.PIPE, subprocess.PIPE)
         port = _ready_port(process)
@@ -167,10 +170,7 @@ class EmbeddedServer:
         return False
 
     def _stderr_tail(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace").strip()[-500:]
+        return log_tail(self._log)
 
     def stop(self) -> None:
         """Terminate the server (kill it if it lingers); idempotent."""
@@ -187,6 +187,14 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def log_tail(log: IO[bytes] | None) -> str:
+    """The last 500 characters a child wrote to its log file (stderr), for error messages."""
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace").strip()[-500:]
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -233,7 +241,7 @@ class DelayProxy:
             [sys.executable, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            cwd=Path(__file__).parent.parent,
+            cwd=_ROOT,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         port = _ready_port(self.process)
@@ -259,6 +267,13 @@ def request_counts(target: Target) -> Counter[str] | None:
     with urllib.request.urlopen(target.stats_url, timeout=10) as reply:
         stats = json.load(reply)
     return Counter({str(k): int(v) for k, v in stats["methods"].items()})
+
+
+def server_counts(target: Target) -> Callable[[], int] | None:
+    """Requests answered so far, counted by the server (None: the contender's hook counts)."""
+    if target.stats_url is None:
+        return None
+    return lambda: sum((request_counts(target) or Counter()).values())
 
 
 @contextlib.contextmanager

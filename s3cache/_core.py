@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
@@ -447,16 +447,30 @@ class AsyncS3Cache:
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
+        return await self._set_many(mapping, ttl, {})
+
+    async def _set_many(
+        self,
+        mapping: Mapping[str, Any],
+        ttl: float | timedelta | None,
+        metadata: Mapping[str, Mapping[str, str]],
+    ) -> dict[str, S3CacheError]:
+        """:meth:`set_many`, with extra user ``metadata`` for some keys: how the integrations
+        keep the original of a key they had to hash (s3cache's own fields win over it)."""
         seconds = self._ttl(ttl)
         items = [
-            (key, okey := self._object_key(key), self._encode(okey, value, seconds))
+            (
+                key,
+                okey := self._object_key(key),
+                self._encode(okey, value, seconds, metadata.get(key)),
+            )
             for key, value in mapping.items()
         ]
         errors = await self._paced(
             lambda item: self._try_put_entry(item[1], item[2], seconds), items
         )
         failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
-        self._batch_failed("set_many", failed, len(items))
+        self._batch_failed("set_many", failed, len(items), len(items) - len(failed))
         return failed
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
@@ -624,9 +638,14 @@ class AsyncS3Cache:
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
-    def _encode(self, okey: str, value: Any, seconds: float | None) -> _format.Payload:
-        """The payload of ``value`` for ``okey``, signed when the cache has a signing key."""
+    def _encode(
+        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
+    ) -> _format.Payload:
+        """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
+        fields win over it), signed when the cache has a signing key."""
         payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+        if extra:
+            payload = replace(payload, metadata={**extra, **payload.metadata})
         return payload if self._signer is None else self._signer.sign(okey, payload)
 
     async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
@@ -723,7 +742,7 @@ class AsyncS3Cache:
             names.setdefault(self._object_key(key), key)
         live, failed = await self._remove(list(names))
         failed_keys = {names[okey]: error for okey, error in failed.items()}
-        self._batch_failed("delete_many", failed_keys, len(names))
+        self._batch_failed("delete_many", failed_keys, len(names), live)
         return DeleteResult(live, failed_keys)
 
     async def _remove(self, okeys: list[str]) -> tuple[int, dict[str, S3CacheError]]:
@@ -769,7 +788,10 @@ class AsyncS3Cache:
         folder; s3cache's own objects (leases, locks) are then left alone. With an empty cache
         prefix and no ``prefix``, that is the whole bucket. Returns the number of objects
         deleted, expired ones included, as a :class:`DeleteResult` whose ``failed`` maps each
-        object key that could not be deleted to its error.
+        object key that could not be deleted to its error, and whose ``stopped`` is the error of
+        a listing that ended it early. With ``on_error="raise"``, failed keys or a listing that
+        failed after some deletes raise :class:`~s3cache.errors.BatchError` with the count; a
+        listing that fails before anything was deleted raises its own error.
         """
         self._check_open()
         scope = _format.sub_prefix(self._prefix, prefix)
@@ -777,10 +799,16 @@ class AsyncS3Cache:
         self._forget_all()
         deleted = 0
         failed: dict[str, S3CacheError] = {}
+        stopped: S3CacheError | None = None
+        last: str | None = None
         token: str | None = None
         try:
             while True:
-                page, token = await self._transport.list_page(scope, token)
+                try:
+                    page, token = await self._transport.list_page(scope, token)
+                except S3CacheError as exc:  # nothing more can be found to delete
+                    stopped = exc
+                    break
                 # Never trust a listing to stay under the prefix: check every key.
                 okeys = [
                     o.key
@@ -791,22 +819,20 @@ class AsyncS3Cache:
                 page_failed = await self._transport.delete_many(okeys)
                 deleted += len(okeys) - len(page_failed)
                 failed.update(page_failed)
+                last = page[-1].key if page else last
                 if token is None:
                     break
-        except S3CacheError as exc:  # a listing failed: nothing more can be found to delete
-            self._counters.deletes += deleted
-            self._record_and_notify("clear", None, "error", started, error=exc)
-            self._failed(exc, None)
-            return DeleteResult(deleted, failed)
         finally:
             self._forget_all()  # reads sent while the clear ran may have seen deleted entries
         self._counters.deletes += deleted
-        error = next(iter(failed.values())) if failed else None
-        self._record_and_notify(
-            "clear", None, "error" if failed else "deleted", started, error=error
-        )
-        self._batch_failed("clear", failed, deleted + len(failed))
-        return DeleteResult(deleted, failed)
+        error = stopped or next(iter(failed.values()), None)
+        outcome: Outcome = "error" if error else "deleted"
+        self._record_and_notify("clear", None, outcome, started, error=error)
+        if stopped is not None and not deleted and not failed:
+            self._failed(stopped, None)  # nothing was done: the failure itself
+        else:
+            self._batch_failed("clear", failed, deleted + len(failed), deleted, stopped, last)
+        return DeleteResult(deleted, failed, stopped, last)
 
     def _forget_all(self) -> None:
         """No read in flight may answer for any key, or fill the local tier (a clear)."""
@@ -986,15 +1012,25 @@ class AsyncS3Cache:
         self._check_open()
         return _format.object_key(self._prefix, key)
 
-    def _batch_failed(self, op: str, failed: Mapping[str, S3CacheError], total: int) -> None:
-        """Count each failed key by its kind; then raise or log one :class:`BatchError` (always
-        raised when the cache was closed under the batch: nothing is dropped silently)."""
-        if not failed:
+    def _batch_failed(
+        self,
+        op: str,
+        failed: Mapping[str, S3CacheError],
+        total: int,
+        done: int,
+        stopped: S3CacheError | None = None,
+        stopped_after: str | None = None,
+    ) -> None:
+        """Count each failed key (and the error that ``stopped`` the batch) by its kind; then
+        raise or log one :class:`BatchError` carrying ``done`` (always raised when the cache was
+        closed under the batch: nothing is dropped silently)."""
+        if not failed and stopped is None:
             return
-        for error in failed.values():
+        errors = [*failed.values(), *([stopped] if stopped is not None else [])]
+        for error in errors:
             self._counters.errors[error.kind] += 1
-        summary = BatchError(op, failed, total)
-        if self._raise or any(isinstance(e, CacheClosedError) for e in failed.values()):
+        summary = BatchError(op, failed, total, done, stopped, stopped_after)
+        if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
             raise summary
         self._log_error(summary)
 

@@ -14,6 +14,7 @@ import asyncio
 import http.server
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
@@ -61,8 +62,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"S3 server: {config.getoption('--server')}"
 
 
+#: A memory address in a test id: ids must be the same in every process (pytest-xdist's
+#: workers each collect the suite and refuse to run when their collections differ).
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a real server: deselect tests that never reach it, apply the per-server marks."""
+    """Refuse test ids that differ between processes; on a real server, deselect tests that
+    never reach it and apply the per-server marks."""
+    unstable = [item.nodeid for item in items if _ADDRESS.search(item.nodeid)]
+    if unstable:
+        raise pytest.UsageError(
+            "test ids with a memory address (give them ids=): " + ", ".join(unstable[:5])
+        )
     name = config.getoption("--server")
     if name == "moto":
         return
@@ -216,6 +228,23 @@ def two_per_page(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache], li
         return asked
 
     return install
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache, int], None]:
+    """Make a cache's listings real pages of ``size`` objects (``MaxKeys``): the server pages
+    them, with continuation tokens, however the objects change between pages."""
+
+    def install(cache: AsyncS3Cache, size: int) -> None:
+        monkeypatch.setitem(cache.transport._params["ListObjectsV2"], "MaxKeys", size)
+
+    return install
+
+
+def fail_later_pages(proxy: FaultProxy) -> None:
+    """Answer 503 SlowDown to every listing past the first page (they carry a continuation
+    token), retries included, until the proxy is cleared."""
+    proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"}, path_contains="continuation-token")
 
 
 class _CannedS3Handler(http.server.BaseHTTPRequestHandler):

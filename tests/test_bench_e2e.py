@@ -63,6 +63,13 @@ def test_tiny_run_measures_every_contender_and_cleans_up(s3_endpoint: str, tmp_p
     assert payload["latency_emulated"] is True
     assert set(payload["contenders"]) == {"s3cache", "s3cache-sync", "aiobotocore", "boto3"}
     assert (tmp_path / "plots" / "cpu-per-op.png").stat().st_size > 0
+    assert (tmp_path / "plots" / "lead.png").stat().st_size > 0
+    report = (tmp_path / "results.md").read_text()  # beside the JSON
+    assert report.startswith("# s3cache benchmark")
+    assert "| s3cache AsyncS3Cache |" in report  # the lead table
+    assert "## Targets" in report
+    # No target cell ran (c=2, no litellm or obstore): each says so, and why.
+    assert all(t["met"] is None and "was not run" in t["why"] for t in payload["targets"])
     client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
     try:
         listing = client.list_objects_v2(Bucket=bucket, Prefix="s3cache-bench/")

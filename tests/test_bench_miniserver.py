@@ -19,8 +19,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from benchmarks.contenders import Setup
+from benchmarks.contenders import ContenderUnavailable, Setup
 from benchmarks.features import run_features
+from benchmarks.outage import DEADLINE_S, s3_outage
+from benchmarks.remote import RemoteContender
 from benchmarks.server import DelayProxy, EmbeddedServer, Target, request_counts
 from s3cache import AsyncS3Cache
 
@@ -192,7 +194,7 @@ async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bu
     for 100 readers, one factory call."""
     stats = f"{mini}/_mini/stats"
     target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
-    local, flight, stampede, signed = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
+    stampede, flight, local, signed = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
     assert local.met is True
     assert local.figures["requests"] == 0
     assert local.figures["hits"] > 0
@@ -229,3 +231,53 @@ def test_latency_on_the_wire_and_requests_counted_by_the_server(client: Any, buc
             assert time.perf_counter() - started >= 0.05
         finally:
             proxied.close()
+
+
+async def test_the_outage_cell_answers_every_get_as_a_miss(mini: str, bucket: str) -> None:
+    """While the proxy refuses connections or never answers, gets are misses (no exception, no
+    hang), local-tier keys stay hits, every failure is counted, and gets hit again afterwards.
+    (How fast is the benchmark's to report, not this test's.)"""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    result = await s3_outage(Setup(target, 2.0, 100, "run/"))
+    figures = result.figures
+    assert figures["misses"] == figures["gets_during_outage"], result.summary
+    assert figures["tier_hits"] == 20
+    assert "NOT hits again" not in result.summary
+    counted = sum(v for k, v in figures.items() if k.startswith("errors_"))
+    assert counted == figures["gets_during_outage"]  # fail-soft, but every failure counted
+    assert figures["blackhole_miss_ms"] >= 0.9 * DEADLINE_S * 1000  # it waited for the deadline
+    assert figures["slowest_miss_ms"] < DEADLINE_S * 1000 + 5000  # and not for ever
+
+
+async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:
+    """The remote contender (how litellm is measured) gives the same kind of cell result, with
+    the requests counted by the server."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    remote = RemoteContender("s3cache")
+    await remote.start()
+    try:
+        info = await remote.ready()
+        assert info["import_s"] >= 0
+        assert info["heartbeat_cpu_s"] > 0
+        await remote.bind(Setup(target, 0.0, 4, "remote/")).open()
+        assert "measured in a process of its own" in remote.describe()
+        await remote.preload(1024, 4)
+        result = await remote.measure(
+            "get-hit", 1024, 4, latency_ms=0.0, seconds=5.0, warmup_s=0.0, max_ops=20
+        )
+        await remote.close()
+    finally:
+        await remote.stop()
+    assert (result.contender, result.workload, result.concurrency) == ("s3cache", "get-hit", 4)
+    assert (result.ops, result.errors) == (20, 0)
+    assert result.requests_per_op == 1.0
+    assert result.cpu_us_per_op > 0
+    unknown = RemoteContender("no-such-client")
+    await unknown.start()
+    try:
+        with pytest.raises(ContenderUnavailable, match="unknown contender"):
+            await unknown.ready()
+    finally:
+        await unknown.stop()

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 
 from benchmarks.metrics import CellResult, percentile
-from benchmarks.options import Group, parse, plan_for
-from benchmarks.report import facade_overhead, ratios, render_table, targets
+from benchmarks.options import QUICK_CONTENDERS, Group, parse, plan_for
+from benchmarks.report import facade_overhead, ratios, render_table
+from benchmarks.summary import lead_table, verdict_lines
+from benchmarks.targets import Conditions, targets
 from benchmarks.workloads import Budget, keyspace, pick
+
+QUIET = Conditions(load=0.1, cores=2)
 
 
 def cell(
@@ -132,11 +137,10 @@ def test_parse_flags_and_plans() -> None:
         Group(8, "set", 1024),
     )
     quick = plan_for(parse(["--quick"]))
-    assert set(quick.groups) == {
-        Group(1, "get-hit", 1024),
-        Group(64, "get-hit", 1024),
-        Group(64, "set", 1024),
-    }
+    assert set(quick.groups) == {Group(64, "get-hit", 1024), Group(64, "set", 1024)}
+    assert quick.contenders == QUICK_CONTENDERS
+    assert "litellm" in quick.contenders  # measured in its own process (benchmarks.remote)
+    assert quick.fleet_processes == (4,)
     default = plan_for(parse([]))
     assert default.mode == "default"
     assert Group(64, "get-hit", 1024) in default.groups
@@ -152,6 +156,8 @@ def test_parse_flags_and_plans() -> None:
     assert parse(["--server", "seaweedfs"]).server == "seaweedfs"
     assert plan_for(parse(["--quick"])).features_s > 0  # feature cells run unless asked not to
     assert plan_for(parse(["--quick", "--no-features"])).features_s == 0
+    assert plan_for(parse(["--quick", "--no-features"])).fleet_processes == ()
+    assert default.fleet_processes == (4, 16)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +200,7 @@ def test_ratios_table_targets_and_facade_overhead() -> None:
     assert "10.00x" in lines[2]
     assert "0.60x" in lines[2]
     assert render_table(results, markdown=True).startswith("| contender |")
-    verdicts = {what.split(",")[0]: met for what, _, met in targets(results, 20.0)}
+    verdicts = {v.what.split(",")[0]: v.met for v in targets(results, QUIET)}
     assert verdicts == {
         "s3cache >= 8x litellm ops/s": True,
         "s3cache CPU per get <= 0.3x raw aiobotocore": False,  # 0.6x
@@ -212,9 +218,90 @@ def test_ratios_table_targets_and_facade_overhead() -> None:
         cell("s3cache", 45.0, 400.0, c=1),
         cell("s3cache-sync", 45.0, 450.0, c=1),
     ]
-    assert [met for _, _, met in targets(lean, 20.0)] == [True] * 5
+    assert [v.met for v in targets(lean, QUIET)] == [True] * 5
     slow = [cell("s3cache", 300.0, 900.0), *lean[1:-1], cell("s3cache-sync", 45.0, 480.0, c=1)]
-    assert [met for _, _, met in targets(slow, 20.0)] == [False, False, False, True, False]
+    assert [v.met for v in targets(slow, QUIET)] == [False, False, False, True, False]
     (overhead,) = facade_overhead(results)
     assert overhead["p50_ms_delta"] == pytest.approx(1.0)
     assert overhead["cpu_us_per_op_delta"] == pytest.approx(100.0)
+
+
+def test_every_target_not_met_or_not_run_says_why() -> None:
+    slow = [
+        cell("s3cache", 300.0, 900.0),
+        cell("aiobotocore", 400.0, 1000.0),
+        cell("obstore", 1500.0, 800.0),
+        cell("litellm", 100.0, 1300.0),
+        cell("s3cache", 45.0, 400.0, c=1),
+        cell("s3cache-sync", 45.0, 480.0, c=1),
+    ]
+    verdicts = targets(slow, QUIET)
+    for v in verdicts:
+        assert (v.why == "") == (v.met is True), v
+    by = {v.what.split(",")[0]: v for v in verdicts}
+    assert "short of CPU" in by["s3cache >= 8x litellm ops/s"].why  # 3x on a quiet machine
+    assert "more than run-to-run noise" in by["s3cache CPU per get <= 0.3x raw aiobotocore"].why
+    assert "parity" in by["s3cache CPU per get <= 1.0x obstore"].why  # 1.12x: within noise
+    assert "--quick" not in by["s3cache CPU per set <= 0.35x raw aiobotocore"].why
+    assert "wake" in by["sync facade adds <= 60 us CPU per call"].why
+    # The conditions of the run change the reason: a busy machine, a real server, hooks.
+    busy = {v.what.split(",")[0]: v.why for v in targets(slow, Conditions(load=3.0, cores=2))}
+    assert (
+        "busy (load average 3.0 on 2 cores" in busy["s3cache CPU per get <= 0.3x raw aiobotocore"]
+    )
+    ceph = targets(slow, Conditions(server="ceph", load=0.1, cores=2))
+    assert "ceph server shares the 2 cores" in ceph[0].why
+    hooked = targets(slow, Conditions(latency_via="hook", load=0.1, cores=2))
+    assert "--latency-via hook" in hooked[1].why
+    quick = targets(slow[:4], Conditions(mode="quick", load=0.1))
+    assert quick[-1].met is None
+    assert "--quick does not run this cell" in quick[-1].why
+    lines = verdict_lines(verdicts)
+    assert all(line.count("; ") >= 1 for line in lines if line.startswith("[NOT met]"))
+
+
+def test_lead_table_puts_get_and_set_of_each_contender_on_one_row() -> None:
+    results = [
+        cell("s3cache", 3000.0, 190.0),
+        cell("litellm", 250.0, 1400.0),
+        cell("s3cache", 2800.0, 180.0, workload="set"),
+        cell("litellm", 130.0, 1700.0, workload="set"),
+        cell("s3cache", 45.0, 500.0, c=1),  # not a lead cell
+    ]
+    lines = lead_table(results).splitlines()
+    assert lines[0].split()[:3] == ["contender", "get", "ops/s"]
+    assert len(lines) == 4  # header, rule, two contenders
+    ours = lines[2].split()
+    assert ours[:2] == ["s3cache", "AsyncS3Cache"]
+    assert ours[2:] == ["3,000", "190", "2,800", "180", "12.0x"]
+    assert lead_table(results, markdown=True).splitlines()[1].startswith("|---|---:")
+
+
+def test_plots_draw_measured_points_only_in_the_okabe_ito_palette(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks import plots
+    from benchmarks.features import FeatureResult
+
+    results = [cell(name, 100.0 * c, 300.0, c=c) for name in ("s3cache", "boto3") for c in (1, 64)]
+    ((_, fig),) = plots._sweeps(plt, results, (), "t")
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2
+    for line in ax.lines:
+        assert line.get_linestyle() == "None"  # markers, never a line between two sweeps
+        assert line.get_marker() not in (None, "None", "")
+        assert line.get_color().upper() in plots.OKABE_ITO
+    assert list(ax.get_xticks()) == [1, 64]  # ticks only where measured
+    plt.close(fig)
+    features = [
+        FeatureResult("stampede", "s", {"callers": 100, "factory_calls": 1}),
+        FeatureResult("local tier", "s", {"us_per_hit": 3.0}),
+    ]
+    written = plots.plot_all(results, tmp_path, "t", features)
+    names = {p.name for p in written}
+    assert names == {"lead.png", "throughput-get-hit-1KiB.png", "features.png"}
+    assert all(p.stat().st_size > 0 for p in written)

@@ -91,22 +91,52 @@ async def test_payload_signing_follows_config() -> None:
 # -- configurations that fall back to aiobotocore -----------------------------------------------
 
 FALLBACKS = [
-    ({"config": Config(retries={"mode": "legacy"})}, "retry mode"),
-    ({"config": Config(retries={"mode": "adaptive"})}, "retry mode"),
-    ({"config": Config(request_checksum_calculation="when_supported")}, "checksums"),
-    ({"config": Config(response_checksum_validation="when_supported")}, "checksums"),
-    ({"config": Config(s3={"use_accelerate_endpoint": True})}, "use_accelerate_endpoint"),
-    ({"config": Config(s3={"use_dualstack_endpoint": True})}, "use_dualstack_endpoint"),
-    ({"config": Config(use_dualstack_endpoint=True)}, "use_dualstack_endpoint"),
-    ({"config": Config(use_fips_endpoint=True)}, "use_fips_endpoint"),
-    ({"config": Config(signature_version="s3")}, "signature version"),
-    ({"config": Config(signature_version=UNSIGNED)}, "signature version"),
-    ({"config": Config(proxies={"https": "http://127.0.0.1:3128"})}, "proxy"),
-    ({"bucket": "my-bucket--usw2-az1--x-s3", "region_name": "us-west-2"}, "directory bucket"),
+    pytest.param({"config": Config(retries={"mode": "legacy"})}, "retry mode", id="legacy-retries"),
+    pytest.param(
+        {"config": Config(retries={"mode": "adaptive"})}, "retry mode", id="adaptive-retries"
+    ),
+    pytest.param(
+        {"config": Config(request_checksum_calculation="when_supported")},
+        "checksums",
+        id="request-checksums",
+    ),
+    pytest.param(
+        {"config": Config(response_checksum_validation="when_supported")},
+        "checksums",
+        id="response-checksums",
+    ),
+    pytest.param(
+        {"config": Config(s3={"use_accelerate_endpoint": True})},
+        "use_accelerate_endpoint",
+        id="accelerate",
+    ),
+    pytest.param(
+        {"config": Config(s3={"use_dualstack_endpoint": True})},
+        "use_dualstack_endpoint",
+        id="dualstack-s3-option",
+    ),
+    pytest.param(
+        {"config": Config(use_dualstack_endpoint=True)},
+        "use_dualstack_endpoint",
+        id="dualstack",
+    ),
+    pytest.param({"config": Config(use_fips_endpoint=True)}, "use_fips_endpoint", id="fips"),
+    pytest.param({"config": Config(signature_version="s3")}, "signature version", id="sigv2"),
+    pytest.param(
+        {"config": Config(signature_version=UNSIGNED)}, "signature version", id="unsigned"
+    ),
+    pytest.param(
+        {"config": Config(proxies={"https": "http://127.0.0.1:3128"})}, "proxy", id="proxy"
+    ),
+    pytest.param(
+        {"bucket": "my-bucket--usw2-az1--x-s3", "region_name": "us-west-2"},
+        "directory bucket",
+        id="directory-bucket",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("options", "reason"), FALLBACKS, ids=lambda v: str(v)[:60])
+@pytest.mark.parametrize(("options", "reason"), FALLBACKS)
 async def test_ineligible_configurations_fall_back(options: dict[str, Any], reason: str) -> None:
     assert reason in await refused(**options)
 
