@@ -60,6 +60,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_callkey.py",
     "tests/test_stats.py",
     "tests/test_sync.py",
+    "tests/test_signing.py",
     "tests/test_batch.py",
     "tests/test_fleet.py",
     "tests/test_lost_responses.py",

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format, _options
+from s3cache import _fleet, _format, _options, _redact, _signing
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import (
     BUCKET_ARGS,
@@ -65,6 +65,12 @@ _CLIENT_ARGS: Final = frozenset(
         "verify",
     ]
 )
+#: What each reason an entry failed verification means, for the log line.
+_UNVERIFIED: Final[Mapping[str, str]] = {
+    "unsigned": "not signed",
+    "unknown_key": "signed with a key this cache does not hold",
+    "altered": "altered since it was signed (key, body, type, encoding or ttl)",
+}
 _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
 #: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
 #: missing ``Date`` header); expiry is judged on the server's clock.
@@ -131,8 +137,11 @@ class _ErrorLog:
         self._suppressed: dict[str, int] = {}
 
     def __call__(self, exc: S3CacheError) -> None:
+        self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
+
+    def note(self, kind: str, text: str) -> None:
+        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
         now = time.monotonic()
-        kind = exc.kind
         last = self._last.get(kind)
         if last is not None and now - last < _LOG_INTERVAL:
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
@@ -140,7 +149,7 @@ class _ErrorLog:
         self._last[kind] = now
         held = self._suppressed.pop(kind, 0)
         more = f" ({held} more like it since the last report)" if held else ""
-        logger.warning("s3cache %s failure: %s%s", kind, exc, more)
+        logger.warning("%s%s", text, more)
 
 
 class AsyncS3Cache:
@@ -201,6 +210,10 @@ class AsyncS3Cache:
         storage_class: The S3 storage class of PUTs (``"STANDARD_IA"``...; the archive classes
             GLACIER and DEEP_ARCHIVE are refused: entries there could not be read).
         request_payer: ``"requester"`` for requester-pays buckets, on every request.
+        signing_key: bytes (at least 16), or a list of them for rotation: every entry written
+            carries an HMAC-SHA256 by the first key, and an entry read is served only when it
+            verifies with one of them; unsigned, unknown-key or altered entries are misses,
+            counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -241,6 +254,7 @@ class AsyncS3Cache:
         checksum: Checksum | None = None,
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
+        signing_key: bytes | Sequence[bytes] | None = None,
     ) -> None:
         """Validate every argument, keep the settings, build the parts (see the class)."""
         _options.check_bucket(bucket)
@@ -252,6 +266,7 @@ class AsyncS3Cache:
         )
         _options.check_extensions(serializer, local, observer, fast_path)
         options = bucket_options(bucket, **{n: a for n, a in locals().items() if n in BUCKET_ARGS})
+        keys = _signing.signing_keys(signing_key)
 
         self._bucket = bucket
         self._prefix = _format.normalize_prefix(prefix)
@@ -267,6 +282,9 @@ class AsyncS3Cache:
         self._local = LocalLRU(local) if local is not None else None
         self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
         self._conditional_writes: bool | None = None
+        self._signer = _signing.Signer(keys) if keys else None
+        # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
+        self._unredact = _redact.hide(self, [*keys, options.sse_customer_key])
         self._transport = _new_transport(bucket, options, locals())
 
     # -- reading ---------------------------------------------------------------------------
@@ -291,7 +309,12 @@ class AsyncS3Cache:
         return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
 
     async def exists(self, key: str) -> bool:
-        """Whether a live entry is stored under ``key`` (an expired one does not count)."""
+        """Whether a live entry is stored under ``key`` (an expired one does not count).
+
+        With a signing key, an entry whose HEAD shows no signature, or one by a key this cache
+        does not hold, does not count either; whether the signature matches the body only a
+        read can tell (it has the body).
+        """
         okey = self._object_key(key)
         started = _monotonic()
         if self._local is not None and self._local.get(okey, started) is not None:
@@ -303,6 +326,9 @@ class AsyncS3Cache:
             self._record_and_notify("exists", okey, "error", started, error=exc)
             return self._failed(exc, False)
         live = headers is not None and self._is_live(headers)
+        if live and self._signer is not None and self._unverified(okey, None, headers or {}):
+            self._record_and_notify("exists", okey, "unverified", started)
+            return False
         self._record_and_notify("exists", okey, "hit" if live else "miss", started)
         return live
 
@@ -312,19 +338,9 @@ class AsyncS3Cache:
         counters = self._counters
         local = self._local
         if local is not None:
-            entry = local.get(okey, started)
-            if entry is not None:
-                try:
-                    value = _format.decode(
-                        entry.body, entry.content_type, self._serializer, entry.content_encoding
-                    )
-                except ValueError:
-                    local.discard(okey)
-                else:
-                    counters.hits += 1
-                    counters.local_hits += 1
-                    self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
-                    return value
+            value = self._local_hit(local, okey, started)
+            if value is not _MISSING:
+                return value
         try:
             sent, generation, found = await self._reads.join(
                 okey, functools.partial(self._fetch, okey)
@@ -338,6 +354,10 @@ class AsyncS3Cache:
             self._record_and_notify("get", okey, "miss", started)
             return _MISSING
         body, headers = found
+        if self._signer is not None and self._unverified(okey, body, headers):
+            counters.misses += 1
+            self._record_and_notify("get", okey, "unverified", started)
+            return _MISSING
         content_type = headers.get("content-type")
         content_encoding = headers.get("content-encoding")
         remaining = _format.safe_remaining_ttl(headers, _clock())
@@ -362,6 +382,44 @@ class AsyncS3Cache:
         self._record_and_notify("get", okey, "hit", started, len(body))
         return value
 
+    def _local_hit(self, local: LocalLRU, okey: str, started: float) -> Any:
+        """The value the local tier holds for ``okey`` (counted and observed), or ``_MISSING``.
+
+        It holds only entries this cache wrote or verified, so it never serves an unverified one.
+        """
+        entry = local.get(okey, started)
+        if entry is None:
+            return _MISSING
+        try:
+            value = _format.decode(
+                entry.body, entry.content_type, self._serializer, entry.content_encoding
+            )
+        except ValueError:
+            local.discard(okey)
+            return _MISSING
+        self._counters.hits += 1
+        self._counters.local_hits += 1
+        self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
+        return value
+
+    def _unverified(self, okey: str, body: bytes | None, headers: Mapping[str, str]) -> bool:
+        """Whether the entry under ``okey`` fails its signature check (``body`` None: what a
+        HEAD shows). Such an entry is a miss, counted by reason and logged (rate-limited); it is
+        never served and never deleted."""
+        assert self._signer is not None
+        if body is None:
+            reason = self._signer.check_headers(headers)
+        else:
+            reason = self._signer.verify(okey, body, headers)
+        if reason is None:
+            return False
+        self._counters.unverified[reason] += 1
+        self._log_error.note(
+            f"unverified:{reason}",
+            f"s3cache: entry {okey!r} is {_UNVERIFIED[reason]}: not served (a miss)",
+        )
+        return True
+
     async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
         """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
         deadline counts from then) and the tier's generation then (an answer overtaken by a
@@ -382,7 +440,7 @@ class AsyncS3Cache:
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
-        await self._put_entry(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
@@ -406,7 +464,11 @@ class AsyncS3Cache:
         keep the original of a key they had to hash (s3cache's own fields win over it)."""
         seconds = self._ttl(ttl)
         items = [
-            (key, self._object_key(key), self._encode(value, seconds, metadata.get(key)))
+            (
+                key,
+                okey := self._object_key(key),
+                self._encode(okey, value, seconds, metadata.get(key)),
+            )
             for key, value in mapping.items()
         ]
         errors = await self._paced(
@@ -427,7 +489,7 @@ class AsyncS3Cache:
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
-        payload = self._encode(value, seconds)
+        payload = self._encode(okey, value, seconds)
         started = _monotonic()
         since = self._begin_write(okey)
         try:
@@ -581,19 +643,21 @@ class AsyncS3Cache:
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self._put_entry(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
         return value
 
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
     def _encode(
-        self, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
+        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
     ) -> _format.Payload:
+        """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
+        fields win over it), signed when the cache has a signing key."""
         payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
         if extra:
             payload = replace(payload, metadata={**extra, **payload.metadata})
-        return payload
+        return payload if self._signer is None else self._signer.sign(okey, payload)
 
     async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
         """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""
@@ -908,7 +972,11 @@ class AsyncS3Cache:
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
         its deadline); any other use from now on raises CacheClosedError."""
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            if self._unredact is not None:
+                self._unredact()
 
     async def __aenter__(self) -> AsyncS3Cache:
         return self

@@ -44,7 +44,7 @@ from s3cache._clock import SKEW_CODES, SigningClock, correct_signing, describe
 from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._policy import required_encryption
-from s3cache._refusal import explain
+from s3cache._refusal import explain, key_too_long
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
@@ -55,6 +55,7 @@ from s3cache.errors import (
     CredentialsError,
     EncryptionError,
     EndpointUnreachableError,
+    KeyTooLongError,
     NotSupportedError,
     S3CacheError,
     ServerError,
@@ -99,6 +100,9 @@ _CREDENTIAL_CODES: Final = frozenset(
 #: progress (S3's 409, which :meth:`Transport.put_if` verifies like a 412).
 _REFUSED_CODES: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 _NO_SUCH_KEY: Final = "NoSuchKey"
+#: A key the server finds too long although S3 would take it (SeaweedFS: an object name over
+#: 255 bytes).
+_KEY_TOO_LONG_CODES: Final = frozenset({"KeyTooLongError", "KeyTooLong"})
 #: The operations the transport sends, each with its parameters from the options.
 _OPERATIONS: Final = (
     "GetObject",
@@ -1033,6 +1037,8 @@ async def _explain_403(probe: Awaitable[Any]) -> None:
 def _class_for_code(code: str, status: int) -> type[S3CacheError]:
     if code in _BUCKET_CODES:
         return BucketNotFoundError
+    if code in _KEY_TOO_LONG_CODES:
+        return KeyTooLongError
     if code in _CREDENTIAL_CODES:
         return CredentialsError
     if code in _ACCESS_CODES or status == 403:
@@ -1057,6 +1063,8 @@ def translate(
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         cls = _class_for_code(code, status)
         text = f"{where}: {code} (HTTP {status or '?'})"
+        if cls is KeyTooLongError:
+            text = f"{text}: {key_too_long(key)}"
         if cls is AccessDeniedError or cls is S3CacheError:
             message = str(exc.response.get("Error", {}).get("Message") or "")
             explained = explain(options or _NO_OPTIONS, op, code, status, message)

@@ -21,6 +21,7 @@ __all__ = [
     "CredentialsError",
     "EncryptionError",
     "EndpointUnreachableError",
+    "KeyTooLongError",
     "LockNotAcquiredError",
     "NotSupportedError",
     "S3CacheError",
@@ -106,6 +107,14 @@ class CacheClosedError(S3CacheError, RuntimeError):
     """The cache was used after ``close()``: a programming error, always raised."""
 
     kind = "closed"
+
+
+class KeyTooLongError(S3CacheError):
+    """The server refused an object key as too long, although it is within S3's 1,024 bytes
+    (SeaweedFS takes at most 255 bytes in the last segment). The message names the key's length
+    and that of its segments; hash long natural keys (a ``key=`` function, ``hashlib``)."""
+
+    kind = "key_too_long"
 
 
 class NotSupportedError(S3CacheError):

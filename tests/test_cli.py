@@ -851,6 +851,32 @@ def test_the_customer_key_comes_in_base64_and_is_never_echoed(
     assert short not in err
 
 
+def test_signing_keys_come_from_the_environment_in_base64(
+    run: Run, env: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new, old = b"n" * 32, b"o" * 32
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", base64.b64encode(new).decode())
+    assert run("set", "k", '"signed"')[0] == 0
+    head = s3.head_object(Bucket=env, Key="cache/k")
+    assert head["Metadata"]["s3cache-sig"].startswith("v1:")
+    s3.put_object(Bucket=env, Key="cache/forged", Body=b'"evil"', ContentType="application/json")
+    assert run("get", "forged")[0] == 1  # not served
+    both = ",".join(base64.b64encode(k).decode() for k in (old, new))
+    monkeypatch.setenv("ROTATED", both)
+    status, out, _ = run("--signing-key-env", "ROTATED", "get", "k")
+    assert (status, json.loads(out)) == (0, "signed")  # the second key verifies
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", base64.b64encode(old).decode())
+    assert run("get", "k")[0] == 1  # signed with a key this one does not hold
+    status, _, err = run("--signing-key-env", "UNSET_VARIABLE", "ls")
+    assert status == 2
+    assert "UNSET_VARIABLE: that environment variable is not set" in one_line(err)
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", "not*base64")
+    status, _, err = run("ls")
+    assert status == 2
+    assert "$S3CACHE_SIGNING_KEY must be base64" in one_line(err)
+    assert "not*base64" not in err
+
+
 def test_a_key_id_without_kms_is_a_usage_error(run: Run) -> None:
     status, _, err = run("--sse", "AES256", "--sse-kms-key-id", "alias/k", "ls")
     assert status == 2

@@ -20,6 +20,7 @@ from typing import Any, Final
 from s3cache import maintenance
 from s3cache._bucket_options import BUCKET_ARGS, CHECKSUMS, SSE_MODES, STORAGE_CLASSES
 from s3cache._core import AsyncS3Cache
+from s3cache._signing import decode_keys
 from s3cache.cli._commands import (
     COMMANDS,
     EXIT_FAILURE,
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 _RERUN: Final = "; run the same command again to finish"
+#: Where the signing keys are read from without --signing-key-env.
+SIGNING_KEY_VARIABLE: Final = "S3CACHE_SIGNING_KEY"
 
 _DESCRIPTION = """\
 Check, inspect and clean an s3cache store: a bucket and a key prefix on Amazon S3 or any
@@ -62,6 +65,8 @@ environment:
   S3CACHE_SSE, S3CACHE_SSE_KMS_KEY_ID, S3CACHE_SSE_BUCKET_KEY_ENABLED,
   S3CACHE_SSE_CUSTOMER_KEY, S3CACHE_EXPECTED_BUCKET_OWNER, S3CACHE_CHECKSUM,
   S3CACHE_STORAGE_CLASS, S3CACHE_REQUEST_PAYER           defaults for the company-bucket options
+  S3CACHE_SIGNING_KEY                                    signing key(s), base64, commas between
+                                                         (or the variable --signing-key-env names)
   S3CACHE_PLAIN=1                                        plain output even when rich is installed
 
 exit status:
@@ -169,6 +174,9 @@ def _bucket_options() -> tuple[Arg, ...]:
         _from_env("--storage-class", "storage class of writes, e.g. STANDARD_IA",
                   choices=sorted(STORAGE_CLASSES), metavar="CLASS"),
         _from_env("--request-payer", "for requester-pays buckets", choices=("requester",)),
+        Arg(("--signing-key-env",), {"default": None, "metavar": "NAME", "help": "the "
+            "environment variable holding the signing key(s): base64, commas between keys, the "
+            f"first signs (default: ${SIGNING_KEY_VARIABLE} when set)"}),
     )  # fmt: skip
 
 
@@ -252,6 +260,17 @@ def _session(profile: str | None) -> Any:
     return session
 
 
+def _signing_keys(variable: str | None) -> list[bytes] | None:
+    """The signing keys in the environment variable ``variable`` (``--signing-key-env``), or in
+    ``$S3CACHE_SIGNING_KEY`` when it is set; None for none. Never shows a key."""
+    text = os.environ.get(variable or SIGNING_KEY_VARIABLE, "").strip()
+    if not text:
+        if variable is not None:
+            raise UsageError(f"--signing-key-env {variable}: that environment variable is not set")
+        return None
+    return decode_keys(text, f"${variable or SIGNING_KEY_VARIABLE}")
+
+
 def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
     """Validate everything that needs no request, ask for confirmation; build the cache."""
     spec: Spec = args.spec
@@ -267,6 +286,7 @@ def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
             timeout=args.timeout,
             max_concurrency=args.concurrency,
             on_error="raise",
+            signing_key=_signing_keys(args.signing_key_env),
             **{name: getattr(args, name) for name in BUCKET_ARGS},
         )
         if spec.check is not None:

@@ -355,6 +355,33 @@ def test_values_are_stored_raw_with_an_optional_ttl(cache_kwargs: dict[str, Any]
     assert got["Metadata"] == {"s3cache-ttl": "120"}
 
 
+def test_a_signing_key_reaches_the_cache_and_forged_entries_are_misses(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """Both classes take signing_key= with the other AsyncS3Cache options: what they write is
+    signed, and what someone else planted in the bucket is never returned."""
+    bucket = cache_kwargs.pop("bucket")
+    key = b"s" * 32
+    store = S3ByteStore(bucket, prefix="signed", signing_key=key, **cache_kwargs)
+    llm_cache = S3LLMCache(bucket, prefix="signed", signing_key=key, **cache_kwargs)
+    try:
+        store.mset([("genuine", b"real")])
+        s3.put_object(Bucket=bucket, Key="signed/langchain-bytes/planted", Body=b"forged")
+        assert store.mget(["genuine", "planted"]) == [b"real", None]
+        llm_cache.update("prompt", "llm", [Generation(text="real")])
+        (written,) = [k for k in object_keys(s3, bucket) if "/langchain-llm/" in k]
+        forged = dumps([Generation(text="forged")]).encode()
+        s3.put_object(Bucket=bucket, Key=written, Body=forged, ContentType="application/json")
+        assert llm_cache.lookup("prompt", "llm") is None
+        assert store.cache.stats().unverified == {"unsigned": 1}
+        assert llm_cache.cache.stats().unverified == {"unsigned": 1}
+    finally:
+        store.close()
+        llm_cache.close()
+    head = s3.head_object(Bucket=bucket, Key="signed/langchain-bytes/genuine")
+    assert head["Metadata"]["s3cache-sig"].startswith("v1:")
+
+
 def test_bad_values_and_keys_raise_before_any_request(make_adapter: MakeAdapter) -> None:
     store = make_adapter(S3ByteStore)
     with pytest.raises(TypeError, match="values must be bytes"):
