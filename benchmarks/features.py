@@ -5,7 +5,9 @@
 - single flight: 100 concurrent ``get`` of one key (requests sent: 1), beside raw aiobotocore
   doing the same (100);
 - local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
-  (µs per hit, hits/s, and the requests sent meanwhile: none expected).
+  (µs per hit, hits/s, and the requests sent meanwhile: none expected);
+- signed entries: the CPU a get-hit spends verifying a signed 1 KiB entry (``signing_key=``),
+  in process, no request (target: under 5 µs).
 
 The fleet lease (:mod:`benchmarks.fleet`) and the S3 outage (:mod:`benchmarks.outage`) have
 modules of their own.
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+import statistics
 import time
 import uuid
 from collections import Counter
@@ -245,6 +248,59 @@ async def stampede(setup: Setup) -> FeatureResult:
     )
 
 
+def signature_check(rounds: int = 5, checks: int = 20_000) -> FeatureResult:
+    """CPU µs per verification of a signed 1 KiB JSON entry, as a get-hit runs it (median of
+    ``rounds``), beside the same HMAC keyed afresh on each call with ``hmac.digest``."""
+    import hmac
+
+    from s3cache import _format
+    from s3cache._signing import Signer
+
+    okey, key = "bench/features/signed", b"\x07" * 32
+    signer = Signer([key])
+    entry = _format.encode(_VALUE, 3600.0, _format.JsonSerializer(), time.time())
+    payload = signer.sign(okey, entry)
+    headers = {**_format.payload_headers(payload), "date": "x", "last-modified": "x", "etag": "e"}
+    assert signer.verify(okey, payload.body, headers) is None
+
+    def per_call(call: Any) -> float:
+        samples = []
+        for _ in range(rounds):
+            cpu0 = time.process_time()
+            for _ in range(checks):
+                call()
+            samples.append((time.process_time() - cpu0) / checks * 1e6)
+        return statistics.median(samples)
+
+    message = b"m" * 96  # about what the key and the signed headers come to
+    keyed = hmac.new(key, digestmod="sha256")
+
+    def copied() -> str:
+        mac = keyed.copy()
+        mac.update(message)
+        mac.update(payload.body)
+        return mac.hexdigest()
+
+    us = per_call(lambda: signer.verify(okey, payload.body, headers))
+    copy_us = per_call(copied)
+    digest_us = per_call(lambda: hmac.digest(key, message + payload.body, "sha256").hex())
+    return FeatureResult(
+        name="signed-entry verification",
+        summary=(
+            f"verifying a signed {len(payload.body):,}-byte entry on a hit: {us:.2f} us CPU, "
+            f"no request added; its HMAC from a copy of the key's state {copy_us:.2f} us, "
+            f"keyed afresh by hmac.digest {digest_us:.2f} us"
+        ),
+        figures={
+            "cpu_us_per_verification": us,
+            "hmac_copied_state_us": copy_us,
+            "hmac_digest_us": digest_us,
+        },
+        expected="under 5 us per verification",
+        met=us < 5.0,
+    )
+
+
 async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
     """The in-process feature cells, one after the other: stampede, single flight, local tier
     (``seconds`` is the local-tier cell's length)."""
@@ -253,6 +309,7 @@ async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
             await stampede(counted),
             await single_flight(counted),
             await local_tier_hits(counted, seconds),
+            signature_check(),
         ]
 
 

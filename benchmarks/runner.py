@@ -178,7 +178,10 @@ async def _feature_cells(run: Run) -> None:
     failure of one group is noted, not fatal."""
     setup = run.setup(100)
     groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
-        ("stampede, single flight, local tier", lambda: run_features(setup, run.plan.features_s)),
+        (
+            "stampede, single flight, local tier, signatures",
+            lambda: run_features(setup, run.plan.features_s),
+        ),
         ("S3 outage", lambda: _one(s3_outage(setup))),
     ]
     if run.plan.fleet_processes:

@@ -4,9 +4,11 @@
 requests one at a time per connection, so a fault can be switched on for the *next* request of
 every pooled keep-alive connection: refuse connections, accept and never answer, reset or
 truncate a response body, flip a bit of one in flight, answer 500 InternalError or 503
-SlowDown, hold responses back, or cut an upload in half. It runs its own event loop in a
-daemon thread, so sync and async callers alike can use it, and it counts every fault it
-injects (with timestamps, to prove backoff).
+SlowDown, hold responses back, or cut an upload in half; one request of each key
+(``per_path``), or every request. It can also enforce S3's 15-minute window on ``X-Amz-Date``
+(:meth:`FaultProxy.enforce_clock`) in front of a server that does not. It runs its own event
+loop in a daemon thread, so sync and async callers alike can use it, and it counts every fault
+it injects (with timestamps, to prove backoff).
 
 Used by the reliability tests (``tests/test_faults.py`` …) and by ``python -m benchmarks.soak``.
 Importing this module has no side effects.
@@ -15,7 +17,9 @@ Importing this module has no side effects.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
+import email.utils
 import enum
 import os
 import random
@@ -28,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -139,6 +143,7 @@ class _Rule:
     path_contains: str | None = None  # only requests whose path contains this
     chaos: tuple[Fault, ...] = ()  # pick one of these at random, with ``probability``
     probability: float = 0.0
+    per_path: int | None = None  # only the per_path-th matching request of each path
 
 
 class _Request:
@@ -178,6 +183,13 @@ class FaultProxy:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.heads: deque[SeenRequest] = deque(maxlen=1000)
+        #: Requests seen by (method, path), since the last :meth:`reset_counts`.
+        self.paths: Counter[tuple[str, str]] = Counter()
+        self._per_path: Counter[str] = Counter()  # matching requests per path, for ``per_path``
+        #: With :meth:`enforce_clock`: the largest skew of ``X-Amz-Date`` accepted (seconds),
+        #: and how many requests were refused for it.
+        self.clock_window: float | None = None
+        self.clock_refusals = 0
         self._released: asyncio.Event | None = None  # made on the proxy loop
         self.faults: Counter[Fault] = Counter()
         self.records: list[FaultRecord] = []
@@ -200,12 +212,24 @@ class FaultProxy:
         methods: set[str] | frozenset[str] | None = None,
         delay: float = 0.0,
         path_contains: str | None = None,
+        per_path: int | None = None,
     ) -> None:
-        """Apply ``fault`` to the next ``times`` requests (all when None) of ``methods``."""
+        """Apply ``fault`` to the next ``times`` requests (all when None) of ``methods``.
+
+        ``per_path``: only to the ``per_path``-th matching request of each path, counted from
+        now (``per_path=1``: the first write of every key from now on), so that one setting
+        faults one request of each of many concurrent operations.
+        """
         with self._lock:
             self._rule = _Rule(
-                fault, times, frozenset(methods) if methods else None, delay, path_contains
+                fault,
+                times,
+                frozenset(methods) if methods else None,
+                delay,
+                path_contains,
+                per_path=per_path,
             )
+            self._per_path.clear()
         if fault is Fault.REFUSE:
             self._call(self._refuse())
         else:
@@ -226,6 +250,20 @@ class FaultProxy:
         """Block until at least ``count`` requests have been seen in total (False on timeout)."""
         with self._seen:
             return self._seen.wait_for(lambda: self.requests >= count, timeout)
+
+    def wait_for(self, predicate: Callable[[FaultProxy], bool], timeout: float = 10.0) -> bool:
+        """Block until ``predicate(proxy)`` holds, checked as each request arrives (False on
+        timeout). It runs under the proxy's lock: read attributes, call no methods."""
+        with self._seen:
+            return self._seen.wait_for(lambda: predicate(self), timeout)
+
+    def enforce_clock(self, window: float | None = 900.0) -> None:
+        """Refuse, as S3 does, every signed request whose ``X-Amz-Date`` is more than
+        ``window`` seconds from this machine's clock: 403 ``RequestTimeTooSkewed`` with S3's
+        XML (``RequestTime``, ``ServerTime``, ``MaxAllowedSkewMilliseconds``) and a ``Date``
+        header, without forwarding it. None: stop checking."""
+        with self._lock:
+            self.clock_window = window
 
     def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Block until ``count`` responses in all are held by :attr:`Fault.HOLD` (False on timeout).
@@ -248,6 +286,7 @@ class FaultProxy:
         with self._lock:
             self.methods.clear()
             self.heads.clear()
+            self.paths.clear()
             self.peak_in_flight = self.in_flight
 
     def set_upstream(self, upstream: tuple[str, int]) -> None:
@@ -337,6 +376,7 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             self.methods[request.method] += 1
+            self.paths[request.method, request.path] += 1
             self.heads.append(SeenRequest(request.method, request.path, request.head))
             self._seen.notify_all()
             rule = self._rule
@@ -350,6 +390,8 @@ class FaultProxy:
                 or (rule.path_contains is not None and rule.path_contains not in request.path)
             ):
                 return _Rule()
+            if rule.per_path is not None and not self._nth_of_path(request.path, rule.per_path):
+                return _Rule()
             if rule.times is not None:
                 rule.times -= 1
                 if rule.times <= 0:
@@ -359,6 +401,37 @@ class FaultProxy:
                 FaultRecord(time.monotonic(), rule.fault, request.method, request.path)
             )
             return rule
+
+    def _nth_of_path(self, path: str, nth: int) -> bool:
+        """Count one more matching request of ``path``: whether it is the ``nth`` (under lock)."""
+        self._per_path[path] += 1
+        return self._per_path[path] == nth
+
+    def _answer_here(self, request: _Request, rule: _Rule) -> bytes | None:
+        """The answer the proxy gives itself, without forwarding: a refusal of the request's
+        clock (:meth:`enforce_clock`) or a canned fault; None: forward the request."""
+        refusal = self._clock_refusal(request)
+        if refusal is not None:
+            return refusal
+        return _canned(rule.fault, request.method) if rule.fault in _CANNED_FAULTS else None
+
+    def _clock_refusal(self, request: _Request) -> bytes | None:
+        """S3's refusal of a request signed too far from our clock, or None (see
+        :meth:`enforce_clock`)."""
+        window = self.clock_window
+        sent = _headers(request.head).get("x-amz-date")
+        if window is None or sent is None:
+            return None
+        now = time.time()
+        try:
+            signed_at = calendar.timegm(time.strptime(sent, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return None
+        if abs(signed_at - now) <= window:
+            return None
+        with self._lock:
+            self.clock_refusals += 1
+        return _skewed(sent, now, window, request.method)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -377,8 +450,9 @@ class FaultProxy:
                     if rule.fault is Fault.BLACKHOLE:
                         await reader.read()  # until the client gives up
                         return
-                    if rule.fault in _CANNED_FAULTS:
-                        writer.write(_canned(rule.fault, request.method))
+                    answer = self._answer_here(request, rule)
+                    if answer is not None:
+                        writer.write(answer)
                         await writer.drain()
                         continue
                     if upstream is None:
@@ -549,6 +623,24 @@ def _without_conditions(head: bytes) -> bytes:
         line for line in lines if not line.lower().startswith((b"if-none-match:", b"if-match:"))
     ]
     return b"\r\n".join(kept)
+
+
+def _skewed(sent: str, now: float, window: float, method: str) -> bytes:
+    """S3's 403 RequestTimeTooSkewed for a request signed at ``sent`` (its X-Amz-Date)."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>RequestTimeTooSkewed</Code>'
+        "<Message>The difference between the request time and the current time is too large."
+        f"</Message><RequestTime>{sent}</RequestTime>"
+        f"<ServerTime>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}</ServerTime>"
+        f"<MaxAllowedSkewMilliseconds>{round(window * 1000)}</MaxAllowedSkewMilliseconds>"
+        "<RequestId>FAULTPROXY</RequestId><HostId>FAULTPROXY</HostId></Error>"
+    ).encode()
+    head = (
+        f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+        f"Date: {email.utils.formatdate(now, usegmt=True)}\r\n"
+        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n\r\n"
+    ).encode("latin-1")
+    return head if method == "HEAD" else head + body
 
 
 def _canned(fault: Fault, method: str) -> bytes:

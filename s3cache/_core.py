@@ -8,13 +8,13 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format, _options
+from s3cache import _fleet, _format, _options, _redact, _signing
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import (
     BUCKET_ARGS,
@@ -65,6 +65,12 @@ _CLIENT_ARGS: Final = frozenset(
         "verify",
     ]
 )
+#: What each reason an entry failed verification means, for the log line.
+_UNVERIFIED: Final[Mapping[str, str]] = {
+    "unsigned": "not signed",
+    "unknown_key": "signed with a key this cache does not hold",
+    "altered": "altered since it was signed (key, body, type, encoding or ttl)",
+}
 _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
 #: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
 #: missing ``Date`` header); expiry is judged on the server's clock.
@@ -81,6 +87,10 @@ class CheckReport:
     ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
     entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
     ``unsupported``: what this server does not do as S3 does, each with its consequence.
+    ``clock_skew_s``: this machine's clock minus the server's ``Date`` (whole seconds;
+    positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
+    signed with (the server's clock minus this machine's; 0.0 when the server never refused
+    a request for its time). TTLs never depend on either: they are judged on the server's clock.
     """
 
     bucket: str
@@ -93,6 +103,7 @@ class CheckReport:
     if_match_etag: str | None = "quoted"
     unsupported: tuple[str, ...] = ()
     encryption: str | None = None
+    clock_offset_s: float = 0.0
 
 
 def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
@@ -126,8 +137,11 @@ class _ErrorLog:
         self._suppressed: dict[str, int] = {}
 
     def __call__(self, exc: S3CacheError) -> None:
+        self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
+
+    def note(self, kind: str, text: str) -> None:
+        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
         now = time.monotonic()
-        kind = exc.kind
         last = self._last.get(kind)
         if last is not None and now - last < _LOG_INTERVAL:
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
@@ -135,7 +149,7 @@ class _ErrorLog:
         self._last[kind] = now
         held = self._suppressed.pop(kind, 0)
         more = f" ({held} more like it since the last report)" if held else ""
-        logger.warning("s3cache %s failure: %s%s", kind, exc, more)
+        logger.warning("%s%s", text, more)
 
 
 class AsyncS3Cache:
@@ -196,6 +210,10 @@ class AsyncS3Cache:
         storage_class: The S3 storage class of PUTs (``"STANDARD_IA"``...; the archive classes
             GLACIER and DEEP_ARCHIVE are refused: entries there could not be read).
         request_payer: ``"requester"`` for requester-pays buckets, on every request.
+        signing_key: bytes (at least 16), or a list of them for rotation: every entry written
+            carries an HMAC-SHA256 by the first key, and an entry read is served only when it
+            verifies with one of them; unsigned, unknown-key or altered entries are misses,
+            counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -236,6 +254,7 @@ class AsyncS3Cache:
         checksum: Checksum | None = None,
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
+        signing_key: bytes | Sequence[bytes] | None = None,
     ) -> None:
         """Validate every argument, keep the settings, build the parts (see the class)."""
         _options.check_bucket(bucket)
@@ -247,6 +266,7 @@ class AsyncS3Cache:
         )
         _options.check_extensions(serializer, local, observer, fast_path)
         options = bucket_options(bucket, **{n: a for n, a in locals().items() if n in BUCKET_ARGS})
+        keys = _signing.signing_keys(signing_key)
 
         self._bucket = bucket
         self._prefix = _format.normalize_prefix(prefix)
@@ -262,6 +282,9 @@ class AsyncS3Cache:
         self._local = LocalLRU(local) if local is not None else None
         self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
         self._conditional_writes: bool | None = None
+        self._signer = _signing.Signer(keys) if keys else None
+        # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
+        self._unredact = _redact.hide(self, [*keys, options.sse_customer_key])
         self._transport = _new_transport(bucket, options, locals())
 
     # -- reading ---------------------------------------------------------------------------
@@ -286,7 +309,12 @@ class AsyncS3Cache:
         return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
 
     async def exists(self, key: str) -> bool:
-        """Whether a live entry is stored under ``key`` (an expired one does not count)."""
+        """Whether a live entry is stored under ``key`` (an expired one does not count).
+
+        With a signing key, an entry whose HEAD shows no signature, or one by a key this cache
+        does not hold, does not count either; whether the signature matches the body only a
+        read can tell (it has the body).
+        """
         okey = self._object_key(key)
         started = _monotonic()
         if self._local is not None and self._local.get(okey, started) is not None:
@@ -298,6 +326,9 @@ class AsyncS3Cache:
             self._record_and_notify("exists", okey, "error", started, error=exc)
             return self._failed(exc, False)
         live = headers is not None and self._is_live(headers)
+        if live and self._signer is not None and self._unverified(okey, None, headers or {}):
+            self._record_and_notify("exists", okey, "unverified", started)
+            return False
         self._record_and_notify("exists", okey, "hit" if live else "miss", started)
         return live
 
@@ -307,19 +338,9 @@ class AsyncS3Cache:
         counters = self._counters
         local = self._local
         if local is not None:
-            entry = local.get(okey, started)
-            if entry is not None:
-                try:
-                    value = _format.decode(
-                        entry.body, entry.content_type, self._serializer, entry.content_encoding
-                    )
-                except ValueError:
-                    local.discard(okey)
-                else:
-                    counters.hits += 1
-                    counters.local_hits += 1
-                    self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
-                    return value
+            value = self._local_hit(local, okey, started)
+            if value is not _MISSING:
+                return value
         try:
             sent, generation, found = await self._reads.join(
                 okey, functools.partial(self._fetch, okey)
@@ -333,6 +354,10 @@ class AsyncS3Cache:
             self._record_and_notify("get", okey, "miss", started)
             return _MISSING
         body, headers = found
+        if self._signer is not None and self._unverified(okey, body, headers):
+            counters.misses += 1
+            self._record_and_notify("get", okey, "unverified", started)
+            return _MISSING
         content_type = headers.get("content-type")
         content_encoding = headers.get("content-encoding")
         remaining = _format.safe_remaining_ttl(headers, _clock())
@@ -357,6 +382,44 @@ class AsyncS3Cache:
         self._record_and_notify("get", okey, "hit", started, len(body))
         return value
 
+    def _local_hit(self, local: LocalLRU, okey: str, started: float) -> Any:
+        """The value the local tier holds for ``okey`` (counted and observed), or ``_MISSING``.
+
+        It holds only entries this cache wrote or verified, so it never serves an unverified one.
+        """
+        entry = local.get(okey, started)
+        if entry is None:
+            return _MISSING
+        try:
+            value = _format.decode(
+                entry.body, entry.content_type, self._serializer, entry.content_encoding
+            )
+        except ValueError:
+            local.discard(okey)
+            return _MISSING
+        self._counters.hits += 1
+        self._counters.local_hits += 1
+        self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
+        return value
+
+    def _unverified(self, okey: str, body: bytes | None, headers: Mapping[str, str]) -> bool:
+        """Whether the entry under ``okey`` fails its signature check (``body`` None: what a
+        HEAD shows). Such an entry is a miss, counted by reason and logged (rate-limited); it is
+        never served and never deleted."""
+        assert self._signer is not None
+        if body is None:
+            reason = self._signer.check_headers(headers)
+        else:
+            reason = self._signer.verify(okey, body, headers)
+        if reason is None:
+            return False
+        self._counters.unverified[reason] += 1
+        self._log_error.note(
+            f"unverified:{reason}",
+            f"s3cache: entry {okey!r} is {_UNVERIFIED[reason]}: not served (a miss)",
+        )
+        return True
+
     async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
         """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
         deadline counts from then) and the tier's generation then (an answer overtaken by a
@@ -377,7 +440,7 @@ class AsyncS3Cache:
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
-        await self._put_entry(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
@@ -389,16 +452,30 @@ class AsyncS3Cache:
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
+        return await self._set_many(mapping, ttl, {})
+
+    async def _set_many(
+        self,
+        mapping: Mapping[str, Any],
+        ttl: float | timedelta | None,
+        metadata: Mapping[str, Mapping[str, str]],
+    ) -> dict[str, S3CacheError]:
+        """:meth:`set_many`, with extra user ``metadata`` for some keys: how the integrations
+        keep the original of a key they had to hash (s3cache's own fields win over it)."""
         seconds = self._ttl(ttl)
         items = [
-            (key, self._object_key(key), self._encode(value, seconds))
+            (
+                key,
+                okey := self._object_key(key),
+                self._encode(okey, value, seconds, metadata.get(key)),
+            )
             for key, value in mapping.items()
         ]
         errors = await self._paced(
             lambda item: self._try_put_entry(item[1], item[2], seconds), items
         )
         failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
-        self._batch_failed("set_many", failed, len(items))
+        self._batch_failed("set_many", failed, len(items), len(items) - len(failed))
         return failed
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
@@ -412,7 +489,7 @@ class AsyncS3Cache:
         """
         okey = self._object_key(key)
         seconds = self._ttl(ttl)
-        payload = self._encode(value, seconds)
+        payload = self._encode(okey, value, seconds)
         started = _monotonic()
         since = self._begin_write(okey)
         try:
@@ -433,23 +510,29 @@ class AsyncS3Cache:
         return stored
 
     async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
-        """The conditional writes of :meth:`add`; True when ``payload`` was stored."""
+        """The conditional writes of :meth:`add`; True when ``payload`` was stored.
+
+        A refused create is looked at (the HEAD that also tells a write whose response was
+        lost, see :meth:`Transport.put_if`): an expired entry is replaced, a vanished one
+        created once more.
+        """
         transport = self._transport
         await self._require_conditional_writes("add()")
-        stored = await transport.put(okey, payload, if_absent=True)
-        if not stored:
-            headers = await transport.head(okey)
-            if headers is None:  # deleted in between: try once more
-                stored = await transport.put(okey, payload, if_absent=True)
-            elif not self._is_live(headers) and headers.get("etag"):
-                stored = await self._replace_expired(okey, payload, headers["etag"])
-        return stored
+        written = await transport.put_if(okey, payload, if_absent=True)
+        if written.stored:
+            return True
+        headers = written.found
+        if headers is None:  # deleted in between: try once more
+            return (await transport.put_if(okey, payload, if_absent=True)).stored
+        if not self._is_live(headers) and headers.get("etag"):
+            return await self._replace_expired(okey, payload, headers["etag"])
+        return False
 
     async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
         in the form this server honours, learned once by a probe)."""
         await self._require_conditional_replace("add() over an expired entry")
-        return await self._transport.put(okey, payload, if_match=etag)
+        return (await self._transport.put_if(okey, payload, if_match=etag)).stored
 
     async def _require_conditional_replace(self, what: str) -> None:
         """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
@@ -560,14 +643,21 @@ class AsyncS3Cache:
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self._put_entry(okey, self._encode(value, seconds), seconds)
+        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
         return value
 
     def _ttl(self, ttl: float | timedelta | None) -> float | None:
         return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
 
-    def _encode(self, value: Any, seconds: float | None) -> _format.Payload:
-        return _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+    def _encode(
+        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
+    ) -> _format.Payload:
+        """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
+        fields win over it), signed when the cache has a signing key."""
+        payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+        if extra:
+            payload = replace(payload, metadata={**extra, **payload.metadata})
+        return payload if self._signer is None else self._signer.sign(okey, payload)
 
     async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
         """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""
@@ -663,7 +753,7 @@ class AsyncS3Cache:
             names.setdefault(self._object_key(key), key)
         live, failed = await self._remove(list(names))
         failed_keys = {names[okey]: error for okey, error in failed.items()}
-        self._batch_failed("delete_many", failed_keys, len(names))
+        self._batch_failed("delete_many", failed_keys, len(names), live)
         return DeleteResult(live, failed_keys)
 
     async def _remove(self, okeys: list[str]) -> tuple[int, dict[str, S3CacheError]]:
@@ -709,7 +799,10 @@ class AsyncS3Cache:
         folder; s3cache's own objects (leases, locks) are then left alone. With an empty cache
         prefix and no ``prefix``, that is the whole bucket. Returns the number of objects
         deleted, expired ones included, as a :class:`DeleteResult` whose ``failed`` maps each
-        object key that could not be deleted to its error.
+        object key that could not be deleted to its error, and whose ``stopped`` is the error of
+        a listing that ended it early. With ``on_error="raise"``, failed keys or a listing that
+        failed after some deletes raise :class:`~s3cache.errors.BatchError` with the count; a
+        listing that fails before anything was deleted raises its own error.
         """
         self._check_open()
         scope = _format.sub_prefix(self._prefix, prefix)
@@ -717,10 +810,16 @@ class AsyncS3Cache:
         self._forget_all()
         deleted = 0
         failed: dict[str, S3CacheError] = {}
+        stopped: S3CacheError | None = None
+        last: str | None = None
         token: str | None = None
         try:
             while True:
-                page, token = await self._transport.list_page(scope, token)
+                try:
+                    page, token = await self._transport.list_page(scope, token)
+                except S3CacheError as exc:  # nothing more can be found to delete
+                    stopped = exc
+                    break
                 # Never trust a listing to stay under the prefix: check every key.
                 okeys = [
                     o.key
@@ -731,22 +830,20 @@ class AsyncS3Cache:
                 page_failed = await self._transport.delete_many(okeys)
                 deleted += len(okeys) - len(page_failed)
                 failed.update(page_failed)
+                last = page[-1].key if page else last
                 if token is None:
                     break
-        except S3CacheError as exc:  # a listing failed: nothing more can be found to delete
-            self._counters.deletes += deleted
-            self._record_and_notify("clear", None, "error", started, error=exc)
-            self._failed(exc, None)
-            return DeleteResult(deleted, failed)
         finally:
             self._forget_all()  # reads sent while the clear ran may have seen deleted entries
         self._counters.deletes += deleted
-        error = next(iter(failed.values())) if failed else None
-        self._record_and_notify(
-            "clear", None, "error" if failed else "deleted", started, error=error
-        )
-        self._batch_failed("clear", failed, deleted + len(failed))
-        return DeleteResult(deleted, failed)
+        error = stopped or next(iter(failed.values()), None)
+        outcome: Outcome = "error" if error else "deleted"
+        self._record_and_notify("clear", None, outcome, started, error=error)
+        if stopped is not None and not deleted and not failed:
+            self._failed(stopped, None)  # nothing was done: the failure itself
+        else:
+            self._batch_failed("clear", failed, deleted + len(failed), deleted, stopped, last)
+        return DeleteResult(deleted, failed, stopped, last)
 
     def _forget_all(self) -> None:
         """No read in flight may answer for any key, or fill the local tier (a clear)."""
@@ -808,8 +905,9 @@ class AsyncS3Cache:
             if found is None or found[0] != payload.body:
                 raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
             date = found[1].get("date")
-            skew = _clock() - _format.parse_http_date(date) if date else None
-            conditional = not await transport.put(probe, payload, if_absent=True, botocore=True)
+            skew = transport.clock.source() - _format.parse_http_date(date) if date else None
+            again = await transport.put_if(probe, payload, if_absent=True, botocore=True)
+            conditional = not again.stored
             form = await transport.learn_if_match(probe, payload, botocore=True)
         finally:
             await transport.delete(probe, botocore=True)
@@ -825,6 +923,7 @@ class AsyncS3Cache:
             conditional_replace=form != "unsupported",
             if_match_etag=None if form == "unsupported" else form,
             unsupported=_unsupported(conditional, form),
+            clock_offset_s=transport.clock.offset,
         )
 
     async def supports_conditional_writes(self) -> bool:
@@ -860,19 +959,24 @@ class AsyncS3Cache:
         """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
         probe, payload = _format.probe_entry(self._prefix, _clock())
         try:
-            await self._transport.put(probe, payload, if_absent=True)
-            return not await self._transport.put(probe, payload, if_absent=True)
+            await self._transport.put_if(probe, payload, if_absent=True)
+            return not (await self._transport.put_if(probe, payload, if_absent=True)).stored
         finally:
             await self._transport.delete(probe)
 
     def stats(self) -> CacheStats:
-        """A snapshot of this cache's counters."""
-        return self._counters.snapshot()
+        """A snapshot of this cache's counters (see :class:`CacheStats`)."""
+        transport = self._transport
+        return self._counters.snapshot(transport.recovered, transport.clock.offset)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
         its deadline); any other use from now on raises CacheClosedError."""
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            if self._unredact is not None:
+                self._unredact()
 
     async def __aenter__(self) -> AsyncS3Cache:
         return self
@@ -922,15 +1026,25 @@ class AsyncS3Cache:
         self._check_open()
         return _format.object_key(self._prefix, key)
 
-    def _batch_failed(self, op: str, failed: Mapping[str, S3CacheError], total: int) -> None:
-        """Count each failed key by its kind; then raise or log one :class:`BatchError` (always
-        raised when the cache was closed under the batch: nothing is dropped silently)."""
-        if not failed:
+    def _batch_failed(
+        self,
+        op: str,
+        failed: Mapping[str, S3CacheError],
+        total: int,
+        done: int,
+        stopped: S3CacheError | None = None,
+        stopped_after: str | None = None,
+    ) -> None:
+        """Count each failed key (and the error that ``stopped`` the batch) by its kind; then
+        raise or log one :class:`BatchError` carrying ``done`` (always raised when the cache was
+        closed under the batch: nothing is dropped silently)."""
+        if not failed and stopped is None:
             return
-        for error in failed.values():
+        errors = [*failed.values(), *([stopped] if stopped is not None else [])]
+        for error in errors:
             self._counters.errors[error.kind] += 1
-        summary = BatchError(op, failed, total)
-        if self._raise or any(isinstance(e, CacheClosedError) for e in failed.values()):
+        summary = BatchError(op, failed, total, done, stopped, stopped_after)
+        if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
             raise summary
         self._log_error(summary)
 

@@ -3,7 +3,9 @@
 A lease object (format in :mod:`s3cache._lease`, key in the reserved namespace) is created with
 ``If-None-Match: *`` and replaced with ``If-Match: <etag>``, so of any number of processes racing
 for it the server lets exactly one write win. Expiry is judged on the server's clock, and every
-winning write is read back (HEAD) for its ETag and fencing token.
+write is read back (HEAD) for its ETag and fencing token; after a refusal that HEAD also tells
+our own write whose response was lost (its nonce) from another holder's, so an acquisition,
+renewal or release whose response is lost still holds or releases the lock.
 
 - :func:`fill` is ``get_or_set(..., lease=...)`` on a miss: one computation per key in the fleet;
   the other callers poll the lease and read the entry once it is released or has expired.
@@ -22,7 +24,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -33,7 +35,7 @@ from s3cache.errors import LockNotAcquiredError, NotSupportedError, S3CacheError
 
 if TYPE_CHECKING:
     from s3cache._core import AsyncS3Cache
-    from s3cache._transport import Transport
+    from s3cache._transport import Transport, Written
 
 __all__ = ["FleetLock", "HeldLock", "fill", "lease_seconds"]
 
@@ -92,8 +94,19 @@ async def _pause(seconds: float) -> None:
 
 
 async def _look(transport: Transport, lkey: str) -> LeaseState | None:
-    headers = await transport.head(lkey)
+    return _state(await transport.head(lkey))
+
+
+def _state(headers: Mapping[str, str] | None) -> LeaseState | None:
     return None if headers is None else _lease.read(headers, time.time())
+
+
+async def _after(transport: Transport, lkey: str, written: Written) -> LeaseState | None:
+    """The record after a write: read back (HEAD) for its ETag and token, unless the write's
+    own check after a refusal already did (:meth:`Transport.put_if`)."""
+    if written.found is not None or not written.stored:
+        return _state(written.found)
+    return await _look(transport, lkey)
 
 
 async def _try(
@@ -104,14 +117,15 @@ async def _try(
     holder = _holder()
     sent = time.monotonic()
     if seen is None:
-        won = await transport.put(lkey, _lease.encode(HELD, holder, lease), if_absent=True)
+        payload = _lease.encode(HELD, holder, lease)
+        written = await transport.put_if(lkey, payload, if_absent=True)
     else:
         if not seen.etag:
             raise NotSupportedError(f"HeadObject {lkey!r}: the server sent no ETag to replace")
         payload = _lease.encode(HELD, holder, lease, after=seen.token)
-        won = await transport.put(lkey, payload, if_match=seen.etag)
-    now = await _look(transport, lkey)
-    if won and now is not None and now.holder == holder:
+        written = await transport.put_if(lkey, payload, if_match=seen.etag)
+    now = await _after(transport, lkey, written)
+    if written.stored and now is not None and now.holder == holder:
         return Holding(lkey, now.etag, now.token, holder, lease, sent + lease)
     return now
 
@@ -227,7 +241,8 @@ async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        return await core.transport.put(holding.key, payload, if_match=holding.etag)
+        written = await core.transport.put_if(holding.key, payload, if_match=holding.etag)
+        return written.stored
     except S3CacheError as exc:
         _note(core, exc)
         return None
@@ -361,9 +376,10 @@ async def _renew_once(transport: Transport, holding: Holding) -> Holding | None:
     """Extend our lease; None when the record is no longer ours."""
     sent = time.monotonic()
     payload = _lease.encode(HELD, holding.holder, holding.lease, token=holding.token)
-    if not await transport.put(holding.key, payload, if_match=holding.etag):
+    written = await transport.put_if(holding.key, payload, if_match=holding.etag)
+    if not written.stored:
         return None
-    now = await _look(transport, holding.key)
+    now = await _after(transport, holding.key, written)
     if now is None or now.holder != holding.holder:
         return None
     return dataclasses.replace(holding, etag=now.etag, until=sent + holding.lease)

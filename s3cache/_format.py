@@ -27,6 +27,8 @@ __all__ = [
     "BYTES_CONTENT_TYPE",
     "JSON_CONTENT_TYPE",
     "MAX_KEY_BYTES",
+    "MAX_PREFIX_BYTES",
+    "MEANING_HEADERS",
     "RESERVED_SEGMENT",
     "TTL_HEADER",
     "TTL_METADATA",
@@ -42,6 +44,7 @@ __all__ = [
     "generous_remaining_ttl",
     "is_expired",
     "is_reserved",
+    "key_length_detail",
     "make_compressor",
     "normalize_prefix",
     "normalize_ttl",
@@ -49,6 +52,7 @@ __all__ = [
     "parse_http_date",
     "parse_timestamp",
     "path_of",
+    "payload_headers",
     "probe_entry",
     "remaining_ttl",
     "reserved_key",
@@ -61,11 +65,21 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: User-metadata key holding the entry's ttl in seconds (header ``x-amz-meta-s3cache-ttl``).
 TTL_METADATA: Final = "s3cache-ttl"
 TTL_HEADER: Final = "x-amz-meta-" + TTL_METADATA
+#: The headers, as a response carries them (lower-cased), that change what an entry's body
+#: means: how it is decoded and how long it lives. A signed entry's signature covers each one
+#: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
+#: how a body is read or served goes here, and is signed from then on.
+MEANING_HEADERS: Final = ("content-type", "content-encoding", TTL_HEADER)
 #: S3's limit on a whole object key, prefix included, in UTF-8 bytes.
 MAX_KEY_BYTES: Final = 1024
 #: The first path segment under the prefix that s3cache keeps for its own objects (leases, locks,
 #: probes). No cache key may start with it, so no user entry can collide with them.
 RESERVED_SEGMENT: Final = ".s3cache"
+#: Bytes after the prefix kept for s3cache's own objects: the longest is a hashed reserved key,
+#: ``.s3cache/<kind>-sha256/<64 hex digits>`` (see :func:`reserved_key`).
+RESERVED_ROOM: Final = 128
+#: The longest prefix, so that s3cache's own objects always fit under S3's key limit.
+MAX_PREFIX_BYTES: Final = MAX_KEY_BYTES - RESERVED_ROOM
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
 LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024
 #: S3 dates have one-second resolution, so shorter ttls cannot be enforced.
@@ -151,6 +165,13 @@ def normalize_prefix(prefix: str) -> str:
             "prefix must not be only '/': object keys cannot start with an empty segment"
         )
     _check_path(path, "prefix")
+    size = _utf8_size(path) + 1
+    if size > MAX_PREFIX_BYTES:
+        raise ValueError(
+            f"prefix is {size} UTF-8 bytes (with its '/'), over the {MAX_PREFIX_BYTES}-byte "
+            f"limit: S3 keys take at most {MAX_KEY_BYTES} bytes, and s3cache's own objects need "
+            f"{RESERVED_ROOM} of them after the prefix"
+        )
     return path + "/"
 
 
@@ -197,7 +218,13 @@ def reserved_key(prefix: str, kind: str, path: str) -> str:
     if _utf8_size(full) <= MAX_KEY_BYTES:
         return full
     digest = hashlib.sha256(path.encode("utf-8")).hexdigest()
-    return f"{prefix}{RESERVED_SEGMENT}/{kind}-sha256/{digest}"
+    hashed = f"{prefix}{RESERVED_SEGMENT}/{kind}-sha256/{digest}"
+    if _utf8_size(hashed) > MAX_KEY_BYTES:  # a prefix over MAX_PREFIX_BYTES, or a long kind
+        raise ValueError(
+            f"the {kind} object key would be {_utf8_size(hashed)} UTF-8 bytes, over S3's "
+            f"{MAX_KEY_BYTES}-byte limit (prefix included)"
+        )
+    return hashed
 
 
 def is_reserved(prefix: str, okey: str) -> bool:
@@ -207,6 +234,27 @@ def is_reserved(prefix: str, okey: str) -> bool:
 
 def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def key_length_detail(okey: str) -> str:
+    """How long object key ``okey`` is, in words, for a server's "key too long" refusal: its
+    UTF-8 bytes, its last segment (the object's name, which file-backed servers limit) and its
+    longest segment when that is another one, each shortened for display."""
+    segments = okey.split("/")
+    sizes = [_utf8_size(s) for s in segments]
+    last = len(segments) - 1
+    longest = max(range(len(segments)), key=sizes.__getitem__)
+    text = (
+        f"the object key is {_utf8_size(okey):,} UTF-8 bytes; its last segment "
+        f"{_shortened(segments[last])!r} is {sizes[last]:,} bytes"
+    )
+    if longest != last and sizes[longest] > sizes[last]:
+        text += f", its longest ({longest + 1} of {len(segments)}) {sizes[longest]:,} bytes"
+    return text
+
+
+def _shortened(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sub_prefix(prefix: str, sub: str) -> str:
@@ -303,6 +351,17 @@ class Payload:
     expires: datetime | None
     cache_control: str | None
     content_encoding: str | None = None
+
+
+def payload_headers(payload: Payload) -> dict[str, str]:
+    """The meaning-bearing headers (:data:`MEANING_HEADERS`) a GET of ``payload`` will carry,
+    named as a response names them: what a signature written with the entry covers."""
+    headers = {"content-type": payload.content_type}
+    if payload.content_encoding:
+        headers["content-encoding"] = payload.content_encoding
+    for name, value in payload.metadata.items():
+        headers["x-amz-meta-" + name] = value
+    return headers
 
 
 def encode(

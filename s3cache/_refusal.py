@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from s3cache._bucket_options import BucketOptions
+from s3cache._format import MAX_KEY_BYTES, key_length_detail
 from s3cache.errors import (
     AccessDeniedError,
     BucketOwnerError,
@@ -20,7 +21,7 @@ from s3cache.errors import (
     S3CacheError,
 )
 
-__all__ = ["explain"]
+__all__ = ["explain", "key_too_long"]
 
 Explained = tuple[type[S3CacheError], str]
 
@@ -53,6 +54,15 @@ def explain(
     if code in _DENIED or status == 403:
         return _denied(options, op, text)
     return None
+
+
+def key_too_long(key: str) -> str:
+    """Why a server refused object key ``key`` as too long, and what to do about it."""
+    return (
+        f"the server refused the key as too long: {key_length_detail(key)} (S3 takes "
+        f"{MAX_KEY_BYTES:,} bytes in all; SeaweedFS at most 255 in the last segment); hash long "
+        "natural keys, e.g. with a key= function"
+    )
 
 
 def _kms(options: BucketOptions, op: str) -> str:

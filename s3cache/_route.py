@@ -18,6 +18,7 @@ import functools
 import hashlib
 import inspect
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -236,17 +237,22 @@ def _http_date(seconds: int) -> str:
 # -- planning -----------------------------------------------------------------------------------
 
 
-async def plan_route(client: Any, bucket: str, max_concurrency: int) -> Route:
-    """The wire path's route for ``client``; raises :class:`Ineligible` with the reason."""
+async def plan_route(
+    client: Any, bucket: str, max_concurrency: int, clock: Callable[[], float] = time.time
+) -> Route:
+    """The wire path's route for ``client``, signing at ``clock``'s time (the transport's
+    signing clock, corrected for the server's); raises :class:`Ineligible` with the reason."""
     try:
-        return await _plan(client, bucket, max_concurrency)
+        return await _plan(client, bucket, max_concurrency, clock)
     except Ineligible:
         raise
     except Exception as exc:  # an aiobotocore or botocore that is not as expected
         raise Ineligible(f"cannot read the client ({type(exc).__name__}: {exc})") from exc
 
 
-async def _plan(client: Any, bucket: str, max_concurrency: int) -> Route:
+async def _plan(
+    client: Any, bucket: str, max_concurrency: int, clock: Callable[[], float]
+) -> Route:
     if is_directory_bucket(bucket):
         raise Ineligible(
             "an S3 Express directory bucket: its requests are signed with session credentials "
@@ -289,6 +295,7 @@ async def _plan(client: Any, bucket: str, max_concurrency: int) -> Route:
         bucket=bucket,
         moto=moto,
         lambda_trace="AWS_LAMBDA_FUNCTION_NAME" in os.environ,
+        amz_date=AmzDate(clock),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Final, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -95,16 +95,18 @@ def signed_host(url: str) -> str:
 
 
 class AmzDate:
-    """``X-Amz-Date`` for the current second (``20240131T120000Z``), formatted once a second."""
+    """``X-Amz-Date`` for the current second (``20240131T120000Z``) of ``clock`` (epoch seconds;
+    the signing clock, corrected for the server's), formatted once a second."""
 
-    __slots__ = ("_second", "_text")
+    __slots__ = ("_clock", "_second", "_text")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._second = -1
         self._text = ""
 
     def __call__(self, now: float | None = None) -> str:
-        second = int(time.time() if now is None else now)
+        second = int(self._clock() if now is None else now)
         if second != self._second:
             self._text = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
             self._second = second

@@ -13,7 +13,9 @@ __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySumm
 #: How many recent latencies are kept per operation for the percentiles.
 LATENCY_SAMPLES: Final = 4096
 
-Outcome = Literal["hit", "local_hit", "miss", "expired", "stored", "rejected", "deleted", "error"]
+Outcome = Literal[
+    "hit", "local_hit", "miss", "expired", "unverified", "stored", "rejected", "deleted", "error"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class CacheEvent:
     ``op`` is the public method (``get``, ``set``, ``add``, ``delete``, ``exists``, ``clear``),
     ``key`` the object key (None for ``clear``), ``nbytes`` the body bytes moved, and
     ``error_kind`` the :attr:`S3CacheError.kind` when ``outcome`` is ``"error"``.
+    ``"unverified"``: with a signing key, an entry whose signature did not verify (a miss).
     """
 
     op: str
@@ -61,7 +64,14 @@ class CacheStats:
 
     ``hits`` includes ``local_hits``; ``misses`` includes ``expired`` entries and corrupt
     bodies; ``errors`` counts store failures by kind (see :mod:`s3cache.errors`); ``latency``
-    summarises recent operations by method name.
+    summarises recent operations by method name. ``recovered`` counts writes whose response
+    was lost and that proved done, by S3 request: ``PutObject`` (a conditional write refused
+    by its own earlier attempt, found by its nonce) and ``DeleteObject`` (a delete answered
+    404 NoSuchKey). ``clock_offset_s`` is the correction requests are signed with (the
+    server's clock minus this machine's, in seconds; 0.0 until a server refused the clock).
+    ``unverified`` counts, by reason
+    (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
+    refused to serve (each also a miss, or ``exists`` False).
     """
 
     hits: int = 0
@@ -74,6 +84,9 @@ class CacheStats:
     bytes_out: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
     latency: Mapping[str, LatencySummary] = field(default_factory=dict)
+    recovered: Mapping[str, int] = field(default_factory=dict)
+    clock_offset_s: float = 0.0
+    unverified: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -101,6 +114,7 @@ class Counters:
         "local_hits",
         "misses",
         "sets",
+        "unverified",
     )
 
     def __init__(self) -> None:
@@ -114,6 +128,7 @@ class Counters:
         self.bytes_out = 0
         self.errors: Counter[str] = Counter()
         self.latencies: dict[str, deque[float]] = {}
+        self.unverified: Counter[str] = Counter()
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -121,7 +136,10 @@ class Counters:
             samples = self.latencies[op] = deque(maxlen=LATENCY_SAMPLES)
         samples.append(seconds)
 
-    def snapshot(self) -> CacheStats:
+    def snapshot(
+        self, recovered: Mapping[str, int] | None = None, clock_offset_s: float = 0.0
+    ) -> CacheStats:
+        """The counters now, with the transport's ``recovered`` writes and clock offset."""
         return CacheStats(
             hits=self.hits,
             misses=self.misses,
@@ -135,6 +153,9 @@ class Counters:
             latency=MappingProxyType(
                 {op: _summary(list(s)) for op, s in self.latencies.items() if s}
             ),
+            recovered=MappingProxyType(dict(recovered or {})),
+            clock_offset_s=clock_offset_s,
+            unverified=MappingProxyType(dict(self.unverified)),
         )
 
 

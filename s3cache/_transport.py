@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import platform
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -37,11 +38,13 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from s3cache import _nonce
 from s3cache._bucket_options import BucketOptions, checksum_mismatch
+from s3cache._clock import SKEW_CODES, SigningClock, correct_signing, describe
 from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._policy import required_encryption
-from s3cache._refusal import explain
+from s3cache._refusal import explain, key_too_long
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
@@ -52,6 +55,7 @@ from s3cache.errors import (
     CredentialsError,
     EncryptionError,
     EndpointUnreachableError,
+    KeyTooLongError,
     NotSupportedError,
     S3CacheError,
     ServerError,
@@ -64,6 +68,7 @@ __all__ = [
     "IfMatchForm",
     "ListedObject",
     "Transport",
+    "Written",
     "client_config",
 ]
 
@@ -91,7 +96,13 @@ _CREDENTIAL_CODES: Final = frozenset(
         "RequestTimeTooSkewed",
     }
 )
-_PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412"})
+#: A conditional write refused: its condition failed, or a conflicting conditional write was in
+#: progress (S3's 409, which :meth:`Transport.put_if` verifies like a 412).
+_REFUSED_CODES: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_NO_SUCH_KEY: Final = "NoSuchKey"
+#: A key the server finds too long although S3 would take it (SeaweedFS: an object name over
+#: 255 bytes).
+_KEY_TOO_LONG_CODES: Final = frozenset({"KeyTooLongError", "KeyTooLong"})
 #: The operations the transport sends, each with its parameters from the options.
 _OPERATIONS: Final = (
     "GetObject",
@@ -208,6 +219,19 @@ class ListedObject:
     last_modified: Any  # ISO 8601 text or a datetime, depending on the session's parser
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a conditional PutObject came to (see :meth:`Transport.put_if`).
+
+    ``stored``: the write is on the server. ``found``: the object's lower-cased HEAD headers
+    after a refusal (None when there is none, or nothing was refused). Both set: the write was
+    refused by its own earlier attempt (a lost response), and ``found`` describes it.
+    """
+
+    stored: bool
+    found: Mapping[str, str] | None = None
+
+
 async def _open_http_session(client: Any) -> None:
     """Open aiobotocore's own aiohttp session now, as its first request would have (it reads
     the CA bundle in a worker thread): with the object requests on the wire path, that first
@@ -270,6 +294,7 @@ class _LoopClient:
     async def _live(self, transport: Transport) -> AsyncGenerator[None, None]:
         try:
             async with transport.new_client() as client:
+                correct_signing(client, transport.clock)
                 wire = await self._plan(transport, client) if transport.fast_path else None
                 self.client, self.wire = client, wire
                 try:
@@ -285,7 +310,9 @@ class _LoopClient:
     async def _plan(self, transport: Transport, client: Any) -> WireSession | None:
         """The wire path's route and session for ``client``, or None (and the reason why)."""
         try:
-            route = await plan_route(client, transport.bucket, transport.max_concurrency)
+            route = await plan_route(
+                client, transport.bucket, transport.max_concurrency, transport.clock.now
+            )
         except Ineligible as exc:
             self.wire_refused = str(exc)
             logger.debug("s3cache: requests go through aiobotocore: %s", exc)
@@ -309,7 +336,9 @@ class _LoopClient:
     async def replan(self, transport: Transport) -> Route:
         """Resolve the route again (after a region redirect botocore has cached)."""
         try:
-            self.route = await plan_route(self.client, transport.bucket, transport.max_concurrency)
+            self.route = await plan_route(
+                self.client, transport.bucket, transport.max_concurrency, transport.clock.now
+            )
         except Ineligible as exc:
             self.route = None
             self.wire_refused = str(exc)
@@ -378,6 +407,11 @@ class Transport:
         self._verify = options.checksum is not None  # GETs ask for the checksum: check it
         #: The ``If-Match`` form this server honours, once :meth:`learn_if_match` has run.
         self.if_match_form: IfMatchForm | None = None
+        #: The clock requests are signed with, shared by every loop's client (one endpoint).
+        self.clock = SigningClock()
+        #: Writes whose response was lost and that proved done, by S3 request: ``PutObject``
+        #: (a conditional write refused by its own earlier attempt), ``DeleteObject`` (404).
+        self.recovered: Counter[str] = Counter()
 
     def if_match_value(self, etag: str) -> str:
         """``etag`` (as a response carries it) in the form this server honours in ``If-Match``.
@@ -401,9 +435,10 @@ class Transport:
         if etag:
             for candidate in ("quoted", "unquoted"):
                 self.if_match_form = candidate
-                if await self.put(key, payload, if_match=etag, botocore=botocore):
+                if (await self.put_if(key, payload, if_match=etag, botocore=botocore)).stored:
                     wrong = _NO_SUCH_ETAG
-                    ignored = await self.put(key, payload, if_match=wrong, botocore=botocore)
+                    written = await self.put_if(key, payload, if_match=wrong, botocore=botocore)
+                    ignored = written.stored
                     form = "unsupported" if ignored else candidate
                     break
         self.if_match_form = form
@@ -448,21 +483,53 @@ class Transport:
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
                 if loop_client.client is None:
                     await loop_client.open(self)
-                route = loop_client.route
-                if wire is not None and route is not None and not route.bypassed():
-                    try:
-                        return await wire(loop_client)
-                    except _HandOff:
-                        pass
-                return await boto(loop_client)
+                try:
+                    return await self._send(loop_client, wire, boto)
+                except ClientError as exc:
+                    if not self._learn_clock(exc):
+                        raise
+                try:  # once more, signed on the server's clock, within the same deadline
+                    return await self._send(loop_client, wire, boto)
+                except ClientError as exc:
+                    _raise_if_clock_refused(exc, op, key, self.clock)
+                    raise
         except S3CacheError:
             raise
         except Exception as exc:
+            warning = _warning_in(exc)
+            if warning is not None:  # a Warning raised as an error: s3cache's bug, not the store's
+                raise warning from None
             if self.closed and not isinstance(exc, TimeoutError):  # its client closed under it
                 raise CacheClosedError(f"{op} {key!r}: the cache was closed meanwhile") from exc
             raise translate(exc, op, key, self.timeout, self.options) from exc
         finally:
             loop_client.leave()
+
+    async def _send(self, loop_client: _LoopClient, wire: Call[T] | None, boto: Call[T]) -> T:
+        """One attempt of an operation: on the wire path where it applies, else aiobotocore."""
+        route = loop_client.route
+        if wire is not None and route is not None and not route.bypassed():
+            try:
+                return await wire(loop_client)
+            except _HandOff:
+                pass
+        return await boto(loop_client)
+
+    def _learn_clock(self, exc: ClientError) -> bool:
+        """Whether ``exc`` refused the request's time; if so, keep the server's clock offset
+        for every later request to this endpoint (logged when it changes)."""
+        offset = self.clock.refusal_offset(*_reply_of(exc))
+        if offset is None:
+            return False
+        if abs(offset - self.clock.offset) >= 1.0:
+            logger.warning(
+                "s3cache: %s of bucket %r, which refused a request for its time: signing with "
+                "the server's clock from now on; run NTP (or another time sync) on this machine",
+                describe(offset),
+                self.bucket,
+            )
+        self.clock.offset = offset
+        return True
 
     async def _exchange(
         self,
@@ -622,7 +689,11 @@ class Transport:
 
         return await self._call("HeadObject", key, None if botocore else wire, boto)
 
-    async def put(
+    async def put(self, key: str, payload: Payload, *, botocore: bool = False) -> None:
+        """Write an object, unconditionally (conditional writes: :meth:`put_if`)."""
+        await self._put(key, payload, False, None, botocore)
+
+    async def put_if(
         self,
         key: str,
         payload: Payload,
@@ -630,13 +701,40 @@ class Transport:
         if_absent: bool = False,
         if_match: str | None = None,
         botocore: bool = False,
+    ) -> Written:
+        """A conditional write that learns its own outcome, even when its response is lost.
+
+        ``if_absent`` sends ``If-None-Match: *``; ``if_match`` an ETag, quoted as
+        :meth:`if_match_value` says. The write carries a fresh nonce (:mod:`s3cache._nonce`).
+        A refusal (412, 409 ConditionalRequestConflict, or 404 to ``If-Match``) is checked with
+        a HEAD: when the object there carries our nonce, an earlier attempt of this very write
+        landed and its response was lost (botocore retries inside one call, so that attempt is
+        not always seen): the write succeeded, and :attr:`recovered` counts it. Otherwise the
+        refusal stands, with what the HEAD found.
+        """
+        if not if_absent and if_match is None:
+            raise ValueError("put_if needs if_absent=True or an if_match ETag")
+        sent, nonce = _nonce.stamped(payload)
+        if await self._put(key, sent, if_absent, if_match, botocore):
+            return Written(True)
+        found = await self.head(key, botocore=botocore)
+        if not _nonce.is_own(found, nonce):
+            return Written(False, found)
+        self.recovered["PutObject"] += 1
+        logger.info(
+            "s3cache: PutObject %r was refused by its own earlier attempt, whose response was "
+            "lost: it is stored",
+            key,
+        )
+        return Written(True, found)
+
+    async def _put(
+        self, key: str, payload: Payload, if_absent: bool, if_match: str | None, botocore: bool
     ) -> bool:
-        """Write an object; conditionally (``If-None-Match: *`` with ``if_absent``, ``If-Match``
-        with an ETag in ``if_match``, quoted as :meth:`if_match_value` says), returning False
-        when the server answers 412 (or 404 to ``If-Match``: the object is gone)."""
+        """One PutObject; False when a conditional one is refused (see :meth:`put_if`)."""
         params = self.put_params(payload, if_absent, if_match)
         conditional = if_absent or if_match is not None
-        refused = _PRECONDITION_CODES | (_MISSING_CODES if if_match is not None else frozenset())
+        refused = _REFUSED_CODES | (_MISSING_CODES if if_match is not None else frozenset())
 
         async def wire(lc: _LoopClient) -> bool:
             reply = await self._exchange(lc, "PutObject", key, params, payload.body)
@@ -647,7 +745,7 @@ class Transport:
             raise ClientError(error_response(reply), "PutObject")
 
         async def boto(lc: _LoopClient) -> bool:
-            try:
+            try:  # botocore hands the body to aiohttp as a BytesIO (its own PutObject handler)
                 await lc.client.put_object(Bucket=self.bucket, Key=key, Body=payload.body, **params)
             except ClientError as exc:
                 if conditional and _code(exc) in refused:
@@ -658,17 +756,31 @@ class Transport:
         return await self._call("PutObject", key, None if botocore else wire, boto)
 
     async def delete(self, key: str, *, botocore: bool = False) -> None:
+        """Delete one object. A 404 NoSuchKey counts as deleted: S3 answers 204 for a missing
+        key, but servers that answer 404 make a retry after a lost response meet one."""
         params = self.object_params("DeleteObject")
 
         async def wire(lc: _LoopClient) -> None:
             reply = await self._exchange(lc, "DeleteObject", key, params)
-            if reply.status >= 300:
+            if reply.status == 404 and error_code(reply) == _NO_SUCH_KEY:
+                self._gone(key)
+            elif reply.status >= 300:
                 raise ClientError(error_response(reply), "DeleteObject")
 
         async def boto(lc: _LoopClient) -> None:
-            await lc.client.delete_object(Bucket=self.bucket, Key=key, **params)
+            try:
+                await lc.client.delete_object(Bucket=self.bucket, Key=key, **params)
+            except ClientError as exc:
+                if _code(exc) != _NO_SUCH_KEY:
+                    raise
+                self._gone(key)
 
         await self._call("DeleteObject", key, None if botocore else wire, boto)
+
+    def _gone(self, key: str) -> None:
+        """A DeleteObject met 404 NoSuchKey: the object is gone, as the caller wanted."""
+        self.recovered["DeleteObject"] += 1
+        logger.debug("s3cache: DeleteObject %r: already gone (404 NoSuchKey)", key)
 
     async def delete_batch(self, keys: Sequence[str]) -> dict[str, S3CacheError]:
         """Delete up to :data:`DELETE_BATCH` objects in one request; returns the keys the server
@@ -925,6 +1037,8 @@ async def _explain_403(probe: Awaitable[Any]) -> None:
 def _class_for_code(code: str, status: int) -> type[S3CacheError]:
     if code in _BUCKET_CODES:
         return BucketNotFoundError
+    if code in _KEY_TOO_LONG_CODES:
+        return KeyTooLongError
     if code in _CREDENTIAL_CODES:
         return CredentialsError
     if code in _ACCESS_CODES or status == 403:
@@ -949,6 +1063,8 @@ def translate(
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         cls = _class_for_code(code, status)
         text = f"{where}: {code} (HTTP {status or '?'})"
+        if cls is KeyTooLongError:
+            text = f"{text}: {key_too_long(key)}"
         if cls is AccessDeniedError or cls is S3CacheError:
             message = str(exc.response.get("Error", {}).get("Message") or "")
             explained = explain(options or _NO_OPTIONS, op, code, status, message)
@@ -968,6 +1084,36 @@ def translate(
     if isinstance(exc, _CONNECTION_ERRORS) or _is_aiohttp_error(exc):
         return EndpointUnreachableError(f"{where}: {type(exc).__name__}: {_short(exc)}")
     return S3CacheError(f"{where}: {type(exc).__name__}: {_short(exc)}")
+
+
+def _reply_of(exc: ClientError) -> tuple[str, int, Mapping[str, Any], Mapping[str, str]]:
+    """Code, status, error fields and lower-cased headers of an S3 error reply."""
+    meta = exc.response.get("ResponseMetadata", {})
+    status = int(meta.get("HTTPStatusCode") or 0)
+    return _code(exc), status, exc.response.get("Error", {}), meta.get("HTTPHeaders") or {}
+
+
+def _raise_if_clock_refused(exc: ClientError, op: str, key: str, clock: SigningClock) -> None:
+    """After a retry on the corrected clock: a request still refused for its time raises a
+    :class:`CredentialsError` naming the offset measured and the fix."""
+    code, status, error, headers = _reply_of(exc)
+    if code not in SKEW_CODES:
+        return
+    offset = clock.refusal_offset(code, status, error, headers)
+    measured = describe(offset) if offset is not None else "the client clock is off"
+    raise CredentialsError(
+        f"{op} {key!r}: {code} (HTTP {status or '?'}): {measured}, and requests signed with "
+        "the server's time were refused too: run NTP (or another time sync) on this machine"
+    ) from exc
+
+
+def _warning_in(exc: BaseException) -> Warning | None:
+    """The Warning behind ``exc`` (``-W error`` turns warnings into exceptions): raised as is,
+    or wrapped by aiobotocore in an HTTPClientError (which botocore even retries)."""
+    if isinstance(exc, Warning):
+        return exc
+    inner = getattr(exc, "kwargs", {}).get("error") if isinstance(exc, HTTPClientError) else None
+    return inner if isinstance(inner, Warning) else None
 
 
 def _is_aiohttp_error(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import socket
 import ssl
 from collections.abc import Mapping
@@ -35,6 +36,16 @@ __all__ = ["Reply", "WireSession", "error_code", "error_response", "tls_context"
 #: aiohttp adds these unless told not to; S3 needs none of them (and must never get a
 #: compressed body back: ``Accept-Encoding: identity`` is sent instead).
 _SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+#: The largest body aiohttp takes as raw bytes without a ResourceWarning ("Sending a large body
+#: directly with raw bytes might lock the event loop"); larger ones go as a stream.
+_RAW_BODY_MAX: Final = 1024 * 1024
+
+
+def _streamed(body: bytes) -> bytes | io.BytesIO:
+    """``body`` as aiohttp sends it without a warning: bytes up to 1 MiB, above that a
+    ``BytesIO`` (as botocore's own PutObject handler does for aiobotocore), which shares the
+    bytes' buffer (no copy) and which aiohttp writes in chunks, yielding to the loop between."""
+    return body if len(body) <= _RAW_BODY_MAX else io.BytesIO(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,7 @@ class WireSession:
                 method,
                 url,
                 headers=headers,
-                data=body,
+                data=None if body is None else _streamed(body),
                 allow_redirects=False,
                 expect100="expect" in headers,
             )
@@ -139,8 +150,8 @@ class WireSession:
             raise EndpointConnectionError(endpoint_url=str(url), error=exc) from exc
         except TimeoutError as exc:
             raise ReadTimeoutError(endpoint_url=str(url), error=exc) from exc
-        except (asyncio.CancelledError, HTTPClientError):
-            raise
+        except (asyncio.CancelledError, HTTPClientError, Warning):
+            raise  # a Warning raised as an error is a bug here, not a connection failure
         except Exception as exc:
             raise HTTPClientError(error=exc) from exc
 

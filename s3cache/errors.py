@@ -8,6 +8,7 @@ Messages name the operation and the cause, never credentials or cached values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Final
 
 __all__ = [
     "AccessDeniedError",
@@ -20,6 +21,7 @@ __all__ = [
     "CredentialsError",
     "EncryptionError",
     "EndpointUnreachableError",
+    "KeyTooLongError",
     "LockNotAcquiredError",
     "NotSupportedError",
     "S3CacheError",
@@ -107,36 +109,73 @@ class CacheClosedError(S3CacheError, RuntimeError):
     kind = "closed"
 
 
+class KeyTooLongError(S3CacheError):
+    """The server refused an object key as too long, although it is within S3's 1,024 bytes
+    (SeaweedFS takes at most 255 bytes in the last segment). The message names the key's length
+    and that of its segments; hash long natural keys (a ``key=`` function, ``hashlib``)."""
+
+    kind = "key_too_long"
+
+
 class NotSupportedError(S3CacheError):
     """The server does not implement an S3 API that was asked for (e.g. bucket lifecycles)."""
 
     kind = "unsupported"
 
 
+#: How a batch names what it completed, by operation (default: "deleted").
+_DONE_AS: Final = {"set_many": "stored"}
+
+
 class BatchError(S3CacheError):
-    """Some keys of a batch (``set_many``, ``delete_many``, ``clear``) failed; the rest succeeded.
+    """Some keys of a batch (``set_many``, ``delete_many``, ``clear``, the maintenance runs)
+    failed, or the batch stopped before it reached every key; what it did stands.
 
     ``failed`` maps each failed key to its own error (a timeout, a server error...); ``total`` is
-    how many keys the batch held. Each failed key is also counted in ``stats().errors`` under its
-    own error's kind; ``batch`` is only this summary's kind.
+    how many keys the batch held (for one that stopped early: how many it had reached, so at
+    least that many); ``done`` how many it completed, stored or deleted (None: not counted).
+    ``stopped`` is the error that ended it early (a listing that failed, a store that stopped
+    answering; None when every key was tried) and ``stopped_after`` the last key it had reached
+    then (None: none yet). Each failed key, and the stopping error, is also counted in
+    ``stats().errors`` under its own kind; ``batch`` is only this summary's kind.
     """
 
     kind = "batch"
 
-    def __init__(self, operation: str, failed: Mapping[str, S3CacheError], total: int) -> None:
+    def __init__(
+        self,
+        operation: str,
+        failed: Mapping[str, S3CacheError],
+        total: int,
+        done: int | None = None,
+        stopped: S3CacheError | None = None,
+        stopped_after: str | None = None,
+    ) -> None:
         self.operation = operation
         self.failed: Mapping[str, S3CacheError] = dict(failed)
         self.total = total
-        if not self.failed:
-            raise ValueError("a BatchError needs at least one failed key")
-        first_key, first = next(iter(self.failed.items()))
-        super().__init__(
-            f"{operation}: {len(self.failed)} of {total} keys failed; first {first_key!r}: {first}"
-        )
-        self.__cause__ = first
+        self.done = done
+        self.stopped = stopped
+        self.stopped_after = stopped_after
+        if not self.failed and stopped is None:
+            raise ValueError("a BatchError needs a failed key or the error that stopped it")
+        parts: list[str] = []
+        if done is not None:
+            verb = _DONE_AS.get(operation, "deleted")
+            parts.append(f"{verb} {done:,} of {'at least ' if stopped else ''}{total:,}")
+        first: S3CacheError | None = None
+        if self.failed:
+            first_key, first = next(iter(self.failed.items()))
+            parts.append(f"{len(self.failed)} of {total} keys failed; first {first_key!r}: {first}")
+        if stopped is not None:
+            at = f"after {stopped_after!r}" if stopped_after is not None else "at the start"
+            parts.append(f"stopped {at}: {stopped}")
+        super().__init__(f"{operation}: {'; '.join(parts)}")
+        self.__cause__ = stopped if stopped is not None else first
 
-    def __reduce__(self) -> tuple[type[BatchError], tuple[str, Mapping[str, S3CacheError], int]]:
-        return type(self), (self.operation, self.failed, self.total)
+    def __reduce__(self) -> tuple[type[BatchError], tuple[Any, ...]]:
+        arguments = (self.operation, self.failed, self.total, self.done, self.stopped)
+        return type(self), (*arguments, self.stopped_after)
 
 
 class LockNotAcquiredError(S3CacheError):

@@ -230,6 +230,23 @@ def two_per_page(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache], li
     return install
 
 
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[AsyncS3Cache, int], None]:
+    """Make a cache's listings real pages of ``size`` objects (``MaxKeys``): the server pages
+    them, with continuation tokens, however the objects change between pages."""
+
+    def install(cache: AsyncS3Cache, size: int) -> None:
+        monkeypatch.setitem(cache.transport._params["ListObjectsV2"], "MaxKeys", size)
+
+    return install
+
+
+def fail_later_pages(proxy: FaultProxy) -> None:
+    """Answer 503 SlowDown to every listing past the first page (they carry a continuation
+    token), retries included, until the proxy is cleared."""
+    proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"}, path_contains="continuation-token")
+
+
 class _CannedS3Handler(http.server.BaseHTTPRequestHandler):
     """Answers every request with one canned S3 error (status, code)."""
 

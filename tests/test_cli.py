@@ -8,20 +8,25 @@ import http.server
 import io
 import json
 import os
+import pty
+import re
+import select
+import signal
 import subprocess
 import sys
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from s3cache import S3Cache, cli
+from harness.faultproxy import Fault, FaultProxy
+from s3cache import AsyncS3Cache, S3Cache, cli
 from s3cache.cli import main
-from tests.conftest import CREDENTIALS
+from tests.conftest import CREDENTIALS, fail_later_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 #: With one-second server dates, a ttl of 1 s is over after at most a second.
@@ -439,6 +444,162 @@ def test_leases_and_locks_are_not_entries(run: Run, s3: Any, env: str, s3_endpoi
     assert keys(s3, env) == {"cache/prompt"}
 
 
+# -- a slow server, a run stopped part-way, Ctrl-C ---------------------------------------------
+
+
+def store(env: str, s3_endpoint: str, count: int, ttl: float | None = None) -> None:
+    """``count`` entries ``k00``, ``k01``... under the CLI's prefix, written directly."""
+    with S3Cache(env, prefix="cache", endpoint_url=s3_endpoint, **CREDENTIALS) as c:
+        c.set_many({f"k{i:02d}": i for i in range(count)}, ttl=ttl)
+
+
+def test_scans_complete_on_a_slow_but_healthy_server(
+    run: Run, env: str, s3_endpoint: str, proxy: FaultProxy
+) -> None:
+    """The CLI's defaults failed with 1,100 entries, 0.4 s per HEAD, 32 at a time and a 10 s
+    deadline; scaled down: 24 entries, 0.25 s, 2 at a time, a 2 s deadline (unpaced, the last
+    HEAD of a batch would wait 3 s for its slot; paced, each has 8x its 0.25 s)."""
+    store(env, s3_endpoint, 24)
+    proxy.set_fault(Fault.DELAY, delay=0.25, methods={"HEAD"})
+    slow = ["--endpoint-url", proxy.endpoint, "--concurrency", "2", "--timeout", "2"]
+    status, out, err = run(*slow, "stats", "--json")
+    assert (status, json.loads(out)["entries"], json.loads(out)["inspected"]) == (0, 24, 24), err
+    status, out, err = run(*slow, "ls", "--page-size", "24", "--json")
+    assert (status, len(json.loads(out))) == (0, 24), err
+    status, out, err = run(*slow, "purge-expired", "--dry-run", "--page-size", "24", "--json")
+    assert (status, json.loads(out)["scanned"]) == (0, 24), err
+
+
+@pytest.fixture
+def pages_of_two(
+    monkeypatch: pytest.MonkeyPatch, small_pages: Callable[[AsyncS3Cache, int], None]
+) -> None:
+    """Every cache the CLI builds lists two objects a page."""
+
+    def build(*args: Any, **kwargs: Any) -> AsyncS3Cache:
+        cache = AsyncS3Cache(*args, **kwargs)
+        small_pages(cache, 2)
+        return cache
+
+    monkeypatch.setattr(cli, "AsyncS3Cache", build)
+
+
+@pytest.mark.usefixtures("pages_of_two")
+@pytest.mark.parametrize("command", ["clear", "purge-expired"])
+def test_a_run_stopped_part_way_says_what_it_deleted_and_a_rerun_finishes(
+    run: Run, s3: Any, env: str, s3_endpoint: str, proxy: FaultProxy, command: str
+) -> None:
+    store(env, s3_endpoint, 6, ttl=1)
+    time.sleep(TTL_WAIT)
+    fail_later_pages(proxy)  # the listing after the first page answers 503 SlowDown
+    status, out, err = run("--endpoint-url", proxy.endpoint, command, "--yes", "--plain")
+    assert (status, out) == (1, "")
+    line = one_line(err)
+    operation = "clear_prefix" if command == "clear" else "purge_expired"
+    assert line.startswith(
+        f"s3cache: {operation}: deleted 2 of at least 2; stopped after 'cache/k01': "
+    )
+    assert "SlowDown" in line
+    so_far = "deleting: 2 objects" if command == "clear" else "purging: 2 scanned, 2 expired"
+    assert line.endswith(f" ({so_far}, 2 deleted); run the same command again to finish")
+    assert len(keys(s3, env)) == 4
+
+    status, out, err = run("--endpoint-url", proxy.endpoint, command, "--yes", "--json")
+    assert status == 1
+    partial = json.loads(out)
+    assert (partial["deleted"], partial["prefix"]) == (2, "cache/")
+    assert "SlowDown" in partial["error"]
+    assert "stopped after 'cache/k03'" in one_line(err)
+
+    proxy.clear()
+    status, out, _ = run("--endpoint-url", proxy.endpoint, command, "--yes", "--json")
+    assert (status, json.loads(out)["deleted"]) == (0, 2)  # 2 + 2 + 2: all six
+    assert keys(s3, env) == set()
+
+
+def test_long_commands_show_their_progress_on_a_terminal(
+    env: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store(env, s3_endpoint, 3, ttl=1)
+    time.sleep(TTL_WAIT)
+    shown: dict[str, str] = {}
+    for argv in (["ls"], ["stats"], ["purge-expired", "--yes"], ["clear", "--yes"]):
+        tty = FakeTty()
+        monkeypatch.setattr(sys, "stderr", tty)
+        assert main(["--plain", *argv]) == 0
+        shown[argv[0]] = tty.getvalue()
+    assert "\rscanning: 1 entries inspected" in shown["ls"]  # the first HEAD's answer
+    assert "\rcounting: 3 entries, 3 B" in shown["stats"]
+    assert "\rpurging: 1 scanned, 1 expired, 0 deleted" in shown["purge-expired"]
+    assert "\rdeleting: 0 objects, 0 deleted" in shown["clear"]  # purge left nothing
+
+
+def read_until(fd: int, wanted: str, timeout: float = 30.0) -> str:
+    """What a pseudo-terminal shows until ``wanted`` appears in it (or it closes)."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} never appeared in {seen!r}"
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        seen += chunk.decode("utf-8", "replace")
+    return seen
+
+
+def test_ctrl_c_stops_a_purge_cleanly_and_a_rerun_finishes(
+    run: Run, s3: Any, env: str, s3_endpoint: str, proxy: FaultProxy
+) -> None:
+    """SIGINT in a real process, its stderr a terminal: no traceback, one line saying how far
+    it got, exit status 130; the entries it reported deleted are gone, and a rerun deletes the
+    rest. The fifth entry's HEAD is held at the proxy, so the first four are surely done."""
+    store(env, s3_endpoint, 12, ttl=1)
+    time.sleep(TTL_WAIT)
+    proxy.set_fault(Fault.HOLD, methods={"HEAD"}, path_contains="/cache/k04")
+    terminal, stderr = pty.openpty()
+    argv = ["--plain", "--endpoint-url", proxy.endpoint, "--concurrency", "1"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "s3cache", *argv, "purge-expired", "--yes", "--page-size", "4"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        cwd=ROOT,
+        env=dict(os.environ),
+    ) as proc:
+        os.close(stderr)
+        try:
+            shown = read_until(terminal, "purging: ")  # its progress line is drawn
+            assert proxy.wait_held(1)  # k04's HEAD is held: k00-k03 were judged and deleted
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == cli.EXIT_INTERRUPTED
+            shown += read_until(terminal, "\x00")  # everything, until it closed
+            assert proc.stdout is not None
+            assert proc.stdout.read() == b""
+        finally:
+            proxy.release()
+            proxy.clear()
+            os.close(terminal)
+    assert "Traceback" not in shown
+    lines = [re.sub(r"\x1b\[K", "", part).strip() for part in re.split(r"[\r\n]+", shown)]
+    *progress, summary = [line for line in lines if line]
+    assert progress
+    assert all(line.startswith("purging: ") for line in progress)  # nothing else, no warning
+    assert summary == (
+        "s3cache: interrupted while purging: 4 scanned, 4 expired, 4 deleted; "
+        "run the same command again to finish"
+    )
+    assert len(keys(s3, env)) == 8
+    status, out, _ = run("purge-expired", "--yes", "--json")
+    assert (status, json.loads(out)["deleted"]) == (0, 8)  # 4 + 8: all twelve
+    assert keys(s3, env) == set()
+
+
 # -- lifecycle --------------------------------------------------------------------------------
 
 
@@ -688,6 +849,32 @@ def test_the_customer_key_comes_in_base64_and_is_never_echoed(
     assert status == 2
     assert "32 bytes" in one_line(err)
     assert short not in err
+
+
+def test_signing_keys_come_from_the_environment_in_base64(
+    run: Run, env: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new, old = b"n" * 32, b"o" * 32
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", base64.b64encode(new).decode())
+    assert run("set", "k", '"signed"')[0] == 0
+    head = s3.head_object(Bucket=env, Key="cache/k")
+    assert head["Metadata"]["s3cache-sig"].startswith("v1:")
+    s3.put_object(Bucket=env, Key="cache/forged", Body=b'"evil"', ContentType="application/json")
+    assert run("get", "forged")[0] == 1  # not served
+    both = ",".join(base64.b64encode(k).decode() for k in (old, new))
+    monkeypatch.setenv("ROTATED", both)
+    status, out, _ = run("--signing-key-env", "ROTATED", "get", "k")
+    assert (status, json.loads(out)) == (0, "signed")  # the second key verifies
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", base64.b64encode(old).decode())
+    assert run("get", "k")[0] == 1  # signed with a key this one does not hold
+    status, _, err = run("--signing-key-env", "UNSET_VARIABLE", "ls")
+    assert status == 2
+    assert "UNSET_VARIABLE: that environment variable is not set" in one_line(err)
+    monkeypatch.setenv("S3CACHE_SIGNING_KEY", "not*base64")
+    status, _, err = run("ls")
+    assert status == 2
+    assert "$S3CACHE_SIGNING_KEY must be base64" in one_line(err)
+    assert "not*base64" not in err
 
 
 def test_a_key_id_without_kms_is_a_usage_error(run: Run) -> None:

@@ -26,6 +26,7 @@ from s3cache import (
     CorruptEntryError,
     CredentialsError,
     EndpointUnreachableError,
+    KeyTooLongError,
     NotSupportedError,
     S3CacheError,
     ServerError,
@@ -168,7 +169,7 @@ async def test_expired_entries_are_misses(cache: AsyncS3Cache) -> None:
 
 
 @pytest.mark.parametrize("skew", [-3600.0, 3600.0])
-async def test_a_client_clock_an_hour_off_changes_nothing(
+async def test_a_client_clock_an_hour_off_changes_no_ttl(
     cache: AsyncS3Cache, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
     real_clock = s3cache._core._clock
@@ -397,6 +398,52 @@ async def test_server_errors_map_to_server_error(
     ) as cache:
         with pytest.raises(ServerError, match="SlowDown"):
             await cache.get("k")
+
+
+# -- a key too long for the server ------------------------------------------------------------
+
+#: An object name (the last segment) of 300 bytes: S3 takes it, SeaweedFS refuses over 255.
+LONG_NAME = "names:" + "n" * 300
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
+async def test_a_name_a_server_finds_too_long_is_a_key_too_long_error(
+    cache_kwargs: dict[str, Any], s3_server: str, fast_path: bool
+) -> None:
+    """SeaweedFS 4.48 refuses a PUT whose object name is over 255 bytes (KeyTooLongError);
+    moto and Ceph RGW 16.2 store it (they limit only the whole key, to 1,024 bytes)."""
+    options: dict[str, Any] = {**cache_kwargs, "prefix": "long", "fast_path": fast_path}
+    async with AsyncS3Cache(**options, on_error="raise") as cache:
+        if s3_server != "seaweedfs":
+            await cache.set(LONG_NAME, 1)
+            assert await cache.get(LONG_NAME) == 1
+            return
+        with pytest.raises(KeyTooLongError) as caught:
+            await cache.set(LONG_NAME, 1)
+        assert await cache.get(LONG_NAME, MISSING) is MISSING  # nothing was stored
+    assert caught.value.kind == "key_too_long"
+    assert "the object key is 311 UTF-8 bytes; its last segment 'nnn" in str(caught.value)
+    async with AsyncS3Cache(**options) as cache:  # on_error="log": counted under its kind
+        await cache.set(LONG_NAME, 1)
+        assert cache.stats().errors == {"key_too_long": 1}
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
+async def test_a_key_too_long_error_names_the_key_and_segment_lengths(
+    canned_error_server: Callable[..., str], fast_path: bool
+) -> None:
+    url = canned_error_server(400, "KeyTooLongError", "Your key is too long.")
+    options = {"endpoint_url": url, "config": NO_RETRIES, "fast_path": fast_path, **_creds()}
+    key = "a" * 400 + ":" + "é" * 150  # the longest segment is not the last one
+    async with AsyncS3Cache("bucket", **options, prefix="p", on_error="raise") as cache:
+        for call in (cache.set(key, 1), cache.get(key)):
+            with pytest.raises(KeyTooLongError) as caught:
+                await call
+            message = str(caught.value)
+            assert "KeyTooLongError (HTTP 400): the server refused the key as too long" in message
+            assert "the object key is 703 UTF-8 bytes; its last segment 'ééé" in message
+            assert "is 300 bytes, its longest (2 of 3) 400 bytes" in message
+            assert "hash long natural keys" in message
 
 
 # -- check() --------------------------------------------------------------------------------

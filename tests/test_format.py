@@ -142,6 +142,28 @@ def test_reserved_keys_too_long_for_s3_end_in_a_digest() -> None:
     assert okey == _format.reserved_key("prefix/", "lease", path)  # every caller agrees
 
 
+def test_the_longest_prefix_leaves_room_for_every_reserved_key() -> None:
+    prefix = _format.normalize_prefix("p" * (_format.MAX_PREFIX_BYTES - 1))
+    for kind in ("lease", "lock", "check"):
+        okey = _format.reserved_key(prefix, kind, "x" * 1024)
+        assert len(okey) <= _format.MAX_KEY_BYTES
+    with pytest.raises(ValueError, match="over the 896-byte limit"):
+        _format.normalize_prefix("é" * 448)  # 896 bytes, and the '/'
+    with pytest.raises(ValueError, match="the lease object key would be 1087 UTF-8 bytes"):
+        _format.reserved_key("p" * 1000 + "/", "lease", "k" * 100)  # were the prefix allowed
+
+
+def test_key_length_detail_names_the_last_and_the_longest_segment() -> None:
+    assert _format.key_length_detail("p/" + "n" * 300) == (
+        "the object key is 302 UTF-8 bytes; its last segment 'nnnnnnnnnnnnnnnnnnnnnnn…' is "
+        "300 bytes"
+    )
+    assert _format.key_length_detail("d" * 400 + "/日本") == (
+        "the object key is 407 UTF-8 bytes; its last segment '日本' is 6 bytes, its longest "
+        "(1 of 2) 400 bytes"
+    )
+
+
 def test_sub_prefix_is_a_plain_string_prefix_with_colons_as_slashes() -> None:
     assert _format.sub_prefix("cache/", "") == "cache/"
     assert _format.sub_prefix("cache/", "ns:a") == "cache/ns/a"

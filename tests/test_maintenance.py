@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, _transport, maintenance
 from s3cache._format import TTL_METADATA
+from s3cache.errors import AccessDeniedError, BatchError, ServerError
 from s3cache.maintenance import _purge
+from tests.conftest import fail_later_pages
 
 MISSING = object()
 #: With one-second server dates, a ttl of 1 s is over after at most a second.
@@ -116,21 +119,61 @@ async def test_storage_stats_exact_on_a_small_cache(
 
 async def test_storage_stats_samples_large_caches(cache: AsyncS3Cache) -> None:
     await cache.set_many({f"k{i}": i for i in range(10)})
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     stats = await maintenance.storage_stats(
-        cache, sample=4, rng=random.Random(1), on_progress=lambda s: seen.append(s.entries)
+        cache,
+        sample=4,
+        rng=random.Random(1),
+        on_progress=lambda s: seen.append((s.entries, s.inspected)),
     )
     assert stats.entries == 10
     assert stats.inspected == 4
     assert stats.sampled
     assert stats.expired_share == 0.0
-    assert seen == [10]
+    assert seen == [(10, 0), (10, 1), (10, 2), (10, 3), (10, 4)]  # the listing, then each HEAD
     assert stats.to_json()["sampled"] is True
 
 
 async def test_storage_stats_of_an_empty_prefix(cache: AsyncS3Cache) -> None:
     stats = await maintenance.storage_stats(cache)
     assert (stats.entries, stats.bytes, stats.expired_share) == (0, 0, None)
+
+
+# -- a slow but healthy server ----------------------------------------------------------------
+
+#: The CLI's failure on a slow server (1,100 entries, HEADs of 0.4 s, 32 at a time, a 10 s
+#: deadline), scaled down: one batch of SLOW_ENTRIES HEADs started at once would queue for
+#: SLOW_ENTRIES / SLOW_WIDTH * SLOW_DELAY = 2 s, twice the deadline; paced, each waits for one.
+SLOW_ENTRIES, SLOW_WIDTH, SLOW_DELAY, SLOW_TIMEOUT = 16, 2, 0.25, 1.0
+
+
+@pytest.fixture
+async def slow(cache_kwargs: dict[str, Any], proxy: FaultProxy) -> AsyncIterator[AsyncS3Cache]:
+    """SLOW_ENTRIES entries behind a proxy that delays every HEAD by SLOW_DELAY seconds."""
+    async with AsyncS3Cache(**cache_kwargs, prefix="slow", on_error="raise") as direct:
+        await direct.set_many({f"k{i:02d}": i for i in range(SLOW_ENTRIES)})
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(
+        **kwargs, prefix="slow", max_concurrency=SLOW_WIDTH, timeout=SLOW_TIMEOUT, on_error="raise"
+    ) as c:
+        proxy.set_fault(Fault.DELAY, delay=SLOW_DELAY, methods={"HEAD"})
+        yield c
+
+
+async def test_scan_paces_its_heads_on_a_slow_server(slow: AsyncS3Cache, proxy: FaultProxy) -> None:
+    found = [e.key async for e in maintenance.scan(slow, batch=SLOW_ENTRIES)]
+    assert sorted(found) == [f"k{i:02d}" for i in range(SLOW_ENTRIES)]
+    assert proxy.methods["HEAD"] == SLOW_ENTRIES
+
+
+async def test_storage_stats_paces_its_heads_on_a_slow_server(slow: AsyncS3Cache) -> None:
+    stats = await maintenance.storage_stats(slow)
+    assert (stats.entries, stats.inspected, stats.expired_inspected) == (SLOW_ENTRIES,) * 2 + (0,)
+
+
+async def test_purge_paces_its_heads_on_a_slow_server(slow: AsyncS3Cache) -> None:
+    result = await maintenance.purge_expired(slow, dry_run=True, batch=SLOW_ENTRIES)
+    assert (result.scanned, result.expired) == (SLOW_ENTRIES, 0)
 
 
 # -- clear and purge --------------------------------------------------------------------------
@@ -151,13 +194,14 @@ async def test_purge_deletes_only_expired_entries_under_the_prefix(
     assert (dry.scanned, dry.expired, dry.deleted, dry.dry_run) == (4, 2, 0, True)
     assert "cache/old1" in keys(s3, cache.bucket)
 
-    progress: list[int] = []
+    progress: list[tuple[int, int]] = []
     result = await maintenance.purge_expired(
-        cache, batch=1, on_progress=lambda r: progress.append(r.scanned)
+        cache, batch=1, on_progress=lambda r: progress.append((r.scanned, r.deleted))
     )
     assert (result.scanned, result.expired, result.deleted) == (4, 2, 2)
     assert result.bytes == 2  # the bodies "1" and "2"
-    assert progress == [1, 2, 3, 4]
+    # as each HEAD returns (forever, fresh, old1, old2), after each delete, and at the end
+    assert progress == [(1, 0), (2, 0), (3, 0), (3, 1), (4, 1), (4, 2), (4, 2)]
     assert keys(s3, cache.bucket) == {
         "cache/fresh",
         "cache/forever",
@@ -210,6 +254,142 @@ async def test_clear_pages_and_batches_past_a_thousand(
     assert result.deleted == 1005
     assert progress == [1000, 1005]
     assert keys(s3, cache_kwargs["bucket"]) == set()
+
+
+# -- a run stopped part-way: what was done is reported, and a rerun finishes -----------------
+
+PAGED = 6  #: entries in the paged tests: three listing pages of two
+
+
+@pytest.fixture
+async def paged(
+    cache_kwargs: dict[str, Any],
+    proxy: FaultProxy,
+    small_pages: Callable[[AsyncS3Cache, int], None],
+) -> AsyncIterator[AsyncS3Cache]:
+    """A cache behind the fault proxy, listing two objects a page, holding PAGED entries that
+    have expired."""
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
+    async with AsyncS3Cache(**kwargs, prefix="p", on_error="raise") as c:
+        await c.set_many({f"k{i:02d}": i for i in range(PAGED)}, ttl=1)
+        small_pages(c, 2)
+        await asyncio.sleep(TTL_WAIT)
+        yield c
+
+
+def assert_stopped_after_one_page(error: BatchError, operation: str) -> None:
+    assert (error.operation, error.done, error.total, error.failed) == (operation, 2, 2, {})
+    assert isinstance(error.stopped, ServerError)
+    assert error.stopped_after == "p/k01"
+    assert "SlowDown" in str(error.stopped)
+    assert str(error).startswith(f"{operation}: deleted 2 of at least 2; stopped after 'p/k01': ")
+    assert error.__cause__ is error.stopped
+
+
+Run = Callable[[AsyncS3Cache], Awaitable[int]]
+RUNS: dict[str, tuple[str, Run]] = {
+    "AsyncS3Cache.clear": ("clear", lambda c: c.clear()),
+    "clear_prefix": ("clear_prefix", lambda c: _deleted(maintenance.clear_prefix(c))),
+    "purge_expired": ("purge_expired", lambda c: _deleted(maintenance.purge_expired(c, batch=2))),
+}
+
+
+async def _deleted(run: Awaitable[maintenance.ClearResult | maintenance.PurgeResult]) -> int:
+    return (await run).deleted
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+async def test_a_run_stopped_by_a_listing_counts_what_it_deleted_and_a_rerun_finishes(
+    paged: AsyncS3Cache, proxy: FaultProxy, s3: Any, name: str
+) -> None:
+    cache = paged
+    operation, run = RUNS[name]
+    fail_later_pages(proxy)
+    with pytest.raises(BatchError) as caught:
+        await run(cache)
+    assert_stopped_after_one_page(caught.value, operation)
+    assert len(keys(s3, cache.bucket)) == PAGED - 2  # the first page's two are gone
+    assert cache.stats().errors.get("server", 0) == (1 if name == "AsyncS3Cache.clear" else 0)
+    proxy.clear()
+    assert await run(cache) == PAGED - 2  # the rerun deletes the rest: 2 + 4 = PAGED
+    assert keys(s3, cache.bucket) == set()
+
+
+async def test_clear_that_logs_returns_the_count_and_the_stop(
+    cache_kwargs: dict[str, Any],
+    proxy: FaultProxy,
+    small_pages: Callable[[AsyncS3Cache, int], None],
+    s3: Any,
+) -> None:
+    for i in range(PAGED):
+        s3.put_object(Bucket=cache_kwargs["bucket"], Key=f"p/k{i:02d}", Body=b"1")
+    fail_later_pages(proxy)
+    async with AsyncS3Cache(**{**cache_kwargs, "endpoint_url": proxy.endpoint}, prefix="p") as soft:
+        small_pages(soft, 2)
+        result = await soft.clear()
+        assert (result, result.failed, result.stopped_after) == (2, {}, "p/k01")
+        assert isinstance(result.stopped, ServerError)
+        assert soft.stats().errors["server"] == 1
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+async def test_a_first_listing_that_fails_raises_its_own_error(
+    paged: AsyncS3Cache, proxy: FaultProxy, s3: Any, name: str
+) -> None:
+    cache = paged
+    proxy.set_fault(Fault.SLOWDOWN_503, methods={"GET"})
+    with pytest.raises(ServerError, match="SlowDown"):  # nothing was done: no BatchError
+        await RUNS[name][1](cache)
+    assert len(keys(s3, cache.bucket)) == PAGED
+
+
+async def test_purge_stops_where_the_store_fails_and_a_rerun_finishes(
+    paged: AsyncS3Cache, proxy: FaultProxy, s3: Any
+) -> None:
+    cache = paged
+    proxy.set_fault(Fault.SLOWDOWN_503, methods={"HEAD"}, path_contains="k02")
+    with pytest.raises(BatchError) as caught:
+        await maintenance.purge_expired(cache, batch=2)
+    error = caught.value
+    assert (error.done, list(error.failed), error.stopped_after) == (2, ["p/k02"], "p/k03")
+    assert error.stopped is error.failed["p/k02"]
+    assert error.stopped.kind == "server"
+    assert len(keys(s3, cache.bucket)) == PAGED - 2  # k00, k01; k03 was not deleted either
+    proxy.clear()
+    assert (await maintenance.purge_expired(cache, batch=2)).deleted == PAGED - 2
+    assert keys(s3, cache.bucket) == set()
+
+
+async def test_purge_carries_on_past_one_objects_failure(
+    paged: AsyncS3Cache, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of one object (access denied to it) is reported; the run goes on."""
+    cache = paged
+    head = cache.transport.head
+
+    async def denied_for_k02(key: str, *, botocore: bool = False) -> Any:
+        if key == "p/k02":
+            raise AccessDeniedError(f"HeadObject {key!r}: AccessDenied")
+        return await head(key, botocore=botocore)
+
+    monkeypatch.setattr(cache.transport, "head", denied_for_k02)
+    with pytest.raises(BatchError) as caught:
+        await maintenance.purge_expired(cache, batch=2)
+    error = caught.value
+    assert (error.done, error.total, list(error.failed), error.stopped) == (5, 6, ["p/k02"], None)
+    assert keys(s3, cache.bucket) == {"p/k02"}
+
+
+@pytest.mark.parametrize("name", ["clear_prefix", "purge_expired"])
+async def test_a_delete_whose_answer_was_lost_is_counted_once(
+    paged: AsyncS3Cache, proxy: FaultProxy, s3: Any, name: str
+) -> None:
+    """The server applies the first DeleteObjects but its answer is cut: the retry finds the
+    keys gone, and the count is still what was deleted."""
+    proxy.set_fault(Fault.RESET_BODY, times=1, methods={"POST"})
+    assert await RUNS[name][1](paged) == PAGED
+    assert proxy.faults[Fault.RESET_BODY] == 1
+    assert keys(s3, paged.bucket) == set()
 
 
 async def test_delete_guard_refuses_keys_outside_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:

@@ -3,8 +3,10 @@
 Hypothesis drives :class:`AsyncS3Cache` (or its facade :class:`S3Cache`) against a plain dict model
 over moto's S3 server, with keys that alias (``a:b`` and ``a/b`` are one object), unicode and
 near-limit keys, values of every supported type (``None`` and bytes included), and the local tier
-on or off. The default profile keeps ``python -m nox`` fast; ``S3CACHE_PROPS=soak`` (the nox
-session ``soak-props``) runs many more and longer sequences.
+on or off, on either request path (the wire path or ``fast_path=False``), through the fault
+proxy, which now and then loses the response of a write after the server applied it (the retry
+must learn the write's true outcome). The default profile keeps ``python -m nox`` fast;
+``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more and longer sequences.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, LocalTier, S3Cache
 from tests.conftest import CREDENTIALS
 
@@ -86,6 +89,7 @@ class CacheModel(RuleBasedStateMachine):
 
     endpoint: str = ""
     bucket: str = ""
+    proxy: FaultProxy
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,14 +98,15 @@ class CacheModel(RuleBasedStateMachine):
         self.core: AsyncS3Cache | None = None
         self.facade: S3Cache | None = None
 
-    @initialize(local=st.booleans(), sync=st.booleans())
-    def open(self, local: bool, sync: bool) -> None:
+    @initialize(local=st.booleans(), sync=st.booleans(), fast_path=st.booleans())
+    def open(self, local: bool, sync: bool, fast_path: bool) -> None:
         kwargs: dict[str, Any] = {
             "bucket": self.bucket,
-            "endpoint_url": self.endpoint,
+            "endpoint_url": self.proxy.endpoint,
             "prefix": f"props-{uuid.uuid4().hex[:8]}",
             "on_error": "raise",
             "local": LocalTier(ttl=60) if local else None,
+            "fast_path": fast_path,
             **CREDENTIALS,
         }
         if sync:
@@ -119,6 +124,7 @@ class CacheModel(RuleBasedStateMachine):
         return self.runner.run(method(*args))
 
     def teardown(self) -> None:
+        self.proxy.clear()
         if self.facade is not None:
             self.facade.close()
         if self.runner is not None:
@@ -127,6 +133,12 @@ class CacheModel(RuleBasedStateMachine):
             self.runner.close()
 
     # -- rules -------------------------------------------------------------------------------
+
+    @rule(method=st.sampled_from(["PUT", "DELETE", "POST"]))
+    def lose_the_next_write(self, method: str) -> None:
+        """The next PutObject, DeleteObject or DeleteObjects is applied, its answer lost: the
+        model does not change, and neither may what the cache reports."""
+        self.proxy.set_fault(Fault.RESET_BODY, times=1, methods={method})
 
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def set(self, key: str, value: Any) -> None:
@@ -185,13 +197,15 @@ class CacheModel(RuleBasedStateMachine):
             assert cache.stats().error_count == 0
 
 
-def test_the_cache_behaves_like_a_dict(s3_endpoint: str) -> None:
+def test_the_cache_behaves_like_a_dict(s3_endpoint: str, proxy: FaultProxy) -> None:
     bucket = f"props-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
     try:
         client.create_bucket(Bucket=bucket)
     finally:
         client.close()
-    machine = type("Machine", (CacheModel,), {"endpoint": s3_endpoint, "bucket": bucket})
+    attributes = {"endpoint": s3_endpoint, "bucket": bucket, "proxy": proxy}
+    machine = type("Machine", (CacheModel,), attributes)
     profile = PROFILES[os.environ.get("S3CACHE_PROPS", "default")]
     run_state_machine_as_test(machine, settings=profile)
+    assert proxy.count(Fault.RESET_BODY) > 0  # the machine did lose responses

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import http.server
+import random
 import re
 import threading
 import time
@@ -17,9 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiobotocore.session import AioSession
 from botocore.config import Config
+from botocore.exceptions import HTTPClientError
 
 import s3cache._transport
+import s3cache._wire
 from harness import miniserver
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
@@ -38,7 +42,7 @@ from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
 from tests.faults.conftest import address
-from tests.test_wire import MiniHandler
+from tests.test_wire import MiniHandler, on_the_wire
 
 CREDS: dict[str, Any] = {"aws_access_key_id": "id", "aws_secret_access_key": "secret"}
 
@@ -386,11 +390,58 @@ async def test_the_if_match_form_is_learned_by_a_probe(
     payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
     async with AsyncS3Cache(**cache_kwargs) as cache:
         transport = cache.transport
-        assert await transport.put("probe", payload)
+        await transport.put("probe", payload)
         assert await transport.learn_if_match("probe", payload) == EXPECTED_FORM[s3_server]
         assert transport.if_match_form == EXPECTED_FORM[s3_server]
         etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
-        assert await transport.put("probe", payload, if_match=etag), "the learned form works"
-        assert not await transport.put("probe", payload, if_match='"' + "0" * 32 + '"')
-        assert not await transport.put("absent", payload, if_match=etag), "404 or 412: False"
+        put_if = transport.put_if
+        assert (await put_if("probe", payload, if_match=etag)).stored, "the learned form works"
+        assert not (await put_if("probe", payload, if_match='"' + "0" * 32 + '"')).stored
+        assert not (await put_if("absent", payload, if_match=etag)).stored, "404 or 412: False"
     assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body
+
+
+# -- large bodies ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [4 << 20, 50 << 20], ids=["4MiB", "50MiB"])
+@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
+async def test_a_large_body_round_trips_without_a_resource_warning(
+    cache_kwargs: dict[str, Any], size: int, fast_path: bool
+) -> None:
+    """aiohttp warns (ResourceWarning, an error in this suite) when handed more than 1 MiB of
+    raw bytes: both paths hand it a stream instead, and the value comes back intact."""
+    body = random.Random(size).randbytes(4096) * (size // 4096)
+    kwargs = {**cache_kwargs, "fast_path": fast_path, "on_error": "raise", "timeout": 60.0}
+    async with AsyncS3Cache(**kwargs) as cache:
+        await cache.set("big", body)
+        assert await cache.get("big") == body
+        stats = cache.stats()
+    assert (stats.sets, stats.hits, stats.bytes_out, stats.bytes_in) == (1, 1, size, size)
+    assert stats.error_count == 0
+
+
+def _warn(**_: Any) -> None:
+    raise ResourceWarning("raised as an error inside the HTTP layer")
+
+
+async def test_a_warning_raised_as_an_error_propagates_and_is_not_counted(
+    cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Warning turned error (``-W error``) inside the HTTP layer is a bug of s3cache's, never
+    a store failure: it reaches the caller as is, uncounted, with ``on_error="log"`` too."""
+    monkeypatch.setattr(s3cache._wire, "_streamed", lambda body: body)  # raw bytes to aiohttp
+    async with AsyncS3Cache(**cache_kwargs, on_error="log") as cache:
+        with pytest.raises(ResourceWarning, match="large body"):
+            await cache.set("big", bytes(2 << 20))
+        assert on_the_wire(cache)
+        assert cache.stats().errors == {}
+    session = AioSession()
+    session.register("before-send.s3.PutObject", _warn)  # on the aiobotocore path
+    async with AsyncS3Cache(**cache_kwargs, session=session, on_error="log") as cache:
+        with pytest.raises(ResourceWarning, match="HTTP layer"):
+            await cache.set("k", "v")
+        assert cache.stats().errors == {}
+    wrapped = HTTPClientError(error=ResourceWarning("inside aiohttp"))  # as aiobotocore wraps it
+    assert s3cache._transport._warning_in(wrapped) is wrapped.kwargs["error"]
+    assert s3cache._transport._warning_in(HTTPClientError(error=OSError("reset"))) is None

@@ -234,6 +234,7 @@ VARYING = {
     "amz-sdk-request",
     "accept",
     "expect",
+    "x-amz-meta-s3cache-nonce",  # random per conditional write
 }
 HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
 

@@ -20,9 +20,11 @@ from typing import Any, Final
 from s3cache import maintenance
 from s3cache._bucket_options import BUCKET_ARGS, CHECKSUMS, SSE_MODES, STORAGE_CLASSES
 from s3cache._core import AsyncS3Cache
+from s3cache._signing import decode_keys
 from s3cache.cli._commands import (
     COMMANDS,
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     Arg,
@@ -34,11 +36,21 @@ from s3cache.cli._commands import (
     true_or_false,
 )
 from s3cache.cli._ui import UI, where
-from s3cache.errors import NotSupportedError, S3CacheError
+from s3cache.errors import BatchError, NotSupportedError, S3CacheError
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UI", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "UI",
+    "build_parser",
+    "main",
+]
 
-_INTERRUPTED: Final = 130
+_RERUN: Final = "; run the same command again to finish"
+#: Where the signing keys are read from without --signing-key-env.
+SIGNING_KEY_VARIABLE: Final = "S3CACHE_SIGNING_KEY"
 
 _DESCRIPTION = """\
 Check, inspect and clean an s3cache store: a bucket and a key prefix on Amazon S3 or any
@@ -53,13 +65,23 @@ environment:
   S3CACHE_SSE, S3CACHE_SSE_KMS_KEY_ID, S3CACHE_SSE_BUCKET_KEY_ENABLED,
   S3CACHE_SSE_CUSTOMER_KEY, S3CACHE_EXPECTED_BUCKET_OWNER, S3CACHE_CHECKSUM,
   S3CACHE_STORAGE_CLASS, S3CACHE_REQUEST_PAYER           defaults for the company-bucket options
+  S3CACHE_SIGNING_KEY                                    signing key(s), base64, commas between
+                                                         (or the variable --signing-key-env names)
   S3CACHE_PLAIN=1                                        plain output even when rich is installed
 
 exit status:
-  0  success
-  1  an S3 failure or a failed check (a one-line cause on stderr; --debug for the traceback);
-     also `get` of a key with no live entry, and a declined confirmation
-  2  bad usage (unknown option, bad key, ttl or JSON value, missing --yes off a terminal)"""
+  0    success
+  1    an S3 failure or a failed check (a one-line cause on stderr; --debug for the traceback);
+       also `get` of a key with no live entry, and a declined confirmation. A clear or
+       purge-expired that stopped part-way says what it had deleted ("deleted 1,000 of at
+       least 1,000; stopped after '<key>': ...SlowDown"); running it again finishes the job
+  2    bad usage (unknown option, bad key, ttl or JSON value, missing --yes off a terminal)
+  130  interrupted (Ctrl-C): the requests in flight are dropped, and one line on stderr says
+       how far the command got
+
+progress:
+  long commands (ls, stats, clear, purge-expired) show their progress on stderr when it is
+  a terminal, and nothing otherwise"""
 
 
 class _Declined(Exception):
@@ -152,6 +174,9 @@ def _bucket_options() -> tuple[Arg, ...]:
         _from_env("--storage-class", "storage class of writes, e.g. STANDARD_IA",
                   choices=sorted(STORAGE_CLASSES), metavar="CLASS"),
         _from_env("--request-payer", "for requester-pays buckets", choices=("requester",)),
+        Arg(("--signing-key-env",), {"default": None, "metavar": "NAME", "help": "the "
+            "environment variable holding the signing key(s): base64, commas between keys, the "
+            f"first signs (default: ${SIGNING_KEY_VARIABLE} when set)"}),
     )  # fmt: skip
 
 
@@ -235,6 +260,17 @@ def _session(profile: str | None) -> Any:
     return session
 
 
+def _signing_keys(variable: str | None) -> list[bytes] | None:
+    """The signing keys in the environment variable ``variable`` (``--signing-key-env``), or in
+    ``$S3CACHE_SIGNING_KEY`` when it is set; None for none. Never shows a key."""
+    text = os.environ.get(variable or SIGNING_KEY_VARIABLE, "").strip()
+    if not text:
+        if variable is not None:
+            raise UsageError(f"--signing-key-env {variable}: that environment variable is not set")
+        return None
+    return decode_keys(text, f"${variable or SIGNING_KEY_VARIABLE}")
+
+
 def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
     """Validate everything that needs no request, ask for confirmation; build the cache."""
     spec: Spec = args.spec
@@ -250,6 +286,7 @@ def _prepare(args: argparse.Namespace) -> AsyncS3Cache:
             timeout=args.timeout,
             max_concurrency=args.concurrency,
             on_error="raise",
+            signing_key=_signing_keys(args.signing_key_env),
             **{name: getattr(args, name) for name in BUCKET_ARGS},
         )
         if spec.check is not None:
@@ -271,15 +308,17 @@ async def _run(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 failure, 2 bad usage)."""
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 bad usage, 130
+    interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    ui = UI(plain=args.plain)
     try:
         cache = _prepare(args)
-        return asyncio.run(_run(cache, args, UI(plain=args.plain)))
+        return asyncio.run(_run(cache, args, ui))
     except UsageError as exc:
         print(f"s3cache: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -292,16 +331,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except S3CacheError as exc:
         _debug(args)
-        print(f"s3cache: {exc}", file=sys.stderr)
+        so_far = f" ({ui.so_far})" if ui.so_far else ""
+        rerun = _RERUN if isinstance(exc, BatchError) and _deletes(args) else ""
+        print(f"s3cache: {exc}{so_far}{rerun}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("s3cache: interrupted", file=sys.stderr)
-        return _INTERRUPTED
+        so_far = f" while {ui.so_far}" if ui.so_far else ""
+        rerun = _RERUN if ui.so_far and _deletes(args) else ""
+        print(f"s3cache: interrupted{so_far}{rerun}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
         _debug(args)
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"s3cache: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _deletes(args: argparse.Namespace) -> bool:
+    """Whether the command deletes (rather than counts) under the prefix."""
+    return bool(args.spec.confirm) and not args.dry_run
 
 
 def _debug(args: argparse.Namespace) -> None:

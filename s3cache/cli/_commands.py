@@ -11,18 +11,20 @@ import argparse
 import base64
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from s3cache import _format, maintenance
 from s3cache._core import AsyncS3Cache
 from s3cache.cli._ui import UI, dumps, duration, size, where
+from s3cache.errors import S3CacheError
 
 __all__ = [
     "COMMANDS",
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "Arg",
@@ -37,8 +39,10 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130  #: 128 + SIGINT, as shells report a Ctrl-C
 _BYTES_PREVIEW: Final = 64
 
+R = TypeVar("R")
 Handler = Callable[[AsyncS3Cache, argparse.Namespace, UI], Awaitable[int]]
 Check = Callable[[AsyncS3Cache, argparse.Namespace], None]
 
@@ -202,12 +206,19 @@ async def _cmd_check(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
 async def _cmd_ls(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     entries: list[maintenance.Entry] = []
     more = False
-    async with aclosing(maintenance.scan(cache, args.sub_prefix, batch=args.page_size)) as it:
-        async for found in it:
-            if args.limit and len(entries) == args.limit:
-                more = True
-                break
-            entries.append(found)
+    with ui.progress("scanning") as update:
+        listing = maintenance.scan(
+            cache,
+            args.sub_prefix,
+            batch=args.page_size,
+            on_progress=lambda n: update(f"{n:,} entries inspected"),
+        )
+        async with aclosing(listing) as it:
+            async for found in it:
+                if args.limit and len(entries) == args.limit:
+                    more = True
+                    break
+                entries.append(found)
     if args.json:
         ui.json([e.to_json() for e in entries])
     else:
@@ -273,12 +284,15 @@ async def _cmd_delete(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> 
     return EXIT_OK
 
 
+def _stats_progress(stats: maintenance.StorageStats) -> str:
+    listed = f"{stats.entries:,} entries, {size(stats.bytes)}"
+    return f"{listed}; {stats.inspected:,} inspected" if stats.inspected else listed
+
+
 async def _cmd_stats(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
-    with ui.progress("listing") as update:
+    with ui.progress("counting") as update:
         stats = await maintenance.storage_stats(
-            cache,
-            sample=args.sample,
-            on_progress=lambda s: update(f"{s.entries:,} entries, {size(s.bytes)}"),
+            cache, sample=args.sample, on_progress=lambda s: update(_stats_progress(s))
         )
     if args.json:
         ui.json(_scoped(cache, stats.to_json()))
@@ -316,13 +330,43 @@ def _scoped(cache: AsyncS3Cache, document: dict[str, Any]) -> dict[str, Any]:
     return {"bucket": cache.bucket, "prefix": cache.prefix, **document}
 
 
+class _Tracked(Generic[R]):
+    """A run's ``on_progress``: keeps its latest figures (what it did, should it fail) and shows
+    them through ``update``."""
+
+    def __init__(self, latest: R, update: Callable[[str], None], detail: Callable[[R], str]):
+        self.latest = latest
+        self._update = update
+        self._detail = detail
+
+    def __call__(self, figures: R) -> None:
+        self.latest = figures
+        self._update(self._detail(figures))
+
+
+@contextmanager
+def _partial_json(
+    cache: AsyncS3Cache, args: argparse.Namespace, ui: UI, run: _Tracked[Any]
+) -> Iterator[None]:
+    """With ``--json``, a run that fails part-way still prints what it did, with the error,
+    before the failure exits 1."""
+    try:
+        yield
+    except S3CacheError as exc:
+        if args.json:
+            ui.json(_scoped(cache, {**run.latest.to_json(), "error": str(exc)}))
+        raise
+
+
+def _clear_detail(r: maintenance.ClearResult) -> str:
+    return f"{r.matched:,} objects, {r.deleted:,} deleted"
+
+
 async def _cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     with ui.progress("deleting" if not args.dry_run else "listing") as update:
-        result = await maintenance.clear_prefix(
-            cache,
-            on_progress=lambda r: update(f"{r.matched:,} objects, {r.deleted:,} deleted"),
-            **_switches(args),
-        )
+        run = _Tracked(maintenance.ClearResult(dry_run=args.dry_run), update, _clear_detail)
+        with _partial_json(cache, args, ui, run):
+            result = await maintenance.clear_prefix(cache, on_progress=run, **_switches(args))
     if args.json:
         ui.json(_scoped(cache, result.to_json()))
     elif args.dry_run:
@@ -335,16 +379,17 @@ async def _cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> i
     return EXIT_OK
 
 
+def _purge_detail(r: maintenance.PurgeResult) -> str:
+    return f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
+
+
 async def _cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     with ui.progress("purging" if not args.dry_run else "scanning") as update:
-        result = await maintenance.purge_expired(
-            cache,
-            batch=args.page_size,
-            on_progress=lambda r: update(
-                f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
-            ),
-            **_switches(args),
-        )
+        run = _Tracked(maintenance.PurgeResult(dry_run=args.dry_run), update, _purge_detail)
+        with _partial_json(cache, args, ui, run):
+            result = await maintenance.purge_expired(
+                cache, batch=args.page_size, on_progress=run, **_switches(args)
+            )
     if args.json:
         ui.json(_scoped(cache, result.to_json()))
         return EXIT_OK
@@ -441,7 +486,8 @@ _PAGE_SIZE = arg(
     "--page-size",
     type=positive_int,
     default=maintenance.DEFAULT_BATCH,
-    help=f"entries inspected concurrently per batch (default {maintenance.DEFAULT_BATCH})",
+    help="entries inspected (one HEAD each, --concurrency at a time) per batch "
+    f"(default {maintenance.DEFAULT_BATCH})",
 )
 
 COMMANDS: Final[tuple[Spec, ...]] = (

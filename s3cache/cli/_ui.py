@@ -33,6 +33,9 @@ class UI:
 
     def __init__(self, *, plain: bool) -> None:
         self.rich: Any = None if plain else load_rich()
+        #: The latest progress of the command, ``label: detail`` (None before any): what a
+        #: command stopped by an error or Ctrl-C had done, for its one-line summary.
+        self.so_far: str | None = None
         self._out: Any = None
         self._err: Any = None
         if self.rich is not None:
@@ -104,20 +107,33 @@ class UI:
 
     @contextmanager
     def progress(self, label: str) -> Iterator[Callable[[str], None]]:
-        """A live progress line on stderr; yields ``update(detail)``. Silent off a terminal."""
-        if self._err is not None:
-            columns = (
-                self.rich.progress.SpinnerColumn(),
-                self.rich.progress.TextColumn("{task.description}"),
-                self.rich.progress.BarColumn(),
-                self.rich.progress.TextColumn("{task.fields[detail]}", markup=False),
-                self.rich.progress.TimeElapsedColumn(),
-            )
-            bar = self.rich.progress.Progress(*columns, console=self._err, transient=True)
-            task = bar.add_task(label, total=None, detail="")
-            with bar:
-                yield lambda detail: bar.update(task, detail=detail)
-            return
+        """A live progress line on stderr; yields ``update(detail)``, which also keeps the
+        latest as :attr:`so_far`. Drawn only on a terminal."""
+        draw = self._progress_bar if self._err is not None else self._progress_line
+
+        def remember(detail: str) -> None:
+            self.so_far = f"{label}: {detail}"
+            shown(detail)
+
+        with draw(label) as shown:
+            yield remember
+
+    @contextmanager
+    def _progress_bar(self, label: str) -> Iterator[Callable[[str], None]]:
+        columns = (
+            self.rich.progress.SpinnerColumn(),
+            self.rich.progress.TextColumn("{task.description}"),
+            self.rich.progress.BarColumn(),
+            self.rich.progress.TextColumn("{task.fields[detail]}", markup=False),
+            self.rich.progress.TimeElapsedColumn(),
+        )
+        bar = self.rich.progress.Progress(*columns, console=self._err, transient=True)
+        task = bar.add_task(label, total=None, detail="")
+        with bar:
+            yield lambda detail: bar.update(task, detail=detail)
+
+    @contextmanager
+    def _progress_line(self, label: str) -> Iterator[Callable[[str], None]]:
         if not sys.stderr.isatty():
             yield lambda detail: None
             return

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from datetime import timedelta
 from typing import Any, Final
 
-from s3cache import _format
+from s3cache import _format, _loop
+from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
+from s3cache.errors import S3CacheError
 from s3cache.integrations._connect import Connected
-from s3cache.integrations._keys import decode_segment, encode_segment
+from s3cache.integrations._keys import (
+    LEAD,
+    decode_segment,
+    encode_segment,
+    hashed_segment,
+    is_hashed,
+)
 
 try:
     from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -39,7 +47,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "pip install 's3cache-async[langchain]'"
     ) from exc
 
-__all__ = ["BYTE_STORE_FOLDER", "LLM_CACHE_FOLDER", "S3ByteStore", "S3LLMCache"]
+__all__ = [
+    "BYTE_STORE_FOLDER",
+    "KEY_METADATA",
+    "LLM_CACHE_FOLDER",
+    "MAX_HASHED_KEY",
+    "S3ByteStore",
+    "S3LLMCache",
+]
 
 logger = logging.getLogger("s3cache")
 
@@ -58,6 +73,14 @@ _GENERATION_CLASSES: Final = (
     AIMessageChunk,
 )
 _BYTES: Final = (bytes, bytearray, memoryview)
+#: User metadata holding the encoded original of a key stored under its hashed segment.
+KEY_METADATA: Final = "s3cache-key"
+_KEY_HEADER: Final = "x-amz-meta-" + KEY_METADATA
+#: The longest encoded form of a key stored hashed: its original has to fit in S3's 2 KB of
+#: user metadata, beside s3cache's own fields.
+MAX_HASHED_KEY: Final = 1536
+#: Hashed keys whose metadata ``yield_keys`` reads (HEAD) at a time.
+_RESOLVE_BATCH: Final = 100
 
 
 def _digest(text: str) -> str:
@@ -173,8 +196,12 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
 
     Values are stored raw (``application/octet-stream``). Each key becomes one object,
     ``langchain-bytes/<key>`` under the cache's prefix, with letters, digits, ``-`` and ``_``
-    kept and every other character written as ``.`` plus the hex of its UTF-8 bytes, so any
-    string is a key and ``yield_keys`` returns it exactly. Batches run concurrently, bounded by
+    kept and every other character written as ``.`` plus the hex of its UTF-8 bytes, so that
+    ``yield_keys`` returns it exactly. A key too long for that (the object key would pass
+    S3's 1,024 bytes) is stored as ``langchain-bytes/<first 128 characters>~<sha256>``, its
+    encoded original in the user metadata ``s3cache-key``, which ``yield_keys`` reads back
+    (one HEAD per such key listed); one whose encoded form passes :data:`MAX_HASHED_KEY`
+    characters cannot fit there, and ``mset`` refuses it. Batches run concurrently, bounded by
     the cache's ``max_concurrency``; ``mdelete`` looks each key up before deleting it.
 
     Takes ``bucket`` (or ``cache=``), ``ttl`` and AsyncS3Cache's keyword arguments, as every
@@ -195,11 +222,13 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
 
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """Store every pair; all are checked (keys, bytes values) before any request."""
-        self._conn.sync.set_many(self._entries(key_value_pairs), self._ttl)
+        entries, originals = self._entries(key_value_pairs)
+        _loop.run(self._conn.core._set_many(entries, self._ttl, originals))
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`mset` on the caller's event loop."""
-        await self._conn.core.set_many(self._entries(key_value_pairs), self._ttl)
+        entries, originals = self._entries(key_value_pairs)
+        await self._conn.core._set_many(entries, self._ttl, originals)
 
     def mdelete(self, keys: Sequence[str]) -> None:
         """Delete the keys (absent ones are fine)."""
@@ -213,52 +242,104 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
         """The keys (starting with ``prefix``), listed a page of 1,000 at a time.
 
         A listing carries no expiry, so keys of expired entries not yet deleted are included.
+        Hashed keys are matched against ``prefix`` by their original, read from metadata.
         """
-        return _matching(self._conn.sync.iter_keys(_listing(prefix)), prefix)
+        return _loop.iterate(self._keys(_listing(prefix), prefix))
 
     async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
         """:meth:`yield_keys` on the caller's event loop."""
-        async with aclosing(self._conn.core.iter_keys(_listing(prefix))) as listed:
+        async with aclosing(self._keys(_listing(prefix), prefix)) as keys:
+            async for key in keys:
+                yield key
+
+    async def _keys(self, scope: str, prefix: str | None) -> AsyncGenerator[str, None]:
+        """The store keys listed under ``scope`` that start with ``prefix``; hashed ones are
+        resolved (their metadata read) a batch at a time."""
+        hashed: list[str] = []
+        async with aclosing(self._conn.core.iter_keys(scope)) as listed:
             async for listed_key in listed:
-                key = _store_key(listed_key, prefix)
-                if key is not None:
-                    yield key
+                folder, _, segment = listed_key.partition("/")
+                if folder != BYTE_STORE_FOLDER:
+                    continue
+                if not is_hashed(segment):
+                    key = decode_segment(segment)
+                    if key is not None and key.startswith(prefix or ""):
+                        yield key
+                    continue
+                hashed.append(listed_key)
+                if len(hashed) == _RESOLVE_BATCH:
+                    for key in await self._originals(hashed, prefix):
+                        yield key
+                    hashed = []
+        for key in await self._originals(hashed, prefix):
+            yield key
+
+    async def _originals(self, listed_keys: list[str], prefix: str | None) -> list[str]:
+        """The original keys of hashed entries (one HEAD each, paced), those that start with
+        ``prefix``; an object whose metadata does not name the key its segment hashes is not
+        ours. A failed HEAD is counted, then raised or logged per ``on_error``."""
+        core = self._conn.core
+        okeys = [core.prefix + k for k in listed_keys]
+        heads = await paced(core.transport.head, okeys, core.transport.max_concurrency)
+        keys: list[str] = []
+        for listed_key, head in zip(listed_keys, heads, strict=True):
+            if isinstance(head, S3CacheError):
+                core._failed(head, None)
+                continue
+            original = decode_segment(head.get(_KEY_HEADER, "")) if head is not None else None
+            if original is None or hashed_segment(original) != listed_key.partition("/")[2]:
+                continue  # gone since the listing, or not written by this store
+            if original.startswith(prefix or ""):
+                keys.append(original)
+        return keys
 
     def _key(self, key: str) -> str:
-        return f"{BYTE_STORE_FOLDER}/{encode_segment(key)}"
+        """The cache key of store key ``key`` (hashed when written out it would not fit)."""
+        return self._placed(key)[0]
 
-    def _entries(self, pairs: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
+    def _placed(self, key: str) -> tuple[str, str | None]:
+        """The cache key of ``key``, and its encoded original when that key is hashed."""
+        segment = encode_segment(key)
+        room = _format.MAX_KEY_BYTES - len(self._conn.core.prefix.encode()) - len(_FOLDER)
+        if len(segment) <= room:
+            return _FOLDER + segment, None
+        return _FOLDER + hashed_segment(key), segment
+
+    def _entries(
+        self, pairs: Iterable[tuple[str, bytes]]
+    ) -> tuple[dict[str, bytes], dict[str, dict[str, str]]]:
+        """The cache entries of ``pairs``, and the metadata of those stored hashed."""
         entries: dict[str, bytes] = {}
+        originals: dict[str, dict[str, str]] = {}
         for key, value in pairs:
             if not isinstance(value, _BYTES):
                 raise TypeError(f"S3ByteStore values must be bytes, not {type(value).__name__}")
-            entries[self._key(key)] = bytes(value)
-        return entries
+            okey, original = self._placed(key)
+            if original is not None:
+                if len(original) > MAX_HASHED_KEY:
+                    raise ValueError(
+                        f"S3ByteStore key is too long: written out it is {len(original):,} "
+                        f"characters, over the {MAX_HASHED_KEY:,} that fit in S3's 2 KB of "
+                        "metadata, where a hashed key keeps its original; hash such keys "
+                        "yourself (CacheBackedEmbeddings: key_encoder='sha256')"
+                    )
+                originals[okey] = {KEY_METADATA: original}
+            entries[okey] = bytes(value)
+        return entries, originals
 
     def __repr__(self) -> str:
         return f"S3ByteStore({self._conn.core!r})"
 
 
+_FOLDER: Final = BYTE_STORE_FOLDER + "/"
+
+
 def _listing(prefix: str | None) -> str:
-    """The listing prefix under the cache's for store keys starting with ``prefix``."""
+    """The listing prefix under the cache's for store keys starting with ``prefix``: its
+    encoded form, cut to the part hashed segments keep (:data:`LEAD` characters)."""
     if prefix is not None and not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
-    return f"{BYTE_STORE_FOLDER}/{encode_segment(prefix) if prefix else ''}"
-
-
-def _store_key(listed_key: str, prefix: str | None) -> str | None:
-    """The store key of a listed cache key if it starts with ``prefix``; None for an object
-    this store did not write."""
-    folder, _, segment = listed_key.partition("/")
-    key = decode_segment(segment) if folder == BYTE_STORE_FOLDER else None
-    return key if key is not None and key.startswith(prefix or "") else None
-
-
-def _matching(listed: Iterator[str], prefix: str | None) -> Iterator[str]:
-    for listed_key in listed:
-        key = _store_key(listed_key, prefix)
-        if key is not None:
-            yield key
+    return _FOLDER + (encode_segment(prefix)[:LEAD] if prefix else "")
 
 
 def _as_bytes(value: Any) -> bytes | None:

@@ -52,6 +52,7 @@ CORE_KWARGS: Final = (
             "on_error",
             "serializer",
             "session",
+            "signing_key",  # signed entries: unsigned or altered ones are misses
             "timeout",
         }
     )
@@ -74,7 +75,8 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     ``on_error``, ``fast_path``, ``local``, ``observer``, ``compression``,
     ``compression_threshold``, and the company-bucket options ``sse``, ``sse_kms_key_id``,
     ``sse_bucket_key_enabled``, ``sse_customer_key``, ``expected_bucket_owner``, ``checksum``,
-    ``storage_class``, ``request_payer``: see :class:`~s3cache.AsyncS3Cache`). Async methods
+    ``storage_class``, ``request_payer``, and ``signing_key``: see
+    :class:`~s3cache.AsyncS3Cache`). Async methods
     run on the caller's event loop; sync ones on s3cache's private loop. Every method takes and
     ignores litellm's extra call keywords, except ``ttl``.
     """

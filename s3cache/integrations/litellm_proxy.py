@@ -37,6 +37,7 @@ from litellm.caching.s3_cache import S3Cache as _LiteLLMOwnS3Cache
 from litellm.integrations.custom_logger import CustomLogger
 
 from s3cache import LocalTier
+from s3cache._signing import decode_keys
 from s3cache.integrations.litellm import CORE_KWARGS, LiteLLMS3Cache
 
 __all__ = ["install", "proxy_handler_instance"]
@@ -84,8 +85,8 @@ _BOOLEAN: Final = frozenset({"sse_bucket_key_enabled", "fast_path"})
 
 def _from_yaml(name: str, value: Any) -> Any:
     """A cache_params value as the backend takes it: numbers and booleans from ``os.environ/``
-    strings, the SSE-C key from base64, ``local`` from a mapping of
-    :class:`~s3cache.LocalTier` fields."""
+    strings, the SSE-C key and the signing keys (a list, or commas) from base64, ``local``
+    from a mapping of :class:`~s3cache.LocalTier` fields."""
     if name == "sse_customer_key" and isinstance(value, str):
         try:
             return base64.b64decode(value.strip(), validate=True)
@@ -94,6 +95,10 @@ def _from_yaml(name: str, value: Any) -> Any:
                 "litellm_settings.cache_params.sse_customer_key must be base64 (the value is "
                 "not shown)"
             ) from None
+    if name == "signing_key" and isinstance(value, (str, list)):
+        texts = value if isinstance(value, list) else [value]
+        what = "litellm_settings.cache_params.signing_key"
+        return [key for text in texts for key in decode_keys(str(text), what)]
     if name in _BOOLEAN and isinstance(value, str):
         lowered = value.strip().lower()
         if lowered not in ("true", "false"):

@@ -7,18 +7,20 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from s3cache import _format
-from s3cache._concurrency import gather
+from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._transport import ListedObject
+from s3cache.errors import S3CacheError
 
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_SAMPLE",
     "Entry",
+    "Inspection",
     "StorageStats",
     "check_positive",
     "inspect",
@@ -29,7 +31,8 @@ __all__ = [
     "storage_stats",
 ]
 
-#: Entries inspected (HEAD) concurrently per batch; the transport still bounds requests in flight.
+#: Entries inspected per batch (HEADs, paced through the cache's ``max_concurrency`` as
+#: ``get_many`` paces them), before the batch's expired entries are deleted.
 DEFAULT_BATCH: Final = 250
 #: ``storage_stats`` inspects at most this many entries to estimate the expired share.
 DEFAULT_SAMPLE: Final = 1000
@@ -138,32 +141,92 @@ def split_own(
     return entries, own
 
 
-async def inspect(cache: AsyncS3Cache, objects: list[ListedObject]) -> list[Entry]:
-    """HEAD ``objects`` concurrently; objects gone since the listing are left out."""
-    heads = await gather(cache.transport.head(o.key) for o in objects)
-    now = time.time()
-    return [
-        Entry.from_headers(cache.prefix, o.key, o.size, h, now)
-        for o, h in zip(objects, heads, strict=True)
-        if h is not None
-    ]
+@dataclass(slots=True)
+class Inspection:
+    """What one batch of HEADs found: the entries, the objects whose HEAD failed, and the
+    failure that ``stop`` said should end the run (the HEADs not yet started were not sent)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    failed: dict[str, S3CacheError] = field(default_factory=dict)
+    stopped: S3CacheError | None = None
+
+    def raise_first(self) -> None:
+        """Raise the first failure, if any (for callers that cannot report holes)."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self.failed:
+            raise next(iter(self.failed.values()))
+
+
+async def inspect(
+    cache: AsyncS3Cache,
+    objects: list[ListedObject],
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    stop: Callable[[S3CacheError], bool] = lambda error: True,
+) -> Inspection:
+    """HEAD ``objects``, paced as ``get_many`` paces its GETs: at most ``max_concurrency`` at a
+    time, so each deadline covers one request however many objects there are.
+
+    ``on_entry`` is called as each entry is judged; objects gone since the listing are left
+    out. A failure is recorded by object key; once one makes ``stop`` true (default: any), no
+    further HEAD is sent.
+    """
+    result = Inspection()
+
+    async def one(obj: ListedObject) -> None:
+        if result.stopped is not None:
+            return
+        try:
+            headers = await cache.transport.head(obj.key)
+        except S3CacheError as exc:
+            result.failed[obj.key] = exc
+            if result.stopped is None and stop(exc):
+                result.stopped = exc
+            return
+        if headers is not None:
+            found = Entry.from_headers(cache.prefix, obj.key, obj.size, headers, time.time())
+            result.entries.append(found)
+            if on_entry is not None:
+                on_entry(found)
+
+    await paced(one, objects, cache.transport.max_concurrency)
+    order = {o.key: i for i, o in enumerate(objects)}
+    result.entries.sort(key=lambda e: order[e.object_key])  # the listing's order
+    return result
 
 
 async def scan(
-    cache: AsyncS3Cache, prefix: str = "", *, batch: int = DEFAULT_BATCH
+    cache: AsyncS3Cache,
+    prefix: str = "",
+    *,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[Entry, None]:
     """Every entry under the cache prefix (+ ``prefix``), with size, age, ttl and expiry.
 
-    One HEAD per entry (a listing carries no metadata), ``batch`` entries at a time.
-    s3cache's own objects (leases, locks) are not entries and are left out.
+    One HEAD per entry (a listing carries no metadata), ``batch`` entries at a time, paced
+    through ``max_concurrency``; ``on_progress`` gets the count of entries inspected so far as
+    each HEAD returns. s3cache's own objects (leases, locks) are not entries and are left
+    out. A failed HEAD raises (after the HEADs already in flight).
     """
     check_positive("batch", batch)
+    inspected = 0
+
+    def count(_: Entry) -> None:
+        nonlocal inspected
+        inspected += 1
+        if on_progress is not None:
+            on_progress(inspected)
+
     async with aclosing(pages(cache, object_prefix(cache, prefix))) as listing:
         async for listed in listing:
             page = split_own(cache, listed)[0]
             for start in range(0, len(page), batch):
-                for found in await inspect(cache, page[start : start + batch]):
-                    yield found
+                found = await inspect(cache, page[start : start + batch], on_entry=count)
+                found.raise_first()
+                for entry in found.entries:
+                    yield entry
 
 
 @dataclass(slots=True)
@@ -200,8 +263,9 @@ async def storage_stats(
     """Count entries and bytes (the whole listing) and estimate the expired share.
 
     Expiry needs one HEAD per entry, so at most ``sample`` entries, drawn uniformly
-    (reservoir sampling over the listing), are inspected; all of them on small caches.
-    s3cache's own objects (leases, locks) are not counted.
+    (reservoir sampling over the listing), are inspected, paced through ``max_concurrency``;
+    all of them on small caches. ``on_progress`` gets the figures after each listing page and
+    as each HEAD returns. s3cache's own objects (leases, locks) are not counted.
     """
     check_positive("sample", sample)
     rng = rng or random.Random()
@@ -220,9 +284,15 @@ async def storage_stats(
                         reservoir[slot] = obj
             if on_progress is not None:
                 on_progress(result)
-    entries = await inspect(cache, reservoir)
-    result.inspected = len(entries)
-    result.expired_inspected = sum(1 for e in entries if e.expired)
+
+    def judged(entry: Entry) -> None:
+        result.inspected += 1
+        result.expired_inspected += int(entry.expired)
+        if on_progress is not None:
+            on_progress(result)
+
+    found = await inspect(cache, reservoir, on_entry=judged)
+    found.raise_first()
     return result
 
 

@@ -10,12 +10,14 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from aiobotocore.config import AioConfig
 from botocore.config import Config
 
-from s3cache import AsyncS3Cache, S3Cache
+from harness.faultproxy import FaultProxy
+from s3cache import AsyncS3Cache, S3Cache, _format
 
 from .conftest import CREDENTIALS
 
@@ -122,6 +124,10 @@ async def test_bad_key_rejected_before_any_request(
         lambda: unreachable.get_many(["fine", key]),
         lambda: unreachable.set_many({"fine": 1, key: 2}),
         lambda: unreachable.delete_many(["fine", key]),
+        lambda: unreachable.add(key, 1),
+        lambda: unreachable.get_or_set(key, _one),
+        lambda: unreachable.get_or_set(key, _one, lease=5),
+        lambda: unreachable.cached(key=lambda: key)(_one)(),
     ]
     for call in calls:
         with pytest.raises(error) as info:
@@ -129,6 +135,54 @@ async def test_bad_key_rejected_before_any_request(
         assert "Endpoint" not in type(info.value).__name__
         assert str(info.value)  # a message, not a bare exception
     assert unreachable.stats().error_count == 0
+
+
+async def _one() -> int:
+    return 1
+
+
+async def test_keys_and_listing_prefixes_over_the_limit_fail_before_any_request(
+    unreachable: AsyncS3Cache,
+) -> None:
+    """The limit counts the cache's prefix and UTF-8 bytes, and the message names it."""
+    room = _format.MAX_KEY_BYTES - len(unreachable.prefix)
+    with pytest.raises(ValueError, match=f"{room + 3} UTF-8 bytes, over S3's 1024-byte limit"):
+        await unreachable.set("k" * (room + 1), 1)
+    with pytest.raises(ValueError, match="UTF-8 bytes, over S3's 1024-byte limit"):
+        await unreachable.get_or_set("é" * (room // 2 + 1), _one, lease=5)
+    with pytest.raises(ValueError, match="over S3's 1024-byte key limit"):
+        await unreachable.clear("x" * (room + 1))
+    with pytest.raises(ValueError, match="over S3's 1024-byte key limit"):
+        unreachable.iter_keys("x" * (room + 1))
+    assert unreachable.stats().error_count == 0
+
+
+async def test_long_lock_names_and_lease_keys_are_hashed_within_the_limit(
+    proxied_kwargs: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """s3cache's own objects never send an over-long key: past the limit they end in a SHA-256,
+    and the longest prefix allowed leaves room for them (and for check()'s probes)."""
+    prefix = "p" * (_format.MAX_PREFIX_BYTES - 1)
+    async with AsyncS3Cache(**proxied_kwargs, prefix=prefix, on_error="raise") as cache:
+        key = "k" * (_format.MAX_KEY_BYTES - len(cache.prefix))  # the longest key there is
+        assert await cache.get_or_set(key, _one, lease=5) == 1
+        async with cache.lock("n" * 2000, ttl=5) as held:
+            assert held.token > 0
+        await cache.check()
+    bucket = proxied_kwargs["bucket"]
+    sent = [unquote(urlsplit(h.path).path).removeprefix(f"/{bucket}/") for h in proxy.heads]
+    assert max(len(okey.encode()) for okey in sent) == _format.MAX_KEY_BYTES  # the entry
+    assert {okey.split("/")[2] for okey in sent if "/.s3cache/" in okey} >= {
+        "lease-sha256",
+        "lock-sha256",
+        "check",
+    }
+
+
+def test_a_prefix_that_leaves_no_room_for_s3caches_objects_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"prefix is 897 UTF-8 bytes .* over the 896-byte limit"):
+        AsyncS3Cache("bucket", prefix="p" * 896)
+    assert AsyncS3Cache("bucket", prefix="p" * 895).prefix == "p" * 895 + "/"
 
 
 def _ttl_id(value: Any) -> str:

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s3cache import _format
-from s3cache.integrations._keys import decode_segment, encode_segment
+from s3cache.integrations._keys import (
+    LEAD,
+    decode_segment,
+    encode_segment,
+    hashed_segment,
+    is_hashed,
+)
 
 AWKWARD = [
     "",
@@ -32,6 +38,10 @@ AWKWARD = [
     "text-embedding-3-small" + "0123456789abcdef" * 4,
     "__pregel_ns_writes",
     "tests.test_graph.<locals>.node",
+    "lone \ud800 surrogate",
+    "\udfff",
+    "\ud83d\ude00",  # two lone surrogates: a different string from the emoji "😀"
+    "😀",
 ]
 
 
@@ -45,8 +55,8 @@ def test_any_string_is_one_valid_segment_that_decodes_back(text: str) -> None:
     assert decode_segment(segment) == text
 
 
-#: Any valid Unicode text (lone surrogates cannot be keys: they are not UTF-8).
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+#: Any Python string, lone surrogates included.
+TEXT = st.text(st.characters(), max_size=40)
 
 
 @settings(max_examples=500, deadline=None)
@@ -84,5 +94,38 @@ def test_only_what_we_write_decodes(segment: str) -> None:
 def test_bad_keys_raise_before_any_request() -> None:
     with pytest.raises(TypeError, match="key must be a str"):
         encode_segment(b"bytes")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="lone surrogate"):
-        encode_segment("\ud800")
+
+
+def test_lone_surrogates_are_written_as_surrogatepass_bytes() -> None:
+    assert encode_segment("a\ud800") == "a.ED.A0.80"
+    assert encode_segment("\ud83d\ude00") != encode_segment("😀")
+
+
+@pytest.mark.parametrize("text", ["x" * 1100, "日" * 120, "é" * 400, "\ud800" * 50, "a" * 129])
+def test_a_hashed_segment_is_valid_short_and_never_an_encoded_one(text: str) -> None:
+    segment = hashed_segment(text)
+    assert is_hashed(segment)
+    assert decode_segment(segment) is None  # never read as a written-out key
+    assert len(segment) == LEAD + 1 + 64  # under SeaweedFS's 255 characters per segment
+    assert segment.startswith(encode_segment(text)[:LEAD])
+    assert _format.object_key("p/", "folder/" + segment)
+    assert hashed_segment(text) == segment  # the same in every process
+    assert hashed_segment(text + "!") != segment
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_no_encoded_segment_looks_hashed(text: str) -> None:
+    assert not is_hashed(encode_segment(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(), min_size=60, max_size=200), TEXT)
+def test_listing_under_a_cut_encoded_prefix_finds_hashed_keys_with_that_prefix(
+    key: str, prefix: str
+) -> None:
+    """What ``yield_keys`` lists under: the encoded prefix cut to LEAD characters, under which
+    every key starting with the prefix lies, written out or hashed."""
+    for candidate in (prefix, key[: len(prefix)]):
+        if candidate and key.startswith(candidate):
+            assert hashed_segment(key).startswith(encode_segment(candidate)[:LEAD])

@@ -28,8 +28,10 @@ from langchain_core.outputs import ChatGeneration, Generation
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.stores import BaseStore
 
+from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, S3Cache
-from s3cache.integrations.langchain import S3ByteStore, S3LLMCache
+from s3cache.integrations._keys import encode_segment, hashed_segment
+from s3cache.integrations.langchain import MAX_HASHED_KEY, S3ByteStore, S3LLMCache
 from tests.integrations._support import PREFIX, object_keys
 from tests.integrations.conftest import MakeAdapter
 
@@ -238,6 +240,107 @@ async def test_byte_store_async_round_trip(make_adapter: MakeAdapter) -> None:
     assert [k async for k in store.ayield_keys(prefix="k")] == ["k:2"]
 
 
+#: Keys whose written-out object key would pass S3's 1,024 bytes, and lone surrogates.
+LONG_KEYS = [
+    "日" * 120,  # 360 UTF-8 bytes, 1,080 characters written out
+    "x" * 1100,
+    "x" * 1099 + "y",
+    "x" * 500 + "é" * 150,
+    "lone \ud800 surrogate",
+    "\udfff" * 40,
+]
+
+
+def test_any_string_is_a_key_long_ones_hashed(
+    make_adapter: MakeAdapter, s3: Any, cache_kwargs: dict[str, Any]
+) -> None:
+    store = make_adapter(S3ByteStore)
+    pairs = [(key, f"value {i}".encode()) for i, key in enumerate(LONG_KEYS)]
+    store.mset(pairs)
+    assert store.mget([*LONG_KEYS, "x" * 1101]) == [v for _, v in pairs] + [None]
+    assert sorted(store.yield_keys()) == sorted(LONG_KEYS)
+    stored = set(object_keys(s3, cache_kwargs["bucket"]))
+    for key in LONG_KEYS:
+        written_out = f"{PREFIX}/langchain-bytes/{encode_segment(key)}"
+        hashed = f"{PREFIX}/langchain-bytes/{hashed_segment(key)}"
+        assert (hashed in stored) is (len(written_out) > 1024)
+        assert (written_out in stored) is (len(written_out) <= 1024)
+    head = s3.head_object(Bucket=cache_kwargs["bucket"], Key=f"{PREFIX}/langchain-bytes/"
+                          + hashed_segment("日" * 120))  # fmt: skip
+    assert head["Metadata"]["s3cache-key"] == encode_segment("日" * 120)
+    store.mdelete(LONG_KEYS[:2])
+    assert store.mget(LONG_KEYS[:3]) == [None, None, b"value 2"]
+    assert sorted(store.yield_keys()) == sorted(LONG_KEYS[2:])
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("x", ["x" * 1100, "x" * 1099 + "y", "x" * 500 + "é" * 150, "x" * 200]),
+        ("x" * 150, ["x" * 1100, "x" * 1099 + "y", "x" * 500 + "é" * 150, "x" * 200]),
+        ("x" * 1099, ["x" * 1100, "x" * 1099 + "y"]),  # past the 128 characters a hash keeps
+        ("x" * 1099 + "y", ["x" * 1099 + "y"]),
+        ("x" * 500 + "é", ["x" * 500 + "é" * 150]),
+        ("日", ["日" * 120, "日本"]),
+        ("y", []),
+    ],
+)
+async def test_yield_keys_by_prefix_is_exact_for_hashed_keys(
+    make_adapter: MakeAdapter, prefix: str, expected: list[str]
+) -> None:
+    """Hashed keys are matched by their original key, as written-out ones are."""
+    store = make_adapter(S3ByteStore)
+    keys = [*LONG_KEYS, "x" * 200, "日本", "other"]
+    await store.amset([(k, b"1") for k in keys])
+    assert sorted([k async for k in store.ayield_keys(prefix=prefix)]) == sorted(expected)
+    assert sorted(store.yield_keys(prefix=prefix)) == sorted(expected)
+
+
+def test_a_hashed_object_that_does_not_name_its_key_is_not_listed(
+    make_adapter: MakeAdapter, s3: Any, cache_kwargs: dict[str, Any]
+) -> None:
+    store = make_adapter(S3ByteStore)
+    store.mset([("z" * 1100, b"1")])
+    folder = f"{PREFIX}/langchain-bytes/"
+    bucket = cache_kwargs["bucket"]
+    planted = {  # a hashed name whose metadata names another key, or none
+        hashed_segment("w" * 1100): encode_segment("q" * 1100),
+        hashed_segment("v" * 1100): "",
+    }
+    for segment, original in planted.items():
+        metadata = {"s3cache-key": original} if original else {}
+        s3.put_object(Bucket=bucket, Key=folder + segment, Body=b"?", Metadata=metadata)
+    assert list(store.yield_keys()) == ["z" * 1100]
+
+
+def test_the_longest_key_that_fits_in_metadata(make_adapter: MakeAdapter) -> None:
+    store = make_adapter(S3ByteStore)
+    longest = "k" * MAX_HASHED_KEY
+    store.mset([(longest, b"fits")])
+    assert list(store.yield_keys()) == [longest]
+    with pytest.raises(ValueError, match="hash such keys yourself"):
+        store.mset([(longest + "k", b"too long")])
+    assert store.mget([longest, longest + "k"]) == [b"fits", None]
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_hashed_key_whose_put_answer_was_lost_is_stored_with_its_original(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy, fast_path: bool
+) -> None:
+    """The server stores the PUT but its answer is cut: the retry stores it again, metadata
+    included, on both request paths."""
+    options = {**cache_kwargs, "endpoint_url": proxy.endpoint, "prefix": PREFIX}
+    store = S3ByteStore(options.pop("bucket"), on_error="raise", fast_path=fast_path, **options)
+    try:
+        proxy.set_fault(Fault.RESET_BODY, times=1, methods={"PUT"})
+        await store.amset([("日" * 120, b"value")])
+        assert proxy.faults[Fault.RESET_BODY] == 1
+        assert await store.amget(["日" * 120]) == [b"value"]
+        assert [k async for k in store.ayield_keys(prefix="日")] == ["日" * 120]
+    finally:
+        await store.aclose()
+
+
 def test_values_are_stored_raw_with_an_optional_ttl(cache_kwargs: dict[str, Any], s3: Any) -> None:
     bucket = cache_kwargs.pop("bucket")
     store = S3ByteStore(bucket, prefix="emb", ttl=120, **cache_kwargs)
@@ -252,14 +355,41 @@ def test_values_are_stored_raw_with_an_optional_ttl(cache_kwargs: dict[str, Any]
     assert got["Metadata"] == {"s3cache-ttl": "120"}
 
 
+def test_a_signing_key_reaches_the_cache_and_forged_entries_are_misses(
+    cache_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """Both classes take signing_key= with the other AsyncS3Cache options: what they write is
+    signed, and what someone else planted in the bucket is never returned."""
+    bucket = cache_kwargs.pop("bucket")
+    key = b"s" * 32
+    store = S3ByteStore(bucket, prefix="signed", signing_key=key, **cache_kwargs)
+    llm_cache = S3LLMCache(bucket, prefix="signed", signing_key=key, **cache_kwargs)
+    try:
+        store.mset([("genuine", b"real")])
+        s3.put_object(Bucket=bucket, Key="signed/langchain-bytes/planted", Body=b"forged")
+        assert store.mget(["genuine", "planted"]) == [b"real", None]
+        llm_cache.update("prompt", "llm", [Generation(text="real")])
+        (written,) = [k for k in object_keys(s3, bucket) if "/langchain-llm/" in k]
+        forged = dumps([Generation(text="forged")]).encode()
+        s3.put_object(Bucket=bucket, Key=written, Body=forged, ContentType="application/json")
+        assert llm_cache.lookup("prompt", "llm") is None
+        assert store.cache.stats().unverified == {"unsigned": 1}
+        assert llm_cache.cache.stats().unverified == {"unsigned": 1}
+    finally:
+        store.close()
+        llm_cache.close()
+    head = s3.head_object(Bucket=bucket, Key="signed/langchain-bytes/genuine")
+    assert head["Metadata"]["s3cache-sig"].startswith("v1:")
+
+
 def test_bad_values_and_keys_raise_before_any_request(make_adapter: MakeAdapter) -> None:
     store = make_adapter(S3ByteStore)
     with pytest.raises(TypeError, match="values must be bytes"):
         store.mset([("ok", b"fine"), ("bad", "text")])
     with pytest.raises(TypeError, match="key must be a str"):
         store.mget([1])
-    with pytest.raises(ValueError, match="too long"):
-        store.mset([("é" * 400, b"x")])
+    with pytest.raises(ValueError, match="too long: written out it is 2,400 characters"):
+        store.mset([("ok", b"fine"), ("é" * 400, b"x")])  # its original cannot fit in metadata
     with pytest.raises(TypeError, match="prefix must be a str"):
         list(store.yield_keys(prefix=b"k"))
     assert list(store.yield_keys()) == []

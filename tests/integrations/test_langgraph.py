@@ -21,7 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import CachePolicy
 
 from s3cache import AsyncS3Cache, S3Cache
-from s3cache.integrations._keys import encode_segment
+from s3cache.integrations._keys import encode_segment, hashed_segment
 from s3cache.integrations.langgraph import S3NodeCache
 from tests.integrations._support import PREFIX, object_keys, wait_until
 from tests.integrations.conftest import MakeAdapter
@@ -173,6 +173,51 @@ async def test_clear_is_per_namespace_folder(make_adapter: MakeAdapter) -> None:
     await cache.aclear()
     assert cache.get(list(entries)) == {}
     assert list(S3Cache._from_core(cache.cache).iter_keys()) == ["beside"]
+
+
+async def test_long_and_surrogate_keys_and_namespaces_round_trip_and_clear(
+    make_adapter: MakeAdapter, s3: Any, cache_kwargs: dict[str, Any]
+) -> None:
+    """Keys too long to be written out are hashed in their namespace's folder, so clearing the
+    namespace takes them too; lone surrogates are keys like any other."""
+    cache = make_adapter(S3NodeCache)
+    long_ns = ("n" * 600,)
+    entries = {
+        (("a",), "日" * 120): 1,
+        (("a", "\ud800"), "k" * 1100): 2,
+        (long_ns, "x" * 450): 3,  # a 600-character folder, the key hashed within it
+        (("b",), "\udfff"): 4,
+    }
+    await cache.aset({key: (value, None) for key, value in entries.items()})
+    assert await cache.aget(list(entries)) == entries
+    stored = set(object_keys(s3, cache_kwargs["bucket"]))
+    folder = f"{PREFIX}/langgraph-nodes"
+    assert f"{folder}/a/{hashed_segment('日' * 120)}" in stored
+    assert f"{folder}/{'n' * 600}/{hashed_segment('x' * 450)}" in stored
+    assert f"{folder}/b/{encode_segment(chr(0xDFFF))}" in stored
+    await cache.aclear([("a",), long_ns])
+    assert cache.get(list(entries)) == {(("b",), "\udfff"): 4}
+
+
+def test_a_namespace_too_long_for_any_key_is_refused_and_clears_nothing(
+    make_adapter: MakeAdapter,
+) -> None:
+    cache = make_adapter(S3NodeCache)
+    cache.set({(("b",), "k"): (1, None)})
+    too_long = ("n" * 500, "m" * 520)  # a 1,037-character folder, over S3's 1,024 bytes
+    with pytest.raises(ValueError, match="LangGraph namespace is too long"):
+        cache.set({(too_long, "k"): (1, None)})
+    with pytest.raises(ValueError, match="LangGraph namespace is too long"):
+        cache.get([(too_long, "k")])
+    cache.clear([too_long])  # nothing can be stored there: nothing to do, no error
+    almost = ("n" * 500, "m" * 499)  # room for a key of one character, not for a hashed one
+    cache.set({(almost, "k"): (2, None)})
+    with pytest.raises(ValueError, match="LangGraph namespace is too long"):
+        cache.set({(almost, "kk" * 10): (2, None)})
+    assert cache.get([(almost, "k")]) == {(almost, "k"): 2}
+    cache.clear([almost])
+    assert cache.get([(almost, "k")]) == {}
+    assert cache.get([(("b",), "k")]) == {(("b",), "k"): 1}
 
 
 def test_unreadable_entries_are_logged_misses(

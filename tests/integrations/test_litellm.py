@@ -182,6 +182,25 @@ def test_core_kwargs_are_forwarded(s3_kwargs: dict[str, Any], s3: Any) -> None:
     assert head["Metadata"] == {"s3cache-ttl": "30"}
 
 
+async def test_a_signing_key_is_passed_through_and_forged_answers_are_misses(
+    s3_kwargs: dict[str, Any], s3: Any
+) -> None:
+    """A forged cached completion planted under litellm's key is never returned to litellm."""
+    enable(**s3_kwargs, signing_key=[b"n" * 32, b"o" * 32])
+    backend = ours(litellm.cache)
+    try:
+        await backend.async_set_cache("genuine", {"response": "real"})
+        assert await backend.async_get_cache("genuine") == {"response": "real"}
+        bucket = s3_kwargs["s3_bucket_name"]
+        s3.put_object(Bucket=bucket, Key=f"{PATH}/planted", Body=b'{"response": "forged"}')
+        assert await backend.async_get_cache("planted") is None
+        assert backend.stats().unverified == {"unsigned": 1}
+    finally:
+        await backend.disconnect()
+    head = s3.head_object(Bucket=s3_kwargs["s3_bucket_name"], Key=f"{PATH}/genuine")
+    assert head["Metadata"]["s3cache-sig"].startswith("v1:")
+
+
 def test_on_error_raise_reaches_the_core(s3_kwargs: dict[str, Any]) -> None:
     gone = {**s3_kwargs, "s3_bucket_name": "no-such-bucket-" + uuid.uuid4().hex[:8]}
     soft = LiteLLMS3Cache(**gone)

@@ -426,6 +426,27 @@ async def test_type_s3_takes_the_company_bucket_options(
         Cache(**cache_params, sse="aws:kms", sse_bucket_key_enabled="maybe")
 
 
+async def test_type_s3_takes_signing_keys_in_base64(
+    proxy_module: ModuleType, cache_params: dict[str, Any]
+) -> None:
+    """One key or several (a YAML list, or commas in one os.environ/ string): the first signs."""
+    proxy_module.install()
+    new, old = b"n" * 32, b"o" * 32
+    encoded = [base64.b64encode(k).decode() for k in (new, old)]
+    for given in (encoded, ",".join(encoded)):
+        backend = Cache(**cache_params, signing_key=given).cache
+        assert isinstance(backend, LiteLLMS3Cache)
+        assert backend._core_kwargs["signing_key"] == [new, old]
+        await backend.async_set_cache("k", {"v": 1})
+        assert await backend.async_get_cache("k") == {"v": 1}
+        await backend.disconnect()
+    with pytest.raises(ValueError, match="signing_key must be base64") as caught:
+        Cache(**cache_params, signing_key="not*base64")
+    assert "not*base64" not in str(caught.value)
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        Cache(**cache_params, signing_key=base64.b64encode(b"short").decode())
+
+
 def test_embedding_cache_still_sees_litellm_s3_class(proxy_module: ModuleType) -> None:
     """caching_handler's isinstance check (per-input embedding caching off for litellm's S3Cache)
     must keep naming litellm's class, or our backend would lose per-input embedding caching."""

@@ -1,0 +1,36 @@
+"""The per-write nonce, pure and sans-IO: how a conditional write recognises itself.
+
+A conditional PUT (``If-None-Match: *`` or ``If-Match``) that the server applied, but whose
+response was lost, is retried, and the retry then meets its own write: 412. So every
+conditional write carries a random nonce in user metadata (``x-amz-meta-s3cache-nonce``),
+the same on every attempt of that write and different for every write. After a refusal, a HEAD
+tells our own write (the nonce is ours: it succeeded) from someone else's (the refusal stands).
+Readers ignore the field, so the format stays readable by every version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Mapping
+from typing import Final
+
+from s3cache._format import Payload
+
+__all__ = ["NONCE_HEADER", "NONCE_METADATA", "is_own", "stamped"]
+
+#: User-metadata key of the nonce (header ``x-amz-meta-s3cache-nonce``).
+NONCE_METADATA: Final = "s3cache-nonce"
+NONCE_HEADER: Final = "x-amz-meta-" + NONCE_METADATA
+
+
+def stamped(payload: Payload) -> tuple[Payload, str]:
+    """``payload`` with a fresh nonce in its metadata, and the nonce (16 hex digits)."""
+    nonce = secrets.token_hex(8)
+    metadata = {**payload.metadata, NONCE_METADATA: nonce}
+    return dataclasses.replace(payload, metadata=metadata), nonce
+
+
+def is_own(headers: Mapping[str, str] | None, nonce: str) -> bool:
+    """Whether the object whose lower-cased HEAD ``headers`` these are is the write of ``nonce``."""
+    return headers is not None and headers.get(NONCE_HEADER) == nonce
