@@ -25,12 +25,12 @@ The URL names a place and plain settings, nothing else:
   parameter given twice, the options that take objects (``session``, ``config``,
   ``serializer``, ``observer``: keyword arguments), and every secret: user info
   (``s3://key:secret@bucket``) and ``aws_access_key_id``, ``aws_secret_access_key``,
-  ``aws_session_token``, ``sse_customer_key``. URLs end up in logs, shell history, process
-  lists and error reports, and s3cache already refuses user info in ``endpoint_url``; unlike
-  aiocache's and cashews' ``redis://:password@host``, S3 requests are signed with credentials
-  that the environment or the AWS chain supply (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
-  ``AWS_PROFILE``, an IAM role). No message here ever shows the URL, user info or a value of a
-  parameter it does not know.
+  ``aws_session_token``, ``sse_customer_key``, ``signing_key``. URLs end up in logs, shell
+  history, process lists and error reports, and s3cache already refuses user info in
+  ``endpoint_url``; unlike aiocache's and cashews' ``redis://:password@host``, S3 requests are
+  signed with credentials that the environment or the AWS chain supply
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an IAM role). No message
+  here ever shows the URL, user info or a value of a parameter it does not know.
 
 Precedence (:func:`merge`): explicit keyword arguments win over the URL, and an explicit
 ``None`` counts as not given (so that a CLI flag or YAML key left unset never masks the URL).
@@ -137,7 +137,13 @@ PENDING: Final = frozenset({"layout", "pricing", "telemetry", "create_bucket"})
 ALIASES: Final = {"region": "region_name", "ttl": "default_ttl"}
 _SHORT: Final = {canonical: short for short, canonical in ALIASES.items()}
 SECRETS: Final = frozenset(
-    {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "sse_customer_key"}
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "sse_customer_key",
+        "signing_key",
+    }
 )
 OBJECTS: Final = frozenset({"session", "config", "serializer", "observer"})
 _LOCAL_FIELDS: Final = tuple(f.name for f in dataclasses.fields(LocalTier))
