@@ -353,11 +353,16 @@ class AsyncS3Cache:
         counters.bytes_in += len(body)
         if local is not None:
             # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
-            local.put(okey, body, content_type, content_encoding, sent, remaining, generation)
+            # A bytearray body becomes bytes here, once, not at every local hit of its value.
+            local.put(
+                okey, bytes(body), content_type, content_encoding, sent, remaining, generation
+            )
         self._record_and_notify("get", okey, "hit", started, len(body))
         return value
 
-    async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
+    async def _fetch(
+        self, okey: str
+    ) -> tuple[float, int, tuple[_format.Body, Mapping[str, str]] | None]:
         """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
         deadline counts from then) and the tier's generation then (an answer overtaken by a
         write through this cache never fills it)."""

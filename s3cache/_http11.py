@@ -12,15 +12,16 @@ exceptions. The pool around connections is :mod:`s3cache._http_pool`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 import httptools
 
 __all__ = [
-    "MAX_HEAD_BYTES",
     "MAX_HEADERS",
+    "MAX_HEAD_BYTES",
     "BadResponse",
     "Connection",
     "ConnectionLost",
@@ -83,6 +84,9 @@ class ReadTimedOut(HTTPFailure):
     """No byte of the response arrived for the read timeout."""
 
 
+#: An HTTP token (RFC 9110): what a header name is made of.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Header names already checked (they come from a few fixed sets: checked once each).
 _checked_names: set[str] = set()
 
 
@@ -109,7 +113,7 @@ def request_head(method: str, target: str, headers: Mapping[str, str], length: i
 
 
 def _check_name(name: str) -> None:
-    if not name or not name.isascii() or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
+    if not _TOKEN.fullmatch(name):
         raise ValueError(f"header name {name!r} is not an HTTP token; nothing was sent")
     if len(_checked_names) < 1024:
         _checked_names.add(name)
@@ -163,7 +167,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def usable(self) -> bool:
         """Whether a request may be sent on it now (it has not ended or broken)."""
-        return self.reusable and self._transport is not None and not self._transport.is_closing()
+        return self.reusable and not self.closing()
+
+    def closing(self) -> bool:
+        """Whether it has ended or is ending."""
+        return self._transport is None or self._transport.is_closing()
 
     async def exchange(
         self,
@@ -216,7 +224,8 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _continued(self) -> bool:
         """Wait for 100 Continue: True to send the body (it came, or the wait timed out)."""
-        waiter = self._continue = self.loop.create_future()
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._continue = waiter
         timer = self.loop.call_later(CONTINUE_TIMEOUT, _resolve, waiter, True)
         try:
             return await waiter
@@ -233,8 +242,7 @@ class Connection(asyncio.BufferedProtocol):
     # -- asyncio's callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.reusable = True
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -252,7 +260,7 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 self._view = self._view[nbytes:]
             return
-        if mode == _IDLE or mode == _DONE:
+        if mode in (_IDLE, _DONE):
             self._surplus = True  # nobody asked: a server talking out of turn
             self.abort()
             return
@@ -284,9 +292,11 @@ class Connection(asyncio.BufferedProtocol):
             self._timer = None
         if self._continue is not None:
             _resolve(self._continue, False)
-        if self._mode == _STREAMED and "content-length" not in self._headers:
-            if "transfer-encoding" not in self._headers:  # delimited by the close
-                self._finish(self._body)
+        headers = self._headers
+        if self._mode == _STREAMED and not (
+            "content-length" in headers or "transfer-encoding" in headers
+        ):
+            self._finish(self._body)  # a body delimited by the close: complete
         if self._waiter is not None and not self._waiter.done():
             self._fail(self._lost(exc))
         _resolve(self.closed, None)
@@ -299,7 +309,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._mode != _HEAD:
-            self._surplus = True
+            if self._mode != _STREAMED:  # a chunked body's trailers are left out
+                self._surplus = True
             return
         headers = self._headers
         if len(headers) >= MAX_HEADERS:
@@ -361,7 +372,7 @@ class Connection(asyncio.BufferedProtocol):
         mode = self._mode
         if mode == _HEAD:  # the end of a 1xx
             return
-        if mode == _SIZED or mode == _STREAMED:
+        if mode in (_SIZED, _STREAMED):
             self._finish(self._body)
         else:
             self._surplus = True

@@ -72,6 +72,12 @@ class Pool:
         self._open: set[Connection] = set()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        # asyncio's own loops race a host's addresses as aiohttp does; uvloop has no option.
+        self._connect_options: dict[str, float] = (
+            {"happy_eyeballs_delay": _HAPPY_EYEBALLS_DELAY}
+            if isinstance(self._loop, asyncio.BaseEventLoop)
+            else {}
+        )
 
     @property
     def closed(self) -> bool:
@@ -80,8 +86,8 @@ class Pool:
 
     @property
     def connections(self) -> int:
-        """Connections open now, idle or in use."""
-        return len(self._open)
+        """Connections open now, idle or in use (not those closing)."""
+        return sum(not c.closing() for c in self._open)
 
     async def request(
         self,
@@ -188,7 +194,7 @@ class Pool:
                     port,
                     ssl=self._tls if tls else None,
                     server_hostname=host if tls else None,
-                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                    **self._connect_options,
                 )
         except TimeoutError as exc:
             raise ConnectTimedOut(

@@ -14,7 +14,7 @@ import asyncio
 import http.client
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 from xml.etree import ElementTree
 
 from botocore.exceptions import (
@@ -96,21 +96,21 @@ class WireSession:
         try:
             return await pool.request(origin, method, url.raw_path_qs, headers, body)
         except HTTPFailure as exc:
-            raise _botocore_error(exc, url) from exc
+            _raise_botocore_error(exc, url)
 
 
-def _botocore_error(exc: HTTPFailure, url: URL) -> Exception:
-    """What aiobotocore raises for the same failure."""
+def _raise_botocore_error(exc: HTTPFailure, url: URL) -> NoReturn:
+    """Raise what aiobotocore raises for the same failure."""
     endpoint = str(url)
     if isinstance(exc, ConnectFailed):
-        return EndpointConnectionError(endpoint_url=endpoint, error=exc)
+        raise EndpointConnectionError(endpoint_url=endpoint, error=exc) from exc
     if isinstance(exc, ConnectTimedOut):
-        return ConnectTimeoutError(endpoint_url=endpoint, error=exc)
+        raise ConnectTimeoutError(endpoint_url=endpoint, error=exc) from exc
     if isinstance(exc, TLSFailed):
-        return SSLError(endpoint_url=endpoint, error=exc)
+        raise SSLError(endpoint_url=endpoint, error=exc) from exc
     if isinstance(exc, ReadTimedOut):
-        return ReadTimeoutError(endpoint_url=endpoint, error=exc)
-    return ConnectionClosedError(endpoint_url=endpoint, error=exc)  # lost, bad response
+        raise ReadTimeoutError(endpoint_url=endpoint, error=exc) from exc
+    raise ConnectionClosedError(endpoint_url=endpoint, error=exc) from exc  # lost, malformed
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
