@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
@@ -172,6 +173,17 @@ class Connection(asyncio.BufferedProtocol):
     def closing(self) -> bool:
         """Whether it has ended or is ending."""
         return self._transport is None or self._transport.is_closing()
+
+    def peer_closed(self) -> bool:
+        """Whether the server closed it (or sent something) while it sat idle, before the loop
+        has said so: its socket is readable. One poll, for requests that cannot be repeated."""
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            return _readable(sock.fileno())
+        except (OSError, ValueError):
+            return True
 
     async def exchange(
         self,
@@ -431,6 +443,14 @@ class Connection(asyncio.BufferedProtocol):
             self._fail(ReadTimedOut(f"no response data for {timeout:g} s"))
         else:
             self._timer = self.loop.call_at(due, self._on_timer)
+
+
+def _readable(fd: int) -> bool:
+    if not hasattr(select, "poll"):  # Windows: select() takes sockets of any number
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _resolve(future: asyncio.Future[T], value: T) -> None:
