@@ -21,11 +21,13 @@ from botocore.exceptions import (
 )
 from yarl import URL
 
-from harness.faultproxy import closed_port
+from harness.faultproxy import FaultProxy, closed_port
 from harness.rawhttp import Peer, ScriptedServer, SeenHead, response
-from s3cache import _http11
+from s3cache import AsyncS3Cache, S3CacheError, _http11
+from s3cache._format import object_key
 from s3cache._http11 import BadResponse, ConnectionLost, ReadTimedOut, Reply, request_head
 from s3cache._http_pool import ConnectFailed, Pool, TLSFailed
+from s3cache._sigv4 import quote_key
 from s3cache._wire import WireSession, tls_context
 
 HOST = {"host": "127.0.0.1"}
@@ -559,3 +561,36 @@ def test_a_request_head_is_the_request_line_headers_and_length() -> None:
     assert head == (
         b"PUT /b/k%20ey HTTP/1.1\r\nhost: h\r\nx-amz-meta-t: 60\r\ncontent-length: 3\r\n\r\n"
     )
+
+
+# -- end to end: what reaches the server --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "aiobotocore"])
+async def test_an_option_holding_a_line_break_sends_nothing(
+    cache_kwargs: dict[str, Any], proxy: FaultProxy, fast_path: bool
+) -> None:
+    """A KMS key id with CR LF in it would add a header of the caller's choosing: refused with
+    an error naming the header, and nothing reaches the server."""
+    kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint, "fast_path": fast_path}
+    async with AsyncS3Cache(
+        **kwargs, on_error="raise", sse="aws:kms", sse_kms_key_id="k\r\nx-amz-acl: public-read"
+    ) as cache:
+        await cache.exists("warm-up")
+        proxy.reset_counts()
+        with pytest.raises(
+            S3CacheError, match=r"holds CR, LF or NUL|control character detected in headers"
+        ):
+            await cache.set("k", 1)
+    assert "PUT" not in proxy.methods
+
+
+def test_keys_reach_the_path_percent_encoded_and_control_characters_are_refused() -> None:
+    """The target never holds a space, CR, LF or NUL: ``quote_key`` encodes them, and cache
+    keys may not hold control characters at all (refused before any request)."""
+    for key in ("a b", "line\r\nbreak", "nul\0", "tab\t", "ünï/ключ"):
+        quoted = quote_key(key)
+        assert not set(quoted) & set(" \r\n\0\t"), quoted
+        request_head("GET", f"/b/{quoted}", HOST, None)  # accepted: nothing to smuggle
+    with pytest.raises(ValueError, match="control character"):
+        object_key("", "line\r\nbreak")
