@@ -1,25 +1,39 @@
-"""PNG figures with matplotlib (Agg, no display): throughput vs concurrency, CPU per op."""
+"""PNG figures with matplotlib (Agg, no display): throughput vs concurrency, CPU per op, and
+goodput over time with partition splits (the scale benchmark)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.metrics import CellResult
 from benchmarks.workloads import size_label
 
-__all__ = ["plot_all"]
+__all__ = ["Timeline", "plot_all", "plot_goodput"]
+
+#: One cell of :func:`plot_goodput`: label, successes per second, SlowDown replies per second,
+#: the emulated capacity per second, and the seconds at which a partition split.
+Timeline = tuple[str, Sequence[int], Sequence[int], Sequence[float], Sequence[float]]
 
 
-def plot_all(results: Sequence[CellResult], directory: Path, title: str) -> list[Path]:
-    """Write the figures into ``directory``; returns their paths (none without matplotlib)."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, or None when matplotlib is missing."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_all(results: Sequence[CellResult], directory: Path, title: str) -> list[Path]:
+    """Write the figures into ``directory``; returns their paths (none without matplotlib)."""
+    plt = _pyplot()
+    if plt is None:
         return []
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -73,3 +87,35 @@ def plot_all(results: Sequence[CellResult], directory: Path, title: str) -> list
     plt.close(fig)
     written.append(path)
     return written
+
+
+def plot_goodput(timelines: Sequence[Timeline], path: Path, title: str) -> Path | None:
+    """Goodput (solid), emulated capacity (dotted) and SlowDown replies per second over time,
+    one colour per cell, each split a dashed vertical line; the PNG's path (None without
+    matplotlib)."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+    for index, (label, goodput, slowdowns, capacity, splits) in enumerate(timelines):
+        colour = f"C{index % 10}"
+        seconds = [i + 0.5 for i in range(len(goodput))]
+        top.plot(seconds, goodput, color=colour, label=label)
+        top.step(seconds, capacity, where="mid", color=colour, linestyle=":", alpha=0.8)
+        bottom.plot(seconds, slowdowns, color=colour)
+        for at in splits:
+            top.axvline(at, color=colour, linestyle="--", alpha=0.6)
+    top.set_ylabel("successful operations/s")
+    top.set_title(
+        f"Goodput over time (dotted: emulated capacity, dashed: a split)\n{title}", fontsize=9
+    )
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set_ylabel("SlowDown/s")
+    bottom.set_xlabel("seconds since the start")
+    bottom.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

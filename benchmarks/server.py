@@ -54,7 +54,7 @@ REAL_SERVERS: Final = {
     "ceph": "Ceph RGW 16.2 (harness/ceph.py): monitor, memstore OSD, beast gateway",
     "seaweedfs": "SeaweedFS 4.x weed mini (harness/seaweedfs.py): one process, disk in a temp dir",
 }
-_MINISERVER: Final = Path(__file__).resolve().parent.parent / "harness" / "miniserver.py"
+_ROOT: Final = Path(__file__).resolve().parent.parent  # where ``-m harness.<module>`` imports
 #: Both embedded servers accept any credentials; these are what the embedded run uses.
 EMBEDDED_CREDENTIALS: Final = ("bench-access-key", "bench-secret-key")
 _START_TIMEOUT: Final = 30.0
@@ -126,6 +126,7 @@ class EmbeddedServer:
             stdin=stdin,
             stdout=stdout,
             stderr=self._log,
+            cwd=_ROOT,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
 
@@ -142,7 +143,7 @@ class EmbeddedServer:
         Its stdin is a pipe we hold: when this process goes away, however it dies, the pipe
         closes and the server exits.
         """
-        args = [str(_MINISERVER), "--host", "127.0.0.1", "--port", "0"]
+        args = ["-m", "harness.miniserver", "--host", "127.0.0.1", "--port", "0"]
         args += ["--delay-ms", str(self.delay_ms)]
         self.process = process = self._popen(args, subprocess.PIPE, subprocess.PIPE)
         port = _ready_port(process)
@@ -233,7 +234,7 @@ class DelayProxy:
             [sys.executable, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            cwd=Path(__file__).parent.parent,
+            cwd=_ROOT,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         port = _ready_port(self.process)

@@ -11,6 +11,9 @@ lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished
 ``time.monotonic()`` of the last caller's answer (the clock is shared by all processes). Each
 worker reports on a pipe of its own: a worker killed while sending cannot leave a lock that the
 others need held (as one multiprocessing Queue's write lock would).
+
+:func:`start_load_workers` starts processes for load instead (the scale benchmark): each runs
+a mixed workload of gets and sets for a fixed time once started, and reports every operation.
 """
 
 from __future__ import annotations
@@ -18,23 +21,26 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from s3cache import AsyncS3Cache, _fleet
+from s3cache import AsyncS3Cache, S3CacheError, _fleet
 
 __all__ = [
     "CONTEXT",
     "INCREMENTS",
     "VALUE",
     "FleetJob",
+    "LoadJob",
     "Round",
     "Workers",
     "count_under_lock",
     "hold_then_pause",
+    "start_load_workers",
     "start_workers",
 ]
 
@@ -129,20 +135,26 @@ def start_workers(job: FleetJob, count: int) -> Workers:
     starts = [CONTEXT.Event() for _ in job.rounds]
     release = CONTEXT.Event()
     calls = CONTEXT.Value("i", 0)
+    processes, channels = _spawn(count, _main, (job, starts, release, calls))
+    return Workers(processes, channels, starts, release, calls)
+
+
+def _spawn(
+    count: int, target: Callable[..., None], args: tuple[Any, ...]
+) -> tuple[list[Any], list[Connection]]:
+    """``count`` processes running ``target(report_pipe, *args)``, and the pipes' reading ends."""
     processes, channels = [], []
     for _ in range(count):
         reader, writer = CONTEXT.Pipe(duplex=False)
-        process = CONTEXT.Process(
-            target=_main, args=(job, writer, starts, release, calls), daemon=True
-        )
+        process = CONTEXT.Process(target=target, args=(writer, *args), daemon=True)
         process.start()
         writer.close()  # the child has its own copy; EOF on the reader once the child is gone
         processes.append(process)
         channels.append(reader)
-    return Workers(processes, channels, starts, release, calls)
+    return processes, channels
 
 
-def _main(job: FleetJob, events: Connection, starts: list[Any], release: Any, calls: Any) -> None:
+def _main(events: Connection, job: FleetJob, starts: list[Any], release: Any, calls: Any) -> None:
     with events:
         asyncio.run(_work(job, events, starts, release, calls))
 
@@ -242,3 +254,63 @@ async def _hold_then_pause(kwargs: dict[str, Any], resumed: Any, out: Any) -> No
         if not stale:
             await cache.set("guarded", {"token": held.token, "by": "paused"})
         out.put(("after", held.lost, stale))
+
+
+# -- load workers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJob:
+    """A mixed workload: ``tasks`` callers per process, each getting (``read_fraction`` of the
+    time) or setting a key drawn uniformly from ``keys`` keys, values of ``value_size`` bytes,
+    for ``seconds`` after the start signal. Operations raise (pass ``on_error="raise"``)."""
+
+    cache_kwargs: dict[str, Any]
+    seconds: float
+    tasks: int = 8
+    keys: int = 1000
+    read_fraction: float = 0.9
+    value_size: int = 1024
+
+
+def start_load_workers(job: LoadJob, count: int) -> Workers:
+    """Start ``count`` load workers; each reports ``("ready", pid)``, then, once
+    ``starts[0]`` is set and its time is up, ``("done", pid, ops)``: one
+    ``(finished, seconds, error kind or "")`` per operation (``time.monotonic()``)."""
+    start = CONTEXT.Event()
+    processes, channels = _spawn(count, _load_main, (job, start))
+    return Workers(processes, channels, [start], CONTEXT.Event(), CONTEXT.Value("i", 0))
+
+
+def _load_main(events: Connection, job: LoadJob, start: Any) -> None:
+    with events:
+        asyncio.run(_load(job, events, start))
+
+
+async def _load(job: LoadJob, events: Connection, start: Any) -> None:
+    pid = os.getpid()
+    rng = random.Random(pid)
+    value = b"v" * job.value_size
+    ops: list[tuple[float, float, str]] = []
+
+    async def caller(deadline: float) -> None:
+        while (began := time.monotonic()) < deadline:
+            key = f"k{rng.randrange(job.keys)}"
+            kind = ""
+            try:
+                if rng.random() < job.read_fraction:
+                    await cache.get(key)
+                else:
+                    await cache.set(key, value)
+            except S3CacheError as exc:
+                kind = exc.kind
+            finished = time.monotonic()
+            ops.append((finished, finished - began, kind))
+
+    async with AsyncS3Cache(**job.cache_kwargs) as cache:
+        await cache.get("warm-up")  # opens the client before the clock starts
+        events.send(("ready", pid))
+        await asyncio.to_thread(start.wait)
+        deadline = time.monotonic() + job.seconds
+        await asyncio.gather(*(caller(deadline) for _ in range(job.tasks)))
+    events.send(("done", pid, ops))

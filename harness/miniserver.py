@@ -7,8 +7,10 @@ connections alive (HTTP/1.1 persistent connections, ``Content-Length`` framing,
 
 It implements only what the contenders use, path-style (``/bucket/key``): CreateBucket,
 HeadBucket, DeleteBucket, PutObject (with ``If-None-Match: *`` and ``If-Match``), GetObject,
-HeadObject, DeleteObject, DeleteObjects and ListObjectsV2. Signatures are not checked. It is
-meant to run in its own process (``python harness/miniserver.py --port 0``): it prints
+HeadObject, DeleteObject, DeleteObjects and ListObjectsV2. Signatures are not checked. With
+``--limits`` (or ``PUT /_mini/limits``) it enforces S3's request-rate limits per partition as
+:mod:`harness.s3limits` models them, answering 503 SlowDown beyond them. It is meant to run in
+its own process (``python -m harness.miniserver --port 0``, from the repository's root): it prints
 ``READY <port>`` on stdout once listening, and exits when its stdin closes (its parent died or
 let go of it) or on SIGTERM; SIGINT (Ctrl-C) stops it only when run with ``--no-stdin-watch``.
 """
@@ -33,6 +35,8 @@ from typing import Any, Final, cast
 from urllib.parse import parse_qsl, quote, unquote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
+
+from harness import s3limits
 
 __all__ = ["S3Protocol", "S3Store", "main", "serve"]
 
@@ -110,13 +114,15 @@ class S3Store:
 
     ``delay`` (seconds) holds back every answer, the interim ``100 Continue`` included, as a
     network round trip would: latency emulated on the wire, for every client alike. Requests
-    are counted by method (``GET /_mini/stats`` returns the counts as JSON).
+    are counted by method (``GET /_mini/stats`` returns the counts as JSON). ``limits``, when
+    set, decides every object request first (:class:`harness.s3limits.Emulator`).
     """
 
     buckets: dict[str, dict[str, StoredObject]] = field(default_factory=dict)
     requests: int = 0
     methods: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
+    limits: s3limits.Emulator | None = None
 
 
 class HTTPError(Exception):
@@ -197,12 +203,16 @@ class S3Protocol(asyncio.Protocol):
         request.body = bytes(self.buffer[:length])
         del self.buffer[:length]
         self.pending = None
-        if request.bucket == "_mini" and request.key == "stats":
-            self._send(*_stats(self.store), keep_alive=keep_alive, head=False, delayed=False)
+        if request.bucket == "_mini" and request.key in ("stats", "limits"):
+            self._send(
+                *_control(self.store, request), keep_alive=keep_alive, head=False, delayed=False
+            )
             return True
         self.store.requests += 1
         methods = self.store.methods
         methods[request.method] = methods.get(request.method, 0) + 1
+        if self.store.limits is not None and self._throttled(request, self.store.limits):
+            return True
         try:
             status, headers, body = handle(self.store, request, time.time())
         except HTTPError as exc:
@@ -210,6 +220,20 @@ class S3Protocol(asyncio.Protocol):
             if request.method == "HEAD":  # S3 answers HEAD errors with the status alone
                 headers, body = [], b""
         self._send(status, headers, body, keep_alive=keep_alive, head=request.method == "HEAD")
+        return True
+
+    def _throttled(self, request: Request, limits: s3limits.Emulator) -> bool:
+        """Answer 503 SlowDown (and hang up, as S3 does) when the limits refuse ``request``."""
+        key = s3limits.limited_key(request.method, request.key, request.query, request.body)
+        if key is None or limits.admit(request.method, request.bucket, key):
+            return False
+        close = limits.limits.close
+        date = self.clock.http_date(time.time())
+        self._write(
+            s3limits.slowdown_reply(date, head=request.method == "HEAD", close=close), close
+        )
+        if close:
+            self.buffer.clear()  # nothing more is read from a connection being closed
         return True
 
     def _write(self, data: bytes, close: bool = False, delayed: bool = True) -> None:
@@ -296,9 +320,14 @@ def _error(exc: HTTPError, clock: _Clock) -> Response:
     return exc.status, [("Content-Type", "application/xml")], body
 
 
-def _stats(store: S3Store) -> Response:
-    body = json.dumps({"requests": store.requests, "methods": store.methods}).encode()
-    return 200, [("Content-Type", "application/json")], body
+def _control(store: S3Store, request: Request) -> Response:
+    """``/_mini/stats`` (request counts) and ``/_mini/limits`` (:func:`s3limits.control`)."""
+    if request.key == "limits":
+        store.limits, status, body = s3limits.control(store.limits, request.method, request.body)
+    else:
+        status = 200
+        body = json.dumps({"requests": store.requests, "methods": store.methods}).encode()
+    return status, [("Content-Type", "application/json")], body
 
 
 def _xml(text: str) -> Response:
@@ -450,14 +479,19 @@ def _delete_objects(bucket: dict[str, StoredObject], body: bytes) -> Response:
 
 
 async def serve(
-    host: str, port: int, ready: asyncio.Future[int] | None = None, delay: float = 0.0
+    host: str,
+    port: int,
+    ready: asyncio.Future[int] | None = None,
+    delay: float = 0.0,
+    limits: s3limits.Emulator | None = None,
 ) -> None:
     """Listen on ``host:port`` (0: any free port) until cancelled; ``ready`` gets the port.
 
-    ``delay`` seconds are added to every answer (emulated round-trip latency).
+    ``delay`` seconds are added to every answer (emulated round-trip latency); ``limits``
+    enforces request-rate limits from the start.
     """
     loop = asyncio.get_running_loop()
-    store, clock = S3Store(delay=delay), _Clock()
+    store, clock = S3Store(delay=delay, limits=limits), _Clock()
     server = await loop.create_server(lambda: S3Protocol(store, clock), host, port, backlog=1024)
     bound: int = server.sockets[0].getsockname()[1]
     if ready is not None:
@@ -475,7 +509,13 @@ async def _watch_stdin() -> None:
         pass
 
 
-async def _main(host: str, port: int, watch_stdin: bool, delay: float = 0.0) -> None:
+async def _main(
+    host: str,
+    port: int,
+    watch_stdin: bool,
+    delay: float = 0.0,
+    limits: s3limits.Limits | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Run as a child (stdin watched), a terminal's Ctrl-C must not stop the server under the
@@ -487,7 +527,8 @@ async def _main(host: str, port: int, watch_stdin: bool, delay: float = 0.0) -> 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     ready: asyncio.Future[int] = loop.create_future()
-    server = asyncio.create_task(serve(host, port, ready, delay))
+    emulator = None if limits is None else s3limits.Emulator(limits)
+    server = asyncio.create_task(serve(host, port, ready, delay, emulator))
     waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), server]
     if watch_stdin:
         waiters.append(asyncio.ensure_future(_watch_stdin()))
@@ -507,7 +548,8 @@ async def _main(host: str, port: int, watch_stdin: bool, delay: float = 0.0) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``--host``, ``--port`` (0 for a free one), ``--no-stdin-watch``."""
+    """Command line: ``--host``, ``--port`` (0 for a free one), ``--delay-ms``, ``--limits``,
+    ``--no-stdin-watch``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
@@ -518,14 +560,21 @@ def main(argv: list[str] | None = None) -> int:
         help="hold every answer back this long (emulated network round trip)",
     )
     parser.add_argument(
+        "--limits",
+        metavar="JSON",
+        help="enforce S3's request-rate limits (harness/s3limits.py), e.g. '{}' for the "
+        'defaults or \'{"read_rate": 100, "split_after_s": 3}\'',
+    )
+    parser.add_argument(
         "--no-stdin-watch", action="store_true", help="keep running when stdin closes"
     )
     ns = parser.parse_args(argv)
+    limits = None if ns.limits is None else s3limits.Limits.from_json(json.loads(ns.limits))
     if importlib.util.find_spec("uvloop") is not None:  # optional, never a dependency
         import uvloop  # type: ignore[import-not-found,unused-ignore]
 
         uvloop.install()
-    asyncio.run(_main(ns.host, ns.port, not ns.no_stdin_watch, ns.delay_ms / 1000))
+    asyncio.run(_main(ns.host, ns.port, not ns.no_stdin_watch, ns.delay_ms / 1000, limits))
     return 0
 
 
