@@ -101,6 +101,29 @@ async def test_sized_bodies_small_as_bytes_large_into_one_bytearray() -> None:
     assert server.connections == 1  # all three on one keep-alive connection
 
 
+async def test_a_body_buffer_is_reused_only_once_nothing_holds_it() -> None:
+    """The next large body goes into the previous one's buffer when it was let go (no fresh
+    pages to map), never into one somebody still holds."""
+    other = os.urandom(len(BIG))
+
+    def answer(head: SeenHead, body: bytes) -> bytes:
+        return response(200, BIG if head.target.endswith("big") else other)
+
+    with ScriptedServer(answering(answer)) as server:
+        async with pool_for() as pool:
+            kept = (await send(pool, server, target="/b/big")).body
+            second = (await send(pool, server, target="/b/other")).body
+            assert second is not kept
+            assert kept == BIG  # untouched by the second response
+            assert second == other
+            first_id = id(second)
+            del second
+            third = (await send(pool, server, target="/b/big")).body
+            assert id(third) == first_id  # the let-go buffer, refilled
+            assert third == BIG
+            assert kept == BIG
+
+
 async def test_chunked_bodies_are_reassembled() -> None:
     chunked = b"4;ext=1\r\nabcd\r\n1\r\ne\r\n" + f"{len(BIG):x}\r\n".encode() + BIG
     chunked += b"\r\n0\r\nx-trailer: t\r\n\r\n"
