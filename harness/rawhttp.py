@@ -82,12 +82,14 @@ class Peer:
         return count
 
     def recv(self) -> bytes:
+        """The next bytes from the client; b"" once it has closed, reset, or gone quiet."""
         try:
             return self.sock.recv(65536)
         except OSError:  # reset by the client, or the script's timeout
             return b""
 
     def send(self, data: bytes) -> None:
+        """Send ``data`` whole (quietly nothing if the client has gone)."""
         with contextlib.suppress(OSError):  # the client may have gone already
             self.sock.sendall(data)
 
@@ -122,6 +124,7 @@ class ScriptedServer:
 
     @property
     def endpoint(self) -> str:
+        """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
     def _accept(self) -> None:

@@ -80,6 +80,7 @@ class WireSession:
         )
 
     async def close(self) -> None:
+        """Close every connection of the pool (on its loop) and wait until each has ended."""
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
