@@ -314,10 +314,12 @@ class Connection(asyncio.BufferedProtocol):
         if self._continue is not None:
             _resolve(self._continue, False)
         headers = self._headers
-        if self._mode == _STREAMED and not (
-            "content-length" in headers or "transfer-encoding" in headers
+        if (
+            exc is None
+            and self._mode == _STREAMED
+            and not ("content-length" in headers or "transfer-encoding" in headers)
         ):
-            self._finish(self._body)  # a body delimited by the close: complete
+            self._finish(self._body)  # a body delimited by a clean close: complete
         if self._waiter is not None and not self._waiter.done():
             self._fail(self._lost(exc))
         _resolve(self.closed, None)
@@ -452,8 +454,10 @@ class Connection(asyncio.BufferedProtocol):
         answered = self._mode != _HEAD or self._received > 0
         if self._mode == _DIRECT or self._mode == _SIZED:
             what = f"after {self._filled} of {self._length} body bytes"
-        elif self._mode == _STREAMED:
+        elif self._mode == _STREAMED and "transfer-encoding" in self._headers:
             what = "in the middle of a chunked body"
+        elif self._mode == _STREAMED:
+            what = "in the middle of a body read up to the close"
         elif answered:
             what = "in the middle of the response head"
         else:

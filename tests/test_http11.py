@@ -164,6 +164,20 @@ async def test_heads_204_and_304_have_no_body(method: str, answer: bytes) -> Non
     assert server.connections == 1
 
 
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "reset"])
+async def test_a_body_delimited_by_the_close(reset: bool) -> None:
+    """No length, not chunked: the body ends with a clean close; a reset is an error."""
+    with ScriptedServer(sending(response(200, b"to the end", length=False), reset=reset)) as server:
+        async with pool_for() as pool:
+            if reset:
+                with pytest.raises(
+                    ConnectionLost, match="in the middle of a body read up to the close"
+                ):
+                    await send(pool, server)
+            else:
+                assert (await send(pool, server)).body == b"to the end"
+
+
 async def test_bytes_past_the_response_close_the_connection() -> None:
     with ScriptedServer(answering(lambda h, b: response(200, b"abc")[:-3] + b"abcdef")) as server:
         async with pool_for() as pool:
