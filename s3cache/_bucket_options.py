@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from s3cache._format import Body
+
 __all__ = [
     "BUCKET_ARGS",
     "CHECKSUMS",
@@ -330,7 +332,7 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
-def _crt(name: str) -> Callable[[bytes], int]:
+def _crt(name: str) -> Callable[[Body], int]:
     try:
         from awscrt import checksums
     except ImportError:
@@ -338,11 +340,11 @@ def _crt(name: str) -> Callable[[bytes], int]:
             f"checksum={name!r} needs awscrt (pip install 's3cache-async[crt]'); "
             "'crc32' and 'sha256' need nothing"
         ) from None
-    function: Callable[[bytes], int] = getattr(checksums, name)
+    function: Callable[[Body], int] = getattr(checksums, name)
     return function
 
 
-def _checksum_function(name: str) -> Callable[[bytes], str]:
+def _checksum_function(name: str) -> Callable[[Body], str]:
     """Body -> the base64 checksum S3 sends in ``x-amz-checksum-<name>``."""
     if name == "crc32":
         return lambda body: _b64(zlib.crc32(body).to_bytes(4, "big"))
@@ -355,7 +357,7 @@ def _checksum_function(name: str) -> Callable[[bytes], str]:
     return lambda body: _b64(crc(body).to_bytes(width, "big"))
 
 
-def checksum_mismatch(body: bytes, headers: Mapping[str, str]) -> str | None:
+def checksum_mismatch(body: Body, headers: Mapping[str, str]) -> str | None:
     """What is wrong when ``body`` does not match the full-object checksum the server returned
     with it; None when it matches, or when there is none this process can compute (a checksum
     of parts, or ``crc32c``/``crc64nvme`` without awscrt)."""

@@ -378,7 +378,10 @@ class AsyncS3Cache:
         counters.bytes_in += len(body)
         if local is not None:
             # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
-            local.put(okey, body, content_type, content_encoding, sent, remaining, generation)
+            # A bytearray body becomes bytes here, once, not at every local hit of its value.
+            local.put(
+                okey, bytes(body), content_type, content_encoding, sent, remaining, generation
+            )
         self._record_and_notify("get", okey, "hit", started, len(body))
         return value
 
@@ -402,7 +405,7 @@ class AsyncS3Cache:
         self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
         return value
 
-    def _unverified(self, okey: str, body: bytes | None, headers: Mapping[str, str]) -> bool:
+    def _unverified(self, okey: str, body: _format.Body | None, headers: Mapping[str, str]) -> bool:
         """Whether the entry under ``okey`` fails its signature check (``body`` None: what a
         HEAD shows). Such an entry is a miss, counted by reason and logged (rate-limited); it is
         never served and never deleted."""
@@ -420,7 +423,9 @@ class AsyncS3Cache:
         )
         return True
 
-    async def _fetch(self, okey: str) -> tuple[float, int, tuple[bytes, Mapping[str, str]] | None]:
+    async def _fetch(
+        self, okey: str
+    ) -> tuple[float, int, tuple[_format.Body, Mapping[str, str]] | None]:
         """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
         deadline counts from then) and the tier's generation then (an answer overtaken by a
         write through this cache never fills it)."""

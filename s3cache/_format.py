@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 import orjson
 
@@ -32,6 +32,7 @@ __all__ = [
     "RESERVED_SEGMENT",
     "TTL_HEADER",
     "TTL_METADATA",
+    "Body",
     "Compression",
     "Compressor",
     "JsonSerializer",
@@ -86,6 +87,10 @@ LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024
 MIN_TTL: Final = 1.0
 MAX_TTL: Final = 1e10
 
+#: An object body as read: ``bytes``, or the ``bytearray`` the wire path read a large body into
+#: (handed up without a copy; :func:`decode` makes the one copy a raw-bytes value needs).
+Body: TypeAlias = bytes | bytearray
+
 _RAW_TYPES: Final = (bytes, bytearray, memoryview)
 #: What a key may not hold: control characters (trouble in URLs, logs and XML), lone surrogates
 #: (not encodable), and Unicode's noncharacters (XML 1.0 forbids U+FFFE and U+FFFF, so
@@ -130,7 +135,8 @@ class JsonSerializer:
     def dumps(self, value: Any) -> bytes:
         return orjson.dumps(value)
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: Body) -> Any:
+        """Decode a body; a ``bytearray`` is read in place (orjson and json take it)."""
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -413,7 +419,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def decode(
-    body: bytes,
+    body: Body,
     content_type: str | None,
     serializer: Serializer,
     content_encoding: str | None = None,
@@ -423,14 +429,20 @@ def decode(
     Only ``application/octet-stream`` (what ``encode`` writes for bytes) means raw bytes; an
     unlabelled object (S3 reports ``binary/octet-stream``) goes through the serializer. A
     ``Content-Encoding`` of ``zstd`` or ``gzip`` is undone first, whoever wrote the entry.
+
+    A ``bytearray`` body is copied once into ``bytes`` for a raw-bytes value or a serializer
+    other than :class:`JsonSerializer` (whose ``loads`` takes ``bytes``), and not at all for
+    JSON; ``bytes(b)`` of a ``bytes`` is ``b`` itself.
     """
     if content_encoding:
         body = decompress(body, content_encoding)
     if content_type:
         media_type = content_type.partition(";")[0].strip().lower()
         if media_type == BYTES_CONTENT_TYPE:
-            return body
-    return serializer.loads(body)
+            return bytes(body)
+    if type(serializer) is JsonSerializer:
+        return serializer.loads(body)
+    return serializer.loads(bytes(body))
 
 
 def remaining_ttl(headers: Mapping[str, str], now: float) -> float | None:
@@ -574,7 +586,7 @@ def make_compressor(compression: Compression | None, threshold: int) -> Compress
     return Compressor(compression, threshold)
 
 
-def decompress(body: bytes, content_encoding: str) -> bytes:
+def decompress(body: Body, content_encoding: str) -> Body:
     """Undo a ``Content-Encoding``; raises ``ValueError`` for one we cannot read, or for a body
     that would expand past :data:`MAX_DECOMPRESSED_BYTES` (gzip and zstd alike)."""
     encoding = content_encoding.strip().lower()

@@ -80,7 +80,7 @@ class Signer:
             payload, metadata={**payload.metadata, SIGNATURE_METADATA: value}
         )
 
-    def verify(self, okey: str, body: bytes, headers: Mapping[str, str]) -> Reason | None:
+    def verify(self, okey: str, body: bytes | bytearray, headers: Mapping[str, str]) -> Reason | None:
         """None when ``body`` and the lower-cased response ``headers`` carry a valid signature
         for ``okey``; otherwise why not. Constant-time in the comparison of the HMAC."""
         found = self._key_for(headers)
@@ -113,7 +113,7 @@ class Signer:
         return f"Signer(<{len(self._keys)} key(s) hidden>)"
 
 
-def _mac(keyed: hmac.HMAC, okey: str, body: bytes, headers: Mapping[str, str]) -> str:
+def _mac(keyed: hmac.HMAC, okey: str, body: bytes | bytearray, headers: Mapping[str, str]) -> str:
     """The hex HMAC-SHA256 of an entry's signed message (see the module's docstring), from a
     copy of the key's precomputed state ``keyed``."""
     parts = [f"{_TAG}\n{len(okey)}:{okey}"]

@@ -42,7 +42,7 @@ from s3cache import _nonce
 from s3cache._bucket_options import BucketOptions, checksum_mismatch
 from s3cache._clock import SKEW_CODES, SigningClock, correct_signing, describe
 from s3cache._concurrency import paced
-from s3cache._format import Payload
+from s3cache._format import Body, Payload
 from s3cache._policy import required_encryption
 from s3cache._refusal import explain, key_too_long
 from s3cache._route import Ineligible, Route, plan_route
@@ -610,7 +610,7 @@ class Transport:
             params.update(self._checksum(payload.body))
         return params
 
-    def _checked(self, key: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def _checked(self, key: str, body: Body, headers: Mapping[str, str]) -> None:
         """Raise :class:`ChecksumMismatchError` when ``body`` does not match the checksum the
         server returned with it (GETs ask for one with ``checksum=``)."""
         wrong = checksum_mismatch(body, headers)
@@ -622,14 +622,14 @@ class Transport:
 
     async def get(
         self, key: str, *, botocore: bool = False
-    ) -> tuple[bytes, Mapping[str, str]] | None:
+    ) -> tuple[Body, Mapping[str, str]] | None:
         """Body and lower-cased headers of an object, or None when there is none.
 
         ``botocore=True`` sends it through aiobotocore whatever the route (``check()``).
         """
         params = self.object_params("GetObject")
 
-        async def wire(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
+        async def wire(lc: _LoopClient) -> tuple[Body, Mapping[str, str]] | None:
             reply = await self._exchange(lc, "GetObject", key, params)
             if reply.status < 300:
                 if self._verify:
@@ -639,7 +639,7 @@ class Transport:
                 return None
             raise ClientError(error_response(reply), "GetObject")
 
-        async def boto(lc: _LoopClient) -> tuple[bytes, Mapping[str, str]] | None:
+        async def boto(lc: _LoopClient) -> tuple[Body, Mapping[str, str]] | None:
             try:
                 resp = await lc.client.get_object(Bucket=self.bucket, Key=key, **params)
             except ClientError as exc:

@@ -1,70 +1,46 @@
-"""The wire path's HTTP layer: one aiohttp session per event loop, one request per ``send``.
+"""The wire path's HTTP layer: one keep-alive connection pool per event loop, one request per
+``send``.
 
 Only GetObject, HeadObject, PutObject and DeleteObject travel here, signed by
-:mod:`s3cache._sigv4`; everything else stays on aiobotocore. Failures come out as the botocore
-exceptions aiobotocore raises for the same failure, so the transport retries and translates
-both paths alike.
+:mod:`s3cache._sigv4`; everything else stays on aiobotocore. The HTTP/1.1 client is s3cache's
+own (:mod:`s3cache._http_pool`, :mod:`s3cache._http11`: ``asyncio`` protocols, responses
+parsed by httptools). Failures come out as the botocore exceptions aiobotocore raises for the
+same failure, so the transport retries and translates both paths alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
-import io
-import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, NoReturn
 from xml.etree import ElementTree
 
-import aiohttp
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    HTTPClientError,
-    ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
 )
 from botocore.httpsession import create_urllib3_context, get_cert_path
 from yarl import URL
 
+from s3cache._http11 import HTTPFailure, ReadTimedOut, Reply
+from s3cache._http_pool import ConnectFailed, ConnectTimedOut, Pool, TLSFailed
+
 __all__ = ["Reply", "WireSession", "error_code", "error_response", "tls_context"]
-
-#: aiohttp adds these unless told not to; S3 needs none of them (and must never get a
-#: compressed body back: ``Accept-Encoding: identity`` is sent instead).
-_SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
-#: The largest body aiohttp takes as raw bytes without a ResourceWarning ("Sending a large body
-#: directly with raw bytes might lock the event loop"); larger ones go as a stream.
-_RAW_BODY_MAX: Final = 1024 * 1024
-
-
-def _streamed(body: bytes) -> bytes | io.BytesIO:
-    """``body`` as aiohttp sends it without a warning: bytes up to 1 MiB, above that a
-    ``BytesIO`` (as botocore's own PutObject handler does for aiobotocore), which shares the
-    bytes' buffer (no copy) and which aiohttp writes in chunks, yielding to the loop between."""
-    return body if len(body) <= _RAW_BODY_MAX else io.BytesIO(body)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One HTTP response: status, lower-cased headers (as botocore reports them), body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 class WireSession:
-    """The aiohttp session of one event loop: keep-alive pool of ``limit`` connections.
+    """The HTTP connections of one event loop: a keep-alive pool of ``limit`` connections.
 
-    Responses are never decompressed (``auto_decompress=False``), redirects are never followed
-    (S3's redirects are region redirects, handled above), and no cookies are kept.
+    Responses are never decompressed (``Accept-Encoding: identity`` is sent), redirects are
+    never followed (S3's redirects are region redirects, handled above), no cookies are kept.
     """
 
-    __slots__ = ("_connector_args", "_limit", "_session", "_timeout", "_verify")
+    __slots__ = ("_connector_args", "_limit", "_pool", "_timeouts", "_verify")
 
     def __init__(
         self,
@@ -76,84 +52,66 @@ class WireSession:
         connector_args: Mapping[str, Any],
     ) -> None:
         """``verify`` is aiobotocore's: False, True (the default CA bundle) or a bundle path;
-        None for plain HTTP. The rest are the client's ``config`` values."""
+        None for plain HTTP. The rest are the client's ``config`` values; of aiohttp's
+        ``connector_args``, ``keepalive_timeout`` and ``force_close`` apply (the DNS cache
+        options do not: a new connection resolves its host through the loop)."""
         self._limit = limit
         self._verify = verify
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        self._timeouts = (connect_timeout, read_timeout)
         self._connector_args = dict(connector_args)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
 
     async def start(self) -> None:
-        """Create the session on the running loop (a connector is bound to its loop).
+        """Create the pool on the running loop (its connections are bound to that loop).
 
         A CA bundle is read in a worker thread, as aiobotocore reads it, off the loop.
         """
-        context: ssl.SSLContext | bool = False
+        context: ssl.SSLContext | None = None
         if self._verify is not None:
             context = await asyncio.to_thread(tls_context, self._verify)
-        connector = aiohttp.TCPConnector(limit=self._limit, ssl=context, **self._connector_args)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
-            cookie_jar=aiohttp.DummyCookieJar(),
+        args = self._connector_args
+        self._pool = Pool(
+            limit=self._limit,
+            tls=context,
+            connect_timeout=self._timeouts[0],
+            read_timeout=self._timeouts[1],
+            keepalive_timeout=args.get("keepalive_timeout", 15.0),
+            force_close=bool(args.get("force_close", False)),
         )
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Close every connection of the pool (on its loop) and wait until each has ended."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     async def send(
         self, method: str, url: URL, headers: dict[str, str], body: bytes | None
     ) -> Reply:
-        """One attempt; connection failures raise what aiobotocore raises for them."""
-        session = self._session
-        if session is None:
+        """One attempt; connection failures raise what aiobotocore raises for them, and a
+        header that would smuggle a line break into the request raises ``ValueError``."""
+        pool = self._pool
+        if pool is None:
             raise ConnectionClosedError(endpoint_url=str(url), error="the session is closed")
+        origin = (url.raw_host or "", url.port or 80, url.scheme == "https")
         try:
-            response = await session.request(
-                method,
-                url,
-                headers=headers,
-                data=None if body is None else _streamed(body),
-                allow_redirects=False,
-                expect100="expect" in headers,
-            )
-            try:
-                data = await response.read()
-            finally:
-                response.release()
-            return Reply(
-                response.status,
-                {k.decode().lower(): v.decode() for k, v in response.raw_headers},
-                data,
-            )
-        except aiohttp.ClientSSLError as exc:
-            raise SSLError(endpoint_url=str(url), error=exc) from exc
-        except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
-            raise ProxyConnectionError(proxy_url="?", error=exc) from exc
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            aiohttp.http_exceptions.BadStatusLine,
-        ) as exc:
-            raise ConnectionClosedError(endpoint_url=str(url), error=exc) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            if str(exc).lower().startswith("connect"):
-                raise ConnectTimeoutError(endpoint_url=str(url), error=exc) from exc
-            raise ReadTimeoutError(endpoint_url=str(url), error=exc) from exc
-        except (aiohttp.ClientConnectionError, socket.gaierror) as exc:
-            raise EndpointConnectionError(endpoint_url=str(url), error=exc) from exc
-        except TimeoutError as exc:
-            raise ReadTimeoutError(endpoint_url=str(url), error=exc) from exc
-        except (asyncio.CancelledError, HTTPClientError, Warning):
-            raise  # a Warning raised as an error is a bug here, not a connection failure
-        except Exception as exc:
-            raise HTTPClientError(error=exc) from exc
+            return await pool.request(origin, method, url.raw_path_qs, headers, body)
+        except HTTPFailure as exc:
+            _raise_botocore_error(exc, url)
+
+
+def _raise_botocore_error(exc: HTTPFailure, url: URL) -> NoReturn:
+    """Raise what aiobotocore raises for the same failure."""
+    endpoint = str(url)
+    if isinstance(exc, ConnectFailed):
+        raise EndpointConnectionError(endpoint_url=endpoint, error=exc) from exc
+    if isinstance(exc, ConnectTimedOut):
+        raise ConnectTimeoutError(endpoint_url=endpoint, error=exc) from exc
+    if isinstance(exc, TLSFailed):
+        raise SSLError(endpoint_url=endpoint, error=exc) from exc
+    if isinstance(exc, ReadTimedOut):
+        raise ReadTimeoutError(endpoint_url=endpoint, error=exc) from exc
+    raise ConnectionClosedError(endpoint_url=endpoint, error=exc) from exc  # lost, malformed
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:

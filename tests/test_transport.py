@@ -317,8 +317,9 @@ async def test_retries_stop_at_the_configured_attempts_within_the_deadline(
 
 
 def test_each_loop_closes_its_wire_session(cache_kwargs: dict[str, Any]) -> None:
-    """asyncio.run ends: that loop's aiohttp session is closed on it (no unclosed-session
-    warning, which the test configuration turns into an error), and forgotten."""
+    """asyncio.run ends: that loop's connection pool is closed on it, every connection ended
+    (no unclosed-transport warning, which the test configuration turns into an error), and
+    forgotten."""
     cache = AsyncS3Cache(**cache_kwargs, on_error="raise")
     sessions = []
 
@@ -326,12 +327,12 @@ def test_each_loop_closes_its_wire_session(cache_kwargs: dict[str, Any]) -> None
         await cache.set("k", 1)
         loop_client = cache._transport._loops[asyncio.get_running_loop()]
         assert loop_client.wire is not None
-        sessions.append(loop_client.wire._session)
+        sessions.append(loop_client.wire._pool)
 
     asyncio.run(use())
     asyncio.run(use())
     assert sessions[0] is not sessions[1]
-    assert all(s is not None and s.closed for s in sessions)
+    assert all(s is not None and s.closed and not s.connections for s in sessions)
     assert cache._transport._loops == {}
     asyncio.run(cache.close())
     gc.collect()
@@ -341,7 +342,7 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
     cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first request opens the clients under its deadline; cut short there, the wire path's
-    aiohttp session must be closed, not left to the garbage collector."""
+    connection pool must be closed, not left to the garbage collector."""
     started: list[WireSession] = []
     real_start = WireSession.start
 
@@ -358,7 +359,7 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
         with pytest.raises(StoreTimeoutError):
             await cache.get("k")
     assert len(started) == 1
-    assert started[0]._session is None
+    assert started[0]._pool is None
 
 
 # -- If-Match ---------------------------------------------------------------------------------
