@@ -10,29 +10,27 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from botocore.config import Config
 
 from s3cache import _fleet, _format, _options, _redact, _signing
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import (
-    BUCKET_ARGS,
-    BucketOptions,
     Checksum,
     RequestPayer,
     ServerSideEncryption,
-    bucket_options,
     encryption_in_use,
 )
 from s3cache._callkey import call_key
 from s3cache._concurrency import paced
 from s3cache._fleet import FleetLock
 from s3cache._flight import Flights
-from s3cache._format import Compression, JsonSerializer, Serializer
+from s3cache._format import Compression, Serializer
 from s3cache._local import LocalLRU, LocalTier
+from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
-from s3cache._transport import DEFAULT_TIMEOUT, IfMatchForm, Transport, client_config
+from s3cache._transport import IfMatchForm, Transport
 from s3cache.errors import (
     AccessDeniedError,
     BatchError,
@@ -46,25 +44,11 @@ __all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
 
 logger = logging.getLogger("s3cache")
 
-OnError = Literal["log", "raise"]
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 
 _MISSING: Final[Any] = object()
-#: The constructor's arguments that go to aiobotocore's ``create_client`` as given.
-_CLIENT_ARGS: Final = frozenset(
-    [
-        "region_name",
-        "endpoint_url",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "api_version",
-        "use_ssl",
-        "verify",
-    ]
-)
 #: What each reason an entry failed verification means, for the log line.
 _UNVERIFIED: Final[Mapping[str, str]] = {
     "unsigned": "not signed",
@@ -256,36 +240,60 @@ class AsyncS3Cache:
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
     ) -> None:
-        """Validate every argument, keep the settings, build the parts (see the class)."""
-        _options.check_bucket(bucket)
-        _options.check_limits(max_concurrency, timeout)
-        _options.check_on_error(on_error)
-        _options.check_endpoint(endpoint_url, use_ssl)
-        _options.check_credentials(
-            aws_access_key_id, aws_secret_access_key, aws_session_token, session
+        """Validate every argument into the settings, then build the parts (see the class)."""
+        settings = Settings.build(
+            bucket=bucket,
+            prefix=prefix,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            use_ssl=use_ssl,
+            verify=verify,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            session=session,
+            api_version=api_version,
+            config=config,
+            default_ttl=default_ttl,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            serializer=serializer,
+            on_error=on_error,
+            local=local,
+            observer=observer,
+            compression=compression,
+            compression_threshold=compression_threshold,
+            fast_path=fast_path,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+            sse_bucket_key_enabled=sse_bucket_key_enabled,
+            sse_customer_key=sse_customer_key,
+            expected_bucket_owner=expected_bucket_owner,
+            checksum=checksum,
+            storage_class=storage_class,
+            request_payer=request_payer,
+            signing_key=signing_key,
         )
-        _options.check_extensions(serializer, local, observer, fast_path)
-        options = bucket_options(bucket, **{n: a for n, a in locals().items() if n in BUCKET_ARGS})
-        keys = _signing.signing_keys(signing_key)
-
-        self._bucket = bucket
-        self._prefix = _format.normalize_prefix(prefix)
-        self._default_ttl = _format.normalize_ttl(default_ttl)
-        self._endpoint_url = endpoint_url
-        self._serializer = serializer if serializer is not None else JsonSerializer()
-        self._compressor = _format.make_compressor(compression, compression_threshold)
-        self._raise = on_error == "raise"
-        self._observer = observer
+        self._settings = settings
+        self._bucket = settings.bucket
+        self._prefix = settings.prefix
+        self._default_ttl = settings.default_ttl
+        self._endpoint_url = settings.endpoint_url
+        self._serializer = settings.serializer
+        self._compressor = settings.compressor
+        self._raise = settings.raise_errors
+        self._observer = settings.observer
 
         self._counters = Counters()
         self._log_error = _ErrorLog()
-        self._local = LocalLRU(local) if local is not None else None
+        self._local = LocalLRU(settings.local) if settings.local is not None else None
         self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
         self._conditional_writes: bool | None = None
+        keys = settings.signing_keys
         self._signer = _signing.Signer(keys) if keys else None
         # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
-        self._unredact = _redact.hide(self, [*keys, options.sse_customer_key])
-        self._transport = _new_transport(bucket, options, locals())
+        self._unredact = _redact.hide(self, settings.secrets)
+        self._transport = Transport(settings)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -1088,17 +1096,3 @@ class AsyncS3Cache:
     ) -> list[R | S3CacheError]:
         """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
         return await paced(func, items, self._transport.max_concurrency)
-
-
-def _new_transport(bucket: str, options: BucketOptions, arguments: Mapping[str, Any]) -> Transport:
-    """The transport for the constructor's validated ``arguments`` (its ``locals()``)."""
-    return Transport(
-        bucket=bucket,
-        client_kwargs={name: arguments[name] for name in _CLIENT_ARGS},
-        config=client_config(arguments["max_concurrency"], arguments["config"]),
-        session=arguments["session"],
-        max_concurrency=arguments["max_concurrency"],
-        timeout=float(arguments["timeout"]),
-        fast_path=arguments["fast_path"],
-        options=options,
-    )

@@ -46,6 +46,7 @@ from s3cache._format import Body, Payload
 from s3cache._policy import required_encryption
 from s3cache._refusal import explain, key_too_long
 from s3cache._route import Ineligible, Route, plan_route
+from s3cache._settings import Settings
 from s3cache._wire import Reply, WireSession, error_code, error_response
 from s3cache.errors import (
     AccessDeniedError,
@@ -63,7 +64,6 @@ from s3cache.errors import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "DELETE_BATCH",
     "IfMatchForm",
     "ListedObject",
@@ -75,7 +75,6 @@ __all__ = [
 logger = logging.getLogger("s3cache")
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT: Final = 10.0
 #: DeleteObjects takes at most this many keys per request.
 DELETE_BATCH: Final = 1000
 _CONNECT_TIMEOUT: Final = 3.0
@@ -377,31 +376,22 @@ class Transport:
     Both paths share the semaphore, the deadline, the retry policy and the error translation.
     """
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        client_kwargs: Mapping[str, Any],
-        config: AioConfig,
-        session: Any,
-        max_concurrency: int,
-        timeout: float,
-        fast_path: bool = True,
-        options: BucketOptions | None = None,
-    ) -> None:
-        self.bucket = bucket
-        self.timeout = timeout
-        self.fast_path = fast_path
+    def __init__(self, settings: Settings) -> None:
+        """The transport of a cache with these (validated) ``settings``; no client yet."""
+        self.bucket = settings.bucket
+        self.timeout = settings.timeout
+        self.fast_path = settings.fast_path
         #: Requests in flight at most, per event loop (the semaphore's size).
-        self.max_concurrency = max_concurrency
-        self._client_kwargs = dict(client_kwargs)
-        self._config = config
+        self.max_concurrency = max_concurrency = settings.max_concurrency
+        self._client_kwargs = dict(settings.client_kwargs)
+        self._config = client_config(max_concurrency, settings.config)
+        session = settings.session
         self._session = session if session is not None else _new_session()
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._pid = os.getpid()
         self.closed = False
         #: Encryption, owner, checksum, storage class and payer options, validated.
-        self.options = options = options if options is not None else BucketOptions()
+        self.options = options = settings.options
         self._params = {op: options.params(op) for op in _OPERATIONS}
         self._checksum = options.checksummer()  # body -> checksum parameters of a PUT
         self._verify = options.checksum is not None  # GETs ask for the checksum: check it
