@@ -908,7 +908,7 @@ class AsyncS3Cache:
         # HeadBucket first (SeaweedFS creates a missing bucket on the first PutObject); it needs
         # s3:ListBucket, which a cache does not: when denied, the put will tell.
         with contextlib.suppress(AccessDeniedError):
-            await transport.head_bucket()
+            await transport.admin.head_bucket()
         probe, payload = _format.probe_entry(self._prefix, _clock())
         started = time.perf_counter()
         await self._transport.put_probe(probe, payload, botocore=True)

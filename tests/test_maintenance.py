@@ -441,7 +441,7 @@ async def test_lifecycle_remove_of_the_last_rule_deletes_the_configuration(
 ) -> None:
     await maintenance.lifecycle_set(cache, 1)
     assert await maintenance.lifecycle_remove(cache) is True
-    assert await cache.transport.get_lifecycle_rules() == []
+    assert await cache.transport.admin.get_lifecycle_rules() == []
 
 
 async def test_lifecycle_rules_that_reach_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:

@@ -22,8 +22,9 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
+import s3cache._client
 import s3cache._http_pool
-import s3cache._transport
+import s3cache._rules
 import s3cache._wire
 from harness import miniserver
 from harness.faultproxy import Fault, FaultProxy
@@ -63,7 +64,7 @@ async def test_a_bodyless_403_to_a_head_is_explained_by_a_get(
     credentials are never reported as a permissions problem (exists, delete, HeadBucket)."""
     url = canned_error_server(403, code)
     async with AsyncS3Cache("bucket", endpoint_url=url, on_error="raise", **CREDS) as cache:
-        for call in (cache.exists("k"), cache.delete("k"), cache.transport.head_bucket()):
+        for call in (cache.exists("k"), cache.delete("k"), cache.transport.admin.head_bucket()):
             with pytest.raises(error, match=code):
                 await call
 
@@ -355,7 +356,7 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
         await asyncio.Event().wait()
 
     monkeypatch.setattr(WireSession, "start", tracked_start)
-    monkeypatch.setattr(s3cache._transport, "_open_http_session", never)
+    monkeypatch.setattr(s3cache._client, "_open_http_session", never)
     async with AsyncS3Cache(**cache_kwargs, timeout=0.5, on_error="raise") as cache:
         with pytest.raises(StoreTimeoutError):
             await cache.get("k")
@@ -450,5 +451,5 @@ async def test_a_warning_raised_as_an_error_propagates_and_is_not_counted(
             await cache.set("k", "v")
         assert cache.stats().errors == {}
     wrapped = HTTPClientError(error=ResourceWarning("inside aiohttp"))  # as aiobotocore wraps it
-    assert s3cache._transport._warning_in(wrapped) is wrapped.kwargs["error"]
-    assert s3cache._transport._warning_in(HTTPClientError(error=OSError("reset"))) is None
+    assert s3cache._rules.warning_in(wrapped) is wrapped.kwargs["error"]
+    assert s3cache._rules.warning_in(HTTPClientError(error=OSError("reset"))) is None

@@ -87,7 +87,7 @@ async def _reach(visit: _Visit) -> list[DoctorItem]:
     accepted = DoctorItem("credentials accepted", "pass", "signed requests are accepted")
     started = time.perf_counter()
     try:
-        await visit.cache.transport.head_bucket()
+        await visit.cache.transport.admin.head_bucket()
     except (EndpointUnreachableError, StoreTimeoutError) as exc:
         return [DoctorItem("endpoint reachable", "fail", str(exc))]
     except CredentialsError as exc:
