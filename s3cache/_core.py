@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format, _options, _redact, _signing
+from s3cache import _check, _fleet, _format, _options, _redact, _signing
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import (
     Checksum,
     RequestPayer,
     ServerSideEncryption,
-    encryption_in_use,
 )
 from s3cache._callkey import call_key
+from s3cache._capabilities import Capabilities, Learner
+from s3cache._check import CheckReport
 from s3cache._concurrency import paced
 from s3cache._fleet import FleetLock
 from s3cache._flight import Flights
@@ -30,9 +30,8 @@ from s3cache._format import Compression, Serializer
 from s3cache._local import LocalLRU, LocalTier
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
-from s3cache._transport import IfMatchForm, Transport
+from s3cache._transport import Transport
 from s3cache.errors import (
-    AccessDeniedError,
     BatchError,
     CacheClosedError,
     CorruptEntryError,
@@ -60,55 +59,6 @@ _LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind
 #: missing ``Date`` header); expiry is judged on the server's clock.
 _clock = time.time
 _monotonic = time.monotonic
-
-
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip.
-
-    ``encryption``: how the server says the probe entry was stored (``SSE-KMS, key ...``).
-    ``conditional_writes``: ``If-None-Match: *`` is honoured (``add()`` needs it).
-    ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
-    entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
-    ``unsupported``: what this server does not do as S3 does, each with its consequence.
-    ``clock_skew_s``: this machine's clock minus the server's ``Date`` (whole seconds;
-    positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
-    signed with (the server's clock minus this machine's; 0.0 when the server never refused
-    a request for its time). TTLs never depend on either: they are judged on the server's clock.
-    """
-
-    bucket: str
-    prefix: str
-    endpoint_url: str | None
-    latency_ms: float
-    clock_skew_s: float | None
-    conditional_writes: bool
-    conditional_replace: bool = True
-    if_match_etag: str | None = "quoted"
-    unsupported: tuple[str, ...] = ()
-    encryption: str | None = None
-    clock_offset_s: float = 0.0
-
-
-def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
-    """What :meth:`AsyncS3Cache.check` found missing, in words, with what s3cache does about it."""
-    found: list[str] = []
-    if not conditional_writes:
-        found.append(
-            "If-None-Match: * on PutObject is ignored: add(), get_or_set(lease=...) and lock() "
-            "raise NotSupportedError"
-        )
-    if if_match == "unquoted":
-        found.append(
-            "If-Match on PutObject refuses the quoted ETag (as S3 returns it): s3cache sends it "
-            "unquoted"
-        )
-    elif if_match == "unsupported":
-        found.append(
-            "If-Match on PutObject is not honoured: add() over an expired entry, "
-            "get_or_set(lease=...) and lock() raise NotSupportedError"
-        )
-    return tuple(found)
 
 
 class _ErrorLog:
@@ -288,12 +238,12 @@ class AsyncS3Cache:
         self._log_error = _ErrorLog()
         self._local = LocalLRU(settings.local) if settings.local is not None else None
         self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
-        self._conditional_writes: bool | None = None
         keys = settings.signing_keys
         self._signer = _signing.Signer(keys) if keys else None
         # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
         self._unredact = _redact.hide(self, settings.secrets)
-        self._transport = Transport(settings)
+        self._transport = transport = Transport(settings)
+        self._capabilities = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -530,7 +480,7 @@ class AsyncS3Cache:
         created once more.
         """
         transport = self._transport
-        await self._require_conditional_writes("add()")
+        await self._capabilities.require_create("add()")
         written = await transport.put_if(okey, payload, if_absent=True)
         if written.stored:
             return True
@@ -544,31 +494,9 @@ class AsyncS3Cache:
     async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
         """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
         in the form this server honours, learned once by a probe)."""
-        await self._require_conditional_replace("add() over an expired entry")
-        return (await self._transport.put_if(okey, payload, if_match=etag)).stored
-
-    async def _require_conditional_replace(self, what: str) -> None:
-        """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
-        form, and learn that form before ``what`` (add, leases, locks) sends its first one."""
-        if await self._if_match_form() == "unsupported":
-            raise NotSupportedError(
-                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} does not honour "
-                f"If-Match on PutObject, so {what} cannot be atomic there"
-            )
-
-    async def _if_match_form(self) -> IfMatchForm:
-        """How this server honours ``If-Match`` on PutObject: probed on first use, then known
-        (every conditional replace needs it before its first request)."""
-        self._check_open()
-        transport = self._transport
-        if transport.if_match_form is None:
-            probe, payload = _format.probe_entry(self._prefix, _clock())
-            await transport.put(probe, payload)
-            try:
-                return await transport.learn_if_match(probe, payload)
-            finally:
-                await transport.delete(probe)
-        return transport.if_match_form
+        capabilities = await self._capabilities.require("add() over an expired entry")
+        written = await self._transport.put_if(okey, payload, if_match=capabilities.if_match(etag))
+        return written.stored
 
     async def get_or_set(
         self,
@@ -896,48 +824,25 @@ class AsyncS3Cache:
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
-        """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
-        and replace, delete a probe; the report says what the server does not support.
+        """Prove the bucket exists and is writable: HeadBucket, then put, get and delete a
+        probe; with the server's conditional writes (learned once per cache, see
+        :meth:`capabilities`), the report says what the server does not support.
 
         Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
-        Its requests go through aiobotocore, whatever ``fast_path`` says.
+        Its probe's requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
-        transport = self._transport
-        # HeadBucket first (SeaweedFS creates a missing bucket on the first PutObject); it needs
-        # s3:ListBucket, which a cache does not: when denied, the put will tell.
-        with contextlib.suppress(AccessDeniedError):
-            await transport.admin.head_bucket()
-        probe, payload = _format.probe_entry(self._prefix, _clock())
-        started = time.perf_counter()
-        await self._transport.put_probe(probe, payload, botocore=True)
-        try:
-            found = await transport.get(probe, botocore=True)
-            latency_ms = (time.perf_counter() - started) * 1000 / 2
-            if found is None or found[0] != payload.body:
-                raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
-            date = found[1].get("date")
-            skew = transport.clock.source() - _format.parse_http_date(date) if date else None
-            again = await transport.put_if(probe, payload, if_absent=True, botocore=True)
-            conditional = not again.stored
-            form = await transport.learn_if_match(probe, payload, botocore=True)
-        finally:
-            await transport.delete(probe, botocore=True)
-        self._conditional_writes = conditional
-        return CheckReport(
-            bucket=self._bucket,
-            prefix=self._prefix,
-            endpoint_url=_options.redact_url(self._endpoint_url),
-            latency_ms=latency_ms,
-            clock_skew_s=skew,
-            conditional_writes=conditional,
-            encryption=encryption_in_use(found[1]),
-            conditional_replace=form != "unsupported",
-            if_match_etag=None if form == "unsupported" else form,
-            unsupported=_unsupported(conditional, form),
-            clock_offset_s=transport.clock.offset,
+        return await _check.check(
+            self._transport, self._capabilities, self._prefix, self._settings.shown_endpoint
         )
+
+    async def capabilities(self) -> Capabilities:
+        """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the
+        ETag form ``If-Match`` is honoured in. Probed once per cache (concurrent callers share
+        the probe), then remembered; never half-learned."""
+        self._check_open()
+        return await self._capabilities.learn()
 
     async def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
@@ -946,36 +851,17 @@ class AsyncS3Cache:
         header.
         """
         self._check_open()
-        if self._conditional_writes is None:
-            self._conditional_writes = await self._probe_conditional_writes()
-        return self._conditional_writes
-
-    async def _require_conditional_writes(self, what: str) -> None:
-        """Raise NotSupportedError unless the server honours ``If-None-Match`` (``what`` needs
-        it: add, leases, locks)."""
-        if not await self.supports_conditional_writes():
-            raise NotSupportedError(
-                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} ignores "
-                f"If-None-Match on PutObject, so {what} cannot be atomic there"
-            )
+        return await self._capabilities.conditional_create()
 
     async def supports_conditional_replace(self) -> bool:
         """Whether the server honours ``If-Match`` on PutObject: probed once, then remembered.
 
         :meth:`add` needs it to replace an expired entry. Servers differ in the ETag form they
-        take (Ceph RGW refuses it quoted, as S3 returns it); ``transport.if_match_form`` says
-        which one s3cache found and sends.
+        take (Ceph RGW refuses it quoted, as S3 returns it); :meth:`capabilities` says which
+        one s3cache found and sends.
         """
-        return await self._if_match_form() != "unsupported"
-
-    async def _probe_conditional_writes(self) -> bool:
-        """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
-        probe, payload = _format.probe_entry(self._prefix, _clock())
-        try:
-            await self._transport.put_if(probe, payload, if_absent=True)
-            return not (await self._transport.put_if(probe, payload, if_absent=True)).stored
-        finally:
-            await self._transport.delete(probe)
+        self._check_open()
+        return await self._capabilities.if_match_form() != "unsupported"
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""

@@ -34,6 +34,7 @@ from s3cache._lease import HELD, RELEASED, LeaseState
 from s3cache.errors import LockNotAcquiredError, NotSupportedError, S3CacheError
 
 if TYPE_CHECKING:
+    from s3cache._capabilities import Capabilities
     from s3cache._core import AsyncS3Cache
     from s3cache._transport import Transport, Written
 
@@ -55,7 +56,8 @@ _ABSENT: Final[Any] = object()
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """A lease this process holds: where, its ETag (for If-Match), token, and until when."""
+    """A lease this process holds: where, its ETag (for If-Match, in the form the server's
+    ``capabilities`` say), token, and until when."""
 
     key: str
     etag: str
@@ -63,6 +65,12 @@ class Holding:
     holder: str
     lease: float
     until: float  #: local monotonic time before which no one else can have taken it over
+    capabilities: Capabilities
+
+    @property
+    def if_match(self) -> str:
+        """The ``If-Match`` value that replaces this record only."""
+        return self.capabilities.if_match(self.etag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,7 @@ async def _after(transport: Transport, lkey: str, written: Written) -> LeaseStat
 
 
 async def _try(
-    transport: Transport, lkey: str, lease: float, seen: LeaseState | None
+    transport: Transport, lkey: str, lease: float, seen: LeaseState | None, caps: Capabilities
 ) -> Holding | LeaseState | None:
     """One conditional write for the lease: create it (``seen`` None) or replace the free record
     ``seen``; then read it back. Returns our holding, or what is there now (None: nothing)."""
@@ -123,10 +131,10 @@ async def _try(
         if not seen.etag:
             raise NotSupportedError(f"HeadObject {lkey!r}: the server sent no ETag to replace")
         payload = _lease.encode(HELD, holder, lease, after=seen.token)
-        written = await transport.put_if(lkey, payload, if_match=seen.etag)
+        written = await transport.put_if(lkey, payload, if_match=caps.if_match(seen.etag))
     now = await _after(transport, lkey, written)
     if written.stored and now is not None and now.holder == holder:
-        return Holding(lkey, now.etag, now.token, holder, lease, sent + lease)
+        return Holding(lkey, now.etag, now.token, holder, lease, sent + lease, caps)
     return now
 
 
@@ -148,6 +156,7 @@ async def _contend(
     lkey: str,
     lease: float,
     deadline: float,
+    caps: Capabilities,
     check: Callable[[], Awaitable[Any]] | None = None,
 ) -> Holding | LeaseState | _Found | None:
     """Acquire the lease at ``lkey``, waiting for a busy one until ``deadline`` (monotonic).
@@ -166,7 +175,7 @@ async def _contend(
                 value = await check()
                 if value is not _ABSENT:
                     return _Found(value)
-            found = await _try(transport, lkey, lease, seen)
+            found = await _try(transport, lkey, lease, seen, caps)
             if isinstance(found, Holding):
                 return found
             seen, looked, streak = found, True, streak + 1
@@ -204,13 +213,13 @@ async def fill(
     lkey = _format.reserved_key(core.prefix, "lease", okey[len(core.prefix) :])
     started = time.monotonic()
     try:
-        await core._require_conditional_writes("get_or_set(lease=...)")
-        await core._require_conditional_replace("get_or_set(lease=...)")
+        caps = await core._capabilities.require("get_or_set(lease=...)")
         outcome = await _contend(
             core.transport,
             lkey,
             lease,
             started + 2 * lease + WAIT_SLACK,
+            caps,
             check=functools.partial(core.get, key, _ABSENT),
         )
     except NotSupportedError:
@@ -241,7 +250,7 @@ async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        written = await core.transport.put_if(holding.key, payload, if_match=holding.etag)
+        written = await core.transport.put_if(holding.key, payload, if_match=holding.if_match)
         return written.stored
     except S3CacheError as exc:
         _note(core, exc)
@@ -308,10 +317,9 @@ class FleetLock:
         if self._used:
             raise RuntimeError("a lock object serves one `async with`; call cache.lock() again")
         self._used = True
-        await self._core._require_conditional_writes("lock()")
-        await self._core._require_conditional_replace("lock()")
+        caps = await self._core._capabilities.require("lock()")
         deadline = time.monotonic() + self._wait
-        outcome = await _contend(self._core.transport, self._key, self._ttl, deadline)
+        outcome = await _contend(self._core.transport, self._key, self._ttl, deadline, caps)
         if not isinstance(outcome, Holding):
             raise LockNotAcquiredError(self._busy(outcome))
         self._holding = outcome
@@ -376,7 +384,7 @@ async def _renew_once(transport: Transport, holding: Holding) -> Holding | None:
     """Extend our lease; None when the record is no longer ours."""
     sent = time.monotonic()
     payload = _lease.encode(HELD, holding.holder, holding.lease, token=holding.token)
-    written = await transport.put_if(holding.key, payload, if_match=holding.etag)
+    written = await transport.put_if(holding.key, payload, if_match=holding.if_match)
     if not written.stored:
         return None
     now = await _after(transport, holding.key, written)

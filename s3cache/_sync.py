@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from s3cache import _loop
 from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
+from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._stats import CacheStats
@@ -172,6 +173,10 @@ class S3Cache:
         """Whether the server honours ``If-Match`` on PutObject; see
         :meth:`AsyncS3Cache.supports_conditional_replace`."""
         return _loop.run(self._core.supports_conditional_replace())
+
+    def capabilities(self) -> Capabilities:
+        """What the server does with conditional writes; see :meth:`AsyncS3Cache.capabilities`."""
+        return _loop.run(self._core.capabilities())
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""

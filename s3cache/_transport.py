@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from s3cache import _nonce
 from s3cache._admin import Admin
@@ -30,7 +30,7 @@ from s3cache.errors import (
     S3CacheError,
 )
 
-__all__ = ["DELETE_BATCH", "IfMatchForm", "ListedObject", "Transport", "Written"]
+__all__ = ["DELETE_BATCH", "ListedObject", "Transport", "Written"]
 
 logger = logging.getLogger("s3cache")
 
@@ -50,12 +50,6 @@ _OPERATIONS: Final = (
     "DeleteBucketLifecycle",
     "GetBucketPolicy",
 )
-#: How a server takes the ETag in ``If-Match`` on PutObject: ``"quoted"`` as S3 returns it (AWS,
-#: MinIO, SeaweedFS, moto), ``"unquoted"`` (Ceph RGW 16.2 answers 412 to the quoted form even
-#: when it matches), or ``"unsupported"`` (refused in both forms, or ignored).
-IfMatchForm = Literal["quoted", "unquoted", "unsupported"]
-#: An ETag no object has, to see whether a server really compares If-Match.
-_NO_SUCH_ETAG: Final = '"00000000000000000000000000000000"'
 #: An entry's optional PutObject parameters, sent when set: (payload attribute, parameter).
 _ENTRY_FIELDS: Final = (
     ("metadata", "Metadata"),
@@ -117,44 +111,11 @@ class Transport(Sender):
         self._checksum = options.checksummer()  # body -> checksum parameters of a PUT
         self._verify = options.checksum is not None  # GETs ask for the checksum: check it
         self._head_probe = {**self._params["HeadObject"], "Range": _BYTE}
-        #: The ``If-Match`` form this server honours, once :meth:`learn_if_match` has run.
-        self.if_match_form: IfMatchForm | None = None
         #: Writes whose response was lost and that proved done, by S3 request: ``PutObject``
         #: (a conditional write refused by its own earlier attempt), ``DeleteObject`` (404).
         self.recovered: Counter[str] = Counter()
         #: Bucket administration (maintenance, check and the doctor).
         self.admin = Admin(self, self._params)
-
-    def if_match_value(self, etag: str) -> str:
-        """``etag`` (as a response carries it) in the form this server honours in ``If-Match``.
-
-        The one place that decides the quoting: every request that sends ``If-Match`` uses it.
-        Quoted, the S3 form, unless :meth:`learn_if_match` found the server wants it bare.
-        """
-        bare = etag.strip().strip('"')
-        return bare if self.if_match_form == "unquoted" else f'"{bare}"'
-
-    async def learn_if_match(
-        self, key: str, payload: Payload, *, botocore: bool = False
-    ) -> IfMatchForm:
-        """Find, on the existing probe object ``key``, how this server honours ``If-Match`` on
-        PutObject: the matching ETag quoted, else unquoted, must be accepted, and a wrong ETag
-        in that form refused. Rewrites ``key`` with ``payload``; remembers and returns the form.
-        """
-        headers = await self.head(key, botocore=botocore)
-        etag = headers.get("etag") if headers is not None else None
-        form: IfMatchForm = "unsupported"
-        if etag:
-            for candidate in ("quoted", "unquoted"):
-                self.if_match_form = candidate
-                if (await self.put_if(key, payload, if_match=etag, botocore=botocore)).stored:
-                    wrong = _NO_SUCH_ETAG
-                    written = await self.put_if(key, payload, if_match=wrong, botocore=botocore)
-                    ignored = written.stored
-                    form = "unsupported" if ignored else candidate
-                    break
-        self.if_match_form = form
-        return form
 
     def object_params(self, op: str) -> dict[str, Any]:
         """Parameters every request of ``op`` carries beyond bucket and key (encryption, bucket
@@ -170,7 +131,7 @@ class Transport(Sender):
         if if_absent:
             params["IfNoneMatch"] = "*"
         if if_match is not None:
-            params["IfMatch"] = self.if_match_value(if_match)
+            params["IfMatch"] = if_match
         if self._checksum is not None:
             params.update(self._checksum(payload.body))
         return params
@@ -236,8 +197,9 @@ class Transport(Sender):
     ) -> Written:
         """A conditional write that learns its own outcome, even when its response is lost.
 
-        ``if_absent`` sends ``If-None-Match: *``; ``if_match`` an ETag, quoted as
-        :meth:`if_match_value` says. The write carries a fresh nonce (:mod:`s3cache._nonce`).
+        ``if_absent`` sends ``If-None-Match: *``; ``if_match`` an ETag, sent as given: in the
+        form the server honours (see :mod:`s3cache._capabilities`). The write carries a fresh
+        nonce (:mod:`s3cache._nonce`).
         A refusal (412, 409 ConditionalRequestConflict, or 404 to ``If-Match``) is checked with
         a HEAD: when the object there carries our nonce, an earlier attempt of this very write
         landed and its response was lost (botocore retries inside one call, so that attempt is

@@ -852,7 +852,7 @@ async def test_add_loses_quietly_when_the_expired_entry_vanishes_meanwhile(
     hook = IfMatchHook(delete_first)
     put_expired(s3, bucket, "k")
     async with AsyncS3Cache(**cache_kwargs, session=hook.session, on_error="raise") as cache:
-        cache.transport.if_match_form = "quoted"  # learned already: no probe to intercept
+        cache._capabilities._form = "quoted"  # learned already: no probe to intercept
         assert await cache.add("k", "mine", ttl=60) is False
         assert cache.stats().errors == {}
         assert await cache.add("k", "mine", ttl=60) is True, "the key is free again"

@@ -276,7 +276,8 @@ async def test_waiting_is_bounded_then_the_caller_computes(
 ) -> None:
     """A lease held far longer than promised (a hung holder that keeps it alive) is waited
     for two leases plus the slack, then the caller computes the value itself."""
-    hung = await _fleet._try(fleet.transport, _lease_key(fleet, "k"), 600.0, None)
+    capabilities = await fleet.capabilities()
+    hung = await _fleet._try(fleet.transport, _lease_key(fleet, "k"), 600.0, None, capabilities)
     assert isinstance(hung, _fleet.Holding)
     monkeypatch.setattr(_fleet, "WAIT_SLACK", 0.2)
     loop = asyncio.get_running_loop()

@@ -37,9 +37,7 @@ from s3cache import (
     S3CacheError,
     ServerError,
     StoreTimeoutError,
-    _format,
 )
-from s3cache._transport import IfMatchForm
 from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
@@ -362,46 +360,6 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
             await cache.get("k")
     assert len(started) == 1
     assert started[0]._pool is None
-
-
-# -- If-Match ---------------------------------------------------------------------------------
-
-#: The If-Match form each server honours on PutObject (Ceph RGW refuses the quoted ETag).
-EXPECTED_FORM: dict[str, IfMatchForm] = {
-    "moto": "quoted",
-    "seaweedfs": "quoted",
-    "ceph": "unquoted",
-}
-
-
-@pytest.mark.parametrize(
-    ("form", "sent"),
-    [(None, '"abc"'), ("quoted", '"abc"'), ("unquoted", "abc")],
-)
-@pytest.mark.parametrize("etag", ['"abc"', "abc", ' "abc" '])
-def test_if_match_quoting_is_decided_in_one_place(
-    form: IfMatchForm | None, sent: str, etag: str
-) -> None:
-    transport = AsyncS3Cache("bucket").transport
-    transport.if_match_form = form
-    assert transport.if_match_value(etag) == sent
-
-
-async def test_the_if_match_form_is_learned_by_a_probe(
-    cache_kwargs: dict[str, Any], s3: Any, s3_server: str
-) -> None:
-    payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
-    async with AsyncS3Cache(**cache_kwargs) as cache:
-        transport = cache.transport
-        await transport.put("probe", payload)
-        assert await transport.learn_if_match("probe", payload) == EXPECTED_FORM[s3_server]
-        assert transport.if_match_form == EXPECTED_FORM[s3_server]
-        etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
-        put_if = transport.put_if
-        assert (await put_if("probe", payload, if_match=etag)).stored, "the learned form works"
-        assert not (await put_if("probe", payload, if_match='"' + "0" * 32 + '"')).stored
-        assert not (await put_if("absent", payload, if_match=etag)).stored, "404 or 412: False"
-    assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body
 
 
 # -- large bodies ---------------------------------------------------------------------------

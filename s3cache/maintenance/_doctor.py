@@ -187,16 +187,16 @@ async def _replace(visit: _Visit) -> list[DoctorItem]:
     ETag form."""
     name = "conditional replace"
     try:
-        honoured = await visit.cache.supports_conditional_replace()
+        form = (await visit.cache.capabilities()).if_match_form
     except S3CacheError as exc:
         return [_optional(name, "warn", str(exc))]
-    if not honoured:
+    if form is None:
         detail = (
             "the server does not honour If-Match on PutObject: add() over an expired entry, "
             "get_or_set(lease=...) and lock() raise NotSupportedError here"
         )
         return [_optional(name, "warn", detail)]
-    if visit.cache.transport.if_match_form == "unquoted":
+    if form == "unquoted":
         detail = (
             "If-Match is honoured only with the ETag unquoted (the server refuses it quoted, as "
             "S3 returns it): s3cache sends it unquoted"
