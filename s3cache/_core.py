@@ -1,89 +1,42 @@
-"""The async core: :class:`AsyncS3Cache`, composing the storage format and the transport."""
+"""The async core: :class:`AsyncS3Cache`, the public API over its parts: settings, entries,
+transport, recorder, coherence, capabilities, the read, write and removal paths, and leases and
+locks (:mod:`s3cache._fleet`, through a :class:`~s3cache._fleet.FleetHost`)."""
 
 from __future__ import annotations
 
 import functools
-import inspect
-import logging
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _format, _options, _redact, _signing
+from s3cache import _check, _fleet, _format, _redact
 from s3cache._batch import DeleteResult
-from s3cache._bucket_options import (
-    Checksum,
-    RequestPayer,
-    ServerSideEncryption,
-)
-from s3cache._callkey import call_key
+from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
+from s3cache._callkey import coroutine_decorator
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._check import CheckReport
+from s3cache._coherence import Coherence
 from s3cache._concurrency import paced
-from s3cache._fleet import FleetLock
-from s3cache._flight import Flights
+from s3cache._entries import Entries
+from s3cache._fleet import FleetHost, FleetLock
 from s3cache._format import Compression, Serializer
-from s3cache._local import LocalLRU, LocalTier
+from s3cache._local import LocalTier
+from s3cache._reads import MISSING, Reads
+from s3cache._recorder import Recorder
+from s3cache._removal import Removal
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
-from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
+from s3cache._stats import CacheObserver, CacheStats
 from s3cache._transport import Transport
-from s3cache.errors import (
-    BatchError,
-    CacheClosedError,
-    CorruptEntryError,
-    NotSupportedError,
-    S3CacheError,
-)
+from s3cache._writes import Writes
+from s3cache.errors import CacheClosedError, S3CacheError
 
-__all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
-
-logger = logging.getLogger("s3cache")
+__all__ = ["AsyncS3Cache", "CheckReport", "OnError", "failed", "set_many"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
-
-_MISSING: Final[Any] = object()
-#: What each reason an entry failed verification means, for the log line.
-_UNVERIFIED: Final[Mapping[str, str]] = {
-    "unsigned": "not signed",
-    "unknown_key": "signed with a key this cache does not hold",
-    "altered": "altered since it was signed (key, body, type, encoding or ttl)",
-}
-_LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
-#: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
-#: missing ``Date`` header); expiry is judged on the server's clock.
-_clock = time.time
-_monotonic = time.monotonic
-
-
-class _ErrorLog:
-    """Logs store failures at most once per interval and kind, with the count it held back."""
-
-    __slots__ = ("_last", "_suppressed")
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, exc: S3CacheError) -> None:
-        self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
-
-    def note(self, kind: str, text: str) -> None:
-        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
-        now = time.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < _LOG_INTERVAL:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._last[kind] = now
-        held = self._suppressed.pop(kind, 0)
-        more = f" ({held} more like it since the last report)" if held else ""
-        logger.warning("%s%s", text, more)
 
 
 class AsyncS3Cache:
@@ -225,25 +178,21 @@ class AsyncS3Cache:
             signing_key=signing_key,
         )
         self._settings = settings
-        self._bucket = settings.bucket
-        self._prefix = settings.prefix
-        self._default_ttl = settings.default_ttl
-        self._endpoint_url = settings.endpoint_url
-        self._serializer = settings.serializer
-        self._compressor = settings.compressor
-        self._raise = settings.raise_errors
-        self._observer = settings.observer
-
-        self._counters = Counters()
-        self._log_error = _ErrorLog()
-        self._local = LocalLRU(settings.local) if settings.local is not None else None
-        self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
-        keys = settings.signing_keys
-        self._signer = _signing.Signer(keys) if keys else None
+        self._entries = entries = Entries(settings)
+        self._recorder = recorder = Recorder(settings.observer, settings.raise_errors)
+        self._coherence = coherence = Coherence(settings.local)
         # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
         self._unredact = _redact.hide(self, settings.secrets)
         self._transport = transport = Transport(settings)
-        self._capabilities = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
+        where = settings.shown_endpoint or "AWS"  # in NotSupportedError messages
+        self._capabilities = learner = Learner(transport, settings.prefix, where)
+        self._reads = Reads(transport, coherence, recorder, entries)
+        self._writes = writes = Writes(transport, coherence, recorder, entries, learner)
+        self._removal = Removal(transport, coherence, recorder, entries)
+        lookup = functools.partial(self.get, default=_fleet.ABSENT)
+        self._fleet = FleetHost(
+            settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -253,18 +202,19 @@ class AsyncS3Cache:
         A stored ``None`` is returned as ``None``: pass a sentinel ``default`` to tell them apart.
         Concurrent gets of one key on one event loop share a single request.
         """
-        value = await self._read(self._object_key(key))
-        return default if value is _MISSING else value
+        value = await self._reads.read(self._object_key(key))
+        return default if value is MISSING else value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys`` (hits only), fetched at most ``max_concurrency`` at a
         time, so that each read's deadline covers that read, however many keys there are."""
         wanted = {key: self._object_key(key) for key in keys}
-        values = await self._paced(self._read, list(wanted.values()))
+        width = self._transport.max_concurrency
+        values = await paced(self._reads.read, list(wanted.values()), width)
         for value in values:
             if isinstance(value, S3CacheError):  # on_error="raise": already counted
                 raise value
-        return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
+        return {key: v for key, v in zip(wanted, values, strict=True) if v is not MISSING}
 
     async def exists(self, key: str) -> bool:
         """Whether a live entry is stored under ``key`` (an expired one does not count).
@@ -273,125 +223,7 @@ class AsyncS3Cache:
         does not hold, does not count either; whether the signature matches the body only a
         read can tell (it has the body).
         """
-        okey = self._object_key(key)
-        started = _monotonic()
-        if self._local is not None and self._local.get(okey, started) is not None:
-            self._record_and_notify("exists", okey, "local_hit", started)
-            return True
-        try:
-            headers = await self._transport.head(okey)
-        except S3CacheError as exc:
-            self._record_and_notify("exists", okey, "error", started, error=exc)
-            return self._failed(exc, False)
-        live = headers is not None and self._is_live(headers)
-        if live and self._signer is not None and self._unverified(okey, None, headers or {}):
-            self._record_and_notify("exists", okey, "unverified", started)
-            return False
-        self._record_and_notify("exists", okey, "hit" if live else "miss", started)
-        return live
-
-    async def _read(self, okey: str) -> Any:
-        """The value under ``okey`` or ``_MISSING``; counted, observed, errors per ``on_error``."""
-        started = _monotonic()
-        counters = self._counters
-        local = self._local
-        if local is not None:
-            value = self._local_hit(local, okey, started)
-            if value is not _MISSING:
-                return value
-        try:
-            sent, generation, found = await self._reads.join(
-                okey, functools.partial(self._fetch, okey)
-            )
-        except S3CacheError as exc:
-            counters.misses += 1
-            self._record_and_notify("get", okey, "error", started, error=exc)
-            return self._failed(exc, _MISSING)
-        if found is None:
-            counters.misses += 1
-            self._record_and_notify("get", okey, "miss", started)
-            return _MISSING
-        body, headers = found
-        if self._signer is not None and self._unverified(okey, body, headers):
-            counters.misses += 1
-            self._record_and_notify("get", okey, "unverified", started)
-            return _MISSING
-        content_type = headers.get("content-type")
-        content_encoding = headers.get("content-encoding")
-        remaining = _format.safe_remaining_ttl(headers, _clock())
-        try:
-            if _format.is_expired(remaining):
-                counters.misses += 1
-                counters.expired += 1
-                self._record_and_notify("get", okey, "expired", started)
-                return _MISSING
-            value = _format.decode(body, content_type, self._serializer, content_encoding)
-        except (ValueError, KeyError) as exc:
-            counters.misses += 1
-            error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
-            error.__cause__ = exc
-            self._record_and_notify("get", okey, "error", started, error=error)
-            return self._failed(error, _MISSING)
-        counters.hits += 1
-        counters.bytes_in += len(body)
-        if local is not None:
-            # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
-            # A bytearray body becomes bytes here, once, not at every local hit of its value.
-            local.put(
-                okey, bytes(body), content_type, content_encoding, sent, remaining, generation
-            )
-        self._record_and_notify("get", okey, "hit", started, len(body))
-        return value
-
-    def _local_hit(self, local: LocalLRU, okey: str, started: float) -> Any:
-        """The value the local tier holds for ``okey`` (counted and observed), or ``_MISSING``.
-
-        It holds only entries this cache wrote or verified, so it never serves an unverified one.
-        """
-        entry = local.get(okey, started)
-        if entry is None:
-            return _MISSING
-        try:
-            value = _format.decode(
-                entry.body, entry.content_type, self._serializer, entry.content_encoding
-            )
-        except ValueError:
-            local.discard(okey)
-            return _MISSING
-        self._counters.hits += 1
-        self._counters.local_hits += 1
-        self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
-        return value
-
-    def _unverified(self, okey: str, body: _format.Body | None, headers: Mapping[str, str]) -> bool:
-        """Whether the entry under ``okey`` fails its signature check (``body`` None: what a
-        HEAD shows). Such an entry is a miss, counted by reason and logged (rate-limited); it is
-        never served and never deleted."""
-        assert self._signer is not None
-        if body is None:
-            reason = self._signer.check_headers(headers)
-        else:
-            reason = self._signer.verify(okey, body, headers)
-        if reason is None:
-            return False
-        self._counters.unverified[reason] += 1
-        self._log_error.note(
-            f"unverified:{reason}",
-            f"s3cache: entry {okey!r} is {_UNVERIFIED[reason]}: not served (a miss)",
-        )
-        return True
-
-    async def _fetch(
-        self, okey: str
-    ) -> tuple[float, int, tuple[_format.Body, Mapping[str, str]] | None]:
-        """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
-        deadline counts from then) and the tier's generation then (an answer overtaken by a
-        write through this cache never fills it)."""
-        generation = self._local.generation if self._local is not None else 0
-        return _monotonic(), generation, await self._transport.get(okey)
-
-    def _is_live(self, headers: Mapping[str, str]) -> bool:
-        return not _format.is_expired(_format.safe_remaining_ttl(headers, _clock()))
+        return await self._reads.exists(self._object_key(key))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -402,8 +234,7 @@ class AsyncS3Cache:
         ``ValueError`` when it is too large to compress (see ``_format.MAX_DECOMPRESSED_BYTES``).
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
-        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
+        await self._writes.store(okey, value, self._entries.ttl(ttl))
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
@@ -415,31 +246,7 @@ class AsyncS3Cache:
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
-        return await self._set_many(mapping, ttl, {})
-
-    async def _set_many(
-        self,
-        mapping: Mapping[str, Any],
-        ttl: float | timedelta | None,
-        metadata: Mapping[str, Mapping[str, str]],
-    ) -> dict[str, S3CacheError]:
-        """:meth:`set_many`, with extra user ``metadata`` for some keys: how the integrations
-        keep the original of a key they had to hash (s3cache's own fields win over it)."""
-        seconds = self._ttl(ttl)
-        items = [
-            (
-                key,
-                okey := self._object_key(key),
-                self._encode(okey, value, seconds, metadata.get(key)),
-            )
-            for key, value in mapping.items()
-        ]
-        errors = await self._paced(
-            lambda item: self._try_put_entry(item[1], item[2], seconds), items
-        )
-        failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
-        self._batch_failed("set_many", failed, len(items), len(items) - len(failed))
-        return failed
+        return await set_many(self, mapping, ttl, {})
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
@@ -451,52 +258,8 @@ class AsyncS3Cache:
         :class:`~s3cache.errors.NotSupportedError` rather than overwrite silently.
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
-        payload = self._encode(okey, value, seconds)
-        started = _monotonic()
-        since = self._begin_write(okey)
-        try:
-            stored = await self._put_if_absent(okey, payload)
-        except BaseException as exc:
-            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
-            if isinstance(exc, NotSupportedError) or not isinstance(exc, S3CacheError):
-                raise
-            self._record_and_notify("add", okey, "error", started, error=exc)
-            return self._failed(exc, False)
-        if stored:
-            self._record_put(okey, payload, seconds, started, since)
-        else:
-            self._end_write(okey, since)
-        self._record_and_notify(
-            "add", okey, "stored" if stored else "rejected", started, len(payload.body)
-        )
-        return stored
-
-    async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
-        """The conditional writes of :meth:`add`; True when ``payload`` was stored.
-
-        A refused create is looked at (the HEAD that also tells a write whose response was
-        lost, see :meth:`Transport.put_if`): an expired entry is replaced, a vanished one
-        created once more.
-        """
-        transport = self._transport
-        await self._capabilities.require_create("add()")
-        written = await transport.put_if(okey, payload, if_absent=True)
-        if written.stored:
-            return True
-        headers = written.found
-        if headers is None:  # deleted in between: try once more
-            return (await transport.put_if(okey, payload, if_absent=True)).stored
-        if not self._is_live(headers) and headers.get("etag"):
-            return await self._replace_expired(okey, payload, headers["etag"])
-        return False
-
-    async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
-        """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
-        in the form this server honours, learned once by a probe)."""
-        capabilities = await self._capabilities.require("add() over an expired entry")
-        written = await self._transport.put_if(okey, payload, if_match=capabilities.if_match(etag))
-        return written.stored
+        seconds = self._entries.ttl(ttl)
+        return await self._writes.add(okey, self._entries.encode(okey, value, seconds), seconds)
 
     async def get_or_set(
         self,
@@ -518,16 +281,16 @@ class AsyncS3Cache:
         (:class:`~s3cache.errors.NotSupportedError` otherwise).
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
+        seconds = self._entries.ttl(ttl)
         lease_s = None if lease is None else _fleet.lease_seconds(lease)
-        value = await self._read(okey)
-        if value is not _MISSING:
+        value = await self._reads.read(okey)
+        if value is not MISSING:
             return value
         if lease_s is None:
-            fill = functools.partial(self._fill, okey, factory, seconds)
+            fill = functools.partial(self._writes.fill, okey, factory, seconds)
         else:
-            fill = functools.partial(_fleet.fill, self, key, okey, factory, seconds, lease_s)
-        return await self._fills.join(okey, fill)
+            fill = functools.partial(_fleet.fill, self._fleet, key, okey, factory, seconds, lease_s)
+        return await self._coherence.fill(okey, fill)
 
     def cached(
         self,
@@ -543,28 +306,12 @@ class AsyncS3Cache:
         ``lease``, one call in the fleet computes each result. For sync functions use
         :meth:`S3Cache.cached`.
         """
-        self._ttl(ttl)  # validate now, not at the first call
+        self._entries.ttl(ttl)  # validate now, not at the first call
         if lease is not None:
             _fleet.lease_seconds(lease)
-
-        def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-            if not inspect.iscoroutinefunction(func):
-                raise TypeError(
-                    f"AsyncS3Cache.cached wraps coroutine functions and {func.__qualname__} is "
-                    "not one; use S3Cache.cached for sync functions"
-                )
-
-            @functools.wraps(func)
-            async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                cache_key = call_key(func, key, args, kwargs)
-                result: R = await self.get_or_set(
-                    cache_key, functools.partial(func, *args, **kwargs), ttl, lease=lease
-                )
-                return result
-
-            return wrapper
-
-        return decorate
+        return coroutine_decorator(
+            lambda cache_key, factory: self.get_or_set(cache_key, factory, ttl, lease=lease), key
+        )
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None
@@ -578,107 +325,16 @@ class AsyncS3Cache:
         failures always (whatever ``on_error`` says). ``held.token`` is the fencing token and
         ``held.lost`` tells whether a renewal failed; see "Fleet-wide locks" in the README.
         """
-        return FleetLock(self, name, ttl, wait)
-
-    async def _fill(self, okey: str, factory: Callable[[], Any], seconds: float | None) -> Any:
-        value = factory()
-        if inspect.isawaitable(value):
-            value = await value
-        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
-        return value
-
-    def _ttl(self, ttl: float | timedelta | None) -> float | None:
-        return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
-
-    def _encode(
-        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
-    ) -> _format.Payload:
-        """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
-        fields win over it), signed when the cache has a signing key."""
-        payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
-        if extra:
-            payload = replace(payload, metadata={**extra, **payload.metadata})
-        return payload if self._signer is None else self._signer.sign(okey, payload)
-
-    async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
-        """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""
-        error = await self._try_put_entry(okey, payload, seconds)
-        if error is not None:
-            self._failed(error, None)
-
-    async def _try_put_entry(
-        self, okey: str, payload: _format.Payload, seconds: float | None
-    ) -> S3CacheError | None:
-        """PUT one entry, observed; a store failure is returned (for the caller to count)."""
-        started = _monotonic()
-        since = self._begin_write(okey)
-        try:
-            await self._transport.put(okey, payload)
-        except BaseException as exc:
-            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
-            if not isinstance(exc, S3CacheError):
-                raise
-            self._record_and_notify("set", okey, "error", started, error=exc)
-            return exc
-        self._record_put(okey, payload, seconds, started, since)
-        self._record_and_notify("set", okey, "stored", started, len(payload.body))
-        return None
-
-    def _record_put(
-        self,
-        okey: str,
-        payload: _format.Payload,
-        seconds: float | None,
-        started: float,
-        since: int,
-    ) -> None:
-        """After a PUT landed: count it, and let the local tier keep it (see :meth:`_end_write`)."""
-        self._counters.sets += 1
-        self._counters.bytes_out += len(payload.body)
-        self._end_write(okey, since, payload, seconds, started)
-
-    def _begin_write(self, okey: str) -> int:
-        """A write or delete of ``okey`` begins: no read already in flight may answer for it, or
-        fill the local tier. Returns the tier generation for :meth:`_end_write`."""
-        self._reads.forget(okey)
-        return self._local.begin_write(okey) if self._local is not None else 0
-
-    def _end_write(
-        self,
-        okey: str,
-        since: int,
-        payload: _format.Payload | None = None,
-        seconds: float | None = None,
-        started: float = 0.0,
-    ) -> None:
-        """It ended (``payload``: what was stored): a get from now on sends a request of its own,
-        and the tier keeps ``payload`` unless another write of the key overlapped this one."""
-        self._reads.forget(okey)
-        if self._local is None:
-            return
-        if payload is None:
-            self._local.end_write(okey, since)
-            return
-        # S3 may call the entry expired up to a second early: stay inside that.
-        lifetime = None if seconds is None else seconds - 1.0
-        self._local.end_write(
-            okey,
-            since,
-            payload.body,
-            payload.content_type,
-            payload.content_encoding,
-            started,
-            lifetime,
-        )
+        return FleetLock(self._fleet, name, ttl, wait)
 
     # -- deleting --------------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there (expired objects go too, uncounted)."""
         okey = self._object_key(key)
-        live, failed = await self._remove([okey])
-        if failed:
-            return self._failed(failed[okey], False)
+        live, failures = await self._removal.remove([okey])
+        if failures:
+            return self._recorder.failed(failures[okey], False)
         return live == 1
 
     async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
@@ -692,46 +348,7 @@ class AsyncS3Cache:
         names: dict[str, str] = {}
         for key in keys:
             names.setdefault(self._object_key(key), key)
-        live, failed = await self._remove(list(names))
-        failed_keys = {names[okey]: error for okey, error in failed.items()}
-        self._batch_failed("delete_many", failed_keys, len(names), live)
-        return DeleteResult(live, failed_keys)
-
-    async def _remove(self, okeys: list[str]) -> tuple[int, dict[str, S3CacheError]]:
-        """Delete ``okeys``: how many live entries went, and the keys that failed, with why.
-
-        S3 reports every key of a delete as deleted, so each key is looked up first (HEAD) and
-        only objects that exist are deleted. A key whose HEAD failed is not deleted: it fails
-        with that error (a second request would only spend a second deadline).
-        """
-        started = _monotonic()
-        writes = [(okey, self._begin_write(okey)) for okey in okeys]
-        try:
-            heads = await self._paced(self._transport.head, okeys)
-            failed: dict[str, S3CacheError] = {}
-            present: list[str] = []
-            live: list[str] = []
-            for okey, head in zip(okeys, heads, strict=True):
-                if isinstance(head, S3CacheError):
-                    failed[okey] = head
-                elif head is not None:
-                    present.append(okey)
-                    if self._is_live(head):
-                        live.append(okey)
-            failed.update(await self._transport.delete_many(present))
-        finally:
-            for okey, since in writes:
-                self._end_write(okey, since)
-        removed = sum(1 for okey in live if okey not in failed)
-        self._counters.deletes += removed
-        one = okeys[0] if len(okeys) == 1 else None
-        if failed:
-            self._record_and_notify(
-                "delete", one, "error", started, error=next(iter(failed.values()))
-            )
-        else:
-            self._record_and_notify("delete", one, "deleted", started)
-        return removed, failed
+        return await self._removal.remove_many(names)
 
     async def clear(self, prefix: str = "") -> DeleteResult:
         """Delete every object under the cache's prefix, or only those under ``prefix`` within it.
@@ -746,51 +363,8 @@ class AsyncS3Cache:
         listing that fails before anything was deleted raises its own error.
         """
         self._check_open()
-        scope = _format.sub_prefix(self._prefix, prefix)
-        started = _monotonic()
-        self._forget_all()
-        deleted = 0
-        failed: dict[str, S3CacheError] = {}
-        stopped: S3CacheError | None = None
-        last: str | None = None
-        token: str | None = None
-        try:
-            while True:
-                try:
-                    page, token = await self._transport.list_page(scope, token)
-                except S3CacheError as exc:  # nothing more can be found to delete
-                    stopped = exc
-                    break
-                # Never trust a listing to stay under the prefix: check every key.
-                okeys = [
-                    o.key
-                    for o in page
-                    if o.key.startswith(scope)
-                    and not (prefix and _format.is_reserved(self._prefix, o.key))
-                ]
-                page_failed = await self._transport.delete_many(okeys)
-                deleted += len(okeys) - len(page_failed)
-                failed.update(page_failed)
-                last = page[-1].key if page else last
-                if token is None:
-                    break
-        finally:
-            self._forget_all()  # reads sent while the clear ran may have seen deleted entries
-        self._counters.deletes += deleted
-        error = stopped or next(iter(failed.values()), None)
-        outcome: Outcome = "error" if error else "deleted"
-        self._record_and_notify("clear", None, outcome, started, error=error)
-        if stopped is not None and not deleted and not failed:
-            self._failed(stopped, None)  # nothing was done: the failure itself
-        else:
-            self._batch_failed("clear", failed, deleted + len(failed), deleted, stopped, last)
-        return DeleteResult(deleted, failed, stopped, last)
-
-    def _forget_all(self) -> None:
-        """No read in flight may answer for any key, or fill the local tier (a clear)."""
-        self._reads.forget_all()
-        if self._local is not None:
-            self._local.clear()
+        scope = _format.sub_prefix(self.prefix, prefix)
+        return await self._removal.clear(self.prefix, scope, spare_reserved=bool(prefix))
 
     def iter_keys(self, prefix: str = "") -> AsyncGenerator[str, None]:
         """The keys under the cache's prefix (+ ``prefix``, matched as in :meth:`clear`).
@@ -802,24 +376,7 @@ class AsyncS3Cache:
         (logged) or raises, per ``on_error``. Bad input raises here, not on iteration.
         """
         self._check_open()
-        return self._listed_keys(_format.sub_prefix(self._prefix, prefix))
-
-    async def _listed_keys(self, scope: str) -> AsyncGenerator[str, None]:
-        started = _monotonic()
-        token: str | None = None
-        while True:
-            try:
-                page, token = await self._transport.list_page(scope, token)
-            except S3CacheError as exc:
-                self._record_and_notify("iter_keys", None, "error", started, error=exc)
-                self._failed(exc, None)
-                return
-            for obj in page:
-                # Never trust a listing to stay under the prefix: check every key.
-                if obj.key.startswith(scope) and not _format.is_reserved(self._prefix, obj.key):
-                    yield obj.key[len(self._prefix) :]
-            if token is None:
-                return
+        return self._removal.keys(self.prefix, _format.sub_prefix(self.prefix, prefix))
 
     # -- operations ------------------------------------------------------------------------
 
@@ -833,9 +390,8 @@ class AsyncS3Cache:
         Its probe's requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
-        return await _check.check(
-            self._transport, self._capabilities, self._prefix, self._settings.shown_endpoint
-        )
+        where = self._settings.shown_endpoint
+        return await _check.check(self._transport, self._capabilities, self.prefix, where)
 
     async def capabilities(self) -> Capabilities:
         """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the
@@ -866,7 +422,7 @@ class AsyncS3Cache:
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""
         transport = self._transport
-        return self._counters.snapshot(transport.recovered, transport.clock.offset)
+        return self._recorder.snapshot(transport.recovered, transport.clock.offset)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
@@ -884,11 +440,11 @@ class AsyncS3Cache:
         await self.close()
 
     def __repr__(self) -> str:
-        endpoint = _options.redact_url(self._endpoint_url)
+        endpoint = self._settings.shown_endpoint
         where = f", endpoint_url={endpoint!r}" if endpoint else ""
         state = ", closed" if self._transport.closed else ""
         return (
-            f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._prefix!r}{where}{state})"
+            f"{type(self).__name__}(bucket={self.bucket!r}, prefix={self.prefix!r}{where}{state})"
         )
 
     # -- plumbing --------------------------------------------------------------------------
@@ -896,25 +452,23 @@ class AsyncS3Cache:
     @property
     def prefix(self) -> str:
         """The normalised key prefix (empty, or ending in ``/``)."""
-        return self._prefix
+        return self._settings.prefix
 
     @property
     def bucket(self) -> str:
         """The bucket name."""
-        return self._bucket
+        return self._settings.bucket
 
     @property
     def endpoint_url(self) -> str | None:
         """The endpoint URL (None: AWS's default), with any user:password part removed."""
-        return _options.redact_url(self._endpoint_url)
+        return self._settings.shown_endpoint
 
     @property
     def transport(self) -> Transport:
-        """The object-level operations under this cache (list, HEAD, delete, lifecycle).
-
-        For tools built on the cache, such as :mod:`s3cache.maintenance`: they act on objects
-        directly, bypassing the local tier, single flight and :meth:`stats`.
-        """
+        """The object-level operations under this cache (list, HEAD, delete; bucket settings in
+        ``transport.admin``), for tools built on it such as :mod:`s3cache.maintenance`: they
+        bypass the local tier, single flight and :meth:`stats`."""
         return self._transport
 
     def _check_open(self) -> None:
@@ -923,62 +477,23 @@ class AsyncS3Cache:
 
     def _object_key(self, key: str) -> str:
         self._check_open()
-        return _format.object_key(self._prefix, key)
+        return _format.object_key(self.prefix, key)
 
-    def _batch_failed(
-        self,
-        op: str,
-        failed: Mapping[str, S3CacheError],
-        total: int,
-        done: int,
-        stopped: S3CacheError | None = None,
-        stopped_after: str | None = None,
-    ) -> None:
-        """Count each failed key (and the error that ``stopped`` the batch) by its kind; then
-        raise or log one :class:`BatchError` carrying ``done`` (always raised when the cache was
-        closed under the batch: nothing is dropped silently)."""
-        if not failed and stopped is None:
-            return
-        errors = [*failed.values(), *([stopped] if stopped is not None else [])]
-        for error in errors:
-            self._counters.errors[error.kind] += 1
-        summary = BatchError(op, failed, total, done, stopped, stopped_after)
-        if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
-            raise summary
-        self._log_error(summary)
 
-    def _failed(self, exc: S3CacheError, fallback: T) -> T:
-        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``
-        (a closed cache always raises: nothing is dropped silently)."""
-        self._counters.errors[exc.kind] += 1
-        if self._raise or isinstance(exc, CacheClosedError):
-            raise exc
-        self._log_error(exc)
-        return fallback
+async def set_many(
+    cache: AsyncS3Cache,
+    mapping: Mapping[str, Any],
+    ttl: float | timedelta | None,
+    metadata: Mapping[str, Mapping[str, str]],
+) -> dict[str, S3CacheError]:
+    """:meth:`AsyncS3Cache.set_many`, with extra user ``metadata`` for some keys: how the
+    integrations keep the original of a key they had to hash (s3cache's own fields win)."""
+    seconds = cache._entries.ttl(ttl)
+    items = cache._writes.encoded(cache._object_key, mapping, seconds, metadata)
+    return await cache._writes.put_many(items, seconds)
 
-    def _record_and_notify(
-        self,
-        op: str,
-        okey: str | None,
-        outcome: Outcome,
-        started: float,
-        nbytes: int = 0,
-        error: S3CacheError | None = None,
-    ) -> None:
-        """Record an operation's latency and tell the observer, which must never break us."""
-        duration = _monotonic() - started
-        self._counters.latency(op, duration)
-        observer = self._observer
-        if observer is None:
-            return
-        event = CacheEvent(op, okey, outcome, duration, nbytes, error.kind if error else None)
-        try:
-            observer.on_event(event)
-        except Exception:
-            logger.exception("s3cache observer %r failed on %s", observer, op)
 
-    async def _paced(
-        self, func: Callable[[T], Awaitable[R]], items: Sequence[T]
-    ) -> list[R | S3CacheError]:
-        """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
-        return await paced(func, items, self._transport.max_concurrency)
+def failed(cache: AsyncS3Cache, exc: S3CacheError, fallback: T) -> T:
+    """A store failure met by a tool built on ``cache`` (an integration), counted and then
+    raised or logged (returning ``fallback``) as the cache's ``on_error`` says."""
+    return cache._recorder.failed(exc, fallback)

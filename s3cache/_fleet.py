@@ -1,4 +1,4 @@
-"""Fleet-wide single flight and locks on the core, built on S3 conditional writes.
+"""Fleet-wide single flight and locks, built on S3 conditional writes.
 
 A lease object (format in :mod:`s3cache._lease`, key in the reserved namespace) is created with
 ``If-None-Match: *`` and replaced with ``If-Match: <etag>``, so of any number of processes racing
@@ -10,6 +10,8 @@ renewal or release whose response is lost still holds or releases the lock.
 - :func:`fill` is ``get_or_set(..., lease=...)`` on a miss: one computation per key in the fleet;
   the other callers poll the lease and read the entry once it is released or has expired.
 - :class:`FleetLock` is ``lock()``: an async context manager renewed in the background.
+
+They use a cache through its :class:`FleetHost` only (the core builds one), never the core.
 """
 
 from __future__ import annotations
@@ -27,18 +29,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from s3cache import _format, _lease
+from s3cache._capabilities import Capabilities, Learner
 from s3cache._lease import HELD, RELEASED, LeaseState
+from s3cache._recorder import Recorder
+from s3cache._transport import Transport, Written
 from s3cache.errors import LockNotAcquiredError, NotSupportedError, S3CacheError
 
-if TYPE_CHECKING:
-    from s3cache._capabilities import Capabilities
-    from s3cache._core import AsyncS3Cache
-    from s3cache._transport import Transport, Written
-
-__all__ = ["FleetLock", "HeldLock", "fill", "lease_seconds"]
+__all__ = ["ABSENT", "FleetHost", "FleetLock", "HeldLock", "fill", "lease_seconds"]
 
 logger = logging.getLogger("s3cache")
 
@@ -51,7 +51,24 @@ MAX_POLL: Final = 0.5
 WAIT_SLACK: Final = 4.0
 #: Attempts in a row without pausing while the lease keeps changing under us.
 _STREAK: Final = 3
-_ABSENT: Final[Any] = object()
+#: What :attr:`FleetHost.lookup` returns for a key with no value.
+ABSENT: Final[Any] = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHost:
+    """What leases and locks use of a cache: its key ``prefix``, ``transport``, the server's
+    ``capabilities``, its ``recorder`` (failures per ``on_error``), ``lookup`` (the value under
+    a cache key, or :data:`ABSENT`), ``fill`` (run a factory and store its value under an
+    object key, with a ttl) and ``check_open`` (raise when the cache is closed)."""
+
+    prefix: str
+    transport: Transport
+    capabilities: Learner
+    recorder: Recorder
+    lookup: Callable[[str], Awaitable[Any]]
+    fill: Callable[[str, Callable[[], Any], float | None], Awaitable[Any]]
+    check_open: Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +179,7 @@ async def _contend(
     """Acquire the lease at ``lkey``, waiting for a busy one until ``deadline`` (monotonic).
 
     A free (released or expired) or missing lease is taken at once, but first ``check()`` may
-    find the value the lease guards (it returns ``_ABSENT`` when there is none): that value is
+    find the value the lease guards (it returns :data:`ABSENT` when there is none): that value is
     returned instead. At the deadline, returns the lease as last seen.
     """
     backoff = _Backoff(lease)
@@ -173,7 +190,7 @@ async def _contend(
         if seen is None or not seen.held:
             if looked and check is not None:
                 value = await check()
-                if value is not _ABSENT:
+                if value is not ABSENT:
                     return _Found(value)
             found = await _try(transport, lkey, lease, seen, caps)
             if isinstance(found, Holding):
@@ -195,7 +212,7 @@ async def _contend(
 
 
 async def fill(
-    core: AsyncS3Cache,
+    host: FleetHost,
     key: str,
     okey: str,
     factory: Callable[[], Any],
@@ -210,23 +227,23 @@ async def fill(
     of waiting, a caller computes the value itself. Store failures follow ``on_error``; with
     ``"log"`` they make this an ordinary local computation.
     """
-    lkey = _format.reserved_key(core.prefix, "lease", okey[len(core.prefix) :])
+    lkey = _format.reserved_key(host.prefix, "lease", okey[len(host.prefix) :])
     started = time.monotonic()
     try:
-        caps = await core._capabilities.require("get_or_set(lease=...)")
+        caps = await host.capabilities.require("get_or_set(lease=...)")
         outcome = await _contend(
-            core.transport,
+            host.transport,
             lkey,
             lease,
             started + 2 * lease + WAIT_SLACK,
             caps,
-            check=functools.partial(core.get, key, _ABSENT),
+            check=functools.partial(host.lookup, key),
         )
     except NotSupportedError:
         raise
     except S3CacheError as exc:
-        core._failed(exc, None)  # raises with on_error="raise"
-        return await core._fill(okey, factory, seconds)
+        host.recorder.failed(exc, None)  # raises with on_error="raise"
+        return await host.fill(okey, factory, seconds)
     if isinstance(outcome, _Found):
         return outcome.value
     if not isinstance(outcome, Holding):
@@ -238,29 +255,23 @@ async def fill(
             time.monotonic() - started,
             holder,
         )
-        return await core._fill(okey, factory, seconds)
+        return await host.fill(okey, factory, seconds)
     try:
-        return await core._fill(okey, factory, seconds)
+        return await host.fill(okey, factory, seconds)
     finally:
-        await _release(core, outcome)
+        await _release(host, outcome)
 
 
-async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
+async def _release(host: FleetHost, holding: Holding) -> bool | None:
     """Mark our lease released (If-Match: only our own record). True: released; False: it was
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        written = await core.transport.put_if(holding.key, payload, if_match=holding.if_match)
+        written = await host.transport.put_if(holding.key, payload, if_match=holding.if_match)
         return written.stored
     except S3CacheError as exc:
-        _note(core, exc)
+        host.recorder.note(exc)
         return None
-
-
-def _note(core: AsyncS3Cache, exc: S3CacheError) -> None:
-    """Count and log a failure that is not the caller's to handle, whatever ``on_error`` says."""
-    core._counters.errors[exc.kind] += 1
-    core._log_error(exc)
 
 
 # -- lock() --------------------------------------------------------------------------------
@@ -299,14 +310,14 @@ class FleetLock:
     """
 
     def __init__(
-        self, core: AsyncS3Cache, name: str, ttl: float | timedelta, wait: float | timedelta | None
+        self, host: FleetHost, name: str, ttl: float | timedelta, wait: float | timedelta | None
     ) -> None:
-        self._core = core
+        self._host = host
         self._name = name
-        self._key = _format.reserved_key(core.prefix, "lock", _format.path_of(name, "lock name"))
+        self._key = _format.reserved_key(host.prefix, "lock", _format.path_of(name, "lock name"))
         self._ttl = lease_seconds(ttl, "ttl")
         self._wait = _wait_seconds(wait)
-        core._check_open()
+        host.check_open()
         self._used = False
         self._holding: Holding | None = None
         self._held: HeldLock | None = None
@@ -317,9 +328,9 @@ class FleetLock:
         if self._used:
             raise RuntimeError("a lock object serves one `async with`; call cache.lock() again")
         self._used = True
-        caps = await self._core._capabilities.require("lock()")
+        caps = await self._host.capabilities.require("lock()")
         deadline = time.monotonic() + self._wait
-        outcome = await _contend(self._core.transport, self._key, self._ttl, deadline, caps)
+        outcome = await _contend(self._host.transport, self._key, self._ttl, deadline, caps)
         if not isinstance(outcome, Holding):
             raise LockNotAcquiredError(self._busy(outcome))
         self._holding = outcome
@@ -334,7 +345,7 @@ class FleetLock:
             return
         self._stop.set()
         await self._renewer  # lets a renewal in flight finish, so its ETag is the one we use
-        if await _release(self._core, self._holding) is False and not self._held.lost:
+        if await _release(self._host, self._holding) is False and not self._held.lost:
             self._lose("it was taken over before it was released")
 
     def _busy(self, seen: LeaseState | _Found | None) -> str:
@@ -362,9 +373,9 @@ class FleetLock:
                 if remaining <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(remaining):
-                    renewed = await _renew_once(self._core.transport, holding)
+                    renewed = await _renew_once(self._host.transport, holding)
             except S3CacheError as exc:  # StoreTimeoutError too: retried while time is left
-                _note(self._core, exc)
+                self._host.recorder.note(exc)
                 continue
             except TimeoutError:
                 self._lose("its lease ran out before a renewal was confirmed (paused, or slow)")

@@ -15,7 +15,7 @@ import pytest
 from aiobotocore.session import AioSession
 from botocore.config import Config
 
-import s3cache._core
+import s3cache._entries
 import s3cache._transport
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
@@ -172,8 +172,8 @@ async def test_expired_entries_are_misses(cache: AsyncS3Cache) -> None:
 async def test_a_client_clock_an_hour_off_changes_no_ttl(
     cache: AsyncS3Cache, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
-    real_clock = s3cache._core._clock
-    monkeypatch.setattr(s3cache._core, "_clock", lambda: real_clock() + skew)
+    real_clock = s3cache._entries._clock
+    monkeypatch.setattr(s3cache._entries, "_clock", lambda: real_clock() + skew)
     await cache.set("three", 3, ttl=3)
     await cache.set("one", 1, ttl=1)
     assert await cache.get("three") == 3

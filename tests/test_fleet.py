@@ -396,7 +396,7 @@ async def test_release_cannot_release_someone_elses_lock(kwargs: dict[str, Any])
             stale = old._holding
         assert stale is not None
         async with two.lock("job", ttl=10) as held:
-            assert await _fleet._release(one, stale) is False  # If-Match on an old ETag
+            assert await _fleet._release(one._fleet, stale) is False  # If-Match on an old ETag
             record = await _record(two, _lock_key(two, "job"))
             assert record is not None
             assert record.held

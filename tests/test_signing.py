@@ -150,11 +150,11 @@ def test_bad_signing_keys_are_refused_at_construction(
 
 def test_the_signing_key_never_shows_in_a_repr() -> None:
     cache = AsyncS3Cache("bucket", signing_key=[KEY, OLD], sse_customer_key=OTHER)
-    for text in (repr(cache), repr(cache._signer), repr(cache.stats())):
+    for text in (repr(cache), repr(cache._entries.signer), repr(cache.stats())):
         for secret in (KEY, OLD, OTHER):
             assert base64.b64encode(secret).decode() not in text
             assert secret.decode("latin-1") not in text
-    assert repr(cache._signer) == "Signer(<2 key(s) hidden>)"
+    assert repr(cache._entries.signer) == "Signer(<2 key(s) hidden>)"
 
 
 def test_the_keys_of_configuration_text_are_base64_with_commas() -> None:
@@ -309,8 +309,8 @@ async def test_the_local_tier_never_holds_an_unverified_entry(
             assert await cache.get("body-changed", MISSING) is MISSING
         assert await cache.get("genuine") == "real"
         stats = cache.stats()
-        assert cache._local is not None
-        assert len(cache._local) == 1  # only the genuine entry
+        assert cache._coherence.local is not None
+        assert len(cache._coherence.local) == 1  # only the genuine entry
     assert stats.unverified == {"altered": 3}
     assert stats.local_hits == 1
 

@@ -163,7 +163,7 @@ async def test_close_waits_no_longer_than_the_deadline(
     started = time.monotonic()
     await proxied.close()
     assert time.monotonic() - started < 3.0
-    if proxied._raise:
+    if proxied._settings.raise_errors:
         with pytest.raises(StoreTimeoutError):
             await getting
     else:

@@ -1,0 +1,98 @@
+"""Reading a cache's entries: a local hit, or a GET shared by the readers of a key, verified,
+judged on the server's clock and decoded; and ``exists``. Each read recorded once."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from s3cache import _format
+from s3cache._coherence import Coherence
+from s3cache._entries import Entries
+from s3cache._local import LocalEntry
+from s3cache._recorder import Recorder
+from s3cache._transport import Transport
+from s3cache.errors import CorruptEntryError, S3CacheError
+
+__all__ = ["MISSING", "Reads"]
+
+#: What a read returns when there is no value to serve (a miss, an expiry, a logged failure).
+MISSING: Final[Any] = object()
+
+
+class Reads:
+    """The read path of one cache (see :meth:`AsyncS3Cache.get` and ``exists``)."""
+
+    __slots__ = ("_coherence", "_entries", "_recorder", "_transport")
+
+    def __init__(
+        self, transport: Transport, coherence: Coherence, recorder: Recorder, entries: Entries
+    ) -> None:
+        self._transport = transport
+        self._coherence = coherence
+        self._recorder = recorder
+        self._entries = entries
+
+    async def read(self, okey: str) -> Any:
+        """The value under ``okey`` or :data:`MISSING`; recorded, errors per ``on_error``."""
+        with self._recorder.op("get", okey) as op:
+            entry = self._coherence.cached(okey, op.started)
+            if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
+                op.local_hit(len(entry.body))
+                return value
+            try:
+                fetched = await self._coherence.fetch(okey, self._transport.get)
+            except S3CacheError as exc:
+                return op.failed(exc, MISSING)
+            if fetched.found is None:
+                op.miss()
+                return MISSING
+            body, headers = fetched.found
+            reason = self._entries.unverified(okey, body, headers)
+            if reason is not None:
+                op.unverified(reason)
+                return MISSING
+            remaining = self._entries.remaining(headers)
+            if _format.is_expired(remaining):
+                op.expired()
+                return MISSING
+            try:
+                value = self._entries.decode(
+                    body, headers.get("content-type"), headers.get("content-encoding")
+                )
+            except (ValueError, KeyError) as exc:
+                error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
+                error.__cause__ = exc
+                return op.failed(error, MISSING)
+            self._coherence.keep(okey, fetched, body, headers, remaining)
+            op.hit(len(body))
+            return value
+
+    def _local_value(self, okey: str, entry: LocalEntry) -> Any:
+        """The value of the local tier's ``entry``, or :data:`MISSING` when it would not decode
+        (then dropped). The tier holds only entries this cache wrote or verified."""
+        try:
+            return self._entries.decode(entry.body, entry.content_type, entry.content_encoding)
+        except ValueError:
+            self._coherence.discard(okey)
+            return MISSING
+
+    async def exists(self, okey: str) -> bool:
+        """Whether a live (and, with a signing key, signed) entry is under ``okey``."""
+        with self._recorder.op("exists", okey) as op:
+            if self._coherence.cached(okey, op.started) is not None:
+                op.local_hit(0)
+                return True
+            try:
+                headers = await self._transport.head(okey)
+            except S3CacheError as exc:
+                return op.failed(exc, False)
+            live = headers is not None and self._entries.is_live(headers)
+            reason = self._entries.unverified(okey, None, headers) if live and headers else None
+            if reason is not None:
+                op.unverified(reason)
+                return False
+            if live:
+                op.hit(0)
+            else:
+                op.miss()
+            return live
