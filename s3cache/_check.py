@@ -7,7 +7,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from s3cache import _format
+from s3cache import _expiry, _format
 from s3cache._bucket_options import encryption_in_use
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._transport import Transport
@@ -65,7 +65,7 @@ async def check(
     finally:
         await transport.delete(probe, botocore=True)
     date = found[1].get("date")
-    skew = transport.clock.source() - _format.parse_http_date(date) if date else None
+    skew = transport.clock.source() - _expiry.parse_http_date(date) if date else None
     capabilities = await learner.learn()
     return CheckReport(
         bucket=transport.bucket,

@@ -11,17 +11,18 @@ from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _format, _redact
+from s3cache import _check, _fleet, _keys, _redact
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
 from s3cache._callkey import coroutine_decorator
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._check import CheckReport
 from s3cache._coherence import Coherence
+from s3cache._compression import Compression
 from s3cache._concurrency import paced
 from s3cache._entries import Entries
 from s3cache._fleet import FleetHost, FleetLock
-from s3cache._format import Compression, Serializer
+from s3cache._format import Serializer
 from s3cache._local import LocalTier
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
@@ -231,7 +232,7 @@ class AsyncS3Cache:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
         Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
-        ``ValueError`` when it is too large to compress (see ``_format.MAX_DECOMPRESSED_BYTES``).
+        ``ValueError`` when it is too large to compress (``_compression.MAX_DECOMPRESSED_BYTES``).
         """
         okey = self._object_key(key)
         await self._writes.store(okey, value, self._entries.ttl(ttl))
@@ -363,7 +364,7 @@ class AsyncS3Cache:
         listing that fails before anything was deleted raises its own error.
         """
         self._check_open()
-        scope = _format.sub_prefix(self.prefix, prefix)
+        scope = _keys.sub_prefix(self.prefix, prefix)
         return await self._removal.clear(self.prefix, scope, spare_reserved=bool(prefix))
 
     def iter_keys(self, prefix: str = "") -> AsyncGenerator[str, None]:
@@ -376,7 +377,7 @@ class AsyncS3Cache:
         (logged) or raises, per ``on_error``. Bad input raises here, not on iteration.
         """
         self._check_open()
-        return self._removal.keys(self.prefix, _format.sub_prefix(self.prefix, prefix))
+        return self._removal.keys(self.prefix, _keys.sub_prefix(self.prefix, prefix))
 
     # -- operations ------------------------------------------------------------------------
 
@@ -477,7 +478,7 @@ class AsyncS3Cache:
 
     def _object_key(self, key: str) -> str:
         self._check_open()
-        return _format.object_key(self.prefix, key)
+        return _keys.object_key(self.prefix, key)
 
 
 async def set_many(

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from s3cache import _format, _signing
+from s3cache import _expiry, _format, _signing
 from s3cache._format import Body, Payload
 from s3cache._settings import Settings
 
@@ -38,7 +38,7 @@ class Entries:
 
     def ttl(self, ttl: float | timedelta | None) -> float | None:
         """``ttl`` validated into seconds; None: the cache's ``default_ttl``."""
-        return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
+        return self._default_ttl if ttl is None else _expiry.normalize_ttl(ttl)
 
     def encode(
         self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
@@ -58,11 +58,11 @@ class Entries:
     def remaining(self, headers: Mapping[str, str]) -> float | None:
         """Seconds the entry has left on the server's clock (negative: expired; None: no
         expiry); unreadable expiry metadata counts as expired."""
-        return _format.safe_remaining_ttl(headers, _clock())
+        return _expiry.safe_remaining_ttl(headers, _clock())
 
     def is_live(self, headers: Mapping[str, str]) -> bool:
         """Whether the entry these (GET or HEAD) headers describe has not expired."""
-        return not _format.is_expired(self.remaining(headers))
+        return not _expiry.is_expired(self.remaining(headers))
 
     def unverified(self, okey: str, body: Body | None, headers: Mapping[str, str]) -> str | None:
         """Why the entry under ``okey`` fails its signature check (``body`` None: what a HEAD

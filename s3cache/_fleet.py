@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from s3cache import _format, _lease
+from s3cache import _expiry, _keys, _lease
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._lease import HELD, RELEASED, LeaseState
 from s3cache._recorder import Recorder
@@ -97,7 +97,7 @@ class _Found:
 
 def lease_seconds(lease: float | timedelta, name: str = "lease") -> float:
     """A validated lease duration in seconds (at least 1 s: server dates are whole seconds)."""
-    seconds = _format.normalize_ttl(lease, name)
+    seconds = _expiry.normalize_ttl(lease, name)
     if seconds is None:
         raise TypeError(f"{name} must be seconds (int or float) or a timedelta, not None")
     return seconds
@@ -227,7 +227,7 @@ async def fill(
     of waiting, a caller computes the value itself. Store failures follow ``on_error``; with
     ``"log"`` they make this an ordinary local computation.
     """
-    lkey = _format.reserved_key(host.prefix, "lease", okey[len(host.prefix) :])
+    lkey = _keys.reserved_key(host.prefix, "lease", okey[len(host.prefix) :])
     started = time.monotonic()
     try:
         caps = await host.capabilities.require("get_or_set(lease=...)")
@@ -314,7 +314,7 @@ class FleetLock:
     ) -> None:
         self._host = host
         self._name = name
-        self._key = _format.reserved_key(host.prefix, "lock", _format.path_of(name, "lock name"))
+        self._key = _keys.reserved_key(host.prefix, "lock", _keys.path_of(name, "lock name"))
         self._ttl = lease_seconds(ttl, "ttl")
         self._wait = _wait_seconds(wait)
         host.check_open()

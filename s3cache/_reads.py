@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from s3cache import _format
+from s3cache import _expiry
 from s3cache._coherence import Coherence
 from s3cache._entries import Entries
 from s3cache._local import LocalEntry
@@ -52,7 +52,7 @@ class Reads:
                 op.unverified(reason)
                 return MISSING
             remaining = self._entries.remaining(headers)
-            if _format.is_expired(remaining):
+            if _expiry.is_expired(remaining):
                 op.expired()
                 return MISSING
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
-from s3cache import _format
+from s3cache import _keys
 from s3cache._batch import DeleteResult
 from s3cache._coherence import Coherence
 from s3cache._concurrency import paced
@@ -113,7 +113,7 @@ class Removal:
                 o.key
                 for o in page
                 if o.key.startswith(scope)
-                and not (spare_reserved and _format.is_reserved(prefix, o.key))
+                and not (spare_reserved and _keys.is_reserved(prefix, o.key))
             ]
             page_failed = await transport.delete_many(okeys)
             deleted += len(okeys) - len(page_failed)
@@ -135,7 +135,7 @@ class Removal:
                     return
                 for obj in page:
                     # Never trust a listing to stay under the prefix: check every key.
-                    if obj.key.startswith(scope) and not _format.is_reserved(prefix, obj.key):
+                    if obj.key.startswith(scope) and not _keys.is_reserved(prefix, obj.key):
                         yield obj.key[len(prefix) :]
                 if token is None:
                     return

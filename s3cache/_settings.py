@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 from botocore.config import Config
 
-from s3cache import _format, _options, _signing
+from s3cache import _compression, _expiry, _keys, _options, _signing
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -22,7 +22,8 @@ from s3cache._bucket_options import (
     ServerSideEncryption,
     bucket_options,
 )
-from s3cache._format import Compression, Compressor, JsonSerializer, Serializer
+from s3cache._compression import Compression, Compressor
+from s3cache._format import JsonSerializer, Serializer
 from s3cache._local import LocalTier
 from s3cache._stats import CacheObserver
 
@@ -120,7 +121,7 @@ class Settings:
         serializer = given["serializer"]
         return cls(
             bucket=given["bucket"],
-            prefix=_format.normalize_prefix(given["prefix"]),
+            prefix=_keys.normalize_prefix(given["prefix"]),
             endpoint_url=given["endpoint_url"],
             client_kwargs={
                 "region_name": given["region_name"],
@@ -134,14 +135,14 @@ class Settings:
             },
             session=given["session"],
             config=given["config"],
-            default_ttl=_format.normalize_ttl(given["default_ttl"]),
+            default_ttl=_expiry.normalize_ttl(given["default_ttl"]),
             max_concurrency=given["max_concurrency"],
             timeout=float(given["timeout"]),
             serializer=serializer if serializer is not None else JsonSerializer(),
             raise_errors=given["on_error"] == "raise",
             local=given["local"],
             observer=given["observer"],
-            compressor=_format.make_compressor(
+            compressor=_compression.make_compressor(
                 given["compression"], given["compression_threshold"]
             ),
             fast_path=given["fast_path"],

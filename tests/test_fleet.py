@@ -31,7 +31,7 @@ from s3cache import (
     NotSupportedError,
     S3Cache,
     _fleet,
-    _format,
+    _keys,
     _lease,
 )
 from s3cache.maintenance import purge_expired, storage_stats
@@ -52,11 +52,11 @@ async def fleet(kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
 
 
 def _lease_key(cache: AsyncS3Cache, key: str) -> str:
-    return _format.reserved_key(cache.prefix, "lease", key.replace(":", "/"))
+    return _keys.reserved_key(cache.prefix, "lease", key.replace(":", "/"))
 
 
 def _lock_key(cache: AsyncS3Cache, name: str) -> str:
-    return _format.reserved_key(cache.prefix, "lock", name)
+    return _keys.reserved_key(cache.prefix, "lock", name)
 
 
 async def _record(cache: AsyncS3Cache, okey: str) -> _lease.LeaseState | None:

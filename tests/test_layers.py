@@ -170,12 +170,6 @@ def _known(name: str, line: int) -> Iterator[tuple[str, int]]:
 GRAPH: Final = {name: sorted(set(_imports(name, path))) for name, path in MODULES.items()}
 
 
-#: Marks for the checks the structure does not pass yet (issue 22 lands step by step); strict, so
-#: each mark must go as soon as its check passes.
-PENDING: Final = pytest.mark.xfail(strict=True, reason="issue 22: the split is under way")
-
-
-@PENDING
 def test_every_module_has_a_layer() -> None:
     missing = sorted(set(MODULES) - set(LAYERS))
     assert not missing, (
@@ -237,7 +231,6 @@ def test_no_import_circles() -> None:
     assert _cycles() == []
 
 
-@PENDING
 def test_modules_are_small() -> None:
     long = {
         name: lines

@@ -13,7 +13,7 @@ import pytest
 
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, _transport, maintenance
-from s3cache._format import TTL_METADATA
+from s3cache._expiry import TTL_METADATA
 from s3cache.errors import AccessDeniedError, BatchError, ServerError
 from s3cache.maintenance import _purge
 from tests.conftest import fail_later_pages

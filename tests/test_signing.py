@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, LocalTier, S3Cache, _format, _signing
+from s3cache import AsyncS3Cache, LocalTier, S3Cache, _expiry, _format, _signing
 from s3cache._signing import SIGNATURE_HEADER, SIGNATURE_METADATA, Signer, key_id
 from tests.conftest import CREDENTIALS, Requests
 from tests.test_wire import on_the_wire
@@ -40,7 +40,7 @@ def test_a_signature_is_a_version_a_key_id_and_an_hmac_in_user_metadata() -> Non
     payload = _signed()
     version, kid, mac = payload.metadata[SIGNATURE_METADATA].split(":")
     assert (version, kid, len(mac)) == ("v1", key_id(KEY), 64)
-    assert payload.metadata[_format.TTL_METADATA] == "60"  # the rest is unchanged
+    assert payload.metadata[_expiry.TTL_METADATA] == "60"  # the rest is unchanged
     assert Signer([KEY]).verify("p/k", payload.body, _headers(payload)) is None
     assert key_id(KEY) != key_id(OLD)
     assert KEY.hex()[:8] not in kid
@@ -52,9 +52,9 @@ def _tampered(name: str) -> tuple[str, bytes, dict[str, str]]:
     if name == "body":
         body = b'{"v":2}'
     elif name == "ttl changed":
-        headers[_format.TTL_HEADER] = "86400"
+        headers[_expiry.TTL_HEADER] = "86400"
     elif name == "ttl removed":
-        del headers[_format.TTL_HEADER]
+        del headers[_expiry.TTL_HEADER]
     elif name == "content type":
         headers["content-type"] = _format.BYTES_CONTENT_TYPE
     elif name == "encoding added":

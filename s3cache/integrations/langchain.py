@@ -16,7 +16,7 @@ from contextlib import aclosing
 from datetime import timedelta
 from typing import Any, Final
 
-from s3cache import _core, _format, _loop
+from s3cache import _core, _expiry, _keys, _loop
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
@@ -108,7 +108,7 @@ class _Entries(Connected):
         ttl: float | timedelta | None = None,
         **options: Any,
     ) -> None:
-        self._ttl = _format.normalize_ttl(ttl)
+        self._ttl = _expiry.normalize_ttl(ttl)
         self._connect(bucket, cache, options)
 
 
@@ -300,7 +300,7 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
     def _placed(self, key: str) -> tuple[str, str | None]:
         """The cache key of ``key``, and its encoded original when that key is hashed."""
         segment = encode_segment(key)
-        room = _format.MAX_KEY_BYTES - len(self._conn.core.prefix.encode()) - len(_FOLDER)
+        room = _keys.MAX_KEY_BYTES - len(self._conn.core.prefix.encode()) - len(_FOLDER)
         if len(segment) <= room:
             return _FOLDER + segment, None
         return _FOLDER + hashed_segment(key), segment

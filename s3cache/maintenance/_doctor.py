@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
-from s3cache import _format
+from s3cache import _expiry, _format
 from s3cache._bucket_options import encryption_in_use
 from s3cache._core import AsyncS3Cache
 from s3cache.errors import (
@@ -141,7 +141,7 @@ async def _get(visit: _Visit) -> list[DoctorItem]:
         detail = f"GetObject {visit.probe!r}: the probe just written did not read back"
         return [DoctorItem("get", "fail", detail)]
     date = found[1].get("date")
-    visit.skew = time.time() - _format.parse_http_date(date) if date else None
+    visit.skew = time.time() - _expiry.parse_http_date(date) if date else None
     visit.encryption = encryption_in_use(found[1])
     return [DoctorItem("get", "pass", "GetObject read the probe back")]
 
