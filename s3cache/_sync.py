@@ -18,7 +18,6 @@ from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._stats import CacheStats
-from s3cache._transport import Transport
 from s3cache.errors import S3CacheError
 
 __all__ = ["S3Cache", "SyncLock"]
@@ -200,11 +199,6 @@ class S3Cache:
     def endpoint_url(self) -> str | None:
         """The endpoint URL (None: AWS's default), with any user:password part removed."""
         return self._core.endpoint_url
-
-    @property
-    def transport(self) -> Transport:
-        """The core's object-level operations (async); see :attr:`AsyncS3Cache.transport`."""
-        return self._core.transport
 
     def __enter__(self) -> S3Cache:
         return self
