@@ -732,29 +732,31 @@ def test_console_script_points_at_main() -> None:
     assert getattr(cli, attr) is main
 
 
-def test_python_dash_m_in_a_subprocess(env: str, s3: Any) -> None:
-    def s3cache(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "s3cache", *argv],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=dict(os.environ),
-            timeout=60,
-            check=False,
-        )
+def s3cache_process(*argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """``python -m s3cache ARGV`` in a real process, configured by the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "s3cache", *argv],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+        timeout=60,
+        check=False,
+    )
 
-    done = s3cache("set", "proc:1", '{"via": "subprocess"}', "--ttl", "600", "--json")
-    assert (done.returncode, done.stderr) == (0, "")
-    done = s3cache("get", "proc:1", "--json")
+
+def test_python_dash_m_in_a_subprocess(env: str, s3: Any) -> None:
+    done = s3cache_process("set", "proc:1", '{"via": "subprocess"}', "--ttl", "600", "--json")
+    assert (done.returncode, done.stderr) == (0, b"")
+    done = s3cache_process("get", "proc:1", "--json")
     assert done.returncode == 0
     assert json.loads(done.stdout)["value"] == {"via": "subprocess"}
-    done = s3cache("clear")  # stdin is not a terminal and no --yes
+    done = s3cache_process("clear")  # stdin is not a terminal and no --yes
     assert done.returncode == 2
     assert keys(s3, env) == {"cache/proc/1"}
-    done = s3cache("--bucket", "no-such-bucket-for-cli", "get", "k")
+    done = s3cache_process("--bucket", "no-such-bucket-for-cli", "get", "k")
     assert done.returncode == 2
-    assert "Traceback" not in done.stderr
+    assert b"Traceback" not in done.stderr
 
 
 def test_check_fails_credentials_a_server_rejects(

@@ -47,11 +47,7 @@ async def cmd_get(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
 async def cmd_exists(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Say whether a live entry is stored under the key: exit 0 if so, 1 if not."""
     found = await cache.exists(args.key)
-    if args.json:
-        ui.json({"key": args.key, "exists": found})
-    else:
-        ui.line(f"{args.key!r} has a live entry" if found else f"no live entry for {args.key!r}")
-    return EXIT_OK if found else EXIT_MISSING
+    return _answer(args, ui, "exists", found, f"{args.key!r} has a live entry")
 
 
 async def cmd_set(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
@@ -72,8 +68,14 @@ async def cmd_set(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
 async def cmd_delete(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Delete the entry under the key; exit 1 when there was no live one."""
     deleted = await cache.delete(args.key)
+    return _answer(args, ui, "deleted", deleted, f"deleted {args.key!r}")
+
+
+def _answer(args: argparse.Namespace, ui: UI, field: str, found: bool, said: str) -> int:
+    """Print whether a command on the key found its entry (``field`` in JSON, ``said`` as text)
+    and exit 0 if it did, 1 if not."""
     if args.json:
-        ui.json({"key": args.key, "deleted": deleted})
+        ui.json({"key": args.key, field: found})
     else:
-        ui.line(f"deleted {args.key!r}" if deleted else f"no live entry for {args.key!r}")
-    return EXIT_OK if deleted else EXIT_MISSING
+        ui.line(said if found else f"no live entry for {args.key!r}")
+    return EXIT_OK if found else EXIT_MISSING

@@ -94,6 +94,7 @@ def prepare(args: argparse.Namespace) -> AsyncS3Cache:
 
 
 async def _run(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """Run the chosen command's handler with the cache open; closed however it ends."""
     spec: Spec = args.spec
     assert spec.run is not None  # a command with actions always has one chosen
     async with cache:

@@ -8,9 +8,9 @@ part-way still print (with ``--json``) what they had done.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import aclosing, contextmanager
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import TypeVar
 
 from s3cache import AsyncS3Cache, maintenance
 from s3cache.cli._spec import EXIT_MISSING, EXIT_OK
@@ -19,7 +19,8 @@ from s3cache.errors import S3CacheError
 
 __all__ = ["check_ls", "cmd_check", "cmd_clear", "cmd_ls", "cmd_purge", "cmd_stats"]
 
-R = TypeVar("R")
+#: What a command that deletes under the prefix reports, as it goes and at the end.
+Result = TypeVar("Result", maintenance.ClearResult, maintenance.PurgeResult)
 
 
 async def cmd_check(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
@@ -91,6 +92,7 @@ def _entry_table(entries: list[maintenance.Entry], ui: UI) -> None:
 
 
 def _stats_progress(stats: maintenance.StorageStats) -> str:
+    """The progress of ``stats``: what the listing counted, then the entries inspected."""
     listed = f"{plural(stats.entries, 'entry', 'entries')}, {size(stats.bytes)}"
     return f"{listed}; {stats.inspected:,} inspected" if stats.inspected else listed
 
@@ -136,46 +138,55 @@ def _switches(args: argparse.Namespace) -> dict[str, bool]:
     return {"dry_run": args.dry_run, "all_bucket": args.all_bucket}
 
 
-class _Tracked(Generic[R]):
-    """A run's ``on_progress``: keeps its latest figures (what it did, should it fail) and shows
-    them through ``update``."""
+async def _deleting(
+    cache: AsyncS3Cache,
+    args: argparse.Namespace,
+    ui: UI,
+    label: str,
+    start: Result,
+    detail: Callable[[Result], str],
+    operation: Callable[[Callable[[Result], None]], Awaitable[Result]],
+) -> Result:
+    """Run ``operation(on_progress)``, a command that deletes under the prefix, showing its
+    progress as ``label: detail`` and keeping its latest figures (``start`` before any): one
+    stopped part-way still prints, with ``--json``, what it did and the error before the
+    failure exits 2. With ``--json``, prints the result as well."""
+    latest = start
+    with ui.progress(label) as update:
 
-    def __init__(self, latest: R, update: Callable[[str], None], detail: Callable[[R], str]):
-        self.latest = latest
-        self._update = update
-        self._detail = detail
+        def track(figures: Result) -> None:
+            nonlocal latest
+            latest = figures
+            update(detail(figures))
 
-    def __call__(self, figures: R) -> None:
-        self.latest = figures
-        self._update(self._detail(figures))
-
-
-@contextmanager
-def _partial_json(
-    cache: AsyncS3Cache, args: argparse.Namespace, ui: UI, run: _Tracked[Any]
-) -> Iterator[None]:
-    """With ``--json``, a run that fails part-way still prints what it did, with the error,
-    before the failure exits 2."""
-    try:
-        yield
-    except S3CacheError as exc:
-        if args.json:
-            ui.json(scoped(cache, {**run.latest.to_json(), "error": str(exc)}))
-        raise
+        try:
+            result = await operation(track)
+        except S3CacheError as exc:
+            if args.json:
+                ui.json(scoped(cache, {**latest.to_json(), "error": str(exc)}))
+            raise
+    if args.json:
+        ui.json(scoped(cache, result.to_json()))
+    return result
 
 
 def _clear_detail(r: maintenance.ClearResult) -> str:
+    """The progress of ``clear``."""
     return f"{plural(r.matched, 'object')}, {r.deleted:,} deleted"
 
 
 async def cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Delete every object under the prefix (or count them, with ``--dry-run``)."""
-    with ui.progress("deleting" if not args.dry_run else "listing") as update:
-        run = _Tracked(maintenance.ClearResult(dry_run=args.dry_run), update, _clear_detail)
-        with _partial_json(cache, args, ui, run):
-            result = await maintenance.clear_prefix(cache, on_progress=run, **_switches(args))
+    result = await _deleting(
+        cache,
+        args,
+        ui,
+        "listing" if args.dry_run else "deleting",
+        maintenance.ClearResult(dry_run=args.dry_run),
+        _clear_detail,
+        lambda track: maintenance.clear_prefix(cache, on_progress=track, **_switches(args)),
+    )
     if args.json:
-        ui.json(scoped(cache, result.to_json()))
         return EXIT_OK
     if args.dry_run:
         done = f"dry run: would delete {plural(result.matched, 'object')}"
@@ -186,19 +197,24 @@ async def cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> in
 
 
 def _purge_detail(r: maintenance.PurgeResult) -> str:
+    """The progress of ``purge-expired``."""
     return f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
 
 
 async def cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Delete the expired entries and run-out leases under the prefix."""
-    with ui.progress("purging" if not args.dry_run else "scanning") as update:
-        run = _Tracked(maintenance.PurgeResult(dry_run=args.dry_run), update, _purge_detail)
-        with _partial_json(cache, args, ui, run):
-            result = await maintenance.purge_expired(
-                cache, batch=args.page_size, on_progress=run, **_switches(args)
-            )
+    result = await _deleting(
+        cache,
+        args,
+        ui,
+        "scanning" if args.dry_run else "purging",
+        maintenance.PurgeResult(dry_run=args.dry_run),
+        _purge_detail,
+        lambda track: maintenance.purge_expired(
+            cache, batch=args.page_size, on_progress=track, **_switches(args)
+        ),
+    )
     if args.json:
-        ui.json(scoped(cache, result.to_json()))
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
     count = result.expired if args.dry_run else result.deleted

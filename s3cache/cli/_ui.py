@@ -120,6 +120,7 @@ class UI:
 
     @contextmanager
     def _progress_bar(self, label: str) -> Iterator[Callable[[str], None]]:
+        """rich's progress bar on stderr (it draws only on a terminal)."""
         columns = (
             self.rich.progress.SpinnerColumn(),
             self.rich.progress.TextColumn("{task.description}"),
@@ -134,6 +135,7 @@ class UI:
 
     @contextmanager
     def _progress_line(self, label: str) -> Iterator[Callable[[str], None]]:
+        """One plain line on stderr, redrawn at most every 0.2 s, on a terminal only."""
         if not sys.stderr.isatty():
             yield lambda detail: None
             return
