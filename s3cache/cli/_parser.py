@@ -47,9 +47,9 @@ exit status (as grep: found, missing, error):
        remove` no rule to remove, `check` a required step failing
   2    error: an S3 failure (a one-line cause on stderr; --debug for the traceback), bad usage
        (unknown option, bad key, ttl or value, missing --yes off a terminal), a declined
-       confirmation, an internal error. A clear or purge-expired that stopped part-way says what it had deleted
-       ("deleted 1,000 of at least 1,000; stopped after '<key>': ...SlowDown"); running it
-       again finishes the job
+       confirmation, an internal error. A clear or purge-expired that stopped part-way says
+       what it had deleted ("deleted 1,000 of at least 1,000; stopped after '<key>':
+       ...SlowDown"); running it again finishes the job
   130  interrupted (Ctrl-C): the requests in flight are dropped, and one line on stderr says
        how far the command got
 
