@@ -90,21 +90,17 @@ class Learner:
 
     async def conditional_create(self) -> bool:
         """Whether ``If-None-Match: *`` is honoured: a second create of a probe is refused."""
-        known = self._create
-        if known is not None:
-            return known
-        create: bool = await self._shared("create", self._probe_create)
-        self._create = create
-        return create
+        if self._create is None:
+            self._create = await self._shared("create", self._probe_create)
+        return self._create
 
     async def if_match_form(self) -> IfMatchForm:
         """The ``If-Match`` form this server honours on PutObject (see :data:`IfMatchForm`)."""
-        known = self._form
-        if known is not None:
-            return known
-        form: IfMatchForm = await self._shared("replace", self._probe_replace)
-        self._form = form
-        return form
+        if self._form is None:
+            form: IfMatchForm = await self._shared("replace", self._probe_replace)
+            self._form = form
+            return form
+        return self._form
 
     async def require_create(self, what: str) -> None:
         """Raise NotSupportedError unless ``If-None-Match`` is honoured (``what`` needs it:

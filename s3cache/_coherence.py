@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from s3cache._flight import Flights
@@ -72,12 +71,7 @@ class Write:
                 payload.body, payload.content_type, payload.content_encoding, started, lifetime
             )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         coherence = self._coherence
         local = coherence.local
         for okey, since in zip(self._okeys, self._since, strict=False):

@@ -24,6 +24,7 @@ from s3cache._entries import Entries
 from s3cache._fleet import FleetHost, FleetLock
 from s3cache._format import Serializer
 from s3cache._local import LocalTier
+from s3cache._parts import Parts
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._removal import Removal
@@ -182,14 +183,13 @@ class AsyncS3Cache:
         self._entries = entries = Entries(settings)
         self._recorder = recorder = Recorder(settings.observer, settings.raise_errors)
         self._coherence = coherence = Coherence(settings.local)
-        # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
-        self._unredact = _redact.hide(self, settings.secrets)
+        self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings)
-        where = settings.shown_endpoint or "AWS"  # in NotSupportedError messages
-        self._capabilities = learner = Learner(transport, settings.prefix, where)
-        self._reads = Reads(transport, coherence, recorder, entries)
-        self._writes = writes = Writes(transport, coherence, recorder, entries, learner)
-        self._removal = Removal(transport, coherence, recorder, entries)
+        learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
+        self._capabilities = learner
+        parts = Parts(transport, coherence, recorder, entries)
+        self._reads, self._removal = Reads(parts), Removal(parts)
+        self._writes = writes = Writes(parts, learner)
         lookup = functools.partial(self.get, default=_fleet.ABSENT)
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open

@@ -6,11 +6,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from s3cache import _expiry
-from s3cache._coherence import Coherence
-from s3cache._entries import Entries
 from s3cache._local import LocalEntry
-from s3cache._recorder import Recorder
-from s3cache._transport import Transport
+from s3cache._parts import Parts
 from s3cache.errors import CorruptEntryError, S3CacheError
 
 __all__ = ["MISSING", "Reads"]
@@ -22,48 +19,43 @@ MISSING: Final[Any] = object()
 class Reads:
     """The read path of one cache (see :meth:`AsyncS3Cache.get` and ``exists``)."""
 
-    __slots__ = ("_coherence", "_entries", "_recorder", "_transport")
+    __slots__ = ("_parts",)
 
-    def __init__(
-        self, transport: Transport, coherence: Coherence, recorder: Recorder, entries: Entries
-    ) -> None:
-        self._transport = transport
-        self._coherence = coherence
-        self._recorder = recorder
-        self._entries = entries
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
 
     async def read(self, okey: str) -> Any:
         """The value under ``okey`` or :data:`MISSING`; recorded, errors per ``on_error``."""
-        with self._recorder.op("get", okey) as op:
-            entry = self._coherence.cached(okey, op.started)
+        with self._parts.recorder.op("get", okey) as op:
+            entry = self._parts.coherence.cached(okey, op.started)
             if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
                 op.local_hit(len(entry.body))
                 return value
             try:
-                fetched = await self._coherence.fetch(okey, self._transport.get)
+                fetched = await self._parts.coherence.fetch(okey, self._parts.transport.get)
             except S3CacheError as exc:
                 return op.failed(exc, MISSING)
             if fetched.found is None:
                 op.miss()
                 return MISSING
             body, headers = fetched.found
-            reason = self._entries.unverified(okey, body, headers)
+            reason = self._parts.entries.unverified(okey, body, headers)
             if reason is not None:
                 op.unverified(reason)
                 return MISSING
-            remaining = self._entries.remaining(headers)
+            remaining = self._parts.entries.remaining(headers)
             if _expiry.is_expired(remaining):
                 op.expired()
                 return MISSING
             try:
-                value = self._entries.decode(
+                value = self._parts.entries.decode(
                     body, headers.get("content-type"), headers.get("content-encoding")
                 )
             except (ValueError, KeyError) as exc:
                 error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
                 error.__cause__ = exc
                 return op.failed(error, MISSING)
-            self._coherence.keep(okey, fetched, body, headers, remaining)
+            self._parts.coherence.keep(okey, fetched, body, headers, remaining)
             op.hit(len(body))
             return value
 
@@ -71,23 +63,27 @@ class Reads:
         """The value of the local tier's ``entry``, or :data:`MISSING` when it would not decode
         (then dropped). The tier holds only entries this cache wrote or verified."""
         try:
-            return self._entries.decode(entry.body, entry.content_type, entry.content_encoding)
+            return self._parts.entries.decode(
+                entry.body, entry.content_type, entry.content_encoding
+            )
         except ValueError:
-            self._coherence.discard(okey)
+            self._parts.coherence.discard(okey)
             return MISSING
 
     async def exists(self, okey: str) -> bool:
         """Whether a live (and, with a signing key, signed) entry is under ``okey``."""
-        with self._recorder.op("exists", okey) as op:
-            if self._coherence.cached(okey, op.started) is not None:
+        with self._parts.recorder.op("exists", okey) as op:
+            if self._parts.coherence.cached(okey, op.started) is not None:
                 op.local_hit(0)
                 return True
             try:
-                headers = await self._transport.head(okey)
+                headers = await self._parts.transport.head(okey)
             except S3CacheError as exc:
                 return op.failed(exc, False)
-            live = headers is not None and self._entries.is_live(headers)
-            reason = self._entries.unverified(okey, None, headers) if live and headers else None
+            live = headers is not None and self._parts.entries.is_live(headers)
+            reason = (
+                self._parts.entries.unverified(okey, None, headers) if live and headers else None
+            )
             if reason is not None:
                 op.unverified(reason)
                 return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Final, Literal, Protocol, TypeVar
 
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
@@ -90,12 +89,7 @@ class Op:
     def __enter__(self) -> Op:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.outcome is not None:
             self._recorder.finish(self)
 

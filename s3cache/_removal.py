@@ -7,11 +7,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from s3cache import _keys
 from s3cache._batch import DeleteResult
-from s3cache._coherence import Coherence
 from s3cache._concurrency import paced
-from s3cache._entries import Entries
-from s3cache._recorder import Recorder
-from s3cache._transport import Transport
+from s3cache._parts import Parts
 from s3cache.errors import S3CacheError
 
 __all__ = ["Removal"]
@@ -21,15 +18,10 @@ class Removal:
     """Deletes and listings of one cache's entries (see :meth:`AsyncS3Cache.delete_many`,
     :meth:`~AsyncS3Cache.clear` and :meth:`~AsyncS3Cache.iter_keys`)."""
 
-    __slots__ = ("_coherence", "_entries", "_recorder", "_transport")
+    __slots__ = ("_parts",)
 
-    def __init__(
-        self, transport: Transport, coherence: Coherence, recorder: Recorder, entries: Entries
-    ) -> None:
-        self._transport = transport
-        self._coherence = coherence
-        self._recorder = recorder
-        self._entries = entries
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
 
     async def remove(self, okeys: Sequence[str]) -> tuple[int, dict[str, S3CacheError]]:
         """Delete ``okeys``: how many live entries went, and the keys that failed, with why.
@@ -39,9 +31,9 @@ class Removal:
         with that error (a second request would only spend a second deadline). Recorded as one
         ``delete``; the failures are the caller's to count.
         """
-        transport = self._transport
+        transport = self._parts.transport
         one = okeys[0] if len(okeys) == 1 else None
-        with self._recorder.op("delete", one) as op, self._coherence.writing(okeys):
+        with self._parts.recorder.op("delete", one) as op, self._parts.coherence.writing(okeys):
             heads = await paced(transport.head, okeys, transport.max_concurrency)
             failed: dict[str, S3CacheError] = {}
             present: list[str] = []
@@ -51,7 +43,7 @@ class Removal:
                     failed[okey] = head
                 elif head is not None:
                     present.append(okey)
-                    if self._entries.is_live(head):
+                    if self._parts.entries.is_live(head):
                         live.append(okey)
             failed.update(await transport.delete_many(present))
             removed = sum(1 for okey in live if okey not in failed)
@@ -65,7 +57,7 @@ class Removal:
         keys (by cache key) are counted and raised or logged as one batch per ``on_error``."""
         live, failures = await self.remove(list(names))
         failed = {names[okey]: error for okey, error in failures.items()}
-        self._recorder.batch_failed("delete_many", failed, len(names), live)
+        self._parts.recorder.batch_failed("delete_many", failed, len(names), live)
         return DeleteResult(live, failed)
 
     async def clear(self, prefix: str, scope: str, *, spare_reserved: bool) -> DeleteResult:
@@ -73,15 +65,16 @@ class Removal:
         ``spare_reserved``, s3cache's own objects are left alone), a listed page at a time;
         failures are counted and raised or logged per ``on_error`` (see
         :meth:`AsyncS3Cache.clear`)."""
-        recorder = self._recorder
+        recorder = self._parts.recorder
         with recorder.op("clear", None) as op:
-            self._coherence.forget_all()
+            self._parts.coherence.forget_all()
             try:
                 deleted, failed, stopped, last = await self._clear_pages(
                     prefix, scope, spare_reserved
                 )
             finally:
-                self._coherence.forget_all()  # reads sent meanwhile may have seen deleted entries
+                # reads sent meanwhile may have seen deleted entries
+                self._parts.coherence.forget_all()
             op.deleted(deleted)
             error = stopped or next(iter(failed.values()), None)
             if error is not None:
@@ -98,7 +91,7 @@ class Removal:
     ) -> tuple[int, dict[str, S3CacheError], S3CacheError | None, str | None]:
         """The pages of a clear: deleted, failed keys, the listing error that stopped it, and
         the last key listed."""
-        transport = self._transport
+        transport = self._parts.transport
         deleted = 0
         failed: dict[str, S3CacheError] = {}
         last: str | None = None
@@ -125,11 +118,11 @@ class Removal:
     async def keys(self, prefix: str, scope: str) -> AsyncGenerator[str, None]:
         """The cache keys listed under ``scope`` (without the cache's ``prefix``), s3cache's
         own objects left out; a listing failure ends them, per ``on_error``."""
-        with self._recorder.op("iter_keys", None) as op:
+        with self._parts.recorder.op("iter_keys", None) as op:
             token: str | None = None
             while True:
                 try:
-                    page, token = await self._transport.list_page(scope, token)
+                    page, token = await self._parts.transport.list_page(scope, token)
                 except S3CacheError as exc:
                     op.failed(exc, None)
                     return

@@ -18,7 +18,9 @@ from s3cache._format import Body
 
 __all__ = ["ErrorReply", "Reply"]
 
-_NO_DATA: Final[Mapping[str, Any]] = {}
+#: aiobotocore's parsed response of an operation.
+Data = Mapping[str, Any]
+_NO_DATA: Final[Data] = {}
 
 
 class Reply:
@@ -34,20 +36,13 @@ class Reply:
     __slots__ = ("_code", "_fields", "body", "data", "headers", "status")
 
     def __init__(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        body: Body = b"",
-        *,
-        data: Mapping[str, Any] = _NO_DATA,
-        fields: Mapping[str, Any] | None = None,
+        self, status: int, headers: Mapping[str, str], body: Body = b"", data: Data = _NO_DATA
     ) -> None:
-        """``fields``: the error's parsed fields when the client parsed them already."""
         self.status = status
         self.headers = headers
         self.body = body
         self.data = data
-        self._fields = fields
+        self._fields: Mapping[str, Any] | None = None  # the error's, once parsed or given
         self._code: str | None = None
 
     @classmethod
@@ -55,7 +50,9 @@ class Reply:
         """The reply behind an aiobotocore ``ClientError`` (its code, message and headers)."""
         meta = exc.response.get("ResponseMetadata", {})
         status = int(meta.get("HTTPStatusCode") or 0)
-        return cls(status, meta.get("HTTPHeaders") or {}, fields=exc.response.get("Error", {}))
+        reply = cls(status, meta.get("HTTPHeaders") or {})
+        reply._fields = exc.response.get("Error", {})  # parsed by botocore already
+        return reply
 
     @property
     def code(self) -> str:

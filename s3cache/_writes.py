@@ -8,12 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from s3cache._capabilities import Learner
-from s3cache._coherence import Coherence
 from s3cache._concurrency import paced
-from s3cache._entries import Entries
 from s3cache._format import Payload
-from s3cache._recorder import Recorder
-from s3cache._transport import Transport
+from s3cache._parts import Parts
 from s3cache.errors import NotSupportedError, S3CacheError
 
 __all__ = ["Writes"]
@@ -24,18 +21,11 @@ class Writes:
 
     __slots__ = ("_capabilities", "_coherence", "_entries", "_recorder", "_transport")
 
-    def __init__(
-        self,
-        transport: Transport,
-        coherence: Coherence,
-        recorder: Recorder,
-        entries: Entries,
-        capabilities: Learner,
-    ) -> None:
-        self._transport = transport
-        self._coherence = coherence
-        self._recorder = recorder
-        self._entries = entries
+    def __init__(self, parts: Parts, capabilities: Learner) -> None:
+        self._transport = parts.transport
+        self._coherence = parts.coherence
+        self._recorder = parts.recorder
+        self._entries = parts.entries
         self._capabilities = capabilities
 
     async def store(self, okey: str, value: Any, seconds: float | None) -> None:
