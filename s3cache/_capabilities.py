@@ -5,7 +5,8 @@ Some S3-compatible servers ignore ``If-None-Match: *`` on PutObject, some do not
 matches. :class:`Learner` finds out with a probe object in s3cache's reserved namespace, on
 first need, each part once per event loop however many callers arrive meanwhile (they share
 the probe), and publishes each part only when it is complete: nobody ever sees a half-learned
-value. ``add()``, leases, locks, ``check()`` and the doctor only read the result.
+value. ``add()``, leases, locks and the doctor only read the result; ``check()`` learns both
+parts afresh on its own probe object (through aiobotocore) and publishes them whole.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from s3cache import _format
 from s3cache._flight import Flights
+from s3cache._format import Payload
 from s3cache._transport import Transport
 from s3cache.errors import NotSupportedError
 
@@ -137,23 +139,36 @@ class Learner:
             await transport.delete(probe)
 
     async def _probe_replace(self) -> IfMatchForm:
-        """On a fresh probe object: the matching ETag quoted, else unquoted, must be accepted,
-        and a wrong ETag in that form refused."""
         transport = self._transport
         probe, payload = _format.probe_entry(self._prefix, time.time())
         await transport.put(probe, payload)
         try:
-            headers = await transport.head(probe)
-            etag = headers.get("etag") if headers is not None else None
-            if not etag:
-                return "unsupported"
-            form: IfMatchForm
-            for form in ("quoted", "unquoted"):
-                value = if_match_value(etag, form)
-                if (await transport.put_if(probe, payload, if_match=value)).stored:
-                    wrong = if_match_value(_NO_SUCH_ETAG, form)
-                    ignored = (await transport.put_if(probe, payload, if_match=wrong)).stored
-                    return "unsupported" if ignored else form
-            return "unsupported"
+            return await self._form_on(probe, payload, botocore=False)
         finally:
             await transport.delete(probe)
+
+    async def relearn(self, probe: str, payload: Payload) -> Capabilities:
+        """Both parts learned afresh on the existing probe object ``probe`` (``check()``'s,
+        holding ``payload``), through aiobotocore, then published whole."""
+        written = await self._transport.put_if(probe, payload, if_absent=True, botocore=True)
+        create = not written.stored
+        form = await self._form_on(probe, payload, botocore=True)
+        self._create, self._form = create, form
+        return Capabilities(create, None if form == "unsupported" else form)
+
+    async def _form_on(self, probe: str, payload: Payload, *, botocore: bool) -> IfMatchForm:
+        """On the existing probe object: the matching ETag quoted, else unquoted, must be
+        accepted, and a wrong ETag in that form refused (the probe is rewritten)."""
+        transport = self._transport
+        headers = await transport.head(probe, botocore=botocore)
+        etag = headers.get("etag") if headers is not None else None
+        if not etag:
+            return "unsupported"
+        form: IfMatchForm
+        for form in ("quoted", "unquoted"):
+            value = if_match_value(etag, form)
+            if (await transport.put_if(probe, payload, if_match=value, botocore=botocore)).stored:
+                wrong = if_match_value(_NO_SUCH_ETAG, form)
+                written = await transport.put_if(probe, payload, if_match=wrong, botocore=botocore)
+                return "unsupported" if written.stored else form
+        return "unsupported"

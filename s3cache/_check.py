@@ -47,9 +47,9 @@ class CheckReport:
 async def check(
     transport: Transport, learner: Learner, prefix: str, endpoint_url: str | None
 ) -> CheckReport:
-    """HeadBucket, then put, get and delete a probe through aiobotocore (whatever
-    ``fast_path`` says), and the server's capabilities (learned once per cache); any failure
-    raises its :class:`S3CacheError`."""
+    """HeadBucket, then put and get a probe, learn the server's conditional writes on it afresh
+    (published to the cache's ``learner``) and delete it, all through aiobotocore (whatever
+    ``fast_path`` says); any failure raises its :class:`S3CacheError`."""
     # HeadBucket first (SeaweedFS creates a missing bucket on the first PutObject); it needs
     # s3:ListBucket, which a cache does not: when denied, the put will tell.
     with contextlib.suppress(AccessDeniedError):
@@ -62,11 +62,11 @@ async def check(
         latency_ms = (time.perf_counter() - started) * 1000 / 2
         if found is None or found[0] != payload.body:
             raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
+        date = found[1].get("date")
+        skew = transport.clock.source() - _expiry.parse_http_date(date) if date else None
+        capabilities = await learner.relearn(probe, payload)
     finally:
         await transport.delete(probe, botocore=True)
-    date = found[1].get("date")
-    skew = transport.clock.source() - _expiry.parse_http_date(date) if date else None
-    capabilities = await learner.learn()
     return CheckReport(
         bucket=transport.bucket,
         prefix=prefix,

@@ -382,13 +382,13 @@ class AsyncS3Cache:
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
-        """Prove the bucket exists and is writable: HeadBucket, then put, get and delete a
-        probe; with the server's conditional writes (learned once per cache, see
-        :meth:`capabilities`), the report says what the server does not support.
+        """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
+        and replace, delete a probe; the report says what the server does not support (and is
+        what :meth:`capabilities` answers from then on).
 
         Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
-        Its probe's requests go through aiobotocore, whatever ``fast_path`` says.
+        Its requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
         where = self._settings.shown_endpoint
