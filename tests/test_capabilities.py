@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from s3cache import AsyncS3Cache, _format
+from s3cache import AsyncS3Cache
 from s3cache._capabilities import IfMatchForm, if_match_value
 
 CREDENTIALS: dict[str, Any] = {
@@ -212,14 +212,7 @@ async def test_the_form_is_learned_once_and_shared_by_concurrent_callers(
     assert (report.conditional_replace, report.if_match_etag) == (True, "unquoted")
 
 
-# -- against the test server -------------------------------------------------------------------
-
-#: The If-Match form each server honours on PutObject (Ceph RGW refuses the quoted ETag).
-EXPECTED_FORM: dict[str, IfMatchForm] = {
-    "moto": "quoted",
-    "seaweedfs": "quoted",
-    "ceph": "unquoted",
-}
+# -- the If-Match value ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -231,22 +224,3 @@ def test_if_match_quoting_is_decided_in_one_place(
     form: IfMatchForm | None, sent: str, etag: str
 ) -> None:
     assert if_match_value(etag, form) == sent
-
-
-async def test_the_if_match_form_is_learned_by_a_probe(
-    cache_kwargs: dict[str, Any], s3: Any, s3_server: str
-) -> None:
-    payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
-    async with AsyncS3Cache(**cache_kwargs) as cache:
-        capabilities = await cache.capabilities()
-        assert capabilities.if_match_form == EXPECTED_FORM[s3_server]
-        assert (capabilities.conditional_create, capabilities.conditional_replace) == (True, True)
-        transport = cache.transport
-        await transport.put("probe", payload)
-        etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
-        put_if = transport.put_if
-        matching, wrong = capabilities.if_match(etag), capabilities.if_match("0" * 32)
-        assert (await put_if("probe", payload, if_match=matching)).stored, "the learned form works"
-        assert not (await put_if("probe", payload, if_match=wrong)).stored
-        assert not (await put_if("absent", payload, if_match=matching)).stored, "404 or 412: False"
-    assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body

@@ -37,7 +37,9 @@ from s3cache import (
     S3CacheError,
     ServerError,
     StoreTimeoutError,
+    _format,
 )
+from s3cache._capabilities import IfMatchForm
 from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
@@ -360,6 +362,35 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
             await cache.get("k")
     assert len(started) == 1
     assert started[0]._pool is None
+
+
+# -- If-Match ---------------------------------------------------------------------------------
+
+#: The If-Match form each server honours on PutObject (Ceph RGW refuses the quoted ETag).
+EXPECTED_FORM: dict[str, IfMatchForm] = {
+    "moto": "quoted",
+    "seaweedfs": "quoted",
+    "ceph": "unquoted",
+}
+
+
+async def test_the_if_match_form_is_learned_by_a_probe(
+    cache_kwargs: dict[str, Any], s3: Any, s3_server: str
+) -> None:
+    payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
+    async with AsyncS3Cache(**cache_kwargs) as cache:
+        capabilities = await cache.capabilities()
+        assert capabilities.if_match_form == EXPECTED_FORM[s3_server]
+        assert (capabilities.conditional_create, capabilities.conditional_replace) == (True, True)
+        transport = cache.transport
+        await transport.put("probe", payload)
+        etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
+        put_if = transport.put_if
+        matching, wrong = capabilities.if_match(etag), capabilities.if_match("0" * 32)
+        assert (await put_if("probe", payload, if_match=matching)).stored, "the learned form works"
+        assert not (await put_if("probe", payload, if_match=wrong)).stored
+        assert not (await put_if("absent", payload, if_match=matching)).stored, "404 or 412: False"
+    assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body
 
 
 # -- large bodies ---------------------------------------------------------------------------
