@@ -10,6 +10,7 @@ Factory runs of ``get_or_set`` are shared the same way (:meth:`Coherence.fill`).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ _EARLY: Final = 1.0
 _monotonic = time.monotonic
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every GET, and never changed
 class Fetched(Generic[T]):
     """One shared GET's answer, with when it was sent (the local tier's deadline counts from
     then) and the tier's generation then (an answer overtaken by a write never fills it)."""
@@ -102,7 +103,7 @@ class Coherence:
 
     async def fetch(self, okey: str, get: Callable[[str], Awaitable[T]]) -> Fetched[T]:
         """``get(okey)``, shared by every reader of ``okey`` on this event loop."""
-        return await self.reads.join(okey, lambda: self._fetch(okey, get))
+        return await self.reads.join(okey, functools.partial(self._fetch, okey, get))
 
     async def _fetch(self, okey: str, get: Callable[[str], Awaitable[T]]) -> Fetched[T]:
         generation = self.local.generation if self.local is not None else 0

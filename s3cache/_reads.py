@@ -26,36 +26,40 @@ class Reads:
 
     async def read(self, okey: str) -> Any:
         """The value under ``okey`` or :data:`MISSING`; recorded, errors per ``on_error``."""
-        with self._parts.recorder.op("get", okey) as op:
-            entry = self._parts.coherence.cached(okey, op.started)
-            if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
-                op.local_hit(len(entry.body))
-                return value
+        parts = self._parts  # locals: this is every GET's path
+        coherence, entries = parts.coherence, parts.entries
+        with parts.recorder.op("get", okey) as op:
+            if coherence.local is not None:
+                entry = coherence.cached(okey, op.started)
+                if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
+                    op.local_hit(len(entry.body))
+                    return value
             try:
-                fetched = await self._parts.coherence.fetch(okey, self._parts.transport.get)
+                fetched = await coherence.fetch(okey, parts.transport.get)
             except S3CacheError as exc:
                 return op.failed(exc, MISSING)
             if fetched.found is None:
                 op.miss()
                 return MISSING
             body, headers = fetched.found
-            reason = self._parts.entries.unverified(okey, body, headers)
+            reason = entries.unverified(okey, body, headers) if entries.signer else None
             if reason is not None:
                 op.unverified(reason)
                 return MISSING
-            remaining = self._parts.entries.remaining(headers)
+            remaining = entries.remaining(headers)
             if _expiry.is_expired(remaining):
                 op.expired()
                 return MISSING
             try:
-                value = self._parts.entries.decode(
+                value = entries.decode(
                     body, headers.get("content-type"), headers.get("content-encoding")
                 )
             except (ValueError, KeyError) as exc:
                 error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
                 error.__cause__ = exc
                 return op.failed(error, MISSING)
-            self._parts.coherence.keep(okey, fetched, body, headers, remaining)
+            if coherence.local is not None:
+                coherence.keep(okey, fetched, body, headers, remaining)
             op.hit(len(body))
             return value
 

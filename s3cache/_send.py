@@ -50,7 +50,7 @@ _METHODS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a GET's hot path
 class Request:
     """One operation to send: ``op`` (S3's name) on ``key`` (an object key; for bucket
     operations the bucket or prefix, named in messages), with ``params`` besides Bucket, Key
@@ -89,15 +89,10 @@ class Sender(Clients):
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
                 if loop_client.client is None:
                     await loop_client.open(self)
-                outcome, reply = await self._answer(loop_client, request, botocore)
-                if outcome == "error" and self._learn_clock(reply):
-                    # once more, signed on the server's clock, within the same deadline
-                    outcome, reply = await self._answer(loop_client, request, botocore)
-                    if outcome == "error":
-                        self._raise_if_clock_refused(request, reply)
-                if outcome in FAILURES:
-                    self._raise_failure(request, outcome, reply)
-                return outcome, reply
+                reply = await self._attempt(loop_client, request, botocore)
+                if reply.status < 300:  # the common case, without a look at the rules
+                    return "ok", reply
+                return await self._judged(loop_client, request, botocore, reply)
         except S3CacheError:
             raise
         except Exception as exc:
@@ -119,12 +114,27 @@ class Sender(Clients):
             raise CacheClosedError(f"{op} {key!r}: the cache was closed meanwhile") from cause
         raise failure(op, key, outcome, reply, self.options) from cause
 
-    async def _answer(
-        self, loop_client: LoopClient, request: Request, botocore: bool
+    async def _judged(
+        self, loop_client: LoopClient, request: Request, botocore: bool, reply: Reply
     ) -> tuple[Outcome, Reply]:
-        """One attempt of ``request`` and what its reply means; a bodyless 403 is explained by
-        the request's probe (whose own refusal, if any, is the failure)."""
-        reply = await self._attempt(loop_client, request, botocore)
+        """What an error ``reply`` to ``request`` means: an outcome, or a failure raised. A
+        request refused for its time is sent once more, signed on the server's clock."""
+        outcome, reply = await self._answer(loop_client, request, botocore, reply)
+        if outcome == "error" and self._learn_clock(reply):
+            # once more, signed on the server's clock, within the same deadline
+            reply = await self._attempt(loop_client, request, botocore)
+            outcome, reply = await self._answer(loop_client, request, botocore, reply)
+            if outcome == "error":
+                self._raise_if_clock_refused(request, reply)
+        if outcome in FAILURES:
+            self._raise_failure(request, outcome, reply)
+        return outcome, reply
+
+    async def _answer(
+        self, loop_client: LoopClient, request: Request, botocore: bool, reply: Reply
+    ) -> tuple[Outcome, Reply]:
+        """What ``reply`` means for ``request``; a bodyless 403 is explained by the request's
+        probe (whose own refusal, if any, is the failure)."""
         outcome = request.rules.outcome(reply)
         if outcome == "explain":
             outcome = "error"
