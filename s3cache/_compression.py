@@ -39,6 +39,7 @@ class Compressor:
     level: int | None = None
 
     def compress(self, body: bytes) -> bytes:
+        """``body`` compressed (gzip without a timestamp, so equal bodies compress equally)."""
         if self.encoding == "gzip":
             return gzip.compress(body, compresslevel=self.level or 6, mtime=0)
         compressed: bytes = _zstd().ZstdCompressor(level=self.level or 3).compress(body)

@@ -153,7 +153,9 @@ class Sink(Protocol):
     error_kind, tier). Called on the event loop that ran it: keep it fast; what it raises is
     logged and otherwise ignored."""
 
-    def finished(self, op: Op) -> None: ...
+    def finished(self, op: Op) -> None:
+        """``op`` has ended (its outcome, duration and bytes are set)."""
+        ...
 
 
 class _ObserverSink:
@@ -165,6 +167,7 @@ class _ObserverSink:
         self._observer = observer
 
     def finished(self, op: Op) -> None:
+        """Hand ``op`` to the observer as a :class:`~s3cache.CacheEvent`."""
         self._observer.on_event(
             CacheEvent(
                 op.name, op.key, op.outcome or "error", op.duration, op.nbytes, op.error_kind
