@@ -148,7 +148,7 @@ def _s3cache_session(setup: Setup, counter: RequestCounter) -> Any:
         return None
     from aiobotocore.session import AioSession
 
-    from s3cache._transport import tune_session
+    from s3cache._client import tune_session
 
     session = tune_session(AioSession())
     add_async_latency(session, setup.latency_ms, counter)

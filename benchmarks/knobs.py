@@ -25,7 +25,7 @@ _LANES = 8
 
 def _variants() -> dict[str, tuple[bool, dict[str, Any]]]:
     """name -> (identity timestamp parser on the session?, AioConfig options)."""
-    from s3cache._transport import _fixed_user_agent
+    from s3cache._client import _fixed_user_agent
 
     ours = {
         "request_checksum_calculation": "when_required",
@@ -46,7 +46,7 @@ async def _clients(target: Target, stack: contextlib.AsyncExitStack) -> dict[str
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
 
-    from s3cache._transport import tune_session
+    from s3cache._client import tune_session
 
     clients = {}
     for name, (text_timestamps, options) in _variants().items():

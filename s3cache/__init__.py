@@ -4,7 +4,9 @@
 """
 
 from s3cache._batch import DeleteResult
-from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._capabilities import Capabilities
+from s3cache._check import CheckReport
+from s3cache._core import AsyncS3Cache
 from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._local import LocalTier
@@ -41,6 +43,7 @@ __all__ = [
     "CacheEvent",
     "CacheObserver",
     "CacheStats",
+    "Capabilities",
     "CheckReport",
     "ChecksumMismatchError",
     "CorruptEntryError",

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import orjson
 
-__all__ = ["call_key", "function_key"]
+__all__ = ["call_key", "coroutine_decorator", "function_key"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Hashed in front of the encoded arguments: a new encoding gets a new version, never a collision.
 _VERSION: Final = b"s3cache-call-key/2\n"
@@ -143,3 +147,28 @@ def _field(instance: Any, name: str) -> tuple[str, Any]:
 def _dumped(value: Any) -> str:
     """The encoding of ``value`` as text: a sort key for dict keys and set items."""
     return orjson.dumps(_tagged(value)).decode()
+
+
+def coroutine_decorator(
+    get_or_set: Callable[[str, Callable[[], Any]], Awaitable[Any]],
+    key: Callable[..., str] | None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """``@cached`` for coroutine functions: each call's result comes from
+    ``get_or_set(call key, factory)`` (``key``: the call's key builder; None: the default)."""
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"AsyncS3Cache.cached wraps coroutine functions and {func.__qualname__} is "
+                "not one; use S3Cache.cached for sync functions"
+            )
+
+        @functools.wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            cache_key = call_key(func, key, args, kwargs)
+            result: R = await get_or_set(cache_key, functools.partial(func, *args, **kwargs))
+            return result
+
+        return wrapper
+
+    return decorate

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from botocore.auth import AUTH_TYPE_MAPS, S3SigV4Auth
 
-from s3cache._format import parse_http_date
+from s3cache._expiry import parse_http_date
 
 __all__ = ["SKEW_CODES", "SUSPECT_SKEW_S", "SigningClock", "correct_signing", "describe"]
 

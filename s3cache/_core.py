@@ -1,155 +1,44 @@
-"""The async core: :class:`AsyncS3Cache`, composing the storage format and the transport."""
+"""The async core: :class:`AsyncS3Cache`, the public API over its parts: settings, entries,
+transport, recorder, coherence, capabilities, the read, write and removal paths, and leases and
+locks (:mod:`s3cache._fleet`, through a :class:`~s3cache._fleet.FleetHost`)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import inspect
-import logging
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _fleet, _format, _options, _redact, _signing
+from s3cache import _check, _fleet, _keys, _redact
 from s3cache._batch import DeleteResult
-from s3cache._bucket_options import (
-    BUCKET_ARGS,
-    BucketOptions,
-    Checksum,
-    RequestPayer,
-    ServerSideEncryption,
-    bucket_options,
-    encryption_in_use,
-)
-from s3cache._callkey import call_key
+from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
+from s3cache._callkey import coroutine_decorator
+from s3cache._capabilities import Capabilities, Learner
+from s3cache._check import CheckReport
+from s3cache._coherence import Coherence
+from s3cache._compression import Compression
 from s3cache._concurrency import paced
-from s3cache._fleet import FleetLock
-from s3cache._flight import Flights
-from s3cache._format import Compression, JsonSerializer, Serializer
-from s3cache._local import LocalLRU, LocalTier
-from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
-from s3cache._transport import DEFAULT_TIMEOUT, IfMatchForm, Transport, client_config
-from s3cache.errors import (
-    AccessDeniedError,
-    BatchError,
-    CacheClosedError,
-    CorruptEntryError,
-    NotSupportedError,
-    S3CacheError,
-)
+from s3cache._entries import Entries
+from s3cache._fleet import FleetHost, FleetLock
+from s3cache._format import Serializer
+from s3cache._local import LocalTier
+from s3cache._parts import Parts
+from s3cache._reads import MISSING, Reads
+from s3cache._recorder import Recorder
+from s3cache._removal import Removal
+from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
+from s3cache._stats import CacheObserver, CacheStats
+from s3cache._transport import Transport
+from s3cache._writes import Writes
+from s3cache.errors import CacheClosedError, S3CacheError
 
-__all__ = ["AsyncS3Cache", "CheckReport", "OnError"]
+__all__ = ["AsyncS3Cache", "CheckReport", "OnError", "failed", "set_many"]
 
-logger = logging.getLogger("s3cache")
-
-OnError = Literal["log", "raise"]
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
-
-_MISSING: Final[Any] = object()
-#: The constructor's arguments that go to aiobotocore's ``create_client`` as given.
-_CLIENT_ARGS: Final = frozenset(
-    [
-        "region_name",
-        "endpoint_url",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "api_version",
-        "use_ssl",
-        "verify",
-    ]
-)
-#: What each reason an entry failed verification means, for the log line.
-_UNVERIFIED: Final[Mapping[str, str]] = {
-    "unsigned": "not signed",
-    "unknown_key": "signed with a key this cache does not hold",
-    "altered": "altered since it was signed (key, body, type, encoding or ttl)",
-}
-_LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
-#: The client's wall clock. It only stamps ``Expires`` for litellm's reader (and stands in for a
-#: missing ``Date`` header); expiry is judged on the server's clock.
-_clock = time.time
-_monotonic = time.monotonic
-
-
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """What :meth:`AsyncS3Cache.check` found: the bucket answered and took a round trip.
-
-    ``encryption``: how the server says the probe entry was stored (``SSE-KMS, key ...``).
-    ``conditional_writes``: ``If-None-Match: *`` is honoured (``add()`` needs it).
-    ``conditional_replace``: ``If-Match`` is honoured on PutObject (``add()`` over an expired
-    entry needs it), with the ETag ``if_match_etag`` ("quoted", the S3 form, or "unquoted").
-    ``unsupported``: what this server does not do as S3 does, each with its consequence.
-    ``clock_skew_s``: this machine's clock minus the server's ``Date`` (whole seconds;
-    positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
-    signed with (the server's clock minus this machine's; 0.0 when the server never refused
-    a request for its time). TTLs never depend on either: they are judged on the server's clock.
-    """
-
-    bucket: str
-    prefix: str
-    endpoint_url: str | None
-    latency_ms: float
-    clock_skew_s: float | None
-    conditional_writes: bool
-    conditional_replace: bool = True
-    if_match_etag: str | None = "quoted"
-    unsupported: tuple[str, ...] = ()
-    encryption: str | None = None
-    clock_offset_s: float = 0.0
-
-
-def _unsupported(conditional_writes: bool, if_match: IfMatchForm) -> tuple[str, ...]:
-    """What :meth:`AsyncS3Cache.check` found missing, in words, with what s3cache does about it."""
-    found: list[str] = []
-    if not conditional_writes:
-        found.append(
-            "If-None-Match: * on PutObject is ignored: add(), get_or_set(lease=...) and lock() "
-            "raise NotSupportedError"
-        )
-    if if_match == "unquoted":
-        found.append(
-            "If-Match on PutObject refuses the quoted ETag (as S3 returns it): s3cache sends it "
-            "unquoted"
-        )
-    elif if_match == "unsupported":
-        found.append(
-            "If-Match on PutObject is not honoured: add() over an expired entry, "
-            "get_or_set(lease=...) and lock() raise NotSupportedError"
-        )
-    return tuple(found)
-
-
-class _ErrorLog:
-    """Logs store failures at most once per interval and kind, with the count it held back."""
-
-    __slots__ = ("_last", "_suppressed")
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, exc: S3CacheError) -> None:
-        self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
-
-    def note(self, kind: str, text: str) -> None:
-        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
-        now = time.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < _LOG_INTERVAL:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._last[kind] = now
-        held = self._suppressed.pop(kind, 0)
-        more = f" ({held} more like it since the last report)" if held else ""
-        logger.warning("%s%s", text, more)
 
 
 class AsyncS3Cache:
@@ -256,36 +145,55 @@ class AsyncS3Cache:
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
     ) -> None:
-        """Validate every argument, keep the settings, build the parts (see the class)."""
-        _options.check_bucket(bucket)
-        _options.check_limits(max_concurrency, timeout)
-        _options.check_on_error(on_error)
-        _options.check_endpoint(endpoint_url, use_ssl)
-        _options.check_credentials(
-            aws_access_key_id, aws_secret_access_key, aws_session_token, session
+        """Validate every argument into the settings, then build the parts (see the class)."""
+        settings = Settings.build(
+            bucket=bucket,
+            prefix=prefix,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            use_ssl=use_ssl,
+            verify=verify,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            session=session,
+            api_version=api_version,
+            config=config,
+            default_ttl=default_ttl,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            serializer=serializer,
+            on_error=on_error,
+            local=local,
+            observer=observer,
+            compression=compression,
+            compression_threshold=compression_threshold,
+            fast_path=fast_path,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+            sse_bucket_key_enabled=sse_bucket_key_enabled,
+            sse_customer_key=sse_customer_key,
+            expected_bucket_owner=expected_bucket_owner,
+            checksum=checksum,
+            storage_class=storage_class,
+            request_payer=request_payer,
+            signing_key=signing_key,
         )
-        _options.check_extensions(serializer, local, observer, fast_path)
-        options = bucket_options(bucket, **{n: a for n, a in locals().items() if n in BUCKET_ARGS})
-        keys = _signing.signing_keys(signing_key)
-
-        self._bucket = bucket
-        self._prefix = _format.normalize_prefix(prefix)
-        self._default_ttl = _format.normalize_ttl(default_ttl)
-        self._endpoint_url = endpoint_url
-        self._serializer = serializer if serializer is not None else JsonSerializer()
-        self._compressor = _format.make_compressor(compression, compression_threshold)
-        self._raise = on_error == "raise"
-        self._observer = observer
-
-        self._counters = Counters()
-        self._log_error = _ErrorLog()
-        self._local = LocalLRU(local) if local is not None else None
-        self._reads, self._fills = Flights(), Flights()  # shared GETs; shared factory runs
-        self._conditional_writes: bool | None = None
-        self._signer = _signing.Signer(keys) if keys else None
-        # botocore's DEBUG logs print the SSE-C key: hidden from every log while this is open
-        self._unredact = _redact.hide(self, [*keys, options.sse_customer_key])
-        self._transport = _new_transport(bucket, options, locals())
+        self._settings = settings
+        self._entries = entries = Entries(settings)
+        self._recorder = recorder = Recorder(settings.observer, settings.raise_errors)
+        self._coherence = coherence = Coherence(settings.local)
+        self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
+        self._transport = transport = Transport(settings)
+        learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
+        self._capabilities = learner
+        parts = Parts(transport, coherence, recorder, entries)
+        self._reads, self._removal = Reads(parts), Removal(parts)
+        self._writes = writes = Writes(parts, learner)
+        lookup = functools.partial(self.get, default=_fleet.ABSENT)
+        self._fleet = FleetHost(
+            settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -295,18 +203,19 @@ class AsyncS3Cache:
         A stored ``None`` is returned as ``None``: pass a sentinel ``default`` to tell them apart.
         Concurrent gets of one key on one event loop share a single request.
         """
-        value = await self._read(self._object_key(key))
-        return default if value is _MISSING else value
+        value = await self._reads.read(self._object_key(key))
+        return default if value is MISSING else value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys`` (hits only), fetched at most ``max_concurrency`` at a
         time, so that each read's deadline covers that read, however many keys there are."""
         wanted = {key: self._object_key(key) for key in keys}
-        values = await self._paced(self._read, list(wanted.values()))
+        width = self._transport.max_concurrency
+        values = await paced(self._reads.read, list(wanted.values()), width)
         for value in values:
             if isinstance(value, S3CacheError):  # on_error="raise": already counted
                 raise value
-        return {key: v for key, v in zip(wanted, values, strict=True) if v is not _MISSING}
+        return {key: v for key, v in zip(wanted, values, strict=True) if v is not MISSING}
 
     async def exists(self, key: str) -> bool:
         """Whether a live entry is stored under ``key`` (an expired one does not count).
@@ -315,125 +224,7 @@ class AsyncS3Cache:
         does not hold, does not count either; whether the signature matches the body only a
         read can tell (it has the body).
         """
-        okey = self._object_key(key)
-        started = _monotonic()
-        if self._local is not None and self._local.get(okey, started) is not None:
-            self._record_and_notify("exists", okey, "local_hit", started)
-            return True
-        try:
-            headers = await self._transport.head(okey)
-        except S3CacheError as exc:
-            self._record_and_notify("exists", okey, "error", started, error=exc)
-            return self._failed(exc, False)
-        live = headers is not None and self._is_live(headers)
-        if live and self._signer is not None and self._unverified(okey, None, headers or {}):
-            self._record_and_notify("exists", okey, "unverified", started)
-            return False
-        self._record_and_notify("exists", okey, "hit" if live else "miss", started)
-        return live
-
-    async def _read(self, okey: str) -> Any:
-        """The value under ``okey`` or ``_MISSING``; counted, observed, errors per ``on_error``."""
-        started = _monotonic()
-        counters = self._counters
-        local = self._local
-        if local is not None:
-            value = self._local_hit(local, okey, started)
-            if value is not _MISSING:
-                return value
-        try:
-            sent, generation, found = await self._reads.join(
-                okey, functools.partial(self._fetch, okey)
-            )
-        except S3CacheError as exc:
-            counters.misses += 1
-            self._record_and_notify("get", okey, "error", started, error=exc)
-            return self._failed(exc, _MISSING)
-        if found is None:
-            counters.misses += 1
-            self._record_and_notify("get", okey, "miss", started)
-            return _MISSING
-        body, headers = found
-        if self._signer is not None and self._unverified(okey, body, headers):
-            counters.misses += 1
-            self._record_and_notify("get", okey, "unverified", started)
-            return _MISSING
-        content_type = headers.get("content-type")
-        content_encoding = headers.get("content-encoding")
-        remaining = _format.safe_remaining_ttl(headers, _clock())
-        try:
-            if _format.is_expired(remaining):
-                counters.misses += 1
-                counters.expired += 1
-                self._record_and_notify("get", okey, "expired", started)
-                return _MISSING
-            value = _format.decode(body, content_type, self._serializer, content_encoding)
-        except (ValueError, KeyError) as exc:
-            counters.misses += 1
-            error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
-            error.__cause__ = exc
-            self._record_and_notify("get", okey, "error", started, error=error)
-            return self._failed(error, _MISSING)
-        counters.hits += 1
-        counters.bytes_in += len(body)
-        if local is not None:
-            # ``remaining`` is as of the server's Date, which is after ``sent``: never later.
-            # A bytearray body becomes bytes here, once, not at every local hit of its value.
-            local.put(
-                okey, bytes(body), content_type, content_encoding, sent, remaining, generation
-            )
-        self._record_and_notify("get", okey, "hit", started, len(body))
-        return value
-
-    def _local_hit(self, local: LocalLRU, okey: str, started: float) -> Any:
-        """The value the local tier holds for ``okey`` (counted and observed), or ``_MISSING``.
-
-        It holds only entries this cache wrote or verified, so it never serves an unverified one.
-        """
-        entry = local.get(okey, started)
-        if entry is None:
-            return _MISSING
-        try:
-            value = _format.decode(
-                entry.body, entry.content_type, self._serializer, entry.content_encoding
-            )
-        except ValueError:
-            local.discard(okey)
-            return _MISSING
-        self._counters.hits += 1
-        self._counters.local_hits += 1
-        self._record_and_notify("get", okey, "local_hit", started, len(entry.body))
-        return value
-
-    def _unverified(self, okey: str, body: _format.Body | None, headers: Mapping[str, str]) -> bool:
-        """Whether the entry under ``okey`` fails its signature check (``body`` None: what a
-        HEAD shows). Such an entry is a miss, counted by reason and logged (rate-limited); it is
-        never served and never deleted."""
-        assert self._signer is not None
-        if body is None:
-            reason = self._signer.check_headers(headers)
-        else:
-            reason = self._signer.verify(okey, body, headers)
-        if reason is None:
-            return False
-        self._counters.unverified[reason] += 1
-        self._log_error.note(
-            f"unverified:{reason}",
-            f"s3cache: entry {okey!r} is {_UNVERIFIED[reason]}: not served (a miss)",
-        )
-        return True
-
-    async def _fetch(
-        self, okey: str
-    ) -> tuple[float, int, tuple[_format.Body, Mapping[str, str]] | None]:
-        """GET ``okey`` for all the readers sharing it, with when it was sent (the local tier's
-        deadline counts from then) and the tier's generation then (an answer overtaken by a
-        write through this cache never fills it)."""
-        generation = self._local.generation if self._local is not None else 0
-        return _monotonic(), generation, await self._transport.get(okey)
-
-    def _is_live(self, headers: Mapping[str, str]) -> bool:
-        return not _format.is_expired(_format.safe_remaining_ttl(headers, _clock()))
+        return await self._reads.exists(self._object_key(key))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -441,11 +232,10 @@ class AsyncS3Cache:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
         Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
-        ``ValueError`` when it is too large to compress (see ``_format.MAX_DECOMPRESSED_BYTES``).
+        ``ValueError`` when it is too large to compress (``_compression.MAX_DECOMPRESSED_BYTES``).
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
-        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
+        await self._writes.store(okey, value, self._entries.ttl(ttl))
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
@@ -457,31 +247,7 @@ class AsyncS3Cache:
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
-        return await self._set_many(mapping, ttl, {})
-
-    async def _set_many(
-        self,
-        mapping: Mapping[str, Any],
-        ttl: float | timedelta | None,
-        metadata: Mapping[str, Mapping[str, str]],
-    ) -> dict[str, S3CacheError]:
-        """:meth:`set_many`, with extra user ``metadata`` for some keys: how the integrations
-        keep the original of a key they had to hash (s3cache's own fields win over it)."""
-        seconds = self._ttl(ttl)
-        items = [
-            (
-                key,
-                okey := self._object_key(key),
-                self._encode(okey, value, seconds, metadata.get(key)),
-            )
-            for key, value in mapping.items()
-        ]
-        errors = await self._paced(
-            lambda item: self._try_put_entry(item[1], item[2], seconds), items
-        )
-        failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
-        self._batch_failed("set_many", failed, len(items), len(items) - len(failed))
-        return failed
+        return await set_many(self, mapping, ttl, {})
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
@@ -493,74 +259,8 @@ class AsyncS3Cache:
         :class:`~s3cache.errors.NotSupportedError` rather than overwrite silently.
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
-        payload = self._encode(okey, value, seconds)
-        started = _monotonic()
-        since = self._begin_write(okey)
-        try:
-            stored = await self._put_if_absent(okey, payload)
-        except BaseException as exc:
-            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
-            if isinstance(exc, NotSupportedError) or not isinstance(exc, S3CacheError):
-                raise
-            self._record_and_notify("add", okey, "error", started, error=exc)
-            return self._failed(exc, False)
-        if stored:
-            self._record_put(okey, payload, seconds, started, since)
-        else:
-            self._end_write(okey, since)
-        self._record_and_notify(
-            "add", okey, "stored" if stored else "rejected", started, len(payload.body)
-        )
-        return stored
-
-    async def _put_if_absent(self, okey: str, payload: _format.Payload) -> bool:
-        """The conditional writes of :meth:`add`; True when ``payload`` was stored.
-
-        A refused create is looked at (the HEAD that also tells a write whose response was
-        lost, see :meth:`Transport.put_if`): an expired entry is replaced, a vanished one
-        created once more.
-        """
-        transport = self._transport
-        await self._require_conditional_writes("add()")
-        written = await transport.put_if(okey, payload, if_absent=True)
-        if written.stored:
-            return True
-        headers = written.found
-        if headers is None:  # deleted in between: try once more
-            return (await transport.put_if(okey, payload, if_absent=True)).stored
-        if not self._is_live(headers) and headers.get("etag"):
-            return await self._replace_expired(okey, payload, headers["etag"])
-        return False
-
-    async def _replace_expired(self, okey: str, payload: _format.Payload, etag: str) -> bool:
-        """Overwrite an expired entry only if it is still the one seen (``If-Match`` on its ETag,
-        in the form this server honours, learned once by a probe)."""
-        await self._require_conditional_replace("add() over an expired entry")
-        return (await self._transport.put_if(okey, payload, if_match=etag)).stored
-
-    async def _require_conditional_replace(self, what: str) -> None:
-        """Raise NotSupportedError unless the server honours ``If-Match`` on PutObject in some
-        form, and learn that form before ``what`` (add, leases, locks) sends its first one."""
-        if await self._if_match_form() == "unsupported":
-            raise NotSupportedError(
-                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} does not honour "
-                f"If-Match on PutObject, so {what} cannot be atomic there"
-            )
-
-    async def _if_match_form(self) -> IfMatchForm:
-        """How this server honours ``If-Match`` on PutObject: probed on first use, then known
-        (every conditional replace needs it before its first request)."""
-        self._check_open()
-        transport = self._transport
-        if transport.if_match_form is None:
-            probe, payload = _format.probe_entry(self._prefix, _clock())
-            await transport.put(probe, payload)
-            try:
-                return await transport.learn_if_match(probe, payload)
-            finally:
-                await transport.delete(probe)
-        return transport.if_match_form
+        seconds = self._entries.ttl(ttl)
+        return await self._writes.add(okey, self._entries.encode(okey, value, seconds), seconds)
 
     async def get_or_set(
         self,
@@ -582,16 +282,16 @@ class AsyncS3Cache:
         (:class:`~s3cache.errors.NotSupportedError` otherwise).
         """
         okey = self._object_key(key)
-        seconds = self._ttl(ttl)
+        seconds = self._entries.ttl(ttl)
         lease_s = None if lease is None else _fleet.lease_seconds(lease)
-        value = await self._read(okey)
-        if value is not _MISSING:
+        value = await self._reads.read(okey)
+        if value is not MISSING:
             return value
         if lease_s is None:
-            fill = functools.partial(self._fill, okey, factory, seconds)
+            fill = functools.partial(self._writes.fill, okey, factory, seconds)
         else:
-            fill = functools.partial(_fleet.fill, self, key, okey, factory, seconds, lease_s)
-        return await self._fills.join(okey, fill)
+            fill = functools.partial(_fleet.fill, self._fleet, key, okey, factory, seconds, lease_s)
+        return await self._coherence.fill(okey, fill)
 
     def cached(
         self,
@@ -607,28 +307,12 @@ class AsyncS3Cache:
         ``lease``, one call in the fleet computes each result. For sync functions use
         :meth:`S3Cache.cached`.
         """
-        self._ttl(ttl)  # validate now, not at the first call
+        self._entries.ttl(ttl)  # validate now, not at the first call
         if lease is not None:
             _fleet.lease_seconds(lease)
-
-        def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-            if not inspect.iscoroutinefunction(func):
-                raise TypeError(
-                    f"AsyncS3Cache.cached wraps coroutine functions and {func.__qualname__} is "
-                    "not one; use S3Cache.cached for sync functions"
-                )
-
-            @functools.wraps(func)
-            async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                cache_key = call_key(func, key, args, kwargs)
-                result: R = await self.get_or_set(
-                    cache_key, functools.partial(func, *args, **kwargs), ttl, lease=lease
-                )
-                return result
-
-            return wrapper
-
-        return decorate
+        return coroutine_decorator(
+            lambda cache_key, factory: self.get_or_set(cache_key, factory, ttl, lease=lease), key
+        )
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None
@@ -642,107 +326,16 @@ class AsyncS3Cache:
         failures always (whatever ``on_error`` says). ``held.token`` is the fencing token and
         ``held.lost`` tells whether a renewal failed; see "Fleet-wide locks" in the README.
         """
-        return FleetLock(self, name, ttl, wait)
-
-    async def _fill(self, okey: str, factory: Callable[[], Any], seconds: float | None) -> Any:
-        value = factory()
-        if inspect.isawaitable(value):
-            value = await value
-        await self._put_entry(okey, self._encode(okey, value, seconds), seconds)
-        return value
-
-    def _ttl(self, ttl: float | timedelta | None) -> float | None:
-        return self._default_ttl if ttl is None else _format.normalize_ttl(ttl)
-
-    def _encode(
-        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
-    ) -> _format.Payload:
-        """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
-        fields win over it), signed when the cache has a signing key."""
-        payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
-        if extra:
-            payload = replace(payload, metadata={**extra, **payload.metadata})
-        return payload if self._signer is None else self._signer.sign(okey, payload)
-
-    async def _put_entry(self, okey: str, payload: _format.Payload, seconds: float | None) -> None:
-        """PUT one entry; a store failure is counted, then raised or logged per ``on_error``."""
-        error = await self._try_put_entry(okey, payload, seconds)
-        if error is not None:
-            self._failed(error, None)
-
-    async def _try_put_entry(
-        self, okey: str, payload: _format.Payload, seconds: float | None
-    ) -> S3CacheError | None:
-        """PUT one entry, observed; a store failure is returned (for the caller to count)."""
-        started = _monotonic()
-        since = self._begin_write(okey)
-        try:
-            await self._transport.put(okey, payload)
-        except BaseException as exc:
-            self._end_write(okey, since)  # whether it landed is unknown: keep nothing
-            if not isinstance(exc, S3CacheError):
-                raise
-            self._record_and_notify("set", okey, "error", started, error=exc)
-            return exc
-        self._record_put(okey, payload, seconds, started, since)
-        self._record_and_notify("set", okey, "stored", started, len(payload.body))
-        return None
-
-    def _record_put(
-        self,
-        okey: str,
-        payload: _format.Payload,
-        seconds: float | None,
-        started: float,
-        since: int,
-    ) -> None:
-        """After a PUT landed: count it, and let the local tier keep it (see :meth:`_end_write`)."""
-        self._counters.sets += 1
-        self._counters.bytes_out += len(payload.body)
-        self._end_write(okey, since, payload, seconds, started)
-
-    def _begin_write(self, okey: str) -> int:
-        """A write or delete of ``okey`` begins: no read already in flight may answer for it, or
-        fill the local tier. Returns the tier generation for :meth:`_end_write`."""
-        self._reads.forget(okey)
-        return self._local.begin_write(okey) if self._local is not None else 0
-
-    def _end_write(
-        self,
-        okey: str,
-        since: int,
-        payload: _format.Payload | None = None,
-        seconds: float | None = None,
-        started: float = 0.0,
-    ) -> None:
-        """It ended (``payload``: what was stored): a get from now on sends a request of its own,
-        and the tier keeps ``payload`` unless another write of the key overlapped this one."""
-        self._reads.forget(okey)
-        if self._local is None:
-            return
-        if payload is None:
-            self._local.end_write(okey, since)
-            return
-        # S3 may call the entry expired up to a second early: stay inside that.
-        lifetime = None if seconds is None else seconds - 1.0
-        self._local.end_write(
-            okey,
-            since,
-            payload.body,
-            payload.content_type,
-            payload.content_encoding,
-            started,
-            lifetime,
-        )
+        return FleetLock(self._fleet, name, ttl, wait)
 
     # -- deleting --------------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there (expired objects go too, uncounted)."""
         okey = self._object_key(key)
-        live, failed = await self._remove([okey])
-        if failed:
-            return self._failed(failed[okey], False)
+        live, failures = await self._removal.remove([okey])
+        if failures:
+            return self._recorder.failed(failures[okey], False)
         return live == 1
 
     async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
@@ -756,46 +349,7 @@ class AsyncS3Cache:
         names: dict[str, str] = {}
         for key in keys:
             names.setdefault(self._object_key(key), key)
-        live, failed = await self._remove(list(names))
-        failed_keys = {names[okey]: error for okey, error in failed.items()}
-        self._batch_failed("delete_many", failed_keys, len(names), live)
-        return DeleteResult(live, failed_keys)
-
-    async def _remove(self, okeys: list[str]) -> tuple[int, dict[str, S3CacheError]]:
-        """Delete ``okeys``: how many live entries went, and the keys that failed, with why.
-
-        S3 reports every key of a delete as deleted, so each key is looked up first (HEAD) and
-        only objects that exist are deleted. A key whose HEAD failed is not deleted: it fails
-        with that error (a second request would only spend a second deadline).
-        """
-        started = _monotonic()
-        writes = [(okey, self._begin_write(okey)) for okey in okeys]
-        try:
-            heads = await self._paced(self._transport.head, okeys)
-            failed: dict[str, S3CacheError] = {}
-            present: list[str] = []
-            live: list[str] = []
-            for okey, head in zip(okeys, heads, strict=True):
-                if isinstance(head, S3CacheError):
-                    failed[okey] = head
-                elif head is not None:
-                    present.append(okey)
-                    if self._is_live(head):
-                        live.append(okey)
-            failed.update(await self._transport.delete_many(present))
-        finally:
-            for okey, since in writes:
-                self._end_write(okey, since)
-        removed = sum(1 for okey in live if okey not in failed)
-        self._counters.deletes += removed
-        one = okeys[0] if len(okeys) == 1 else None
-        if failed:
-            self._record_and_notify(
-                "delete", one, "error", started, error=next(iter(failed.values()))
-            )
-        else:
-            self._record_and_notify("delete", one, "deleted", started)
-        return removed, failed
+        return await self._removal.remove_many(names)
 
     async def clear(self, prefix: str = "") -> DeleteResult:
         """Delete every object under the cache's prefix, or only those under ``prefix`` within it.
@@ -810,51 +364,8 @@ class AsyncS3Cache:
         listing that fails before anything was deleted raises its own error.
         """
         self._check_open()
-        scope = _format.sub_prefix(self._prefix, prefix)
-        started = _monotonic()
-        self._forget_all()
-        deleted = 0
-        failed: dict[str, S3CacheError] = {}
-        stopped: S3CacheError | None = None
-        last: str | None = None
-        token: str | None = None
-        try:
-            while True:
-                try:
-                    page, token = await self._transport.list_page(scope, token)
-                except S3CacheError as exc:  # nothing more can be found to delete
-                    stopped = exc
-                    break
-                # Never trust a listing to stay under the prefix: check every key.
-                okeys = [
-                    o.key
-                    for o in page
-                    if o.key.startswith(scope)
-                    and not (prefix and _format.is_reserved(self._prefix, o.key))
-                ]
-                page_failed = await self._transport.delete_many(okeys)
-                deleted += len(okeys) - len(page_failed)
-                failed.update(page_failed)
-                last = page[-1].key if page else last
-                if token is None:
-                    break
-        finally:
-            self._forget_all()  # reads sent while the clear ran may have seen deleted entries
-        self._counters.deletes += deleted
-        error = stopped or next(iter(failed.values()), None)
-        outcome: Outcome = "error" if error else "deleted"
-        self._record_and_notify("clear", None, outcome, started, error=error)
-        if stopped is not None and not deleted and not failed:
-            self._failed(stopped, None)  # nothing was done: the failure itself
-        else:
-            self._batch_failed("clear", failed, deleted + len(failed), deleted, stopped, last)
-        return DeleteResult(deleted, failed, stopped, last)
-
-    def _forget_all(self) -> None:
-        """No read in flight may answer for any key, or fill the local tier (a clear)."""
-        self._reads.forget_all()
-        if self._local is not None:
-            self._local.clear()
+        scope = _keys.sub_prefix(self.prefix, prefix)
+        return await self._removal.clear(self.prefix, scope, spare_reserved=bool(prefix))
 
     def iter_keys(self, prefix: str = "") -> AsyncGenerator[str, None]:
         """The keys under the cache's prefix (+ ``prefix``, matched as in :meth:`clear`).
@@ -866,70 +377,29 @@ class AsyncS3Cache:
         (logged) or raises, per ``on_error``. Bad input raises here, not on iteration.
         """
         self._check_open()
-        return self._listed_keys(_format.sub_prefix(self._prefix, prefix))
-
-    async def _listed_keys(self, scope: str) -> AsyncGenerator[str, None]:
-        started = _monotonic()
-        token: str | None = None
-        while True:
-            try:
-                page, token = await self._transport.list_page(scope, token)
-            except S3CacheError as exc:
-                self._record_and_notify("iter_keys", None, "error", started, error=exc)
-                self._failed(exc, None)
-                return
-            for obj in page:
-                # Never trust a listing to stay under the prefix: check every key.
-                if obj.key.startswith(scope) and not _format.is_reserved(self._prefix, obj.key):
-                    yield obj.key[len(self._prefix) :]
-            if token is None:
-                return
+        return self._removal.keys(self.prefix, _keys.sub_prefix(self.prefix, prefix))
 
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
         """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
-        and replace, delete a probe; the report says what the server does not support.
+        and replace, delete a probe; the report says what the server does not support (and is
+        what :meth:`capabilities` answers from then on).
 
         Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
         names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
         Its requests go through aiobotocore, whatever ``fast_path`` says.
         """
         self._check_open()
-        transport = self._transport
-        # HeadBucket first (SeaweedFS creates a missing bucket on the first PutObject); it needs
-        # s3:ListBucket, which a cache does not: when denied, the put will tell.
-        with contextlib.suppress(AccessDeniedError):
-            await transport.head_bucket()
-        probe, payload = _format.probe_entry(self._prefix, _clock())
-        started = time.perf_counter()
-        await self._transport.put_probe(probe, payload, botocore=True)
-        try:
-            found = await transport.get(probe, botocore=True)
-            latency_ms = (time.perf_counter() - started) * 1000 / 2
-            if found is None or found[0] != payload.body:
-                raise S3CacheError(f"GetObject {probe!r}: the probe just written did not read back")
-            date = found[1].get("date")
-            skew = transport.clock.source() - _format.parse_http_date(date) if date else None
-            again = await transport.put_if(probe, payload, if_absent=True, botocore=True)
-            conditional = not again.stored
-            form = await transport.learn_if_match(probe, payload, botocore=True)
-        finally:
-            await transport.delete(probe, botocore=True)
-        self._conditional_writes = conditional
-        return CheckReport(
-            bucket=self._bucket,
-            prefix=self._prefix,
-            endpoint_url=_options.redact_url(self._endpoint_url),
-            latency_ms=latency_ms,
-            clock_skew_s=skew,
-            conditional_writes=conditional,
-            encryption=encryption_in_use(found[1]),
-            conditional_replace=form != "unsupported",
-            if_match_etag=None if form == "unsupported" else form,
-            unsupported=_unsupported(conditional, form),
-            clock_offset_s=transport.clock.offset,
-        )
+        where = self._settings.shown_endpoint
+        return await _check.check(self._transport, self._capabilities, self.prefix, where)
+
+    async def capabilities(self) -> Capabilities:
+        """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the
+        ETag form ``If-Match`` is honoured in. Probed once per cache (concurrent callers share
+        the probe), then remembered; never half-learned."""
+        self._check_open()
+        return await self._capabilities.learn()
 
     async def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
@@ -938,41 +408,22 @@ class AsyncS3Cache:
         header.
         """
         self._check_open()
-        if self._conditional_writes is None:
-            self._conditional_writes = await self._probe_conditional_writes()
-        return self._conditional_writes
-
-    async def _require_conditional_writes(self, what: str) -> None:
-        """Raise NotSupportedError unless the server honours ``If-None-Match`` (``what`` needs
-        it: add, leases, locks)."""
-        if not await self.supports_conditional_writes():
-            raise NotSupportedError(
-                f"the server at {_options.redact_url(self._endpoint_url) or 'AWS'} ignores "
-                f"If-None-Match on PutObject, so {what} cannot be atomic there"
-            )
+        return await self._capabilities.conditional_create()
 
     async def supports_conditional_replace(self) -> bool:
         """Whether the server honours ``If-Match`` on PutObject: probed once, then remembered.
 
         :meth:`add` needs it to replace an expired entry. Servers differ in the ETag form they
-        take (Ceph RGW refuses it quoted, as S3 returns it); ``transport.if_match_form`` says
-        which one s3cache found and sends.
+        take (Ceph RGW refuses it quoted, as S3 returns it); :meth:`capabilities` says which
+        one s3cache found and sends.
         """
-        return await self._if_match_form() != "unsupported"
-
-    async def _probe_conditional_writes(self) -> bool:
-        """Whether a second ``If-None-Match: *`` put of a fresh probe is refused."""
-        probe, payload = _format.probe_entry(self._prefix, _clock())
-        try:
-            await self._transport.put_if(probe, payload, if_absent=True)
-            return not (await self._transport.put_if(probe, payload, if_absent=True)).stored
-        finally:
-            await self._transport.delete(probe)
+        self._check_open()
+        return await self._capabilities.if_match_form() != "unsupported"
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""
         transport = self._transport
-        return self._counters.snapshot(transport.recovered, transport.clock.offset)
+        return self._recorder.snapshot(transport.recovered, transport.clock.offset)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
@@ -990,11 +441,11 @@ class AsyncS3Cache:
         await self.close()
 
     def __repr__(self) -> str:
-        endpoint = _options.redact_url(self._endpoint_url)
+        endpoint = self._settings.shown_endpoint
         where = f", endpoint_url={endpoint!r}" if endpoint else ""
         state = ", closed" if self._transport.closed else ""
         return (
-            f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._prefix!r}{where}{state})"
+            f"{type(self).__name__}(bucket={self.bucket!r}, prefix={self.prefix!r}{where}{state})"
         )
 
     # -- plumbing --------------------------------------------------------------------------
@@ -1002,25 +453,23 @@ class AsyncS3Cache:
     @property
     def prefix(self) -> str:
         """The normalised key prefix (empty, or ending in ``/``)."""
-        return self._prefix
+        return self._settings.prefix
 
     @property
     def bucket(self) -> str:
         """The bucket name."""
-        return self._bucket
+        return self._settings.bucket
 
     @property
     def endpoint_url(self) -> str | None:
         """The endpoint URL (None: AWS's default), with any user:password part removed."""
-        return _options.redact_url(self._endpoint_url)
+        return self._settings.shown_endpoint
 
     @property
     def transport(self) -> Transport:
-        """The object-level operations under this cache (list, HEAD, delete, lifecycle).
-
-        For tools built on the cache, such as :mod:`s3cache.maintenance`: they act on objects
-        directly, bypassing the local tier, single flight and :meth:`stats`.
-        """
+        """The object-level operations under this cache (list, HEAD, delete; bucket settings in
+        ``transport.admin``), for tools built on it such as :mod:`s3cache.maintenance`: they
+        bypass the local tier, single flight and :meth:`stats`."""
         return self._transport
 
     def _check_open(self) -> None:
@@ -1029,76 +478,23 @@ class AsyncS3Cache:
 
     def _object_key(self, key: str) -> str:
         self._check_open()
-        return _format.object_key(self._prefix, key)
-
-    def _batch_failed(
-        self,
-        op: str,
-        failed: Mapping[str, S3CacheError],
-        total: int,
-        done: int,
-        stopped: S3CacheError | None = None,
-        stopped_after: str | None = None,
-    ) -> None:
-        """Count each failed key (and the error that ``stopped`` the batch) by its kind; then
-        raise or log one :class:`BatchError` carrying ``done`` (always raised when the cache was
-        closed under the batch: nothing is dropped silently)."""
-        if not failed and stopped is None:
-            return
-        errors = [*failed.values(), *([stopped] if stopped is not None else [])]
-        for error in errors:
-            self._counters.errors[error.kind] += 1
-        summary = BatchError(op, failed, total, done, stopped, stopped_after)
-        if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
-            raise summary
-        self._log_error(summary)
-
-    def _failed(self, exc: S3CacheError, fallback: T) -> T:
-        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``
-        (a closed cache always raises: nothing is dropped silently)."""
-        self._counters.errors[exc.kind] += 1
-        if self._raise or isinstance(exc, CacheClosedError):
-            raise exc
-        self._log_error(exc)
-        return fallback
-
-    def _record_and_notify(
-        self,
-        op: str,
-        okey: str | None,
-        outcome: Outcome,
-        started: float,
-        nbytes: int = 0,
-        error: S3CacheError | None = None,
-    ) -> None:
-        """Record an operation's latency and tell the observer, which must never break us."""
-        duration = _monotonic() - started
-        self._counters.latency(op, duration)
-        observer = self._observer
-        if observer is None:
-            return
-        event = CacheEvent(op, okey, outcome, duration, nbytes, error.kind if error else None)
-        try:
-            observer.on_event(event)
-        except Exception:
-            logger.exception("s3cache observer %r failed on %s", observer, op)
-
-    async def _paced(
-        self, func: Callable[[T], Awaitable[R]], items: Sequence[T]
-    ) -> list[R | S3CacheError]:
-        """``func`` over ``items``, at most ``max_concurrency`` at a time (see :func:`paced`)."""
-        return await paced(func, items, self._transport.max_concurrency)
+        return _keys.object_key(self.prefix, key)
 
 
-def _new_transport(bucket: str, options: BucketOptions, arguments: Mapping[str, Any]) -> Transport:
-    """The transport for the constructor's validated ``arguments`` (its ``locals()``)."""
-    return Transport(
-        bucket=bucket,
-        client_kwargs={name: arguments[name] for name in _CLIENT_ARGS},
-        config=client_config(arguments["max_concurrency"], arguments["config"]),
-        session=arguments["session"],
-        max_concurrency=arguments["max_concurrency"],
-        timeout=float(arguments["timeout"]),
-        fast_path=arguments["fast_path"],
-        options=options,
-    )
+async def set_many(
+    cache: AsyncS3Cache,
+    mapping: Mapping[str, Any],
+    ttl: float | timedelta | None,
+    metadata: Mapping[str, Mapping[str, str]],
+) -> dict[str, S3CacheError]:
+    """:meth:`AsyncS3Cache.set_many`, with extra user ``metadata`` for some keys: how the
+    integrations keep the original of a key they had to hash (s3cache's own fields win)."""
+    seconds = cache._entries.ttl(ttl)
+    items = cache._writes.encoded(cache._object_key, mapping, seconds, metadata)
+    return await cache._writes.put_many(items, seconds)
+
+
+def failed(cache: AsyncS3Cache, exc: S3CacheError, fallback: T) -> T:
+    """A store failure met by a tool built on ``cache`` (an integration), counted and then
+    raised or logged (returning ``fallback``) as the cache's ``on_error`` says."""
+    return cache._recorder.failed(exc, fallback)

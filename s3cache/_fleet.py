@@ -1,4 +1,4 @@
-"""Fleet-wide single flight and locks on the core, built on S3 conditional writes.
+"""Fleet-wide single flight and locks, built on S3 conditional writes.
 
 A lease object (format in :mod:`s3cache._lease`, key in the reserved namespace) is created with
 ``If-None-Match: *`` and replaced with ``If-Match: <etag>``, so of any number of processes racing
@@ -10,6 +10,8 @@ renewal or release whose response is lost still holds or releases the lock.
 - :func:`fill` is ``get_or_set(..., lease=...)`` on a miss: one computation per key in the fleet;
   the other callers poll the lease and read the entry once it is released or has expired.
 - :class:`FleetLock` is ``lock()``: an async context manager renewed in the background.
+
+They use a cache through its :class:`FleetHost` only (the core builds one), never the core.
 """
 
 from __future__ import annotations
@@ -27,17 +29,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from s3cache import _format, _lease
+from s3cache import _expiry, _keys, _lease
+from s3cache._capabilities import Capabilities, Learner
 from s3cache._lease import HELD, RELEASED, LeaseState
+from s3cache._recorder import Recorder
+from s3cache._transport import Transport, Written
 from s3cache.errors import LockNotAcquiredError, NotSupportedError, S3CacheError
 
-if TYPE_CHECKING:
-    from s3cache._core import AsyncS3Cache
-    from s3cache._transport import Transport, Written
-
-__all__ = ["FleetLock", "HeldLock", "fill", "lease_seconds"]
+__all__ = ["ABSENT", "FleetHost", "FleetLock", "HeldLock", "fill", "lease_seconds"]
 
 logger = logging.getLogger("s3cache")
 
@@ -50,12 +51,30 @@ MAX_POLL: Final = 0.5
 WAIT_SLACK: Final = 4.0
 #: Attempts in a row without pausing while the lease keeps changing under us.
 _STREAK: Final = 3
-_ABSENT: Final[Any] = object()
+#: What :attr:`FleetHost.lookup` returns for a key with no value.
+ABSENT: Final[Any] = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHost:
+    """What leases and locks use of a cache: its key ``prefix``, ``transport``, the server's
+    ``capabilities``, its ``recorder`` (failures per ``on_error``), ``lookup`` (the value under
+    a cache key, or :data:`ABSENT`), ``fill`` (run a factory and store its value under an
+    object key, with a ttl) and ``check_open`` (raise when the cache is closed)."""
+
+    prefix: str
+    transport: Transport
+    capabilities: Learner
+    recorder: Recorder
+    lookup: Callable[[str], Awaitable[Any]]
+    fill: Callable[[str, Callable[[], Any], float | None], Awaitable[Any]]
+    check_open: Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """A lease this process holds: where, its ETag (for If-Match), token, and until when."""
+    """A lease this process holds: where, its ETag (for If-Match, in the form the server's
+    ``capabilities`` say), token, and until when."""
 
     key: str
     etag: str
@@ -63,6 +82,12 @@ class Holding:
     holder: str
     lease: float
     until: float  #: local monotonic time before which no one else can have taken it over
+    capabilities: Capabilities
+
+    @property
+    def if_match(self) -> str:
+        """The ``If-Match`` value that replaces this record only."""
+        return self.capabilities.if_match(self.etag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +97,7 @@ class _Found:
 
 def lease_seconds(lease: float | timedelta, name: str = "lease") -> float:
     """A validated lease duration in seconds (at least 1 s: server dates are whole seconds)."""
-    seconds = _format.normalize_ttl(lease, name)
+    seconds = _expiry.normalize_ttl(lease, name)
     if seconds is None:
         raise TypeError(f"{name} must be seconds (int or float) or a timedelta, not None")
     return seconds
@@ -110,7 +135,7 @@ async def _after(transport: Transport, lkey: str, written: Written) -> LeaseStat
 
 
 async def _try(
-    transport: Transport, lkey: str, lease: float, seen: LeaseState | None
+    transport: Transport, lkey: str, lease: float, seen: LeaseState | None, caps: Capabilities
 ) -> Holding | LeaseState | None:
     """One conditional write for the lease: create it (``seen`` None) or replace the free record
     ``seen``; then read it back. Returns our holding, or what is there now (None: nothing)."""
@@ -123,10 +148,10 @@ async def _try(
         if not seen.etag:
             raise NotSupportedError(f"HeadObject {lkey!r}: the server sent no ETag to replace")
         payload = _lease.encode(HELD, holder, lease, after=seen.token)
-        written = await transport.put_if(lkey, payload, if_match=seen.etag)
+        written = await transport.put_if(lkey, payload, if_match=caps.if_match(seen.etag))
     now = await _after(transport, lkey, written)
     if written.stored and now is not None and now.holder == holder:
-        return Holding(lkey, now.etag, now.token, holder, lease, sent + lease)
+        return Holding(lkey, now.etag, now.token, holder, lease, sent + lease, caps)
     return now
 
 
@@ -148,12 +173,13 @@ async def _contend(
     lkey: str,
     lease: float,
     deadline: float,
+    caps: Capabilities,
     check: Callable[[], Awaitable[Any]] | None = None,
 ) -> Holding | LeaseState | _Found | None:
     """Acquire the lease at ``lkey``, waiting for a busy one until ``deadline`` (monotonic).
 
     A free (released or expired) or missing lease is taken at once, but first ``check()`` may
-    find the value the lease guards (it returns ``_ABSENT`` when there is none): that value is
+    find the value the lease guards (it returns :data:`ABSENT` when there is none): that value is
     returned instead. At the deadline, returns the lease as last seen.
     """
     backoff = _Backoff(lease)
@@ -164,9 +190,9 @@ async def _contend(
         if seen is None or not seen.held:
             if looked and check is not None:
                 value = await check()
-                if value is not _ABSENT:
+                if value is not ABSENT:
                     return _Found(value)
-            found = await _try(transport, lkey, lease, seen)
+            found = await _try(transport, lkey, lease, seen, caps)
             if isinstance(found, Holding):
                 return found
             seen, looked, streak = found, True, streak + 1
@@ -186,7 +212,7 @@ async def _contend(
 
 
 async def fill(
-    core: AsyncS3Cache,
+    host: FleetHost,
     key: str,
     okey: str,
     factory: Callable[[], Any],
@@ -201,23 +227,23 @@ async def fill(
     of waiting, a caller computes the value itself. Store failures follow ``on_error``; with
     ``"log"`` they make this an ordinary local computation.
     """
-    lkey = _format.reserved_key(core.prefix, "lease", okey[len(core.prefix) :])
+    lkey = _keys.reserved_key(host.prefix, "lease", okey[len(host.prefix) :])
     started = time.monotonic()
     try:
-        await core._require_conditional_writes("get_or_set(lease=...)")
-        await core._require_conditional_replace("get_or_set(lease=...)")
+        caps = await host.capabilities.require("get_or_set(lease=...)")
         outcome = await _contend(
-            core.transport,
+            host.transport,
             lkey,
             lease,
             started + 2 * lease + WAIT_SLACK,
-            check=functools.partial(core.get, key, _ABSENT),
+            caps,
+            check=functools.partial(host.lookup, key),
         )
     except NotSupportedError:
         raise
     except S3CacheError as exc:
-        core._failed(exc, None)  # raises with on_error="raise"
-        return await core._fill(okey, factory, seconds)
+        host.recorder.failed(exc, None)  # raises with on_error="raise"
+        return await host.fill(okey, factory, seconds)
     if isinstance(outcome, _Found):
         return outcome.value
     if not isinstance(outcome, Holding):
@@ -229,29 +255,23 @@ async def fill(
             time.monotonic() - started,
             holder,
         )
-        return await core._fill(okey, factory, seconds)
+        return await host.fill(okey, factory, seconds)
     try:
-        return await core._fill(okey, factory, seconds)
+        return await host.fill(okey, factory, seconds)
     finally:
-        await _release(core, outcome)
+        await _release(host, outcome)
 
 
-async def _release(core: AsyncS3Cache, holding: Holding) -> bool | None:
+async def _release(host: FleetHost, holding: Holding) -> bool | None:
     """Mark our lease released (If-Match: only our own record). True: released; False: it was
     no longer ours; None: the request failed (counted and logged; the lease runs out anyway)."""
     payload = _lease.encode(RELEASED, holding.holder, holding.lease, token=holding.token)
     try:
-        written = await core.transport.put_if(holding.key, payload, if_match=holding.etag)
+        written = await host.transport.put_if(holding.key, payload, if_match=holding.if_match)
         return written.stored
     except S3CacheError as exc:
-        _note(core, exc)
+        host.recorder.note(exc)
         return None
-
-
-def _note(core: AsyncS3Cache, exc: S3CacheError) -> None:
-    """Count and log a failure that is not the caller's to handle, whatever ``on_error`` says."""
-    core._counters.errors[exc.kind] += 1
-    core._log_error(exc)
 
 
 # -- lock() --------------------------------------------------------------------------------
@@ -290,14 +310,14 @@ class FleetLock:
     """
 
     def __init__(
-        self, core: AsyncS3Cache, name: str, ttl: float | timedelta, wait: float | timedelta | None
+        self, host: FleetHost, name: str, ttl: float | timedelta, wait: float | timedelta | None
     ) -> None:
-        self._core = core
+        self._host = host
         self._name = name
-        self._key = _format.reserved_key(core.prefix, "lock", _format.path_of(name, "lock name"))
+        self._key = _keys.reserved_key(host.prefix, "lock", _keys.path_of(name, "lock name"))
         self._ttl = lease_seconds(ttl, "ttl")
         self._wait = _wait_seconds(wait)
-        core._check_open()
+        host.check_open()
         self._used = False
         self._holding: Holding | None = None
         self._held: HeldLock | None = None
@@ -308,10 +328,9 @@ class FleetLock:
         if self._used:
             raise RuntimeError("a lock object serves one `async with`; call cache.lock() again")
         self._used = True
-        await self._core._require_conditional_writes("lock()")
-        await self._core._require_conditional_replace("lock()")
+        caps = await self._host.capabilities.require("lock()")
         deadline = time.monotonic() + self._wait
-        outcome = await _contend(self._core.transport, self._key, self._ttl, deadline)
+        outcome = await _contend(self._host.transport, self._key, self._ttl, deadline, caps)
         if not isinstance(outcome, Holding):
             raise LockNotAcquiredError(self._busy(outcome))
         self._holding = outcome
@@ -326,7 +345,7 @@ class FleetLock:
             return
         self._stop.set()
         await self._renewer  # lets a renewal in flight finish, so its ETag is the one we use
-        if await _release(self._core, self._holding) is False and not self._held.lost:
+        if await _release(self._host, self._holding) is False and not self._held.lost:
             self._lose("it was taken over before it was released")
 
     def _busy(self, seen: LeaseState | _Found | None) -> str:
@@ -354,9 +373,9 @@ class FleetLock:
                 if remaining <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(remaining):
-                    renewed = await _renew_once(self._core.transport, holding)
+                    renewed = await _renew_once(self._host.transport, holding)
             except S3CacheError as exc:  # StoreTimeoutError too: retried while time is left
-                _note(self._core, exc)
+                self._host.recorder.note(exc)
                 continue
             except TimeoutError:
                 self._lose("its lease ran out before a renewal was confirmed (paused, or slow)")
@@ -376,7 +395,7 @@ async def _renew_once(transport: Transport, holding: Holding) -> Holding | None:
     """Extend our lease; None when the record is no longer ours."""
     sent = time.monotonic()
     payload = _lease.encode(HELD, holding.holder, holding.lease, token=holding.token)
-    written = await transport.put_if(holding.key, payload, if_match=holding.etag)
+    written = await transport.put_if(holding.key, payload, if_match=holding.if_match)
     if not written.stored:
         return None
     now = await _after(transport, holding.key, written)

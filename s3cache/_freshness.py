@@ -28,16 +28,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, NamedTuple
 
 from s3cache._breaker import TRANSPORT_KINDS, CircuitOpenError
-from s3cache._format import (
+from s3cache._expiry import (
     MAX_TTL,
     TTL_HEADER,
     TTL_METADATA,
-    Payload,
     format_seconds,
     normalize_ttl,
     parse_http_date,
     remaining_ttl,
 )
+from s3cache._format import Payload
 
 __all__ = [
     "ABSENT",
@@ -285,7 +285,7 @@ def age_bounds(headers: Mapping[str, str], now: float) -> tuple[float, float]:
 
     Both are whole seconds, truncated, so the true age is within one second either side of
     ``Date - Last-Modified``. Whoever must never serve late uses the highest (an entry is fresh
-    while ``ttl - highest >= 0``, as :func:`s3cache._format.remaining_ttl` judges); whoever must
+    while ``ttl - highest >= 0``, as :func:`s3cache._expiry.remaining_ttl` judges); whoever must
     never give up early uses the lowest. ``now`` stands in for a missing ``Date``. Raises
     ``ValueError`` or ``KeyError`` for unreadable or missing dates.
     """

@@ -44,15 +44,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from s3cache._format import (
-    JSON_CONTENT_TYPE,
-    MAX_KEY_BYTES,
-    RESERVED_SEGMENT,
-    Payload,
-    object_key,
-    path_of,
-    sub_prefix,
-)
+from s3cache._format import JSON_CONTENT_TYPE, Payload
+from s3cache._keys import MAX_KEY_BYTES, RESERVED_SEGMENT, object_key, path_of, sub_prefix
 
 __all__ = [
     "FLAT",
@@ -108,7 +101,7 @@ class Layout:
         return hashlib.sha256(path.encode("utf-8")).hexdigest()[: self.width]
 
     def object_key(self, prefix: str, key: str) -> str:
-        """The object key of cache ``key`` (validated as :func:`~s3cache._format.object_key`
+        """The object key of cache ``key`` (validated as :func:`~s3cache._keys.object_key`
         validates it), S3's 1,024-byte limit checked on the whole key, shard included."""
         if not self.width:
             return object_key(prefix, key)
@@ -149,7 +142,7 @@ class Layout:
         """The ListObjectsV2 prefixes that together cover the keys under ``sub`` (a string
         prefix of key paths, ``:`` counting as ``/``, as ``clear(prefix)`` takes it): one when
         flat, one per shard when hashed, the sub-prefix applied after the shard. Validated as
-        :func:`~s3cache._format.sub_prefix` validates, once."""
+        :func:`~s3cache._keys.sub_prefix` validates, once."""
         if not self.width:
             return (sub_prefix(prefix, sub),)
         first = sub_prefix(f"{prefix}{'0' * self.width}/", sub)  # validates, shard included

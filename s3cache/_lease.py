@@ -1,7 +1,7 @@
 """The lease object format, pure and sans-IO: what a lease or lock object records, and how its
 holder, fencing token and expiry are read back, on the server's clock.
 
-A lease object lives at a reserved key (:func:`s3cache._format.reserved_key`). Its user metadata
+A lease object lives at a reserved key (:func:`s3cache._keys.reserved_key`). Its user metadata
 is the record; the JSON body repeats it for people browsing the bucket.
 
 - ``x-amz-meta-s3cache-ttl``: the lease in seconds (maintenance judges expiry from it);
@@ -27,15 +27,14 @@ from typing import Final, Literal
 
 import orjson
 
-from s3cache._format import (
-    JSON_CONTENT_TYPE,
+from s3cache._expiry import (
     MIN_TTL,
     TTL_METADATA,
-    Payload,
     format_seconds,
     generous_remaining_ttl,
     parse_http_date,
 )
+from s3cache._format import JSON_CONTENT_TYPE, Payload
 
 __all__ = ["HELD", "RELEASED", "TOKEN_SCALE", "LeaseState", "encode", "read"]
 

@@ -87,23 +87,28 @@ class LocalLRU:
             self._entries.move_to_end(key)
             return entry
 
-    def put(
+    def entry(
         self,
-        key: str,
         body: bytes,
         content_type: str | None,
         content_encoding: str | None,
         now: float,
         lifetime: float | None,
-        since: int | None = None,
-    ) -> None:
-        """Keep an entry ``min(tier.ttl, lifetime)`` seconds from ``now`` (``lifetime``: its S3
-        time left at ``now``), unless a write of ``key`` began after generation ``since``."""
+    ) -> LocalEntry | None:
+        """The entry to keep for a body at ``now`` with ``lifetime`` seconds left on S3 (None:
+        no expiry there): kept ``min(tier.ttl, lifetime)``; None when that is not positive."""
+        keep = self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
+        if keep <= 0:
+            return None
+        return LocalEntry(body, content_type, content_encoding, now + keep)
+
+    def put(self, key: str, entry: LocalEntry | None, since: int | None = None) -> None:
+        """Keep ``entry`` for ``key`` (None: drop what is there), unless a write of ``key``
+        began after generation ``since``."""
         with self._lock:
             if since is not None and not self._unwritten_since(key, since):
                 return
-            keep = self._keep_for(lifetime)
-            self._keep(key, LocalEntry(body, content_type, content_encoding, now + keep), keep)
+            self._keep(key, entry)
 
     def begin_write(self, key: str) -> int:
         """A write or delete of ``key`` begins: drop its entry, and refuse every read already in
@@ -112,29 +117,17 @@ class LocalLRU:
             self._remove(key)
             return self._mark(key)
 
-    def end_write(
-        self,
-        key: str,
-        since: int,
-        body: bytes | None = None,
-        content_type: str | None = None,
-        content_encoding: str | None = None,
-        now: float = 0.0,
-        lifetime: float | None = None,
-    ) -> None:
-        """The write that began at ``since`` ended; ``body``: what it stored (None: it deleted,
+    def end_write(self, key: str, since: int, entry: LocalEntry | None = None) -> None:
+        """The write that began at ``since`` ended; ``entry``: what it stored (None: it deleted,
         or failed). Kept only if no other write of ``key`` overlapped it, since the order the
         server applied them in is unknown; reads still in flight are refused either way."""
         with self._lock:
             alone = self._unwritten_since(key, since)
             self._mark(key)
-            if body is not None and alone:
-                keep = self._keep_for(lifetime)
-                self._keep(key, LocalEntry(body, content_type, content_encoding, now + keep), keep)
-            else:
-                self._remove(key)
+            self._keep(key, entry if alone else None)
 
     def discard(self, key: str) -> None:
+        """Drop ``key``'s entry (one that would not decode)."""
         with self._lock:
             self._remove(key)
 
@@ -168,14 +161,10 @@ class LocalLRU:
             self._floor = max(self._floor, oldest)
         return self.generation
 
-    def _keep_for(self, lifetime: float | None) -> float:
-        """Seconds to keep an entry with ``lifetime`` left on S3 (None: no expiry there)."""
-        return self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
-
-    def _keep(self, key: str, entry: LocalEntry, keep: float) -> None:
-        """Hold ``entry`` for ``keep`` seconds (if positive and it fits), evicting the oldest."""
+    def _keep(self, key: str, entry: LocalEntry | None) -> None:
+        """Hold ``entry`` (if any, and if it fits) in place of ``key``'s, evicting the oldest."""
         self._remove(key)
-        if keep <= 0 or len(entry.body) > self.tier.max_bytes:
+        if entry is None or len(entry.body) > self.tier.max_bytes:
             return
         self._entries[key] = entry
         self._bytes += len(entry.body)

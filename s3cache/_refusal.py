@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from s3cache._bucket_options import BucketOptions
-from s3cache._format import MAX_KEY_BYTES, key_length_detail
+from s3cache._keys import MAX_KEY_BYTES, key_length_detail
 from s3cache.errors import (
     AccessDeniedError,
     BucketOwnerError,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Final, Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
 
@@ -60,7 +59,9 @@ class LatencySummary:
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """A point-in-time snapshot of one cache's counters.
+    """A point-in-time snapshot of one cache's counters (its own copies: plain dicts).
+
+    ``str()`` gives a short summary for people; :meth:`as_dict` plain dicts for JSON.
 
     ``hits`` includes ``local_hits``; ``misses`` includes ``expired`` entries and corrupt
     bodies; ``errors`` counts store failures by kind (see :mod:`s3cache.errors`); ``latency``
@@ -98,6 +99,41 @@ class CacheStats:
         """Hits over lookups (0.0 before the first lookup)."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dicts and numbers, ready for ``json.dumps`` (latencies in seconds)."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        """A short summary for people: hit ratio, counts, errors by kind, p50/p99 in ms."""
+        lookups = self.hits + self.misses
+        lines = [
+            f"hit ratio {self.hit_rate:.1%} ({self.hits:,} hits, {self.local_hits:,} local; "
+            f"{self.misses:,} misses, {self.expired:,} expired) of {lookups:,} gets",
+            f"sets {self.sets:,}, deletes {self.deletes:,}; "
+            f"bytes in {self.bytes_in:,}, out {self.bytes_out:,}",
+            f"errors {_counts(self.errors)}",
+        ]
+        for op, summary in sorted(self.latency.items()):
+            lines.append(
+                f"{op}: p50 {summary.p50 * 1000:.1f} ms, p99 {summary.p99 * 1000:.1f} ms "
+                f"({summary.count:,} recent)"
+            )
+        if self.unverified:
+            lines.append(f"unverified {_counts(self.unverified)}")
+        if self.recovered:
+            lines.append(f"recovered {_counts(self.recovered)}")
+        if self.clock_offset_s:
+            lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
+        return "\n".join(lines)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    """``3 (timeout 2, server 1)``, or ``none``."""
+    if not counts:
+        return "none"
+    each = ", ".join(f"{name} {n:,}" for name, n in sorted(counts.items()))
+    return f"{sum(counts.values()):,} ({each})"
 
 
 class Counters:
@@ -149,13 +185,11 @@ class Counters:
             deletes=self.deletes,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
-            errors=MappingProxyType(dict(self.errors)),
-            latency=MappingProxyType(
-                {op: _summary(list(s)) for op, s in self.latencies.items() if s}
-            ),
-            recovered=MappingProxyType(dict(recovered or {})),
+            errors=dict(self.errors),
+            latency={op: _summary(list(s)) for op, s in self.latencies.items() if s},
+            recovered=dict(recovered or {}),
             clock_offset_s=clock_offset_s,
-            unverified=MappingProxyType(dict(self.unverified)),
+            unverified=dict(self.unverified),
         )
 
 

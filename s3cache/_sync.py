@@ -14,10 +14,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from s3cache import _loop
 from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
+from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._stats import CacheStats
-from s3cache._transport import Transport
 from s3cache.errors import S3CacheError
 
 __all__ = ["S3Cache", "SyncLock"]
@@ -173,6 +173,10 @@ class S3Cache:
         :meth:`AsyncS3Cache.supports_conditional_replace`."""
         return _loop.run(self._core.supports_conditional_replace())
 
+    def capabilities(self) -> Capabilities:
+        """What the server does with conditional writes; see :meth:`AsyncS3Cache.capabilities`."""
+        return _loop.run(self._core.capabilities())
+
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
         return self._core.stats()
@@ -195,11 +199,6 @@ class S3Cache:
     def endpoint_url(self) -> str | None:
         """The endpoint URL (None: AWS's default), with any user:password part removed."""
         return self._core.endpoint_url
-
-    @property
-    def transport(self) -> Transport:
-        """The core's object-level operations (async); see :attr:`AsyncS3Cache.transport`."""
-        return self._core.transport
 
     def __enter__(self) -> S3Cache:
         return self

@@ -25,13 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Final
 
-from s3cache._format import (
-    JSON_CONTENT_TYPE,
-    RESERVED_SEGMENT,
-    Payload,
-    parse_http_date,
-    reserved_key,
-)
+from s3cache._expiry import parse_http_date
+from s3cache._format import JSON_CONTENT_TYPE, Payload
+from s3cache._keys import RESERVED_SEGMENT, reserved_key
 
 __all__ = [
     "MAX_TAGS",

@@ -46,7 +46,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from s3cache import _durations, _layout, _options, _pricing
 from s3cache._bucket_options import BUCKET_ARGS, CHECKSUMS, SSE_MODES, bucket_options
-from s3cache._format import COMPRESSIONS, normalize_prefix, normalize_ttl
+from s3cache._compression import COMPRESSIONS
+from s3cache._expiry import normalize_ttl
+from s3cache._keys import normalize_prefix
 from s3cache._local import LocalTier
 
 __all__ = [

@@ -11,11 +11,9 @@ same failure, so the transport retries and translates both paths alike.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import ssl
 from collections.abc import Mapping
 from typing import Any, NoReturn
-from xml.etree import ElementTree
 
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -30,7 +28,7 @@ from yarl import URL
 from s3cache._http11 import HTTPFailure, ReadTimedOut, Reply
 from s3cache._http_pool import ConnectFailed, ConnectTimedOut, Pool, TLSFailed
 
-__all__ = ["Reply", "WireSession", "error_code", "error_response", "tls_context"]
+__all__ = ["WireSession", "tls_context"]
 
 
 class WireSession:
@@ -126,43 +124,3 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def error_code(reply: Reply) -> str:
-    """The ``<Code>`` of an S3 error reply, cheaply; the status when there is none (HEAD)."""
-    body = reply.body
-    start = body.find(b"<Code>")
-    if start >= 0:
-        end = body.find(b"</Code>", start)
-        if end > start:
-            return body[start + 6 : end].decode(errors="replace")
-    return str(reply.status)
-
-
-def error_response(reply: Reply) -> dict[str, Any]:
-    """botocore's parsed form of an S3 error reply: ``Error`` (Code, Message, ...) and
-    ``ResponseMetadata``; a reply without an XML body (HEAD) gets the status as its code."""
-    error: dict[str, Any] = {}
-    if reply.body:
-        try:
-            root = ElementTree.fromstring(reply.body)  # noqa: S314 - small bodies from the server
-        except ElementTree.ParseError:
-            root = None
-        if root is not None:
-            error = {child.tag.rpartition("}")[2]: child.text or "" for child in root}
-    request_id = error.pop("RequestId", None) or reply.headers.get("x-amz-request-id", "")
-    host_id = error.pop("HostId", None) or reply.headers.get("x-amz-id-2", "")
-    if "Code" not in error:
-        error = {
-            "Code": str(reply.status),
-            "Message": http.client.responses.get(reply.status, ""),
-        }
-    return {
-        "Error": error,
-        "ResponseMetadata": {
-            "RequestId": request_id,
-            "HostId": host_id,
-            "HTTPStatusCode": reply.status,
-            "HTTPHeaders": reply.headers,
-        },
-    }

@@ -25,7 +25,7 @@ import botocore.auth
 import botocore.compat
 import pytest
 
-import s3cache._transport
+import s3cache._client
 from harness.faultproxy import FaultProxy
 from s3cache import AsyncS3Cache, CredentialsError
 from s3cache._clock import SigningClock
@@ -207,7 +207,7 @@ async def test_a_client_that_cannot_be_corrected_names_the_offset(
     """Where botocore's signer cannot be given the corrected clock (emulated: the client is
     left as it is), its requests raise a CredentialsError naming the offset and the fix; the
     wire path signs on the corrected clock regardless."""
-    monkeypatch.setattr(s3cache._transport, "correct_signing", lambda client, clock: False)
+    monkeypatch.setattr(s3cache._client, "correct_signing", lambda client, clock: False)
     async with AsyncS3Cache(**skew_kwargs) as skewed:
         shift_clocks(monkeypatch, skewed, HOUR)
         pattern = r"RequestTimeTooSkewed.*the client clock is 3,(599|600|601) s ahead of the serv"

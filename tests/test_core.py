@@ -15,7 +15,9 @@ import pytest
 from aiobotocore.session import AioSession
 from botocore.config import Config
 
-import s3cache._core
+import s3cache._compression
+import s3cache._entries
+import s3cache._keys
 import s3cache._transport
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import (
@@ -84,7 +86,7 @@ async def test_a_value_reads_would_refuse_is_refused_before_any_request(
     closed_port_url: str, monkeypatch: pytest.MonkeyPatch, compression: Any
 ) -> None:
     """A compressed body over the decompression cap could be stored but never read back."""
-    monkeypatch.setattr(s3cache._format, "MAX_DECOMPRESSED_BYTES", 1000)
+    monkeypatch.setattr(s3cache._compression, "MAX_DECOMPRESSED_BYTES", 1000)
     async with AsyncS3Cache(
         "bucket",
         endpoint_url=closed_port_url,
@@ -172,8 +174,8 @@ async def test_expired_entries_are_misses(cache: AsyncS3Cache) -> None:
 async def test_a_client_clock_an_hour_off_changes_no_ttl(
     cache: AsyncS3Cache, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
-    real_clock = s3cache._core._clock
-    monkeypatch.setattr(s3cache._core, "_clock", lambda: real_clock() + skew)
+    real_clock = s3cache._entries._clock
+    monkeypatch.setattr(s3cache._entries, "_clock", lambda: real_clock() + skew)
     await cache.set("three", 3, ttl=3)
     await cache.set("one", 1, ttl=1)
     assert await cache.get("three") == 3
@@ -258,7 +260,7 @@ async def test_iter_keys_lists_keys_under_a_sub_prefix(cache: AsyncS3Cache, s3: 
 async def test_own_objects_are_not_keys_nor_cleared_with_a_sub_prefix(
     cache: AsyncS3Cache, s3: Any
 ) -> None:
-    lease = s3cache._format.reserved_key(cache.prefix, "lock", "job")
+    lease = s3cache._keys.reserved_key(cache.prefix, "lock", "job")
     s3.put_object(Bucket=cache.bucket, Key=lease, Body=b"{}")
     await cache.set("user", 1)
     assert [k async for k in cache.iter_keys()] == ["user"]
@@ -852,7 +854,7 @@ async def test_add_loses_quietly_when_the_expired_entry_vanishes_meanwhile(
     hook = IfMatchHook(delete_first)
     put_expired(s3, bucket, "k")
     async with AsyncS3Cache(**cache_kwargs, session=hook.session, on_error="raise") as cache:
-        cache.transport.if_match_form = "quoted"  # learned already: no probe to intercept
+        cache._capabilities._form = "quoted"  # learned already: no probe to intercept
         assert await cache.add("k", "mine", ttl=60) is False
         assert cache.stats().errors == {}
         assert await cache.add("k", "mine", ttl=60) is True, "the key is free again"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import _format
+from s3cache import _expiry
 from s3cache._durations import seconds, spell
 
 
@@ -143,7 +143,7 @@ def test_spell_refuses_what_no_duration_is(value: float) -> None:
 
 @pytest.mark.parametrize("value", [1, 2.5, 3600, timedelta(minutes=2), 1e10])
 def test_seconds_agrees_with_normalize_ttl_on_every_value_it_takes_today(value: Any) -> None:
-    assert seconds(value, "ttl") == _format.normalize_ttl(value)
+    assert seconds(value, "ttl") == _expiry.normalize_ttl(value)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +160,6 @@ def test_seconds_refuses_what_normalize_ttl_refuses_today_with_the_same_words(
     value: Any, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        _format.normalize_ttl(value)
+        _expiry.normalize_ttl(value)
     with pytest.raises(error, match=match):
         seconds(value, "ttl")

@@ -31,7 +31,7 @@ from s3cache import (
     NotSupportedError,
     S3Cache,
     _fleet,
-    _format,
+    _keys,
     _lease,
 )
 from s3cache.maintenance import purge_expired, storage_stats
@@ -52,11 +52,11 @@ async def fleet(kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
 
 
 def _lease_key(cache: AsyncS3Cache, key: str) -> str:
-    return _format.reserved_key(cache.prefix, "lease", key.replace(":", "/"))
+    return _keys.reserved_key(cache.prefix, "lease", key.replace(":", "/"))
 
 
 def _lock_key(cache: AsyncS3Cache, name: str) -> str:
-    return _format.reserved_key(cache.prefix, "lock", name)
+    return _keys.reserved_key(cache.prefix, "lock", name)
 
 
 async def _record(cache: AsyncS3Cache, okey: str) -> _lease.LeaseState | None:
@@ -276,7 +276,8 @@ async def test_waiting_is_bounded_then_the_caller_computes(
 ) -> None:
     """A lease held far longer than promised (a hung holder that keeps it alive) is waited
     for two leases plus the slack, then the caller computes the value itself."""
-    hung = await _fleet._try(fleet.transport, _lease_key(fleet, "k"), 600.0, None)
+    capabilities = await fleet.capabilities()
+    hung = await _fleet._try(fleet.transport, _lease_key(fleet, "k"), 600.0, None, capabilities)
     assert isinstance(hung, _fleet.Holding)
     monkeypatch.setattr(_fleet, "WAIT_SLACK", 0.2)
     loop = asyncio.get_running_loop()
@@ -395,7 +396,7 @@ async def test_release_cannot_release_someone_elses_lock(kwargs: dict[str, Any])
             stale = old._holding
         assert stale is not None
         async with two.lock("job", ttl=10) as held:
-            assert await _fleet._release(one, stale) is False  # If-Match on an old ETag
+            assert await _fleet._release(one._fleet, stale) is False  # If-Match on an old ETag
             record = await _record(two, _lock_key(two, "job"))
             assert record is not None
             assert record.held

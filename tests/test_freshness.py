@@ -13,8 +13,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from s3cache import _format
-from s3cache._format import TTL_HEADER, JsonSerializer, Payload
+from s3cache import _expiry, _format
+from s3cache._expiry import TTL_HEADER
+from s3cache._format import JsonSerializer, Payload
 from s3cache._freshness import (
     ABSENT,
     ABSENT_HEADER,
@@ -70,12 +71,12 @@ def entry(ttl: float, compute: float | None = None, stale: float | None = None) 
 
 def old_reader_expired(headers: dict[str, str], now: float) -> bool:
     """Today's s3cache reader: expired per ``x-amz-meta-s3cache-ttl`` (or ``Expires``)."""
-    return _format.is_expired(_format.safe_remaining_ttl(headers, now))
+    return _expiry.is_expired(_expiry.safe_remaining_ttl(headers, now))
 
 
 def litellm_expired(headers: dict[str, str], now: float) -> bool:
     """litellm's S3Cache: expired when ``Expires`` is past on its own clock."""
-    return _format.parse_http_date(headers["expires"]) < now
+    return _expiry.parse_http_date(headers["expires"]) < now
 
 
 RNG = random.Random(0)
@@ -230,7 +231,7 @@ def test_local_tier_ages_facts_without_a_request() -> None:
 
 def test_a_stale_entry_is_expired_for_every_older_reader() -> None:
     payload = entry(60, compute=2.5, stale=3600)
-    assert payload.metadata[_format.TTL_METADATA] == "60"  # the fresh ttl, as before
+    assert payload.metadata[_expiry.TTL_METADATA] == "60"  # the fresh ttl, as before
     assert payload.cache_control == "max-age=60"
     assert payload.expires == datetime.fromtimestamp(T0 + 60, tz=UTC)
     for age in (60, 61, 600, 3000):
@@ -250,7 +251,7 @@ def test_entries_without_the_new_fields_are_judged_as_before() -> None:
         facts = read_facts(headers, T0 + age)
         assert facts.stale is None
         assert facts.compute is None
-        assert facts.remaining == _format.safe_remaining_ttl(headers, T0 + age)
+        assert facts.remaining == _expiry.safe_remaining_ttl(headers, T0 + age)
         # no stale window recorded: a reader asking for one gets none
         verdict = judge(facts, policy(stale_ttl=300), RNG)
         assert (verdict is Verdict.EXPIRED) == old_reader_expired(headers, T0 + age)

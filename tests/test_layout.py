@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import _format
+from s3cache import _expiry, _keys
 from s3cache._layout import (
     FLAT,
     HASHED,
@@ -38,7 +38,7 @@ def headers_of(chosen: Layout) -> dict[str, str]:
 
 @pytest.mark.parametrize("key", KEYS)
 def test_flat_is_todays_object_key(key: str) -> None:
-    assert FLAT.object_key("p/", key) == _format.object_key("p/", key)
+    assert FLAT.object_key("p/", key) == _keys.object_key("p/", key)
 
 
 @pytest.mark.parametrize(
@@ -75,11 +75,11 @@ def test_hashed_keys_are_validated_like_flat_ones(key: str) -> None:
 
 def test_the_shard_counts_against_s3s_key_limit() -> None:
     prefix = "p/"
-    longest = "k" * (_format.MAX_KEY_BYTES - len(prefix))
+    longest = "k" * (_keys.MAX_KEY_BYTES - len(prefix))
     assert FLAT.object_key(prefix, longest)  # fits flat
     with pytest.raises(ValueError, match=r"1027 UTF-8 bytes.*3-byte shard included"):
         HASHED.object_key(prefix, longest)
-    assert len(HASHED.object_key(prefix, longest[:-3])) == _format.MAX_KEY_BYTES
+    assert len(HASHED.object_key(prefix, longest[:-3])) == _keys.MAX_KEY_BYTES
 
 
 @pytest.mark.parametrize("chosen", [FLAT, HASHED], ids=["flat", "hashed"])
@@ -224,7 +224,7 @@ def test_a_layout_checks_its_width(name: Any, width: int, match: str) -> None:
 def test_the_marker_lives_unsharded_in_the_reserved_namespace() -> None:
     key = marker_key("p/")
     assert key == "p/.s3cache/layout"
-    assert _format.is_reserved("p/", key)
+    assert _keys.is_reserved("p/", key)
     assert FLAT.key_path("p/", key) is None
     assert HASHED.key_path("p/", key) is None
     assert marker_key("") == ".s3cache/layout"
@@ -238,7 +238,7 @@ def test_the_marker_says_its_layout_in_metadata_and_body_and_never_expires() -> 
         "s3cache-layout-digest": "sha256",
         "s3cache-layout-version": "1",
     }
-    assert _format.TTL_METADATA not in payload.metadata  # purge-expired keeps it
+    assert _expiry.TTL_METADATA not in payload.metadata  # purge-expired keeps it
     assert payload.expires is None
     assert payload.cache_control is None
     assert payload.content_type == "application/json"

@@ -142,9 +142,9 @@ def test_write_marks_stay_bounded_and_refuse_what_they_no_longer_track() -> None
     for i in range(_MARKS + 10):  # more writes of other keys than the tier remembers
         lru.end_write(f"other{i}", lru.begin_write(f"other{i}"))
     assert len(lru._marks) <= _MARKS
-    lru.put("k", b"old", None, None, 0.0, None, read_sent)
+    lru.put("k", lru.entry(b"old", None, None, 0.0, None), read_sent)
     assert lru.get("k", 0.0) is None, "a read overtaken by untracked writes is refused"
-    lru.put("k", b"new", None, None, 0.0, None, lru.generation)
+    lru.put("k", lru.entry(b"new", None, None, 0.0, None), lru.generation)
     entry = lru.get("k", 0.0)
     assert entry is not None
     assert entry.body == b"new"
@@ -154,11 +154,11 @@ def test_a_write_keeps_its_value_only_when_no_other_write_overlapped() -> None:
     lru = LocalLRU(LocalTier(max_items=10, max_bytes=1000, ttl=60))
     first = lru.begin_write("k")
     second = lru.begin_write("k")
-    lru.end_write("k", second, b"second")
-    lru.end_write("k", first, b"first")
+    lru.end_write("k", second, lru.entry(b"second", None, None, 0.0, None))
+    lru.end_write("k", first, lru.entry(b"first", None, None, 0.0, None))
     assert lru.get("k", 0.0) is None
     alone = lru.begin_write("k")
-    lru.end_write("k", alone, b"alone")
+    lru.end_write("k", alone, lru.entry(b"alone", None, None, 0.0, None))
     entry = lru.get("k", 0.0)
     assert entry is not None
     assert entry.body == b"alone"
@@ -217,16 +217,16 @@ async def test_local_tier_never_outlives_the_s3_expiry(
 def test_local_lru_bounds_items_and_bytes() -> None:
     lru = LocalLRU(LocalTier(max_items=3, max_bytes=10, ttl=60))
     for i in range(4):
-        lru.put(f"k{i}", b"x", None, None, now=0.0, lifetime=None)
+        lru.put(f"k{i}", lru.entry(b"x", None, None, now=0.0, lifetime=None))
     assert len(lru) == 3
     assert lru.get("k0", now=1.0) is None  # least recently used went first
     assert lru.get("k1", now=1.0) is not None
-    lru.put("big", b"y" * 9, None, None, now=0.0, lifetime=None)
+    lru.put("big", lru.entry(b"y" * 9, None, None, now=0.0, lifetime=None))
     assert lru.size_bytes <= 10
     assert lru.get("big", now=1.0) is not None
-    lru.put("huge", b"z" * 11, None, None, now=0.0, lifetime=None)
+    lru.put("huge", lru.entry(b"z" * 11, None, None, now=0.0, lifetime=None))
     assert lru.get("huge", now=1.0) is None
-    lru.put("short", b"s", None, None, now=0.0, lifetime=0.5)
+    lru.put("short", lru.entry(b"s", None, None, now=0.0, lifetime=0.5))
     assert lru.get("short", now=0.4) is not None
     assert lru.get("short", now=0.6) is None
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache, LockNotAcquiredError, _fleet, _format
+from s3cache import AsyncS3Cache, LockNotAcquiredError, _fleet, _keys
 from tests.test_core import put_expired
 
 #: Operations per case and phase, each on its own key, seeded by its index.
@@ -117,7 +117,7 @@ async def _lease(phase: Phase, seed: int) -> tuple[Any, ...]:
     started = time.monotonic()
     value = await phase.cache.get_or_set(key, factory, ttl=60, lease=10)
     waited = time.monotonic() - started
-    lkey = _format.reserved_key(phase.cache.prefix, "lease", key)
+    lkey = _keys.reserved_key(phase.cache.prefix, "lease", key)
     record = await _fleet._look(phase.cache.transport, lkey)
     released = record is not None and not record.held
     return value == _value(seed), calls, released, waited < 5, await phase.cache.get(key) == value
@@ -128,7 +128,7 @@ async def _lock(phase: Phase, seed: int, ttl: float, armed_inside: bool) -> tupl
     for two renewals if it renews, release it, then take it again."""
     name = f"job-{phase.tag}-{seed}"
     cache = phase.cache
-    okey = _format.reserved_key(cache.prefix, "lock", name)
+    okey = _keys.reserved_key(cache.prefix, "lock", name)
     if not armed_inside:
         await phase.armed()
     try:
@@ -179,8 +179,8 @@ async def _delete(phase: Phase, seed: int) -> tuple[Any, ...]:
     return deleted, await phase.cache.get(key, "gone"), await phase.cache.exists(key)
 
 
-LEASES = f"/{_format.RESERVED_SEGMENT}/lease/"
-LOCKS = f"/{_format.RESERVED_SEGMENT}/lock/"
+LEASES = f"/{_keys.RESERVED_SEGMENT}/lease/"
+LOCKS = f"/{_keys.RESERVED_SEGMENT}/lock/"
 CASES = [
     Case("add-create", "PUT", f"/{PREFIX}/add-", 1, _add_create),
     # The create is refused (an expired entry is there); the If-Match replace loses its answer.

@@ -13,7 +13,7 @@ import pytest
 
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, _transport, maintenance
-from s3cache._format import TTL_METADATA
+from s3cache._expiry import TTL_METADATA
 from s3cache.errors import AccessDeniedError, BatchError, ServerError
 from s3cache.maintenance import _purge
 from tests.conftest import fail_later_pages
@@ -441,7 +441,7 @@ async def test_lifecycle_remove_of_the_last_rule_deletes_the_configuration(
 ) -> None:
     await maintenance.lifecycle_set(cache, 1)
     assert await maintenance.lifecycle_remove(cache) is True
-    assert await cache.transport.get_lifecycle_rules() == []
+    assert await cache.transport.admin.get_lifecycle_rules() == []
 
 
 async def test_lifecycle_rules_that_reach_the_prefix(cache: AsyncS3Cache, s3: Any) -> None:

@@ -16,8 +16,8 @@ from botocore.config import Config
 
 from harness.faultproxy import FaultProxy
 from s3cache import AsyncS3Cache, S3Cache
+from s3cache._client import client_config
 from s3cache._route import Ineligible, Route, plan_route
-from s3cache._transport import client_config
 from tests.conftest import CREDENTIALS
 
 

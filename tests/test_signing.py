@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, LocalTier, S3Cache, _format, _signing
+from s3cache import AsyncS3Cache, LocalTier, S3Cache, _expiry, _format, _signing
 from s3cache._signing import SIGNATURE_HEADER, SIGNATURE_METADATA, Signer, key_id
 from tests.conftest import CREDENTIALS, Requests
 from tests.test_wire import on_the_wire
@@ -40,7 +40,7 @@ def test_a_signature_is_a_version_a_key_id_and_an_hmac_in_user_metadata() -> Non
     payload = _signed()
     version, kid, mac = payload.metadata[SIGNATURE_METADATA].split(":")
     assert (version, kid, len(mac)) == ("v1", key_id(KEY), 64)
-    assert payload.metadata[_format.TTL_METADATA] == "60"  # the rest is unchanged
+    assert payload.metadata[_expiry.TTL_METADATA] == "60"  # the rest is unchanged
     assert Signer([KEY]).verify("p/k", payload.body, _headers(payload)) is None
     assert key_id(KEY) != key_id(OLD)
     assert KEY.hex()[:8] not in kid
@@ -52,9 +52,9 @@ def _tampered(name: str) -> tuple[str, bytes, dict[str, str]]:
     if name == "body":
         body = b'{"v":2}'
     elif name == "ttl changed":
-        headers[_format.TTL_HEADER] = "86400"
+        headers[_expiry.TTL_HEADER] = "86400"
     elif name == "ttl removed":
-        del headers[_format.TTL_HEADER]
+        del headers[_expiry.TTL_HEADER]
     elif name == "content type":
         headers["content-type"] = _format.BYTES_CONTENT_TYPE
     elif name == "encoding added":
@@ -150,11 +150,11 @@ def test_bad_signing_keys_are_refused_at_construction(
 
 def test_the_signing_key_never_shows_in_a_repr() -> None:
     cache = AsyncS3Cache("bucket", signing_key=[KEY, OLD], sse_customer_key=OTHER)
-    for text in (repr(cache), repr(cache._signer), repr(cache.stats())):
+    for text in (repr(cache), repr(cache._entries.signer), repr(cache.stats())):
         for secret in (KEY, OLD, OTHER):
             assert base64.b64encode(secret).decode() not in text
             assert secret.decode("latin-1") not in text
-    assert repr(cache._signer) == "Signer(<2 key(s) hidden>)"
+    assert repr(cache._entries.signer) == "Signer(<2 key(s) hidden>)"
 
 
 def test_the_keys_of_configuration_text_are_base64_with_commas() -> None:
@@ -309,8 +309,8 @@ async def test_the_local_tier_never_holds_an_unverified_entry(
             assert await cache.get("body-changed", MISSING) is MISSING
         assert await cache.get("genuine") == "real"
         stats = cache.stats()
-        assert cache._local is not None
-        assert len(cache._local) == 1  # only the genuine entry
+        assert cache._coherence.local is not None
+        assert len(cache._coherence.local) == 1  # only the genuine entry
     assert stats.unverified == {"altered": 3}
     assert stats.local_hits == 1
 

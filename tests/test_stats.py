@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from s3cache import (
     AsyncS3Cache,
     CacheEvent,
+    CacheStats,
+    LatencySummary,
 )
 
 # -- stats and observers --------------------------------------------------------------------
@@ -54,3 +58,20 @@ async def test_a_failing_observer_never_breaks_the_cache(
         await cache.set("k", 1)
         assert await cache.get("k") == 1
     assert "exporter down" in caplog.text
+
+
+async def test_stats_print_for_people_and_dump_for_machines(cache_kwargs: dict[str, Any]) -> None:
+    async with AsyncS3Cache(**cache_kwargs) as cache:
+        await cache.set("k", "value")
+        await cache.get("k")
+        await cache.get("absent")
+        stats = cache.stats()
+    text = str(stats)
+    assert text.startswith("hit ratio 50.0% (1 hits, 0 local; 1 misses, 0 expired) of 2 gets")
+    assert "errors none" in text
+    assert re.search(r"^get: p50 \d+\.\d ms, p99 \d+\.\d ms \(2 recent\)$", text, re.M)
+    assert "mappingproxy" not in repr(stats)
+    names = {"CacheStats": CacheStats, "LatencySummary": LatencySummary}
+    assert eval(repr(stats), names) == stats, "a valid dataclass repr, plain dicts inside"
+    dumped = json.loads(json.dumps(stats.as_dict()))
+    assert (dumped["hits"], dumped["misses"], dumped["latency"]["get"]["count"]) == (1, 1, 2)

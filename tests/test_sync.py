@@ -37,9 +37,16 @@ def _public(cls: type) -> dict[str, Any]:
     return {name: getattr(cls, name) for name in dir(cls) if not name.startswith("_")}
 
 
+#: The core's members the facade leaves out: ``transport`` is async (tools built on the cache
+#: use the core's; a sync caller would get coroutines to await on no loop of theirs).
+ASYNC_ONLY = {"transport"}
+
+
 def test_public_surfaces_are_equal() -> None:
     sync, core = _public(S3Cache), _public(AsyncS3Cache)
-    assert sorted(sync) == sorted(core)
+    assert sorted(sync) == sorted(set(core) - ASYNC_ONLY)
+    for name in ASYNC_ONLY:
+        del core[name]
     assert inspect.signature(S3Cache.__init__).parameters.keys() == (
         inspect.signature(AsyncS3Cache.__init__).parameters.keys()
     )

@@ -9,8 +9,9 @@ import math
 
 import pytest
 
-from s3cache import _format
-from s3cache._format import TTL_METADATA, JsonSerializer
+from s3cache import _format, _keys
+from s3cache._expiry import TTL_METADATA
+from s3cache._format import JsonSerializer
 from s3cache._freshness import ABSENT_METADATA, tombstone, with_freshness
 from s3cache._tags import (
     MAX_TAG_LENGTH,
@@ -162,8 +163,8 @@ def test_metadata_over_the_cap_is_refused_before_the_put() -> None:
 def test_tag_records_live_in_the_reserved_namespace() -> None:
     key = tag_record_key("cache/", "user:42")
     assert key == "cache/.s3cache/tags/user:42"
-    assert _format.is_reserved("cache/", key)
-    assert key == _format.reserved_key("cache/", "tags", "user:42")
+    assert _keys.is_reserved("cache/", key)
+    assert key == _keys.reserved_key("cache/", "tags", "user:42")
     assert any(key.startswith(scope) for scope in tag_record_scopes("cache/"))
 
 
@@ -171,7 +172,7 @@ def test_a_tag_record_key_too_long_for_s3_is_hashed() -> None:
     prefix = "p" * 900 + "/"
     tag = "t" * MAX_TAG_LENGTH
     key = tag_record_key(prefix, tag)
-    assert len(key.encode()) <= _format.MAX_KEY_BYTES
+    assert len(key.encode()) <= _keys.MAX_KEY_BYTES
     assert key.startswith(prefix + ".s3cache/tags-sha256/")
     assert key == tag_record_key(prefix, tag)  # every process derives the same key
     assert key != tag_record_key(prefix, tag[:-1] + "u")

@@ -22,8 +22,9 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
+import s3cache._client
 import s3cache._http_pool
-import s3cache._transport
+import s3cache._rules
 import s3cache._wire
 from harness import miniserver
 from harness.faultproxy import Fault, FaultProxy
@@ -38,7 +39,7 @@ from s3cache import (
     StoreTimeoutError,
     _format,
 )
-from s3cache._transport import IfMatchForm
+from s3cache._capabilities import IfMatchForm
 from s3cache._wire import WireSession
 from s3cache.maintenance import doctor
 from tests.conftest import CREDENTIALS
@@ -63,7 +64,7 @@ async def test_a_bodyless_403_to_a_head_is_explained_by_a_get(
     credentials are never reported as a permissions problem (exists, delete, HeadBucket)."""
     url = canned_error_server(403, code)
     async with AsyncS3Cache("bucket", endpoint_url=url, on_error="raise", **CREDS) as cache:
-        for call in (cache.exists("k"), cache.delete("k"), cache.transport.head_bucket()):
+        for call in (cache.exists("k"), cache.delete("k"), cache.transport.admin.head_bucket()):
             with pytest.raises(error, match=code):
                 await call
 
@@ -164,7 +165,7 @@ async def test_close_waits_no_longer_than_the_deadline(
     started = time.monotonic()
     await proxied.close()
     assert time.monotonic() - started < 3.0
-    if proxied._raise:
+    if proxied._settings.raise_errors:
         with pytest.raises(StoreTimeoutError):
             await getting
     else:
@@ -355,7 +356,7 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
         await asyncio.Event().wait()
 
     monkeypatch.setattr(WireSession, "start", tracked_start)
-    monkeypatch.setattr(s3cache._transport, "_open_http_session", never)
+    monkeypatch.setattr(s3cache._client, "_open_http_session", never)
     async with AsyncS3Cache(**cache_kwargs, timeout=0.5, on_error="raise") as cache:
         with pytest.raises(StoreTimeoutError):
             await cache.get("k")
@@ -373,33 +374,22 @@ EXPECTED_FORM: dict[str, IfMatchForm] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("form", "sent"),
-    [(None, '"abc"'), ("quoted", '"abc"'), ("unquoted", "abc")],
-)
-@pytest.mark.parametrize("etag", ['"abc"', "abc", ' "abc" '])
-def test_if_match_quoting_is_decided_in_one_place(
-    form: IfMatchForm | None, sent: str, etag: str
-) -> None:
-    transport = AsyncS3Cache("bucket").transport
-    transport.if_match_form = form
-    assert transport.if_match_value(etag) == sent
-
-
 async def test_the_if_match_form_is_learned_by_a_probe(
     cache_kwargs: dict[str, Any], s3: Any, s3_server: str
 ) -> None:
     payload = _format.encode("probe", 60.0, _format.JsonSerializer(), 0.0)
     async with AsyncS3Cache(**cache_kwargs) as cache:
+        capabilities = await cache.capabilities()
+        assert capabilities.if_match_form == EXPECTED_FORM[s3_server]
+        assert (capabilities.conditional_create, capabilities.conditional_replace) == (True, True)
         transport = cache.transport
         await transport.put("probe", payload)
-        assert await transport.learn_if_match("probe", payload) == EXPECTED_FORM[s3_server]
-        assert transport.if_match_form == EXPECTED_FORM[s3_server]
         etag = s3.head_object(Bucket=cache.bucket, Key="probe")["ETag"]
         put_if = transport.put_if
-        assert (await put_if("probe", payload, if_match=etag)).stored, "the learned form works"
-        assert not (await put_if("probe", payload, if_match='"' + "0" * 32 + '"')).stored
-        assert not (await put_if("absent", payload, if_match=etag)).stored, "404 or 412: False"
+        matching, wrong = capabilities.if_match(etag), capabilities.if_match("0" * 32)
+        assert (await put_if("probe", payload, if_match=matching)).stored, "the learned form works"
+        assert not (await put_if("probe", payload, if_match=wrong)).stored
+        assert not (await put_if("absent", payload, if_match=matching)).stored, "404 or 412: False"
     assert s3.get_object(Bucket=cache.bucket, Key="probe")["Body"].read() == payload.body
 
 
@@ -450,5 +440,5 @@ async def test_a_warning_raised_as_an_error_propagates_and_is_not_counted(
             await cache.set("k", "v")
         assert cache.stats().errors == {}
     wrapped = HTTPClientError(error=ResourceWarning("inside aiohttp"))  # as aiobotocore wraps it
-    assert s3cache._transport._warning_in(wrapped) is wrapped.kwargs["error"]
-    assert s3cache._transport._warning_in(HTTPClientError(error=OSError("reset"))) is None
+    assert s3cache._rules.warning_in(wrapped) is wrapped.kwargs["error"]
+    assert s3cache._rules.warning_in(HTTPClientError(error=OSError("reset"))) is None

@@ -16,7 +16,7 @@ from contextlib import aclosing
 from datetime import timedelta
 from typing import Any, Final
 
-from s3cache import _format, _loop
+from s3cache import _core, _expiry, _keys, _loop
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
@@ -108,7 +108,7 @@ class _Entries(Connected):
         ttl: float | timedelta | None = None,
         **options: Any,
     ) -> None:
-        self._ttl = _format.normalize_ttl(ttl)
+        self._ttl = _expiry.normalize_ttl(ttl)
         self._connect(bucket, cache, options)
 
 
@@ -223,12 +223,12 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """Store every pair; all are checked (keys, bytes values) before any request."""
         entries, originals = self._entries(key_value_pairs)
-        _loop.run(self._conn.core._set_many(entries, self._ttl, originals))
+        _loop.run(_core.set_many(self._conn.core, entries, self._ttl, originals))
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`mset` on the caller's event loop."""
         entries, originals = self._entries(key_value_pairs)
-        await self._conn.core._set_many(entries, self._ttl, originals)
+        await _core.set_many(self._conn.core, entries, self._ttl, originals)
 
     def mdelete(self, keys: Sequence[str]) -> None:
         """Delete the keys (absent ones are fine)."""
@@ -284,7 +284,7 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
         keys: list[str] = []
         for listed_key, head in zip(listed_keys, heads, strict=True):
             if isinstance(head, S3CacheError):
-                core._failed(head, None)
+                _core.failed(core, head, None)
                 continue
             original = decode_segment(head.get(_KEY_HEADER, "")) if head is not None else None
             if original is None or hashed_segment(original) != listed_key.partition("/")[2]:
@@ -300,7 +300,7 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
     def _placed(self, key: str) -> tuple[str, str | None]:
         """The cache key of ``key``, and its encoded original when that key is hashed."""
         segment = encode_segment(key)
-        room = _format.MAX_KEY_BYTES - len(self._conn.core.prefix.encode()) - len(_FOLDER)
+        room = _keys.MAX_KEY_BYTES - len(self._conn.core.prefix.encode()) - len(_FOLDER)
         if len(segment) <= room:
             return _FOLDER + segment, None
         return _FOLDER + hashed_segment(key), segment

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from s3cache import _format
+from s3cache import _keys
 from s3cache._concurrency import gather
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
@@ -125,7 +125,7 @@ class S3NodeCache(Connected, BaseCache[Any]):  # type: ignore[misc,unused-ignore
 
     def _room(self) -> int:
         """UTF-8 bytes an object key has left after the cache's prefix."""
-        return _format.MAX_KEY_BYTES - len(self._conn.core.prefix.encode())
+        return _keys.MAX_KEY_BYTES - len(self._conn.core.prefix.encode())
 
     def _object_key(self, key: FullKey) -> str:
         """The cache key of entry ``key``: its namespace's folder, then the key written out or,
@@ -139,7 +139,7 @@ class S3NodeCache(Connected, BaseCache[Any]):  # type: ignore[misc,unused-ignore
         if len(hashed) > self._room():
             raise ValueError(
                 f"LangGraph namespace is too long: written out it is {len(folder):,} characters, "
-                f"and with the prefix and a key it passes S3's {_format.MAX_KEY_BYTES:,}-byte "
+                f"and with the prefix and a key it passes S3's {_keys.MAX_KEY_BYTES:,}-byte "
                 "object keys"
             )
         return hashed

@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from s3cache._bucket_options import BUCKET_ARGS
 from s3cache._core import AsyncS3Cache
-from s3cache._format import normalize_ttl
+from s3cache._expiry import normalize_ttl
 from s3cache._stats import CacheStats
 from s3cache._sync import S3Cache
 from s3cache.errors import S3CacheError

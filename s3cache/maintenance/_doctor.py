@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
-from s3cache import _format
+from s3cache import _expiry, _format
 from s3cache._bucket_options import encryption_in_use
 from s3cache._core import AsyncS3Cache
 from s3cache.errors import (
@@ -87,7 +87,7 @@ async def _reach(visit: _Visit) -> list[DoctorItem]:
     accepted = DoctorItem("credentials accepted", "pass", "signed requests are accepted")
     started = time.perf_counter()
     try:
-        await visit.cache.transport.head_bucket()
+        await visit.cache.transport.admin.head_bucket()
     except (EndpointUnreachableError, StoreTimeoutError) as exc:
         return [DoctorItem("endpoint reachable", "fail", str(exc))]
     except CredentialsError as exc:
@@ -141,7 +141,7 @@ async def _get(visit: _Visit) -> list[DoctorItem]:
         detail = f"GetObject {visit.probe!r}: the probe just written did not read back"
         return [DoctorItem("get", "fail", detail)]
     date = found[1].get("date")
-    visit.skew = time.time() - _format.parse_http_date(date) if date else None
+    visit.skew = time.time() - _expiry.parse_http_date(date) if date else None
     visit.encryption = encryption_in_use(found[1])
     return [DoctorItem("get", "pass", "GetObject read the probe back")]
 
@@ -187,16 +187,16 @@ async def _replace(visit: _Visit) -> list[DoctorItem]:
     ETag form."""
     name = "conditional replace"
     try:
-        honoured = await visit.cache.supports_conditional_replace()
+        form = (await visit.cache.capabilities()).if_match_form
     except S3CacheError as exc:
         return [_optional(name, "warn", str(exc))]
-    if not honoured:
+    if form is None:
         detail = (
             "the server does not honour If-Match on PutObject: add() over an expired entry, "
             "get_or_set(lease=...) and lock() raise NotSupportedError here"
         )
         return [_optional(name, "warn", detail)]
-    if visit.cache.transport.if_match_form == "unquoted":
+    if form == "unquoted":
         detail = (
             "If-Match is honoured only with the ETag unquoted (the server refuses it quoted, as "
             "S3 returns it): s3cache sends it unquoted"

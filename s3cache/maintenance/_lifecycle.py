@@ -70,7 +70,7 @@ async def lifecycle_rules(cache: AsyncS3Cache) -> list[LifecycleRule]:
     """The bucket's lifecycle rules that reach objects under the cache prefix."""
     found = []
     ours = lifecycle_rule_id(cache.prefix)
-    for rule in await cache.transport.get_lifecycle_rules():
+    for rule in await cache.transport.admin.get_lifecycle_rules():
         prefix, filtered = _rule_prefix(rule)
         covers = _reach(prefix, filtered, cache.prefix)
         if covers is None:
@@ -102,7 +102,7 @@ async def lifecycle_set(cache: AsyncS3Cache, days: int, *, all_bucket: bool = Fa
         raise ValueError(f"days must be at least 1 (lifecycle rules act in whole days), not {days}")
     check_scope(cache, all_bucket, "set a lifecycle rule")
     rule_id = lifecycle_rule_id(cache.prefix)
-    rules = [r for r in await cache.transport.get_lifecycle_rules() if r.get("ID") != rule_id]
+    rules = [r for r in await cache.transport.admin.get_lifecycle_rules() if r.get("ID") != rule_id]
     rules.append(
         {
             "ID": rule_id,
@@ -111,19 +111,19 @@ async def lifecycle_set(cache: AsyncS3Cache, days: int, *, all_bucket: bool = Fa
             "Expiration": {"Days": days},
         }
     )
-    await cache.transport.put_lifecycle_rules(rules)
+    await cache.transport.admin.put_lifecycle_rules(rules)
     return rule_id
 
 
 async def lifecycle_remove(cache: AsyncS3Cache) -> bool:
     """Remove the rule :func:`lifecycle_set` manages for this prefix; False when there is none."""
     rule_id = lifecycle_rule_id(cache.prefix)
-    rules = await cache.transport.get_lifecycle_rules()
+    rules = await cache.transport.admin.get_lifecycle_rules()
     kept = [r for r in rules if r.get("ID") != rule_id]
     if len(kept) == len(rules):
         return False
     if kept:
-        await cache.transport.put_lifecycle_rules(kept)
+        await cache.transport.admin.put_lifecycle_rules(kept)
     else:
-        await cache.transport.delete_lifecycle()
+        await cache.transport.admin.delete_lifecycle()
     return True

@@ -15,7 +15,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from s3cache import _format
+from s3cache import _expiry
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._transport import ListedObject
@@ -278,7 +278,7 @@ async def _purge_own(cache: AsyncS3Cache, okeys: list[str], result: PurgeResult,
 
 def _ran_out(headers: Mapping[str, str], now: float) -> bool:
     try:
-        remaining = _format.generous_remaining_ttl(headers, now)
+        remaining = _expiry.generous_remaining_ttl(headers, now)
     except (ValueError, KeyError):
         return False  # not ours to judge: keep it
     return remaining is not None and remaining <= 0

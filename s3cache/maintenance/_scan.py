@@ -10,7 +10,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from s3cache import _format
+from s3cache import _expiry, _keys
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._transport import ListedObject
@@ -55,7 +55,7 @@ class Entry:
         cls, prefix: str, okey: str, size: int, headers: Mapping[str, str], now: float
     ) -> Entry:
         """The entry described by HEAD ``headers``; unreadable expiry metadata is expired."""
-        remaining = _format.safe_remaining_ttl(headers, now)
+        remaining = _expiry.safe_remaining_ttl(headers, now)
         return cls(
             key=okey[len(prefix) :],
             object_key=okey,
@@ -63,7 +63,7 @@ class Entry:
             age_s=_age(headers, now),
             ttl_s=_ttl(headers),
             remaining_s=remaining,
-            expired=_format.is_expired(remaining),
+            expired=_expiry.is_expired(remaining),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,15 +76,15 @@ def _age(headers: Mapping[str, str], now: float) -> float:
     date_raw = headers.get("date")
     modified_raw = headers.get("last-modified")
     try:
-        server_now = _format.parse_http_date(date_raw) if date_raw else now
-        age = server_now - _format.parse_http_date(modified_raw) if modified_raw else 0.0
+        server_now = _expiry.parse_http_date(date_raw) if date_raw else now
+        age = server_now - _expiry.parse_http_date(modified_raw) if modified_raw else 0.0
     except ValueError:
         age = 0.0
     return max(age, 0.0)
 
 
 def _ttl(headers: Mapping[str, str]) -> float | None:
-    ttl_raw = headers.get(_format.TTL_HEADER)
+    ttl_raw = headers.get(_expiry.TTL_HEADER)
     try:
         return float(ttl_raw) if ttl_raw is not None else None
     except ValueError:
@@ -101,7 +101,7 @@ def object_prefix(cache: AsyncS3Cache, prefix: str = "") -> str:
 
     Raises before any request for a prefix no key could start with.
     """
-    return _format.sub_prefix(cache.prefix, prefix)
+    return _keys.sub_prefix(cache.prefix, prefix)
 
 
 async def pages(cache: AsyncS3Cache, full_prefix: str) -> AsyncGenerator[list[ListedObject], None]:
@@ -134,7 +134,7 @@ def split_own(
     entries: list[ListedObject] = []
     own: list[str] = []
     for o in page:
-        if _format.is_reserved(cache.prefix, o.key):
+        if _keys.is_reserved(cache.prefix, o.key):
             own.append(o.key)
         else:
             entries.append(o)

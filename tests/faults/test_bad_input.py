@@ -17,7 +17,7 @@ from aiobotocore.config import AioConfig
 from botocore.config import Config
 
 from harness.faultproxy import FaultProxy
-from s3cache import AsyncS3Cache, S3Cache, _format
+from s3cache import AsyncS3Cache, S3Cache, _keys
 
 from .conftest import CREDENTIALS
 
@@ -145,7 +145,7 @@ async def test_keys_and_listing_prefixes_over_the_limit_fail_before_any_request(
     unreachable: AsyncS3Cache,
 ) -> None:
     """The limit counts the cache's prefix and UTF-8 bytes, and the message names it."""
-    room = _format.MAX_KEY_BYTES - len(unreachable.prefix)
+    room = _keys.MAX_KEY_BYTES - len(unreachable.prefix)
     with pytest.raises(ValueError, match=f"{room + 3} UTF-8 bytes, over S3's 1024-byte limit"):
         await unreachable.set("k" * (room + 1), 1)
     with pytest.raises(ValueError, match="UTF-8 bytes, over S3's 1024-byte limit"):
@@ -162,16 +162,16 @@ async def test_long_lock_names_and_lease_keys_are_hashed_within_the_limit(
 ) -> None:
     """s3cache's own objects never send an over-long key: past the limit they end in a SHA-256,
     and the longest prefix allowed leaves room for them (and for check()'s probes)."""
-    prefix = "p" * (_format.MAX_PREFIX_BYTES - 1)
+    prefix = "p" * (_keys.MAX_PREFIX_BYTES - 1)
     async with AsyncS3Cache(**proxied_kwargs, prefix=prefix, on_error="raise") as cache:
-        key = "k" * (_format.MAX_KEY_BYTES - len(cache.prefix))  # the longest key there is
+        key = "k" * (_keys.MAX_KEY_BYTES - len(cache.prefix))  # the longest key there is
         assert await cache.get_or_set(key, _one, lease=5) == 1
         async with cache.lock("n" * 2000, ttl=5) as held:
             assert held.token > 0
         await cache.check()
     bucket = proxied_kwargs["bucket"]
     sent = [unquote(urlsplit(h.path).path).removeprefix(f"/{bucket}/") for h in proxy.heads]
-    assert max(len(okey.encode()) for okey in sent) == _format.MAX_KEY_BYTES  # the entry
+    assert max(len(okey.encode()) for okey in sent) == _keys.MAX_KEY_BYTES  # the entry
     assert {okey.split("/")[2] for okey in sent if "/.s3cache/" in okey} >= {
         "lease-sha256",
         "lock-sha256",

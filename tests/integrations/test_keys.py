@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3cache import _format
+from s3cache import _keys
 from s3cache.integrations._keys import (
     LEAD,
     decode_segment,
@@ -51,7 +51,7 @@ def test_any_string_is_one_valid_segment_that_decodes_back(text: str) -> None:
     assert "/" not in segment
     assert ":" not in segment
     assert set(segment) <= set(string.ascii_letters + string.digits + "-_.~")
-    assert _format.object_key("p/", "folder/" + segment)  # a valid cache key, as is
+    assert _keys.object_key("p/", "folder/" + segment)  # a valid cache key, as is
     assert decode_segment(segment) == text
 
 
@@ -108,7 +108,7 @@ def test_a_hashed_segment_is_valid_short_and_never_an_encoded_one(text: str) -> 
     assert decode_segment(segment) is None  # never read as a written-out key
     assert len(segment) == LEAD + 1 + 64  # under SeaweedFS's 255 characters per segment
     assert segment.startswith(encode_segment(text)[:LEAD])
-    assert _format.object_key("p/", "folder/" + segment)
+    assert _keys.object_key("p/", "folder/" + segment)
     assert hashed_segment(text) == segment  # the same in every process
     assert hashed_segment(text + "!") != segment
 

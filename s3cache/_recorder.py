@@ -1,0 +1,271 @@
+"""The operation recorder: every public operation of a cache records itself here, once.
+
+``with recorder.op("get", okey) as op: ... op.hit(nbytes)``: the operation's outcome (hit,
+miss, stored, deleted, error...) is set on the way; when the block ends, the recorder counts it
+(:class:`~s3cache._stats.Counters`, read by ``stats()``), times it, and hands the finished
+record to every sink (the observer is one; telemetry attaches as another). An operation left by
+an exception without an outcome (a cancellation, a bug) is not recorded. The recorder also owns
+what ``on_error`` decides (raise, or log and fall back) and the rate-limited error log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Final, Literal, Protocol, TypeVar
+
+from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
+from s3cache.errors import BatchError, CacheClosedError, S3CacheError
+
+__all__ = ["ErrorLog", "Op", "Recorder", "Sink"]
+
+logger = logging.getLogger("s3cache")
+
+T = TypeVar("T")
+
+_LOG_INTERVAL: Final = 10.0  # seconds between two log lines about the same kind of failure
+#: What each reason an entry failed verification means, for the log line.
+_UNVERIFIED: Final[Mapping[str, str]] = {
+    "unsigned": "not signed",
+    "unknown_key": "signed with a key this cache does not hold",
+    "altered": "altered since it was signed (key, body, type, encoding or ttl)",
+}
+_monotonic = time.monotonic
+
+
+class ErrorLog:
+    """Logs store failures at most once per interval and kind, with the count it held back."""
+
+    __slots__ = ("_last", "_suppressed")
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, exc: S3CacheError) -> None:
+        self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
+
+    def note(self, kind: str, text: str) -> None:
+        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < _LOG_INTERVAL:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        held = self._suppressed.pop(kind, 0)
+        more = f" ({held} more like it since the last report)" if held else ""
+        logger.warning("%s%s", text, more)
+
+
+class Op:
+    """One operation being recorded: its name (the public method), object key (None for the
+    whole cache), start, and, once set, its outcome, body bytes, error and entries removed."""
+
+    __slots__ = (
+        "_recorder",
+        "duration",
+        "error",
+        "key",
+        "name",
+        "nbytes",
+        "outcome",
+        "removed",
+        "started",
+    )
+
+    def __init__(self, recorder: Recorder, name: str, key: str | None) -> None:
+        self._recorder = recorder
+        self.name = name
+        self.key = key
+        self.started = _monotonic()
+        self.outcome: Outcome | None = None
+        self.nbytes = 0
+        self.error: S3CacheError | None = None
+        self.removed = 0
+        self.duration = 0.0
+
+    def __enter__(self) -> Op:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.outcome is not None:
+            self._recorder.finish(self)
+
+    @property
+    def tier(self) -> Literal["local", "s3"]:
+        """Which tier answered: the local one, or S3 (for every outcome but a local hit)."""
+        return "local" if self.outcome == "local_hit" else "s3"
+
+    @property
+    def error_kind(self) -> str | None:
+        """The :attr:`~s3cache.errors.S3CacheError.kind` of the error, if the outcome is one."""
+        return self.error.kind if self.error is not None else None
+
+    def hit(self, nbytes: int) -> None:
+        """Found on S3, live and readable (``nbytes``: its body)."""
+        self.outcome, self.nbytes = "hit", nbytes
+
+    def local_hit(self, nbytes: int) -> None:
+        """Served by the local tier."""
+        self.outcome, self.nbytes = "local_hit", nbytes
+
+    def miss(self) -> None:
+        """Nothing stored under the key."""
+        self.outcome = "miss"
+
+    def expired(self) -> None:
+        """An entry past its ttl (a miss)."""
+        self.outcome = "expired"
+
+    def unverified(self, reason: str) -> None:
+        """An entry whose signature did not verify (a miss): counted by ``reason``, logged."""
+        self.outcome = "unverified"
+        self._recorder.unverified(self.key, reason)
+
+    def stored(self, nbytes: int) -> None:
+        """A write landed (``nbytes``: its body)."""
+        self.outcome, self.nbytes = "stored", nbytes
+
+    def rejected(self, nbytes: int) -> None:
+        """A conditional write refused: the key was taken."""
+        self.outcome, self.nbytes = "rejected", nbytes
+
+    def deleted(self, count: int) -> None:
+        """``count`` entries removed."""
+        self.outcome = "deleted"
+        self.removed = count
+
+    def errored(self, exc: S3CacheError) -> None:
+        """A store failure, recorded here and counted by whoever handles it (a batch counts
+        its failed keys itself: see :meth:`Recorder.batch_failed`)."""
+        self.outcome, self.error = "error", exc
+
+    def failed(self, exc: S3CacheError, fallback: T) -> T:
+        """A store failure handled as ``on_error`` says: raised, or logged and ``fallback``."""
+        self.errored(exc)
+        return self._recorder.failed(exc, fallback)
+
+
+class Sink(Protocol):
+    """Receives every finished operation (:class:`Op`: name, key, outcome, duration, nbytes,
+    error_kind, tier). Called on the event loop that ran it: keep it fast; what it raises is
+    logged and otherwise ignored."""
+
+    def finished(self, op: Op) -> None:
+        """``op`` has ended (its outcome, duration and bytes are set)."""
+        ...
+
+
+class _ObserverSink:
+    """Tells a user's :class:`~s3cache.CacheObserver` of each operation, as a CacheEvent."""
+
+    __slots__ = ("_observer",)
+
+    def __init__(self, observer: CacheObserver) -> None:
+        self._observer = observer
+
+    def finished(self, op: Op) -> None:
+        """Hand ``op`` to the observer as a :class:`~s3cache.CacheEvent`."""
+        self._observer.on_event(
+            CacheEvent(
+                op.name, op.key, op.outcome or "error", op.duration, op.nbytes, op.error_kind
+            )
+        )
+
+    def __repr__(self) -> str:
+        return repr(self._observer)
+
+
+class Recorder:
+    """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
+
+    __slots__ = ("_log", "_raise", "counters", "sinks")
+
+    def __init__(self, observer: CacheObserver | None, raise_errors: bool) -> None:
+        self.counters = Counters()
+        self._log = ErrorLog()
+        self._raise = raise_errors
+        #: Who hears of each finished operation: the observer, if any, then any added sink.
+        self.sinks: list[Sink] = [] if observer is None else [_ObserverSink(observer)]
+
+    def op(self, name: str, key: str | None) -> Op:
+        """Record the operation ``name`` on ``key``: ``with recorder.op(...) as op:``."""
+        return Op(self, name, key)
+
+    def finish(self, op: Op) -> None:
+        """Count and time a finished operation, then tell the sinks (which never break it)."""
+        op.duration = duration = _monotonic() - op.started
+        counters = self.counters
+        counters.latency(op.name, duration)
+        outcome = op.outcome
+        if op.name == "get":  # lookups: every outcome is a hit or a miss
+            if outcome == "hit":
+                counters.hits += 1
+                counters.bytes_in += op.nbytes
+            elif outcome == "local_hit":
+                counters.hits += 1
+                counters.local_hits += 1
+            else:
+                counters.misses += 1
+                if outcome == "expired":
+                    counters.expired += 1
+        elif outcome == "stored":
+            counters.sets += 1
+            counters.bytes_out += op.nbytes
+        counters.deletes += op.removed
+        for sink in self.sinks:
+            try:
+                sink.finished(op)
+            except Exception:
+                logger.exception("s3cache observer %r failed on %s", sink, op.name)
+
+    def failed(self, exc: S3CacheError, fallback: T) -> T:
+        """Count and log a store failure; raise it or return ``fallback`` per ``on_error``
+        (a closed cache always raises: nothing is dropped silently)."""
+        self.counters.errors[exc.kind] += 1
+        if self._raise or isinstance(exc, CacheClosedError):
+            raise exc
+        self._log(exc)
+        return fallback
+
+    def note(self, exc: S3CacheError) -> None:
+        """Count and log a failure that is not the caller's to handle, whatever ``on_error``
+        says (a lease release, a lock renewal)."""
+        self.counters.errors[exc.kind] += 1
+        self._log(exc)
+
+    def unverified(self, okey: str | None, reason: str) -> None:
+        """An entry refused for its signature: counted by ``reason``, logged (rate-limited)."""
+        self.counters.unverified[reason] += 1
+        self._log.note(
+            f"unverified:{reason}",
+            f"s3cache: entry {okey!r} is {_UNVERIFIED[reason]}: not served (a miss)",
+        )
+
+    def batch_failed(
+        self,
+        op: str,
+        failed: Mapping[str, S3CacheError],
+        total: int,
+        done: int,
+        stopped: S3CacheError | None = None,
+        stopped_after: str | None = None,
+    ) -> None:
+        """Count each failed key (and the error that ``stopped`` the batch) by its kind; then
+        raise or log one :class:`BatchError` carrying ``done`` (always raised when the cache was
+        closed under the batch: nothing is dropped silently)."""
+        if not failed and stopped is None:
+            return
+        errors = [*failed.values(), *([stopped] if stopped is not None else [])]
+        for error in errors:
+            self.counters.errors[error.kind] += 1
+        summary = BatchError(op, failed, total, done, stopped, stopped_after)
+        if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
+            raise summary
+        self._log(summary)
+
+    def snapshot(self, recovered: Mapping[str, int], clock_offset_s: float) -> CacheStats:
+        """The counters now, with the transport's ``recovered`` writes and clock offset."""
+        return self.counters.snapshot(recovered, clock_offset_s)

@@ -1,0 +1,176 @@
+"""A cache's settings: the constructor's arguments validated once into one frozen object.
+
+Pure and sans-IO. :meth:`Settings.build` runs every check (each names its argument, never a
+secret) before any client exists; the core, the transport and the bucket options then read
+their parts from it, so no argument travels by name through ``locals()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final, Literal, TypedDict, Unpack
+
+from botocore.config import Config
+
+from s3cache import _compression, _expiry, _keys, _options, _signing
+from s3cache._bucket_options import (
+    BucketOptions,
+    Checksum,
+    RequestPayer,
+    ServerSideEncryption,
+    bucket_options,
+)
+from s3cache._compression import Compression, Compressor
+from s3cache._format import JsonSerializer, Serializer
+from s3cache._local import LocalTier
+from s3cache._stats import CacheObserver
+
+__all__ = ["DEFAULT_TIMEOUT", "Arguments", "OnError", "Settings"]
+
+OnError = Literal["log", "raise"]
+#: Each operation's deadline in seconds, by default.
+DEFAULT_TIMEOUT: Final = 10.0
+
+
+class Arguments(TypedDict):
+    """The arguments of :class:`~s3cache.AsyncS3Cache`, as given (documented there)."""
+
+    bucket: str
+    prefix: str
+    region_name: str | None
+    endpoint_url: str | None
+    use_ssl: bool
+    verify: bool | str | None
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    aws_session_token: str | None
+    session: Any
+    api_version: str | None
+    config: Config | None
+    default_ttl: float | timedelta | None
+    max_concurrency: int
+    timeout: float
+    serializer: Serializer | None
+    on_error: OnError
+    local: LocalTier | None
+    observer: CacheObserver | None
+    compression: Compression | None
+    compression_threshold: int
+    fast_path: bool
+    sse: ServerSideEncryption | None
+    sse_kms_key_id: str | None
+    sse_bucket_key_enabled: bool | None
+    sse_customer_key: bytes | None
+    expected_bucket_owner: str | None
+    checksum: Checksum | None
+    storage_class: str | None
+    request_payer: RequestPayer | None
+    signing_key: bytes | Sequence[bytes] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """What :class:`~s3cache.AsyncS3Cache` was built with, validated and normalised.
+
+    ``client_kwargs`` go to aiobotocore's ``create_client`` as given (credentials among them:
+    never shown); ``config`` is the user's botocore ``Config``, merged over s3cache's defaults
+    by the transport. ``prefix`` is normalised (empty, or ending in ``/``), ``default_ttl`` is
+    in seconds, ``raise_errors`` is ``on_error == "raise"``, ``options`` the validated
+    company-bucket options and ``signing_keys`` the keys of ``signing_key=`` (the first signs).
+    """
+
+    bucket: str
+    prefix: str
+    endpoint_url: str | None
+    client_kwargs: Mapping[str, Any] = field(repr=False)
+    session: Any = field(repr=False)
+    config: Config | None
+    default_ttl: float | None
+    max_concurrency: int
+    timeout: float
+    serializer: Serializer
+    raise_errors: bool
+    local: LocalTier | None
+    observer: CacheObserver | None
+    compressor: Compressor | None
+    fast_path: bool
+    options: BucketOptions
+    signing_keys: tuple[bytes, ...] = field(repr=False)
+
+    @classmethod
+    def build(cls, **given: Unpack[Arguments]) -> Settings:
+        """Validate every argument: ``TypeError`` or ``ValueError`` naming the first one that
+        is wrong, before any client exists."""
+        _options.check_bucket(given["bucket"])
+        _options.check_limits(given["max_concurrency"], given["timeout"])
+        _options.check_on_error(given["on_error"])
+        _options.check_endpoint(given["endpoint_url"], given["use_ssl"])
+        _options.check_credentials(
+            given["aws_access_key_id"],
+            given["aws_secret_access_key"],
+            given["aws_session_token"],
+            given["session"],
+        )
+        _options.check_extensions(
+            given["serializer"], given["local"], given["observer"], given["fast_path"]
+        )
+        options = _bucket_options(given)
+        keys = _signing.signing_keys(given["signing_key"])
+        serializer = given["serializer"]
+        return cls(
+            bucket=given["bucket"],
+            prefix=_keys.normalize_prefix(given["prefix"]),
+            endpoint_url=given["endpoint_url"],
+            client_kwargs={
+                "region_name": given["region_name"],
+                "endpoint_url": given["endpoint_url"],
+                "aws_access_key_id": given["aws_access_key_id"],
+                "aws_secret_access_key": given["aws_secret_access_key"],
+                "aws_session_token": given["aws_session_token"],
+                "api_version": given["api_version"],
+                "use_ssl": given["use_ssl"],
+                "verify": given["verify"],
+            },
+            session=given["session"],
+            config=given["config"],
+            default_ttl=_expiry.normalize_ttl(given["default_ttl"]),
+            max_concurrency=given["max_concurrency"],
+            timeout=float(given["timeout"]),
+            serializer=serializer if serializer is not None else JsonSerializer(),
+            raise_errors=given["on_error"] == "raise",
+            local=given["local"],
+            observer=given["observer"],
+            compressor=_compression.make_compressor(
+                given["compression"], given["compression_threshold"]
+            ),
+            fast_path=given["fast_path"],
+            options=options,
+            signing_keys=keys,
+        )
+
+    @property
+    def shown_endpoint(self) -> str | None:
+        """The endpoint URL for messages and ``repr``: any user:password part removed."""
+        return _options.redact_url(self.endpoint_url)
+
+    @property
+    def secrets(self) -> list[bytes | None]:
+        """What no log line may show while the cache is open: signing and SSE-C keys."""
+        return [*self.signing_keys, self.options.sse_customer_key]
+
+
+def _bucket_options(given: Arguments) -> BucketOptions:
+    """The company-bucket options of ``given``, validated (see :mod:`s3cache._bucket_options`)."""
+    return bucket_options(
+        given["bucket"],
+        sse=given["sse"],
+        sse_kms_key_id=given["sse_kms_key_id"],
+        sse_bucket_key_enabled=given["sse_bucket_key_enabled"],
+        sse_customer_key=given["sse_customer_key"],
+        expected_bucket_owner=given["expected_bucket_owner"],
+        checksum=given["checksum"],
+        storage_class=given["storage_class"],
+        request_payer=given["request_payer"],
+    )
