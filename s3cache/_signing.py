@@ -80,7 +80,9 @@ class Signer:
             payload, metadata={**payload.metadata, SIGNATURE_METADATA: value}
         )
 
-    def verify(self, okey: str, body: bytes | bytearray, headers: Mapping[str, str]) -> Reason | None:
+    def verify(
+        self, okey: str, body: bytes | bytearray, headers: Mapping[str, str]
+    ) -> Reason | None:
         """None when ``body`` and the lower-cased response ``headers`` carry a valid signature
         for ``okey``; otherwise why not. Constant-time in the comparison of the HMAC."""
         found = self._key_for(headers)
