@@ -1,5 +1,5 @@
-"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance (the default
-set), and bench.
+"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance, uvloop (the
+default set), and bench.
 
 Run everything with ``.venv/bin/nox`` (the README's Quickstart installs nox into ``.venv`` in
 the clone) or ``python -m nox``; one session with ``-s NAME``.
@@ -17,6 +17,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "conformance",
+    "uvloop",
 ]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
@@ -129,6 +130,22 @@ def conformance(session: nox.Session) -> None:
         session.run(
             "pytest", *BEHAVIOUR_SUITE, "--server", server, "-p", "no:cacheprovider", *pytest_args
         )
+
+
+@nox.session(python=PYTHON)
+def uvloop(session: nox.Session) -> None:
+    """The behaviour suite and the fault tests again, every asyncio test on a uvloop loop
+    (``--loop uvloop``): users may run s3cache on uvloop, which it never requires."""
+    session.install("-e", ".[test,zstd,cli]", "uvloop>=0.19")
+    session.run(
+        "pytest",
+        *BEHAVIOUR_SUITE,
+        "tests/faults",
+        "--loop",
+        "uvloop",
+        *_workers(session.posargs),
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)

@@ -483,10 +483,11 @@ class Transport:
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
                 if loop_client.client is None:
                     await loop_client.open(self)
+                signed_offset = self.clock.offset  # another request may correct it meanwhile
                 try:
                     return await self._send(loop_client, wire, boto)
                 except ClientError as exc:
-                    if not self._learn_clock(exc):
+                    if not self._learn_clock(exc, signed_offset):
                         raise
                 try:  # once more, signed on the server's clock, within the same deadline
                     return await self._send(loop_client, wire, boto)
@@ -515,10 +516,10 @@ class Transport:
                 pass
         return await boto(loop_client)
 
-    def _learn_clock(self, exc: ClientError) -> bool:
+    def _learn_clock(self, exc: ClientError, signed_offset: float) -> bool:
         """Whether ``exc`` refused the request's time; if so, keep the server's clock offset
         for every later request to this endpoint (logged when it changes)."""
-        offset = self.clock.refusal_offset(*_reply_of(exc))
+        offset = self.clock.refusal_offset(*_reply_of(exc), signed_offset)
         if offset is None:
             return False
         if abs(offset - self.clock.offset) >= 1.0:
@@ -670,6 +671,8 @@ class Transport:
                 return None
             if reply.status == 403:  # no body, so no code: ask a request that has one
                 probe = await self._exchange(lc, "GetObject", key, {**params, "Range": _BYTE})
+                if probe.status == 404 and error_code(probe) in _MISSING_CODES:
+                    return None  # absent (the 403 was a refusal since corrected, e.g. the clock)
                 if probe.status >= 300:
                     raise ClientError(error_response(probe), "GetObject")
             raise ClientError(error_response(reply), "HeadObject")
@@ -682,7 +685,12 @@ class Transport:
                     return None
                 if _is_bodyless_403(exc):
                     probe = lc.client.get_object(Bucket=self.bucket, Key=key, Range=_BYTE, **params)
-                    await _explain_403(probe)
+                    try:
+                        await _explain_403(probe)
+                    except ClientError as missing:  # absent: as on the wire path
+                        if _code(missing) in _MISSING_CODES:
+                            return None
+                        raise
                 raise
             headers: Mapping[str, str] = resp["ResponseMetadata"]["HTTPHeaders"]
             return headers
