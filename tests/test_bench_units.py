@@ -13,7 +13,7 @@ from benchmarks.options import QUICK_CONTENDERS, Group, parse, plan_for
 from benchmarks.report import facade_overhead, ratios, render_table
 from benchmarks.summary import lead_table, verdict_lines
 from benchmarks.targets import Conditions, targets
-from benchmarks.workloads import Budget, keyspace, pick
+from benchmarks.workloads import Budget, keyspace, pick, value_kind
 
 QUIET = Conditions(load=0.1, cores=2)
 
@@ -102,6 +102,29 @@ def test_workers_never_share_a_key_when_there_is_one_per_worker() -> None:
         pick("scan", 1024, random.Random(0))
 
 
+def test_every_contender_stores_the_same_kind_of_value_in_a_cell() -> None:
+    """Raw bytes in the size sweeps for every contender (a JSON document for litellm's API,
+    which reads dicts only); the ``-json`` workloads store JSON, under keys of their own, which
+    the raw S3 clients encode and decode with orjson as their users would."""
+    from benchmarks.contenders import CONTENDERS, JSON_KEYS, Contender
+
+    for name, cls in CONTENDERS.items():
+        raw, doc = cls.value(1024), cls.value(1024, "json")
+        assert doc == {"v": "x" * 1015}, name
+        assert raw == (doc if cls.json_only else b"x" * 1024), name
+    assert {n for n, c in CONTENDERS.items() if c.json_only} == {"litellm", "s3cache-litellm"}
+    assert value_kind("get-hit") == value_kind("set") == "bytes"
+    assert value_kind("get-hit-json") == value_kind("set-json") == "json"
+    hit, key = pick("get-hit-json", 1024, random.Random(0))
+    assert (hit, key.startswith(JSON_KEYS)) == ("hit", True)
+    assert not pick("get-hit", 1024, random.Random(0))[1].startswith(JSON_KEYS)
+    assert pick("set-json", 1024, random.Random(0))[0] == "set"
+    body = Contender.encoded({"v": "x"})
+    assert Contender.decoded(f"{JSON_KEYS}1024/k0", body) == {"v": "x"}
+    assert Contender.decoded("1024/k0", b"raw") == b"raw"  # bytes stay bytes
+    assert Contender.encoded(b"raw") == b"raw"
+
+
 def test_budget_stops_after_max_ops() -> None:
     budget = Budget(seconds=60.0, max_ops=3)
     budget.start()
@@ -137,16 +160,39 @@ def test_parse_flags_and_plans() -> None:
         Group(8, "set", 1024),
     )
     quick = plan_for(parse(["--quick"]))
-    assert set(quick.groups) == {Group(64, "get-hit", 1024), Group(64, "set", 1024)}
+    assert set(quick.groups) == {
+        Group(64, "get-hit", 1024),
+        Group(64, "set", 1024),
+        Group(256, "get-hit", 1024),  # the loop under load, beside the lead cells
+    }
     assert quick.contenders == QUICK_CONTENDERS
     assert "litellm" in quick.contenders  # measured in its own process (benchmarks.remote)
     assert quick.fleet_processes == (4,)
     default = plan_for(parse([]))
     assert default.mode == "default"
     assert Group(64, "get-hit", 1024) in default.groups
-    assert {g.workload for g in default.groups} == {"get-hit", "get-miss", "set", "mixed"}
+    assert {g.workload for g in default.groups} == {
+        "get-hit",
+        "get-miss",
+        "set",
+        "mixed",
+        "get-hit-json",
+        "set-json",
+    }
+    # The issue-25 cells: c=256 and c=1024, 1 MiB get and set, JSON apart from raw bytes.
+    for group in (
+        Group(256, "get-hit", 1024),
+        Group(1024, "get-hit", 1024),
+        Group(16, "get-hit", 1024 * 1024),
+        Group(16, "set", 1024 * 1024),
+        Group(64, "get-hit-json", 1024),
+        Group(16, "set-json", 1024 * 1024),
+    ):
+        assert group in default.groups
+    assert parse([]).loop == "asyncio"
+    assert parse(["--loop", "uvloop", "--max-concurrency", "64"]).max_concurrency == 64
     full = plan_for(parse(["--full"]))
-    assert len(full.groups) == 4 * 3 * 4
+    assert len(full.groups) == 6 * 3 * 5
     # The Quickstart shows the clients: the fast embedded server, latency on the wire.
     assert (parse([]).embedded, parse([]).latency_via) == ("mini", "auto")
     assert parse(["--embedded", "moto"]).embedded == "moto"
