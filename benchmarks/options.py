@@ -75,7 +75,7 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
     "quick": (
         _groups(["get-hit", "set"], [KiB], [64]) + _groups(["get-hit"], [KiB], [256]),
-        0.5,
+        0.4,
         0.1,
         (),
     ),
