@@ -124,8 +124,6 @@ def _leave(
     table: dict[str, _Flight], key: str, flight: _Flight, waiter: asyncio.Future[Any]
 ) -> None:
     """A cancelled caller leaves; the last one to leave cancels the task nobody wants now."""
-    if not waiter.cancelled() and waiter.done():
-        waiter.exception()  # settled as its caller was cancelled: retrieved, never reported
     task = flight.task
     if task is None or task.done():
         return
