@@ -206,7 +206,7 @@ def test_calls_handed_over_while_the_loop_is_busy_wake_it_once() -> None:
         threading.Thread(target=lambda i=i: results.__setitem__(i, _loop.run(echo(i))))
         for i in range(10)
     ]
-    thread.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    thread.loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
     try:
         holder.start()
         assert busy.wait(10)
