@@ -180,7 +180,9 @@ def _ratio(
     if math.isnan(x):
         return Verdict(what, measured, None, "a cell had no successful operation")
     met = x >= limit if field == "ops_per_s" else x <= limit
-    return Verdict(what, measured, met, "" if met else why(x, limit, conditions))
+    if met:
+        return Verdict(what, measured, met)
+    return Verdict(what, measured, met, _hooked(conditions) or why(x, limit, conditions))
 
 
 def _not_run(conditions: Conditions) -> str:
@@ -200,8 +202,6 @@ def _hooked(conditions: Conditions) -> str | None:
 
 
 def _why_throughput(x: float, limit: float, conditions: Conditions) -> str:
-    if hooked := _hooked(conditions):
-        return hooked
     if conditions.server in ("ceph", "seaweedfs", "moto"):
         return (
             f"the {conditions.server} server shares the {conditions.cores} cores with the "
@@ -215,15 +215,20 @@ def _why_throughput(x: float, limit: float, conditions: Conditions) -> str:
     )
 
 
+def _busy(conditions: Conditions, effect: str) -> str:
+    """The reason when the machine was busy: what its load does to the figure."""
+    return (
+        f"the machine was busy{conditions.busy()}, and {effect}; a rerun on a quiet machine "
+        "is the measurement"
+    )
+
+
 def _why_cpu(x: float, limit: float, conditions: Conditions) -> str:
-    if hooked := _hooked(conditions):
-        return hooked
     if conditions.busy():
-        return (
-            f"the machine was busy{conditions.busy()}, and other processes' load inflates "
-            "and scatters CPU per operation beyond its usual +-20%; a rerun on a quiet "
-            "machine is the measurement"
+        effect = (
+            "other processes' load inflates and scatters CPU per operation beyond its usual +-20%"
         )
+        return _busy(conditions, effect)
     if x <= limit * (1 + NOISE):
         return (
             f"{x:.2f}x is within the +-{NOISE:.0%} that CPU per operation moves between runs "
@@ -238,8 +243,6 @@ def _why_cpu(x: float, limit: float, conditions: Conditions) -> str:
 
 
 def _why_obstore(x: float, limit: float, conditions: Conditions) -> str:
-    if hooked := _hooked(conditions):
-        return hooked
     if conditions.busy() or x <= limit * (1 + NOISE):
         return _why_cpu(x, limit, conditions)
     return (
@@ -250,8 +253,6 @@ def _why_obstore(x: float, limit: float, conditions: Conditions) -> str:
 
 
 def _why_one_core(x: float, limit: float, conditions: Conditions) -> str:
-    if hooked := _hooked(conditions):
-        return hooked
     return (
         f"at {x:.2f}x s3cache's one event loop ran out of CPU{conditions.busy()}: a Python "
         f"client has one core, obstore's runtime uses all {conditions.cores}, so at c=256 "
@@ -261,10 +262,7 @@ def _why_one_core(x: float, limit: float, conditions: Conditions) -> str:
 
 def _why_lag(lag: float, limit: float, conditions: Conditions) -> str:
     if conditions.busy():
-        return (
-            f"the machine was busy{conditions.busy()}: a loop descheduled by the kernel is "
-            "late whatever it runs; a rerun on a quiet machine is the measurement"
-        )
+        return _busy(conditions, "a loop the kernel deschedules is late whatever it runs")
     return (
         f"{lag:.1f} ms: near one full core, each turn of the loop runs the callbacks of every "
         "response that arrived meanwhile, and a full garbage collection (botocore's models "
