@@ -68,6 +68,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_clock_skew.py",
     "tests/test_maintenance.py",
     "tests/test_cli.py",
+    "tests/test_cli_habits.py",
     "tests/test_transport.py",
     "tests/test_bucket_options.py",
 )

@@ -22,6 +22,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
+import s3cache._http_pool
 import s3cache._transport
 import s3cache._wire
 from harness import miniserver
@@ -431,9 +432,14 @@ async def test_a_warning_raised_as_an_error_propagates_and_is_not_counted(
 ) -> None:
     """A Warning turned error (``-W error``) inside the HTTP layer is a bug of s3cache's, never
     a store failure: it reaches the caller as is, uncounted, with ``on_error="log"`` too."""
-    monkeypatch.setattr(s3cache._wire, "_streamed", lambda body: body)  # raw bytes to aiohttp
+
+    async def warn(*args: Any, **kwargs: Any) -> Any:
+        raise ResourceWarning("a warning inside the HTTP layer, raised as an error")
+
     async with AsyncS3Cache(**cache_kwargs, on_error="log") as cache:
-        with pytest.raises(ResourceWarning, match="large body"):
+        await cache.set("warm", "up")  # the loop's client and pool are open
+        monkeypatch.setattr(s3cache._http_pool.Pool, "request", warn)
+        with pytest.raises(ResourceWarning, match="HTTP layer"):
             await cache.set("big", bytes(2 << 20))
         assert on_the_wire(cache)
         assert cache.stats().errors == {}

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from s3cache._core import AsyncS3Cache
+from s3cache import AsyncS3Cache
 
-__all__ = ["UI", "dumps", "duration", "load_rich", "size", "where"]
+__all__ = ["UI", "dumps", "duration", "load_rich", "plural", "scoped", "size", "where"]
 
 _PLAIN_REFRESH_S: Final = 0.2
 
@@ -120,6 +120,7 @@ class UI:
 
     @contextmanager
     def _progress_bar(self, label: str) -> Iterator[Callable[[str], None]]:
+        """rich's progress bar on stderr (it draws only on a terminal)."""
         columns = (
             self.rich.progress.SpinnerColumn(),
             self.rich.progress.TextColumn("{task.description}"),
@@ -134,6 +135,7 @@ class UI:
 
     @contextmanager
     def _progress_line(self, label: str) -> Iterator[Callable[[str], None]]:
+        """One plain line on stderr, redrawn at most every 0.2 s, on a terminal only."""
         if not sys.stderr.isatty():
             yield lambda detail: None
             return
@@ -155,7 +157,16 @@ class UI:
 
 
 def dumps(value: Any) -> str:
+    """``value`` as indented JSON for people (non-ASCII kept, anything else as its repr)."""
     return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """A count and its noun, singular or plural: ``1 entry``, ``2 entries``, ``1,000 objects``.
+
+    ``many`` defaults to ``one`` + ``s``. Every count the command line prints goes through here.
+    """
+    return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
 
 
 def size(n: int) -> str:
@@ -184,4 +195,10 @@ def duration(seconds: float | None) -> str:
 
 
 def where(cache: AsyncS3Cache) -> str:
+    """The cache's place as a URL: ``s3://bucket/prefix/``."""
     return f"s3://{cache.bucket}/{cache.prefix}"
+
+
+def scoped(cache: AsyncS3Cache, document: dict[str, Any]) -> dict[str, Any]:
+    """A JSON document of a command on the prefix, with where it ran."""
+    return {"bucket": cache.bucket, "prefix": cache.prefix, **document}

@@ -1,0 +1,228 @@
+"""The commands on everything under the prefix: ``check``, ``ls``, ``stats``, ``clear`` and
+``purge-expired``, each a front for one :mod:`s3cache.maintenance` function.
+
+The long ones show their progress while they run; ``clear`` and ``purge-expired`` stopped
+part-way still print (with ``--json``) what they had done.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import TypeVar
+
+from s3cache import AsyncS3Cache, maintenance
+from s3cache.cli._spec import EXIT_MISSING, EXIT_OK
+from s3cache.cli._ui import UI, duration, plural, scoped, size, where
+from s3cache.errors import S3CacheError
+
+__all__ = ["check_ls", "cmd_check", "cmd_clear", "cmd_ls", "cmd_purge", "cmd_stats"]
+
+#: What a command that deletes under the prefix reports, as it goes and at the end.
+Result = TypeVar("Result", maintenance.ClearResult, maintenance.PurgeResult)
+
+
+async def cmd_check(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """One verdict per step of the doctor; exit 1 when a required step failed."""
+    items = await maintenance.doctor(cache)
+    ok = not any(item.failed for item in items)
+    if args.json:
+        ui.json(scoped(cache, {"ok": ok, "items": [item.to_json() for item in items]}))
+    else:
+        for item in items:
+            ui.verdict(item.status, item.name, item.detail)
+        if ok:
+            ui.line(f"ok: {where(cache)} is usable as a cache", style="green")
+        else:
+            failed = ", ".join(item.name for item in items if item.failed)
+            ui.line(f"failed: {failed}", style="bold red")
+    return EXIT_OK if ok else EXIT_MISSING
+
+
+def check_ls(cache: AsyncS3Cache, args: argparse.Namespace) -> None:
+    """Refuse a sub-prefix no key could start with, before any request."""
+    maintenance.object_prefix(cache, args.sub_prefix)
+
+
+async def cmd_ls(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """The entries under the prefix (up to ``--limit``), as a table or JSON."""
+    entries: list[maintenance.Entry] = []
+    more = False
+    with ui.progress("scanning") as update:
+        listing = maintenance.scan(
+            cache,
+            args.sub_prefix,
+            batch=args.page_size,
+            on_progress=lambda n: update(f"{plural(n, 'entry', 'entries')} inspected"),
+        )
+        async with aclosing(listing) as it:
+            async for found in it:
+                if args.limit and len(entries) == args.limit:
+                    more = True
+                    break
+                entries.append(found)
+    if args.json:
+        ui.json([e.to_json() for e in entries])
+    else:
+        _entry_table(entries, ui)
+        expired = sum(1 for e in entries if e.expired)
+        listed = plural(len(entries), "entry", "entries")
+        ui.note(f"{listed}, {expired:,} expired, under {where(cache)}{args.sub_prefix}")
+    if more:
+        ui.note(f"stopped at --limit {args.limit}; more entries follow (--limit 0 lists all)")
+    return EXIT_OK
+
+
+def _entry_table(entries: list[maintenance.Entry], ui: UI) -> None:
+    """The ``ls`` table: size, age, ttl, time left, an expired flag and the key."""
+    rows = [
+        [
+            size(e.size),
+            duration(e.age_s),
+            duration(e.ttl_s),
+            duration(e.remaining_s) if not e.expired else "-",
+            "yes" if e.expired else "",
+            e.key,
+        ]
+        for e in entries
+    ]
+    columns = [("SIZE", True), ("AGE", True), ("TTL", True), ("LEFT", True)]
+    ui.table([*columns, ("EXPIRED", False), ("KEY", False)], rows)
+
+
+def _stats_progress(stats: maintenance.StorageStats) -> str:
+    """The progress of ``stats``: what the listing counted, then the entries inspected."""
+    listed = f"{plural(stats.entries, 'entry', 'entries')}, {size(stats.bytes)}"
+    return f"{listed}; {stats.inspected:,} inspected" if stats.inspected else listed
+
+
+def _expired_share(stats: maintenance.StorageStats) -> str:
+    """The ``expired`` line of ``stats``: the share, and what it was judged on."""
+    share = stats.expired_share
+    if share is None:
+        return "-"
+    inspected = plural(stats.inspected, "entry", "entries")
+    if stats.sampled:
+        return (
+            f"{share:.1%} (estimated from a random sample of {inspected}, "
+            f"{stats.expired_inspected:,} expired)"
+        )
+    return f"{share:.1%} ({stats.expired_inspected:,} of {inspected})"
+
+
+async def cmd_stats(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """Entries, bytes and the expired share under the prefix."""
+    with ui.progress("counting") as update:
+        stats = await maintenance.storage_stats(
+            cache, sample=args.sample, on_progress=lambda s: update(_stats_progress(s))
+        )
+    if args.json:
+        ui.json(scoped(cache, stats.to_json()))
+        return EXIT_OK
+    ui.table(
+        [("", False), ("", False)],
+        [
+            ["where", where(cache)],
+            ["entries", f"{stats.entries:,}"],
+            ["bytes", f"{size(stats.bytes)} ({stats.bytes:,})"],
+            ["expired", _expired_share(stats)],
+        ],
+        header=False,
+    )
+    return EXIT_OK
+
+
+def _switches(args: argparse.Namespace) -> dict[str, bool]:
+    """The dry-run and whole-bucket switches of a command that deletes under the prefix."""
+    return {"dry_run": args.dry_run, "all_bucket": args.all_bucket}
+
+
+async def _deleting(
+    cache: AsyncS3Cache,
+    args: argparse.Namespace,
+    ui: UI,
+    label: str,
+    start: Result,
+    detail: Callable[[Result], str],
+    operation: Callable[[Callable[[Result], None]], Awaitable[Result]],
+) -> Result:
+    """Run ``operation(on_progress)``, a command that deletes under the prefix, showing its
+    progress as ``label: detail`` and keeping its latest figures (``start`` before any): one
+    stopped part-way still prints, with ``--json``, what it did and the error before the
+    failure exits 2. With ``--json``, prints the result as well."""
+    latest = start
+    with ui.progress(label) as update:
+
+        def track(figures: Result) -> None:
+            nonlocal latest
+            latest = figures
+            update(detail(figures))
+
+        try:
+            result = await operation(track)
+        except S3CacheError as exc:
+            if args.json:
+                ui.json(scoped(cache, {**latest.to_json(), "error": str(exc)}))
+            raise
+    if args.json:
+        ui.json(scoped(cache, result.to_json()))
+    return result
+
+
+def _clear_detail(r: maintenance.ClearResult) -> str:
+    """The progress of ``clear``."""
+    return f"{plural(r.matched, 'object')}, {r.deleted:,} deleted"
+
+
+async def cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """Delete every object under the prefix (or count them, with ``--dry-run``)."""
+    result = await _deleting(
+        cache,
+        args,
+        ui,
+        "listing" if args.dry_run else "deleting",
+        maintenance.ClearResult(dry_run=args.dry_run),
+        _clear_detail,
+        lambda track: maintenance.clear_prefix(cache, on_progress=track, **_switches(args)),
+    )
+    if args.json:
+        return EXIT_OK
+    if args.dry_run:
+        done = f"dry run: would delete {plural(result.matched, 'object')}"
+    else:
+        done = f"deleted {plural(result.deleted, 'object')}"
+    ui.line(f"{done} ({size(result.bytes)}) under {where(cache)}")
+    return EXIT_OK
+
+
+def _purge_detail(r: maintenance.PurgeResult) -> str:
+    """The progress of ``purge-expired``."""
+    return f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
+
+
+async def cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """Delete the expired entries and run-out leases under the prefix."""
+    result = await _deleting(
+        cache,
+        args,
+        ui,
+        "scanning" if args.dry_run else "purging",
+        maintenance.PurgeResult(dry_run=args.dry_run),
+        _purge_detail,
+        lambda track: maintenance.purge_expired(
+            cache, batch=args.page_size, on_progress=track, **_switches(args)
+        ),
+    )
+    if args.json:
+        return EXIT_OK
+    verb = "would delete" if args.dry_run else "deleted"
+    count = result.expired if args.dry_run else result.deleted
+    leases = plural(result.leases, "run-out lease or lock", "run-out leases and locks")
+    leases = f", and {leases}" if result.leases else ""
+    ui.line(
+        f"scanned {plural(result.scanned, 'entry', 'entries')} under {where(cache)}: "
+        f"{result.expired:,} expired ({size(result.bytes)}); {verb} {count:,}{leases} "
+        f"in {result.elapsed_s:.1f} s" + (" (dry run)" if args.dry_run else "")
+    )
+    return EXIT_OK
