@@ -1,5 +1,5 @@
-"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance (the default
-set), and bench.
+"""Sessions: tests, litellm, langchain, aioboto3, lint, typecheck, conformance, uvloop (the
+default set), and bench.
 
 Run everything with ``.venv/bin/nox`` (the README's Quickstart installs nox into ``.venv`` in
 the clone) or ``python -m nox``; one session with ``-s NAME``.
@@ -17,6 +17,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "conformance",
+    "uvloop",
 ]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
@@ -133,6 +134,22 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def uvloop(session: nox.Session) -> None:
+    """The behaviour suite and the fault tests again, every asyncio test on a uvloop loop
+    (``--loop uvloop``): users may run s3cache on uvloop, which it never requires."""
+    session.install("-e", ".[test,zstd,cli]", "uvloop>=0.19")
+    session.run(
+        "pytest",
+        *BEHAVIOUR_SUITE,
+        "tests/faults",
+        "--loop",
+        "uvloop",
+        *_workers(session.posargs),
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff>=0.8")
@@ -144,7 +161,12 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
     session.install(
-        "-e", ".[test,bench,cli,zstd,langchain,langgraph]", *LANGCHAIN_PINS, "mypy>=1.13"
+        "-e",
+        ".[test,bench,cli,zstd,langchain,langgraph]",
+        *LANGCHAIN_PINS,
+        "mypy>=1.13",
+        "uvloop>=0.19",  # typed: the uvloop session's loop factory and the fd-leak test
+        "memray>=1.11",  # typed: benchmarks/allocations.py
     )
     session.run("mypy", "--strict")
 

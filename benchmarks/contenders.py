@@ -1,8 +1,11 @@
 """The clients under test, each behind the same tiny get/set interface.
 
 Async contenders are awaited by N tasks on the benchmark's loop; threaded ones are called by N
-caller threads. Every contender gets a connection pool of at least the cell's concurrency and
-says what else it ran with. Latency is emulated on the wire (the embedded server or a delaying
+caller threads. Every contender stores and reads the same kind of value in a cell: raw bytes
+(the size sweeps and the lead cells), or a JSON document (the ``-json`` workloads), which the
+raw S3 clients encode and decode with orjson, as their users would, and the caches themselves.
+Every contender gets a connection pool of at least the cell's concurrency and says what else it
+ran with. Latency is emulated on the wire (the embedded server or a delaying
 proxy holds answers back), the same for every client; only ``--latency-via hook`` adds it
 inside botocore clients instead, through the ``before-send`` event, which the wire path and
 obstore never emit.
@@ -18,6 +21,8 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
+
+import orjson
 
 from benchmarks.latency import RequestCounter, add_async_latency, add_sync_latency
 from benchmarks.server import Target
@@ -37,6 +42,8 @@ __all__ = [
 #: requests for seconds, and a benchmark should measure that, not time out on it.
 TIMEOUT_S: Final = 60.0
 _MISS: Final[Any] = object()
+#: Where the JSON workloads' keys live (apart from the raw-bytes ones of the same size).
+JSON_KEYS: Final = "json/"
 
 
 class ContenderUnavailable(Exception):
@@ -56,6 +63,13 @@ class Setup:
     concurrency: int
     prefix: str  # ends with "/"; unique per run
     hook_latency: bool = False
+    #: s3cache's ``max_concurrency`` (its bound on requests in flight); None: the concurrency.
+    max_concurrency: int | None = None
+
+    @property
+    def bound(self) -> int:
+        """The ``max_concurrency`` s3cache runs with in this cell."""
+        return self.max_concurrency or self.concurrency
 
     @property
     def hook_ms(self) -> float:
@@ -75,7 +89,9 @@ class Contender(ABC):
 
     name: ClassVar[str]
     threaded: ClassVar[bool] = False
-    raw_bytes: ClassVar[bool] = False  # stores bytes (S3 clients) rather than JSON-able values
+    #: Takes JSON documents only (litellm's cache API reads dicts back): it stores the JSON
+    #: document in the raw-bytes cells too.
+    json_only: ClassVar[bool] = False
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
@@ -88,11 +104,26 @@ class Contender(ABC):
         the server counts requests, and no hook adds work to the client)."""
         return self.requests if self.setup.hook_latency else None
 
-    def value(self, size: int) -> Any:
-        """A value whose stored body is about ``size`` bytes."""
-        if self.raw_bytes:
-            return b"x" * size
-        return {"v": "x" * max(0, size - 9)}  # JSON: {"v": "..."} is 9 bytes of framing
+    @classmethod
+    def value(cls, size: int, kind: str = "bytes") -> Any:
+        """A value whose stored body is about ``size`` bytes: raw ``bytes``, or with
+        ``kind="json"`` (and always for a contender that takes JSON only) a JSON document."""
+        if kind == "json" or cls.json_only:
+            return {"v": "x" * max(0, size - 9)}  # JSON: {"v": "..."} is 9 bytes of framing
+        return b"x" * size
+
+    @staticmethod
+    def encoded(value: Any) -> bytes:
+        """The body a raw S3 client stores for ``value``: bytes as they are, else JSON."""
+        if isinstance(value, bytes):
+            return value
+        return orjson.dumps(value)
+
+    @staticmethod
+    def decoded(key: str, body: Any) -> Any:
+        """What a raw S3 client's user gets from ``body`` (bytes, or any buffer): JSON decoded
+        under :data:`JSON_KEYS` (the JSON workloads), else the body as it is."""
+        return orjson.loads(memoryview(body)) if key.startswith(JSON_KEYS) else body
 
     @abstractmethod
     def describe(self) -> str:
@@ -169,7 +200,7 @@ def _s3cache_kwargs(
         "aws_access_key_id": target.access_key,
         "aws_secret_access_key": target.secret_key,
         "session": _s3cache_session(setup, counter),
-        "max_concurrency": setup.concurrency,
+        "max_concurrency": setup.bound,
         "timeout": TIMEOUT_S * 2,
         "config": Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
         "on_error": "raise",
@@ -177,7 +208,9 @@ def _s3cache_kwargs(
     }
 
 
-_S3CACHE_NOTE: Final = "its own defaults, max_concurrency=c, timeouts 60 s"
+def _s3cache_note(setup: Setup) -> str:
+    bound = "c" if setup.max_concurrency is None else str(setup.max_concurrency)
+    return f"its own defaults, max_concurrency={bound}, timeouts 60 s"
 
 
 class S3CacheAsync(AsyncContender):
@@ -186,7 +219,7 @@ class S3CacheAsync(AsyncContender):
     name = "s3cache"
 
     def describe(self) -> str:
-        return f"AsyncS3Cache.get/set; {_S3CACHE_NOTE}"
+        return f"AsyncS3Cache.get/set; {_s3cache_note(self.setup)}"
 
     fast_path: ClassVar[bool] = True
 
@@ -213,7 +246,8 @@ class S3CacheNoFastPath(S3CacheAsync):
     fast_path = False
 
     def describe(self) -> str:
-        return f"AsyncS3Cache(fast_path=False).get/set (all through aiobotocore); {_S3CACHE_NOTE}"
+        note = _s3cache_note(self.setup)
+        return f"AsyncS3Cache(fast_path=False).get/set (all through aiobotocore); {note}"
 
 
 class S3CacheSync(ThreadedContender):
@@ -222,7 +256,8 @@ class S3CacheSync(ThreadedContender):
     name = "s3cache-sync"
 
     def describe(self) -> str:
-        return f"S3Cache (sync facade on its private loop) from c caller threads; {_S3CACHE_NOTE}"
+        note = _s3cache_note(self.setup)
+        return f"S3Cache (sync facade on its private loop) from c caller threads; {note}"
 
     async def open(self) -> None:
         from s3cache import S3Cache
@@ -244,7 +279,6 @@ class RawAiobotocore(AsyncContender):
     """aiobotocore as most code uses it: ``get_session()``, default config, read the body."""
 
     name = "aiobotocore"
-    raw_bytes = True
 
     def describe(self) -> str:
         return (
@@ -276,11 +310,12 @@ class RawAiobotocore(AsyncContender):
                 return False
             raise
         async with resp["Body"] as stream:
-            await stream.read()
+            self.decoded(key, await stream.read())
         return True
 
     async def set(self, key: str, value: Any) -> None:
-        await self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=value)
+        body = self.encoded(value)
+        await self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=body)
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -290,7 +325,6 @@ class Boto3Threads(ThreadedContender):
     """One boto3 client (thread-safe) shared by c caller threads."""
 
     name = "boto3"
-    raw_bytes = True
 
     def describe(self) -> str:
         return "boto3.client, default Config except max_pool_connections=c, from c caller threads"
@@ -315,11 +349,12 @@ class Boto3Threads(ThreadedContender):
                 return False
             raise
         with contextlib.closing(resp["Body"]) as body:
-            body.read()
+            self.decoded(key, body.read())
         return True
 
     def set(self, key: str, value: Any) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=value)
+        body = self.encoded(value)
+        self.client.put_object(Bucket=self.bucket, Key=self.key_prefix + key, Body=body)
 
     async def close(self) -> None:
         self.client.close()
@@ -345,6 +380,7 @@ class LitellmS3Cache(AsyncContender):
     """litellm's own S3Cache, through the async methods litellm calls."""
 
     name = "litellm"
+    json_only = True
 
     def describe(self) -> str:
         workers = min(32, (os.cpu_count() or 1) + 4)
@@ -382,6 +418,7 @@ class S3CacheLitellmBackend(AsyncContender):
     """s3cache's drop-in litellm backend, through the same async methods as ``litellm``."""
 
     name = "s3cache-litellm"
+    json_only = True
 
     def describe(self) -> str:
         return (
@@ -407,7 +444,7 @@ class S3CacheLitellmBackend(AsyncContender):
             s3_aws_secret_access_key=target.secret_key,
             s3_path=self.key_prefix,
             session=_s3cache_session(self.setup, self.requests),
-            max_concurrency=self.setup.concurrency,
+            max_concurrency=self.setup.bound,
             timeout=TIMEOUT_S * 2,
             s3_config=Config(read_timeout=TIMEOUT_S, connect_timeout=TIMEOUT_S),
         )
@@ -426,7 +463,6 @@ class Obstore(AsyncContender):
     """obstore (Rust ``object_store`` bindings): what a native client costs."""
 
     name = "obstore"
-    raw_bytes = True
 
     def describe(self) -> str:
         return (
@@ -457,11 +493,11 @@ class Obstore(AsyncContender):
             result = await self._obstore.get_async(self.store, self.key_prefix + key)
         except FileNotFoundError:
             return False
-        await result.bytes_async()
+        self.decoded(key, await result.bytes_async())  # obstore's own buffer: no copy
         return True
 
     async def set(self, key: str, value: Any) -> None:
-        await self._obstore.put_async(self.store, self.key_prefix + key, value)
+        await self._obstore.put_async(self.store, self.key_prefix + key, self.encoded(value))
 
     async def close(self) -> None:
         del self.store  # obstore closes its connections when the store is dropped

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -14,11 +15,12 @@ from benchmarks.contenders import CONTENDERS, DEFAULT_CONTENDERS
 from benchmarks.server import EMBEDDED_SERVERS, REAL_SERVERS
 from benchmarks.workloads import SIZES, WORKLOADS
 
-__all__ = ["MODES", "Group", "Options", "Plan", "parse", "plan_for"]
+__all__ = ["MODES", "Group", "Options", "Plan", "loop_factory", "parse", "plan_for"]
 
 RESULTS_DIR: Final = Path(__file__).parent / "results"
 LATENCY_VIA: Final = ("auto", "server", "proxy", "hook")
-CONCURRENCIES: Final = (1, 16, 64, 256)
+LOOPS: Final = ("asyncio", "uvloop")
+CONCURRENCIES: Final = (1, 16, 64, 256, 1024)
 KiB: Final = 1024
 MiB: Final = 1024 * 1024
 
@@ -64,16 +66,25 @@ def _groups(workloads: Sequence[str], sizes: Sequence[int], conc: Sequence[int])
     return [Group(c, w, s) for w, s, c in itertools.product(workloads, sizes, conc)]
 
 
-#: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep on 1 KiB
-#: get-hit, larger values at c=16: about 3 minutes on 2 cores against the embedded server.
-#: Quick, the demo: the lead cells (get-hit and set, 1 KiB, c=64) and nothing else, so that
-#: the whole run takes under 30 s (the facade's c=1 cell and the sweep are the default run's).
+#: The preset grids. Default: every workload at 1 KiB and c=64, the concurrency sweep 1 to 1024
+#: on 1 KiB get-hit, 64 KiB and 1 MiB get and set at c=16, and the JSON cells (1 KiB at c=64,
+#: 1 MiB at c=16): about 5 minutes on 2 cores against the embedded server. Every cell stores
+#: raw bytes but the ``-json`` ones. Quick, the demo: the lead cells (get-hit and set, 1 KiB,
+#: c=64) and get-hit at c=256, so that the whole run takes under 30 s (the facade's c=1 cell
+#: and the rest of the sweep are the default run's).
 MODES: Final[dict[str, tuple[list[Group], float, float, tuple[int, ...]]]] = {
-    "quick": (_groups(["get-hit", "set"], [KiB], [64]), 0.6, 0.2, ()),
+    "quick": (
+        _groups(["get-hit", "set"], [KiB], [64]) + _groups(["get-hit"], [KiB], [256]),
+        0.4,
+        0.1,
+        (),
+    ),
     "default": (
         _groups(["get-hit"], [KiB], CONCURRENCIES)
         + _groups(["get-miss", "set", "mixed"], [KiB], [64])
-        + _groups(["get-hit", "set"], [64 * KiB, MiB], [16]),
+        + _groups(["get-hit", "set"], [64 * KiB, MiB], [16])
+        + _groups(["get-hit-json", "set-json"], [KiB], [64])
+        + _groups(["get-hit-json", "set-json"], [MiB], [16]),
         2.0,
         0.4,
         (16,),
@@ -118,6 +129,8 @@ class Options:
     plots_dir: Path | None
     keep_objects: bool
     plain: bool
+    loop: str = "asyncio"
+    max_concurrency: int | None = None
 
 
 def _parse_list(text: str, choices: Sequence[str], what: str) -> tuple[str, ...]:
@@ -231,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", type=_parse_sizes, help=f"comma-separated, from {', '.join(SIZES)}"
     )
     grid.add_argument("--concurrency", type=_parse_ints, help="comma-separated, e.g. 1,16,64,256")
+    grid.add_argument(
+        "--max-concurrency",
+        type=lambda t: _parse_ints(t)[0],
+        help="s3cache's max_concurrency (its bound on requests in flight) in every cell "
+        "(default: the cell's concurrency, as every contender's pool)",
+    )
+    grid.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="the event loop the async contenders run on, in this process and the remote ones "
+        "(uvloop: needs uvloop installed; the sync facade keeps its own private asyncio loop)",
+    )
     grid.add_argument("--duration", type=_positive, help="seconds measured per cell")
     grid.add_argument("--warmup", type=_non_negative, help="seconds of warm-up per cell")
     grid.add_argument("--ops", type=int, help="stop each cell after this many ops (or duration)")
@@ -287,6 +313,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         plots_dir=None if ns.no_plots else (ns.plots or RESULTS_DIR),
         keep_objects=ns.keep_objects,
         plain=ns.plain,
+        loop=ns.loop,
+        max_concurrency=ns.max_concurrency,
     )
 
 
@@ -313,3 +341,15 @@ def plan_for(options: Options) -> Plan:
         features_s=FEATURES_S[options.mode] if options.features else 0.0,
         fleet_processes=FLEET_PROCESSES[options.mode] if options.features else (),
     )
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for ``--loop``: None for asyncio's own (the default)."""
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        raise SystemExit(f"--loop uvloop: uvloop is not installed ({exc})") from exc
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -7,6 +7,7 @@ the grid comes, the main process asks for its cells and waits, so that nothing c
 them. The child measures exactly as the main process does (:func:`benchmarks.workloads.run_cell`,
 its own CPU clock, its own heartbeat cost subtracted) and sends each result back.
 
+``python -m benchmarks.remote NAME uvloop`` runs it on uvloop (the main process's ``--loop``).
 The protocol is JSON lines. Once its library is imported the child says ``{"ready": {...}}``
 (or ``{"unavailable": reason}``), then answers each request read from stdin with one line:
 ``open`` (a :class:`Setup`) → ``{"opened": description}``; ``preload`` → ``{"ok": true}``;
@@ -39,6 +40,7 @@ from benchmarks.contenders import (
     make,
 )
 from benchmarks.metrics import CellResult, heartbeat_cost
+from benchmarks.options import loop_factory
 from benchmarks.server import Target, log_tail, server_counts
 from benchmarks.workloads import preload, run_cell
 from harness.process import die_with_parent
@@ -72,8 +74,9 @@ class RemoteContender:
     and :func:`benchmarks.workloads.run_cell`.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, loop: str = "asyncio") -> None:
         self.name = name
+        self.loop = loop
         self.setup: Setup | None = None
         self.process: asyncio.subprocess.Process | None = None
         self.ready_info: dict[str, Any] = {}
@@ -90,6 +93,7 @@ class RemoteContender:
             "-m",
             "benchmarks.remote",
             self.name,
+            self.loop,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
@@ -128,9 +132,12 @@ class RemoteContender:
         await self.ready()
         self._described = str(await self._ask({"op": "open", "setup": _setup_json(self.setup)}))
 
-    async def preload(self, size: int, concurrency: int) -> None:
+    async def preload(
+        self, size: int, concurrency: int, kind: str = "bytes", first: int = 0
+    ) -> None:
         """:func:`benchmarks.workloads.preload`, in the child."""
-        await self._ask({"op": "preload", "size": size, "concurrency": concurrency})
+        request = {"op": "preload", "size": size, "concurrency": concurrency}
+        await self._ask({**request, "kind": kind, "first": first})
 
     async def measure(self, workload: str, size: int, concurrency: int, **kw: Any) -> CellResult:
         """:func:`benchmarks.workloads.run_cell`, in the child (``kw``: its keyword options)."""
@@ -226,7 +233,13 @@ class _Child:
         if contender is None:
             raise RuntimeError(f"{op} before open")
         if op == "preload":
-            await preload(contender, request["size"], request["concurrency"])
+            await preload(
+                contender,
+                request["size"],
+                request["concurrency"],
+                request["kind"],
+                request["first"],
+            )
         elif op == "cell":
             result = await run_cell(
                 contender,
@@ -248,7 +261,7 @@ class _Child:
 
 def main(argv: Sequence[str]) -> int:
     """The child: import, say ready (with the import time), then serve requests."""
-    (name,) = argv
+    name, loop = (*argv, "asyncio")[:2]
     channel = os.fdopen(os.dup(1), "w", buffering=1)  # replies; fd 1 itself goes to the log
     os.dup2(2, 1)
     started = time.perf_counter()
@@ -260,6 +273,7 @@ def main(argv: Sequence[str]) -> int:
         channel.write(json.dumps({"unavailable": str(exc)}) + "\n")
         return 0
     import_s = time.perf_counter() - started
+    factory = loop_factory(loop)
     gc.collect()
     gc.freeze()  # as the main process does: what the import made is out of the collector's way
 
@@ -269,8 +283,8 @@ def main(argv: Sequence[str]) -> int:
         child.send({"ready": {"import_s": import_s, "heartbeat_cpu_s": beat}})
         await child.serve()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve())
     return 0
 
 

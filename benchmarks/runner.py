@@ -21,7 +21,7 @@ from benchmarks.endpoint import latency_line, latency_via, server_label, target_
 from benchmarks.features import FeatureResult, run_features
 from benchmarks.fleet import run_fleet_cells
 from benchmarks.metrics import CellResult, heartbeat_cost
-from benchmarks.options import RESULTS_DIR, Options, Plan, parse, plan_for
+from benchmarks.options import RESULTS_DIR, Group, Options, Plan, loop_factory, parse, plan_for
 from benchmarks.outage import s3_outage
 from benchmarks.plots import plot_all
 from benchmarks.progress import Progress, make_progress
@@ -36,7 +36,7 @@ from benchmarks.server import (
 )
 from benchmarks.summary import feature_lines, lead_table, lead_title, markdown, verdict_lines
 from benchmarks.targets import Conditions, Verdict, targets
-from benchmarks.workloads import keyspace, preload, run_cell, size_label
+from benchmarks.workloads import keyspace, preload, run_cell, size_label, value_kind
 from harness.servers import ServerUnavailable
 
 __all__ = ["main", "run"]
@@ -57,6 +57,8 @@ class Run:
     notes: list[str] = dataclasses.field(default_factory=list)
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     remotes: dict[str, RemoteContender] = dataclasses.field(default_factory=dict)
+    #: Keys written so far per (contender, size, value kind): a keyspace's first ones.
+    preloaded: dict[tuple[str, int, str], int] = dataclasses.field(default_factory=dict)
     beat_cpu_s: float = 0.0
     load: float | None = None
     header: list[str] = dataclasses.field(default_factory=list)
@@ -67,7 +69,8 @@ class Run:
 
     def setup(self, concurrency: int) -> Setup:
         hook = self.options.latency_via == "hook"
-        return Setup(self.target, self.options.latency_ms, concurrency, self.prefix, hook)
+        bound = self.options.max_concurrency
+        return Setup(self.target, self.options.latency_ms, concurrency, self.prefix, hook, bound)
 
     def conditions(self) -> Conditions:
         """What the targets' reasons depend on."""
@@ -128,6 +131,21 @@ def _contender(run: Run, name: str, c: int) -> Contender | RemoteContender:
     return remote.bind(run.setup(c)) if remote else make(name, run.setup(c))
 
 
+async def _preload(run: Run, contender: Contender | RemoteContender, group: Group, c: int) -> None:
+    """Write the keys ``group``'s cells read that no earlier group has written (objects stay
+    between concurrencies: a contender's keys are its own for the run)."""
+    kind = value_kind(group.workload)
+    space = (contender.name, group.size, kind)
+    written = run.preloaded.get(space, 0)
+    if written >= keyspace(group.size, c):
+        return
+    if isinstance(contender, RemoteContender):
+        await contender.preload(group.size, c, kind, written)
+    else:
+        await preload(contender, group.size, c, kind, written)
+    run.preloaded[space] = keyspace(group.size, c)
+
+
 async def _grid(run: Run) -> None:
     for c in sorted({g.concurrency for g in run.plan.groups}):
         groups = [g for g in run.plan.groups if g.concurrency == c]
@@ -137,15 +155,10 @@ async def _grid(run: Run) -> None:
                 contender = _contender(run, name, c)
                 if await _open(run, contender):
                     contenders.append(contender)
-            loaded: set[tuple[str, int]] = set()
             for group in groups:
+                if group.workload != "get-miss":  # set-up, not measured: all at once
+                    await asyncio.gather(*(_preload(run, x, group, c) for x in contenders))
                 for contender in contenders:
-                    if group.workload != "get-miss" and (contender.name, group.size) not in loaded:
-                        if isinstance(contender, RemoteContender):
-                            await contender.preload(group.size, c)
-                        else:
-                            await preload(contender, group.size, c)
-                        loaded.add((contender.name, group.size))
                     run.results.append(
                         await _measure(run, contender, group.workload, group.size, c)
                     )
@@ -204,12 +217,13 @@ async def _one(cell: Awaitable[FeatureResult]) -> list[FeatureResult]:
     return [await cell]
 
 
-async def start_remotes(plan: Plan) -> dict[str, RemoteContender]:
-    """Start the contenders measured in processes of their own: their imports begin now."""
+async def start_remotes(plan: Plan, loop: str = "asyncio") -> dict[str, RemoteContender]:
+    """Start the contenders measured in processes of their own (on event loop ``loop``):
+    their imports begin now."""
     remotes = {}
     for name in plan.contenders:
         if name in REMOTE:
-            remotes[name] = remote = RemoteContender(name)
+            remotes[name] = remote = RemoteContender(name, loop)
             await remote.start()
     return remotes
 
@@ -239,6 +253,12 @@ def _header(run: Run, started: str) -> list[str]:
         f"target: {where(t)}, bucket {t.bucket}, region {t.region}",
         latency_line(run.options, t),
         f"plan: {run.plan.describe()}",
+        f"event loop: {run.options.loop}"
+        + (
+            f"; s3cache max_concurrency={run.options.max_concurrency} in every cell"
+            if run.options.max_concurrency
+            else "; s3cache max_concurrency = the cell's concurrency"
+        ),
         "CPU us/op = CPU time of the measuring process (all its threads) / ops; the server runs "
         "in another process. Loop lag = delay of a 1 ms heartbeat on the benchmark's event loop "
         "(where async contenders run; for threaded ones it shows GIL pressure on an app's loop).",
@@ -322,7 +342,7 @@ async def run(
     prefix = f"s3cache-bench/{stamp}-{uuid.uuid4().hex[:6]}/"
     state = Run(options, plan, target, prefix, progress, load=_load())
     try:
-        state.remotes = await start_remotes(plan) if remotes is None else remotes
+        state.remotes = await start_remotes(plan, options.loop) if remotes is None else remotes
         state.header = _header(state, started.isoformat(timespec="seconds"))
         for line in state.header:
             progress.note(line)
@@ -353,6 +373,12 @@ async def run(
     return state, _payload(state, started, wall)
 
 
+def _loop_name() -> str:
+    """The class of the running event loop, e.g. ``uvloop.Loop``."""
+    kind = type(asyncio.get_running_loop())
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def _load() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -370,6 +396,8 @@ def _payload(state: Run, started: datetime, wall: float) -> dict[str, Any]:
         "latency_ms": state.options.latency_ms,
         "latency_emulated": True,
         "latency_via": latency_via(state.options, state.target),
+        "loop": _loop_name(),
+        "max_concurrency": state.options.max_concurrency,
         "target": {
             "embedded": state.target.server if state.target.embedded else None,
             "embedded_moto": state.target.embedded and state.target.server == "moto",
@@ -436,7 +464,7 @@ def finish(state: Run, payload: dict[str, Any]) -> list[Path]:
 async def _session(options: Options, plan: Plan) -> tuple[Run, dict[str, Any]]:
     """Start the remote contenders, then the endpoint (in a thread, so that their imports
     overlap the server's start), then :func:`run`; stop everything on the way out."""
-    remotes = await start_remotes(plan)
+    remotes = await start_remotes(plan, options.loop)
     try:
         with contextlib.ExitStack() as stack:
             target = await asyncio.to_thread(stack.enter_context, target_for(options))
@@ -452,8 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     plan = plan_for(options)
     try:
-        with sigterm_as_interrupt():
-            state, payload = asyncio.run(_session(options, plan))
+        with sigterm_as_interrupt(), asyncio.Runner(loop_factory=loop_factory(options.loop)) as r:
+            state, payload = r.run(_session(options, plan))
     except KeyboardInterrupt:
         print("\ninterrupted; the embedded server (if any) was stopped")
         return 130

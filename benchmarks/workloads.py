@@ -13,14 +13,25 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from benchmarks.contenders import AsyncContender, Contender, ThreadedContender
+from benchmarks.contenders import JSON_KEYS, AsyncContender, Contender, ThreadedContender
 from benchmarks.metrics import CellResult, Heartbeat
 
-__all__ = ["SIZES", "WORKLOADS", "Budget", "keyspace", "pick", "run_cell", "size_label"]
+__all__ = [
+    "SIZES",
+    "WORKLOADS",
+    "Budget",
+    "keyspace",
+    "pick",
+    "run_cell",
+    "size_label",
+    "value_kind",
+]
 
-WORKLOADS: Final = ("get-hit", "get-miss", "set", "mixed")
+#: The ``-json`` workloads store and read a JSON document; the others raw bytes.
+WORKLOADS: Final = ("get-hit", "get-miss", "set", "mixed", "get-hit-json", "set-json")
+_JSON_WORKLOADS: Final = frozenset({"get-hit-json", "set-json"})
 SIZES: Final = {"1KiB": 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
 _MIXED_GETS: Final = 0.9
 
@@ -31,6 +42,16 @@ def size_label(size: int) -> str:
         if value == size:
             return label
     return f"{size}B"
+
+
+def value_kind(workload: str) -> str:
+    """``json`` for the JSON workloads, ``bytes`` for the others."""
+    return "json" if workload in _JSON_WORKLOADS else "bytes"
+
+
+def _key(kind: str, size: int, index: int) -> str:
+    """The relative key of entry ``index`` of a size's keyspace (JSON ones apart)."""
+    return f"{JSON_KEYS if kind == 'json' else ''}{size}/k{index}"
 
 
 def keyspace(size: int, concurrency: int) -> int:
@@ -59,10 +80,10 @@ def pick(
         index = worker + concurrency * rng.randrange(space // concurrency)
     else:
         index = rng.randrange(space)
-    key = f"{size}/k{index}"
-    if workload == "get-hit":
+    key = _key(value_kind(workload), size, index)
+    if workload in ("get-hit", "get-hit-json"):
         return "hit", key
-    if workload == "set":
+    if workload in ("set", "set-json"):
         return "set", key
     if workload == "mixed":
         return ("hit" if rng.random() < _MIXED_GETS else "set"), key
@@ -121,7 +142,7 @@ async def _async_worker(
 ) -> None:
     seed, index, concurrency = worker
     rng = random.Random(seed)
-    value = contender.value(size)
+    value = contender.value(size, value_kind(workload))
     while budget.another():
         kind, key = pick(workload, size, rng, index, concurrency)
         started = time.perf_counter()
@@ -148,7 +169,7 @@ def _thread_worker(
 ) -> None:
     seed, index, concurrency = worker
     rng = random.Random(seed)
-    value = contender.value(size)
+    value = contender.value(size, value_kind(workload))
     while budget.another():
         kind, key = pick(workload, size, rng, index, concurrency)
         started = time.perf_counter()
@@ -200,21 +221,32 @@ async def _drive(
     return tallies
 
 
-async def preload(contender: Contender, size: int, concurrency: int) -> None:
-    """Write every key of the size's keyspace once, so that get-hit always hits.
+#: Writers of a preload: set-up, not measured, so as many as the pools take (the contenders'
+#: own pools bound them further at low concurrency).
+PRELOAD_WRITERS: Final = 64
 
-    Sixteen writers whatever the cell's concurrency: this is set-up, not measured.
+
+async def preload(
+    contender: Contender, size: int, concurrency: int, kind: str = "bytes", first: int = 0
+) -> None:
+    """Write the keys of the size's keyspace (of values of ``kind``) from index ``first`` on
+    (those before it were written for a lower concurrency), so that get-hit always hits.
+
+    Threaded contenders write from their own caller threads (asyncio's default executor has
+    only a handful): this is set-up, not measured.
     """
-    keys = [f"{size}/k{i}" for i in range(keyspace(size, concurrency))]
-    value = contender.value(size)
-    width = 16
+    keys = [_key(kind, size, i) for i in range(first, keyspace(size, concurrency))]
+    value = contender.value(size, kind)
+    width = min(PRELOAD_WRITERS, len(keys))
     if isinstance(contender, ThreadedContender):
 
         def write(chunk: list[str]) -> None:
             for key in chunk:
                 contender.set(key, value)
 
-        await asyncio.gather(*(asyncio.to_thread(write, keys[i::width]) for i in range(width)))
+        loop = asyncio.get_running_loop()
+        chunks = (keys[i::width] for i in range(width))
+        await asyncio.gather(*(loop.run_in_executor(contender.pool, write, c) for c in chunks))
     elif isinstance(contender, AsyncContender):
 
         async def awrite(chunk: list[str]) -> None:
@@ -277,8 +309,3 @@ async def run_cell(
         beat_cpu_s=beat_cpu_s,
         requests=requests,
     )
-
-
-def describe_value(contender: Contender, size: int) -> dict[str, Any]:
-    """What a contender stores for ``size`` (for the JSON record)."""
-    return {"kind": "bytes" if contender.raw_bytes else "json dict", "approx_bytes": size}

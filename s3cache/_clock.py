@@ -46,20 +46,28 @@ class SigningClock:
         return self.source() + self.offset
 
     def refusal_offset(
-        self, code: str, status: int, error: Mapping[str, Any], headers: Mapping[str, str]
+        self,
+        code: str,
+        status: int,
+        error: Mapping[str, Any],
+        headers: Mapping[str, str],
+        signed_offset: float | None = None,
     ) -> float | None:
         """The offset (server minus this machine) when an error reply refused the request's
         time, None when it did not (or says nothing of the server's time).
 
         A refusal is one of :data:`SKEW_CODES`, or a 403 whose server time is more than
-        :data:`SUSPECT_SKEW_S` from the time we signed with.
+        :data:`SUSPECT_SKEW_S` from the time we signed with: this machine's clock plus
+        ``signed_offset``, the offset when the request was signed (default: the offset now;
+        a request signed before a concurrent one corrected the clock was signed without it).
         """
         if code not in SKEW_CODES and status != 403:
             return None
         server = _server_time(error, headers)
         if server is None:
             return None
-        if code not in SKEW_CODES and abs(server - self.now()) <= SUSPECT_SKEW_S:
+        signed = self.source() + (self.offset if signed_offset is None else signed_offset)
+        if code not in SKEW_CODES and abs(server - signed) <= SUSPECT_SKEW_S:
             return None
         return server - self.source()
 

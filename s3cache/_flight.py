@@ -1,34 +1,53 @@
 """Single-flight: concurrent callers of the same key on one event loop share one task.
 
-Callers await the shared task through ``asyncio.shield``, so a cancelled caller never cancels
-the work the others are waiting for; when the last waiter is cancelled, the task leaves the table
-and is cancelled too, so that an abandoned request does not hold its connection slot until its
-deadline. A caller never receives a cancellation that is not its own.
+Each caller waits on a future of its own, which the shared task settles in its own last step,
+so a cancelled caller never cancels the work the others are waiting for; when the last waiter
+is cancelled, the flight leaves the table and its task is cancelled too, so that an abandoned
+request does not hold its connection slot until its deadline. A caller never receives a
+cancellation that is not its own.
+
+Why not ``asyncio.shield`` on the task: per caller, that is an outer future and two done
+callbacks (each with a copy of the context), and the result reaches the caller two turns of
+the loop after the task ends; here it is one future, settled in the task's last step, and the
+caller resumes on the next turn. Under load every turn is milliseconds of other callers' work,
+and every object kept alive while a request is on the wire is one more for the garbage
+collector to traverse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = ["Flights"]
 
 T = TypeVar("T")
 
+#: What a shared task cancelled by someone other than its waiters hands them: start afresh.
+_RESTART: Final[Any] = object()
+
+
+class _Flight:
+    """One shared task and the futures of the callers waiting for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.waiters: list[asyncio.Future[Any]] = []
+
 
 class Flights:
     """Shared tasks by key, one table per event loop (tasks cannot cross loops)."""
 
-    __slots__ = ("_tables", "_waiters")
+    __slots__ = ("_tables",)
 
     def __init__(self) -> None:
-        self._tables: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Task[Any]]
-        ] = weakref.WeakKeyDictionary()
-        self._waiters: dict[asyncio.Task[Any], int] = {}  # callers awaiting each task
+        self._tables: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Flight]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def join(self, key: str, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Await the task running for ``key``, starting it with ``start()`` if there is none.
@@ -42,34 +61,22 @@ class Flights:
             table = self._tables[loop] = {}
         retried = False
         while True:
-            task = table.get(key)
-            if task is None or task.cancelled():
-                task = table[key] = loop.create_task(start())
-                task.add_done_callback(functools.partial(_landed, table, key))
-            self._waiters[task] = self._waiters.get(task, 0) + 1
+            flight = table.get(key)
+            if flight is None:
+                flight = table[key] = _Flight()
+                flight.task = loop.create_task(_drive(table, key, flight, start()))
+            waiter: asyncio.Future[Any] = loop.create_future()
+            flight.waiters.append(waiter)
             try:
-                result: T = await asyncio.shield(task)
-                return result
+                result = await waiter
             except asyncio.CancelledError:
-                if retried or not task.cancelled() or _being_cancelled():
-                    raise
-                retried = True  # someone else's cancellation: never hand it on
-            finally:
-                self._leave(table, key, task)
-
-    def _leave(
-        self, table: dict[str, asyncio.Task[Any]], key: str, task: asyncio.Task[Any]
-    ) -> None:
-        """One waiter fewer; the last one to leave early cancels the task nobody wants now."""
-        left = self._waiters.pop(task) - 1
-        if left:
-            self._waiters[task] = left
-        elif not task.done():
-            # Out of the table at once, so that a caller arriving during the task's teardown
-            # starts afresh instead of joining a cancellation.
-            if table.get(key) is task:
-                del table[key]
-            task.cancel()
+                _leave(table, key, flight, waiter)
+                raise
+            if result is not _RESTART:
+                return result  # type: ignore[no-any-return]
+            if retried or _being_cancelled():
+                raise asyncio.CancelledError
+            retried = True  # someone else's cancellation: never hand it on
 
     def forget(self, key: str) -> None:
         """Later callers of ``key`` start afresh (a write made the running task's answer old)."""
@@ -81,14 +88,56 @@ class Flights:
             table.clear()
 
 
+async def _drive(
+    table: dict[str, _Flight], key: str, flight: _Flight, work: Coroutine[Any, Any, Any]
+) -> None:
+    """The shared task: await ``work``, then hand its outcome to every waiter in this, the
+    task's last step (a done callback would take one more turn of the loop)."""
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        _land(table, key, flight, True, _RESTART)
+        raise
+    except BaseException as exc:  # every waiter gets the work's own error
+        _land(table, key, flight, False, exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise  # as an unshared task would: it stops the loop
+        return
+    _land(table, key, flight, True, result)
+
+
+def _land(table: dict[str, _Flight], key: str, flight: _Flight, ok: bool, outcome: Any) -> None:
+    """Out of the table, then settle every waiter still waiting."""
+    if table.get(key) is flight:
+        del table[key]
+    waiters, flight.waiters = flight.waiters, []
+    for waiter in waiters:
+        if waiter.done():  # cancelled: its caller is leaving
+            continue
+        if ok:
+            waiter.set_result(outcome)
+        else:
+            waiter.set_exception(outcome)
+
+
+def _leave(
+    table: dict[str, _Flight], key: str, flight: _Flight, waiter: asyncio.Future[Any]
+) -> None:
+    """A cancelled caller leaves; the last one to leave cancels the task nobody wants now."""
+    task = flight.task
+    if task is None or task.done():
+        return
+    if waiter in flight.waiters:
+        flight.waiters.remove(waiter)
+    if not flight.waiters:
+        # Out of the table at once, so that a caller arriving during the task's teardown
+        # starts afresh instead of joining a cancellation.
+        if table.get(key) is flight:
+            del table[key]
+        task.cancel()
+
+
 def _being_cancelled() -> bool:
     """Whether the running task has a cancellation pending (its own, not a shared task's)."""
     current = asyncio.current_task()
     return current is not None and current.cancelling() > 0
-
-
-def _landed(table: dict[str, asyncio.Task[Any]], key: str, task: asyncio.Task[Any]) -> None:
-    if table.get(key) is task:
-        del table[key]
-    if not task.cancelled():
-        task.exception()  # retrieved: every waiter has it, or none is left to care

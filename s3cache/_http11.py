@@ -15,7 +15,7 @@ import asyncio
 import re
 import select
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
@@ -194,18 +194,20 @@ class Connection(asyncio.BufferedProtocol):
         except (OSError, ValueError):
             return True
 
-    async def exchange(
+    def exchange(
         self,
         method: str,
         head: bytes,
         body: bytes | None,
         expect_continue: bool,
         read_timeout: float | None,
-    ) -> Reply:
-        """Send ``head`` (and ``body``) and return the response; raises :class:`HTTPFailure`.
+    ) -> Awaitable[Reply]:
+        """Send ``head`` (and ``body``); the response is what the returned awaitable gives, and
+        raises :class:`HTTPFailure`.
 
         With ``expect_continue`` the body waits for the server's 100 Continue (or
         :data:`CONTINUE_TIMEOUT`); a final answer before it means the body is never sent.
+        Otherwise the awaitable is the response's own future (no coroutine per request).
         """
         transport = self._transport
         if transport is None or transport.is_closing():
@@ -218,12 +220,20 @@ class Connection(asyncio.BufferedProtocol):
         transport.write(head)
         if body:
             if expect_continue:
-                self._delivered = False
-                if not await self._continued():
-                    return await waiter  # answered before the body: it was never sent
+                return self._body_after_continue(transport, body, waiter)
             if not waiter.done():
                 transport.write(memoryview(body))
-                self._delivered = True
+        return waiter
+
+    async def _body_after_continue(
+        self, transport: asyncio.Transport, body: bytes, waiter: asyncio.Future[Reply]
+    ) -> Reply:
+        self._delivered = False
+        if not await self._continued():
+            return await waiter  # answered before the body: it was never sent
+        if not waiter.done():
+            transport.write(memoryview(body))
+            self._delivered = True
         return await waiter
 
     def _start(self, method: str, read_timeout: float | None) -> None:

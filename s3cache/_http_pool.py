@@ -106,32 +106,25 @@ class Pool:
         head = request_head(method, target, headers, length)
         expect = body is not None and headers.get("expect") == "100-continue"
         connection = self._reuse(origin, method)
+        fresh = connection is None
         if connection is None:
-            return await self._send(await self._connect(origin), origin, method, head, body, expect)
-        try:
-            return await self._send(connection, origin, method, head, body, expect)
-        except ConnectionLost as exc:
-            if exc.answered or (exc.delivered and method not in REPEATABLE):
+            connection = await self._connect(origin)
+        while True:  # one coroutine for the whole exchange: a request in flight keeps few alive
+            try:
+                reply = await connection.exchange(method, head, body, expect, self._read_timeout)
+            except ConnectionLost as exc:
+                connection.abort()
+                if fresh or exc.answered or (exc.delivered and method not in REPEATABLE):
+                    raise
+            except BaseException:  # failed, timed out or cancelled: its state is unknown
+                connection.abort()
                 raise
-        # The server had closed the idle connection as the request went: once more.
-        return await self._send(await self._connect(origin), origin, method, head, body, expect)
-
-    async def _send(
-        self,
-        connection: Connection,
-        origin: Origin,
-        method: str,
-        head: bytes,
-        body: bytes | None,
-        expect: bool,
-    ) -> Reply:
-        try:
-            reply = await connection.exchange(method, head, body, expect, self._read_timeout)
-        except BaseException:  # failed, timed out or cancelled: its state is unknown
-            connection.abort()
-            raise
-        self._release(origin, connection)
-        return reply
+            else:
+                self._release(origin, connection)
+                return reply
+            # The server had closed the idle connection as the request went: once more.
+            fresh = True
+            connection = await self._connect(origin)
 
     def _reuse(self, origin: Origin, method: str) -> Connection | None:
         """The most recently used idle connection to ``origin`` still open, if any; for a

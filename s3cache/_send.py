@@ -89,10 +89,11 @@ class Sender(Clients):
             async with asyncio.timeout(self.timeout), loop_client.semaphore:
                 if loop_client.client is None:
                     await loop_client.open(self)
+                signed_offset = self.clock.offset  # another request may correct it meanwhile
                 reply = await self._attempt(loop_client, request, botocore)
                 if reply.status < 300:  # the common case, without a look at the rules
                     return "ok", reply
-                return await self._judged(loop_client, request, botocore, reply)
+                return await self._judged(loop_client, request, botocore, reply, signed_offset)
         except S3CacheError:
             raise
         except Exception as exc:
@@ -115,12 +116,18 @@ class Sender(Clients):
         raise failure(op, key, outcome, reply, self.options) from cause
 
     async def _judged(
-        self, loop_client: LoopClient, request: Request, botocore: bool, reply: Reply
+        self,
+        loop_client: LoopClient,
+        request: Request,
+        botocore: bool,
+        reply: Reply,
+        signed_offset: float,
     ) -> tuple[Outcome, Reply]:
-        """What an error ``reply`` to ``request`` means: an outcome, or a failure raised. A
-        request refused for its time is sent once more, signed on the server's clock."""
+        """What an error ``reply`` to ``request`` (signed with the clock offset
+        ``signed_offset``) means: an outcome, or a failure raised. A request refused for its
+        time is sent once more, signed on the server's clock."""
         outcome, reply = await self._answer(loop_client, request, botocore, reply)
-        if outcome == "error" and self._learn_clock(reply):
+        if outcome == "error" and self._learn_clock(reply, signed_offset):
             # once more, signed on the server's clock, within the same deadline
             reply = await self._attempt(loop_client, request, botocore)
             outcome, reply = await self._answer(loop_client, request, botocore, reply)
@@ -140,6 +147,8 @@ class Sender(Clients):
             outcome = "error"
             if request.probe is not None:
                 probe = await self._attempt(loop_client, request.probe, botocore)
+                if request.rules.outcome(probe) == "missing":
+                    return "missing", probe  # the 403 was a refusal since corrected (the clock)
                 if probe.status >= 300:  # e.g. SignatureDoesNotMatch: credentials, not access
                     reply = probe
         return outcome, reply
@@ -174,10 +183,13 @@ class Sender(Clients):
                 body = await stream.read()
         return Reply(int(meta.get("HTTPStatusCode") or 200), meta["HTTPHeaders"], body, data=resp)
 
-    def _learn_clock(self, reply: Reply) -> bool:
-        """Whether ``reply`` refused the request's time; if so, keep the server's clock offset
-        for every later request to this endpoint (logged when it changes)."""
-        offset = self.clock.refusal_offset(reply.code, reply.status, reply.fields, reply.headers)
+    def _learn_clock(self, reply: Reply, signed_offset: float) -> bool:
+        """Whether ``reply`` (to a request signed with ``signed_offset``) refused the request's
+        time; if so, keep the server's clock offset for every later request to this endpoint
+        (logged when it changes)."""
+        offset = self.clock.refusal_offset(
+            reply.code, reply.status, reply.fields, reply.headers, signed_offset
+        )
         if offset is None:
             return False
         if abs(offset - self.clock.offset) >= 1.0:

@@ -6,6 +6,9 @@ same tests, run against each server by ``nox -s conformance``. There, tests that
 the S3 server are deselected (the moto run covers them), ``@pytest.mark.moto_only(reason)``
 tests are skipped with their reason, and ``@pytest.mark.server_limit(server, reason)`` marks
 a documented limit of one server as an expected failure.
+
+With ``--loop uvloop`` every asyncio test (and its async fixtures) runs on a uvloop event loop
+instead of asyncio's own (``nox -s uvloop``); uvloop is a test dependency only.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ CREDENTIALS: dict[str, Any] = {
 
 #: The servers ``--server`` accepts: moto's, and every real one the harness can start.
 SERVER_NAMES = ("moto", *harness_servers.SERVERS)
+#: The event loops ``--loop`` accepts.
+LOOP_NAMES = ("asyncio", "uvloop")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,15 +56,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("S3CACHE_TEST_SERVER") or "moto",
         help="the S3 server the tests talk to (default: $S3CACHE_TEST_SERVER or moto)",
     )
+    parser.addoption(
+        "--loop",
+        choices=LOOP_NAMES,
+        default="asyncio",
+        help="the event loop asyncio tests run on (uvloop: needs uvloop installed)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--server") not in SERVER_NAMES:  # from the environment variable
         raise pytest.UsageError(f"S3CACHE_TEST_SERVER must be one of {', '.join(SERVER_NAMES)}")
+    if config.getoption("--loop") == "uvloop":
+        config.pluginmanager.register(_UvloopTests(), "s3cache-uvloop")
+
+
+class _UvloopTests:
+    """pytest-asyncio's loop-factory hook, registered only for ``--loop uvloop``: every asyncio
+    test and its async fixtures get a fresh uvloop loop (the test ids stay the same)."""
+
+    def __init__(self) -> None:
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise pytest.UsageError(f"--loop uvloop needs uvloop installed ({exc})") from exc
+        self.new_loop = uvloop.new_event_loop
+
+    def pytest_asyncio_loop_factories(
+        self, config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {"uvloop": self.new_loop}
+
+
+@pytest.fixture(autouse=True)
+def _on_the_chosen_loop(request: pytest.FixtureRequest) -> None:
+    """Under ``--loop uvloop``, an asyncio test that is not on uvloop is a harness bug."""
+    if request.config.getoption("--loop") != "uvloop" or "_asyncio_loop_factory" not in getattr(
+        request, "fixturenames", ()
+    ):
+        return
+    loop = request.getfixturevalue("_function_scoped_runner").get_loop()
+    assert type(loop).__module__.startswith("uvloop"), f"{request.node.nodeid} ran on {loop!r}"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"S3 server: {config.getoption('--server')}"
+    return f"S3 server: {config.getoption('--server')}; event loop: {config.getoption('--loop')}"
 
 
 #: A memory address in a test id: ids must be the same in every process (pytest-xdist's

@@ -253,3 +253,13 @@ def test_other_refusals_are_not_the_clock() -> None:
     corrected = _clock_at(SERVER_T + HOUR)
     corrected.offset = -HOUR  # already signing on the server's clock: a 403 is a 403
     assert corrected.refusal_offset("AccessDenied", 403, {}, DATE) is None
+
+
+def test_a_403_signed_before_a_concurrent_correction_is_still_the_clock() -> None:
+    """Requests sent together from a skewed clock: one refusal corrects the clock while the
+    others are on the wire. Their bodyless 403s were signed on the old clock, so they are
+    refusals for the time too (uvloop's timing made this race show in delete_many's HEADs)."""
+    corrected = _clock_at(SERVER_T + HOUR)
+    corrected.offset = -HOUR
+    assert corrected.refusal_offset("403", 403, {}, DATE, signed_offset=0.0) == -HOUR
+    assert corrected.refusal_offset("403", 403, {}, DATE, signed_offset=-HOUR) is None

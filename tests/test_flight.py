@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -103,6 +104,54 @@ async def test_a_waiter_never_inherits_a_cancellation_of_the_shared_task() -> No
     release.set()
     assert await asyncio.gather(*waiters) == ["done"] * 3
     assert len(started) == 2
+
+
+async def test_a_caller_cancelled_as_the_shared_work_fails_leaves_nothing_unretrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The work fails, settling both waiters in its last step; one caller is cancelled before
+    it resumes. The other gets the error, the cancelled one its cancellation, and asyncio logs
+    no "Future exception was never retrieved" for the future settled under it."""
+    flights = Flights()
+    release = asyncio.Event()
+
+    async def work() -> None:
+        await release.wait()
+        raise ValueError("boom")
+
+    first = asyncio.create_task(flights.join("k", work))
+    second = asyncio.create_task(flights.join("k", work))
+    await asyncio.sleep(0)  # both wait on the one shared task
+    release.set()
+    await asyncio.sleep(0)  # the work fails in this turn and settles both waiters
+    first.cancel()  # before its caller resumed
+    with pytest.raises(ValueError, match="boom"):
+        await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    del first
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+async def test_the_result_reaches_a_waiter_the_turn_after_the_work_ends() -> None:
+    """The shared task settles its waiters in its own last step: a waiter resumes on the next
+    turn of the loop (a done callback, as ``asyncio.shield`` uses, would take one more)."""
+    flights = Flights()
+    loop = asyncio.get_running_loop()
+    turns: list[int] = []
+
+    def tick(n: int) -> None:  # one entry per turn of the loop since the work ended
+        turns.append(n)
+        if n < 3:
+            loop.call_soon(tick, n + 1)
+
+    async def work() -> str:
+        loop.call_soon(tick, 1)
+        return "v"
+
+    assert await flights.join("k", work) == "v"
+    assert turns == [1]  # resumed in the first turn after the work's last step
 
 
 async def test_work_that_cancels_itself_twice_is_not_retried_forever() -> None:

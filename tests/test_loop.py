@@ -176,3 +176,50 @@ def test_interpreter_exit_with_sync_calls_in_flight_is_quiet() -> None:
     assert result.stdout == "in flight\n"
     assert result.stderr == ""
     assert result.returncode == 0
+
+
+def test_calls_handed_over_while_the_loop_is_busy_wake_it_once() -> None:
+    """Ten threads hand calls over while the private loop is held busy: the loop is woken once
+    for all ten (not once per call), and each caller gets its own result."""
+    from s3cache import _loop
+
+    busy, free = threading.Event(), threading.Event()
+
+    async def hold_the_loop() -> None:
+        busy.set()
+        assert free.wait(10)  # blocks the loop's thread itself: nothing else runs meanwhile
+
+    async def echo(i: int) -> int:
+        return i
+
+    thread = _loop._get()
+    wakes: list[Any] = []
+    real = thread.loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakes.append(callback)
+        return real(callback, *args, **kwargs)
+
+    holder = threading.Thread(target=_loop.run, args=(hold_the_loop(),), daemon=True)
+    results: dict[int, int] = {}
+    callers = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, _loop.run(echo(i))))
+        for i in range(10)
+    ]
+    thread.loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+    try:
+        holder.start()
+        assert busy.wait(10)
+        wakes.clear()
+        for caller in callers:
+            caller.start()
+        while len(thread._incoming) < len(callers):  # every call queued behind the busy loop
+            threading.Event().wait(0.01)
+        free.set()
+        for caller in callers:
+            caller.join(10)
+        holder.join(10)
+    finally:
+        del thread.loop.call_soon_threadsafe
+    assert results == {i: i for i in range(10)}
+    assert len(wakes) == 1

@@ -333,18 +333,24 @@ async def one_llm_call(cache: AsyncS3Cache, run: Run) -> None:
 
 
 async def cached_embeddings(cache: AsyncS3Cache, run: Run) -> None:
-    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.embeddings import Embeddings as Base
 
     embedded: list[str] = []
 
-    class Embeddings(DeterministicFakeEmbedding):
-        model: str = "fake-model"
+    class Embeddings(Base):
+        """A fake embedder without numpy (langchain-core's fakes need it): four floats a text."""
+
+        model = "fake-model"
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
             embedded.extend(texts)
-            return super().embed_documents(texts)
+            return [self.embed_query(text) for text in texts]
 
-    names = await run({"underlying_embeddings": Embeddings(size=4)})
+        def embed_query(self, text: str) -> list[float]:
+            digest = hashlib.sha256(text.encode()).digest()
+            return [byte / 255 for byte in digest[:4]]
+
+    names = await run({"underlying_embeddings": Embeddings()})
     try:
         first = await asyncio.to_thread(names["embeddings"].embed_documents, ["a", "b"])
         again = await asyncio.to_thread(names["embeddings"].embed_documents, ["a", "b"])
