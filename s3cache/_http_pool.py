@@ -18,7 +18,8 @@ import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 
-from s3cache._http11 import Connection, ConnectionLost, HTTPFailure, Reply, request_head
+from s3cache._http11 import Connection, ConnectionLost, HTTPFailure, Reply
+from s3cache._http_head import request_head
 
 __all__ = ["ConnectFailed", "ConnectTimedOut", "Origin", "Pool", "TLSFailed"]
 

@@ -24,7 +24,8 @@ from yarl import URL
 from harness.faultproxy import FaultProxy, closed_port
 from harness.rawhttp import Peer, ScriptedServer, SeenHead, response
 from s3cache import AsyncS3Cache, S3CacheError, _http11
-from s3cache._http11 import BadResponse, ConnectionLost, ReadTimedOut, Reply, request_head
+from s3cache._http11 import BadResponse, ConnectionLost, ReadTimedOut, Reply
+from s3cache._http_head import request_head
 from s3cache._http_pool import ConnectFailed, Pool, TLSFailed
 from s3cache._keys import object_key
 from s3cache._sigv4 import quote_key

@@ -53,6 +53,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._clock": 2,
     "s3cache._redact": 2,
     "s3cache._http11": 2,
+    "s3cache._http_head": 2,
     "s3cache._http_pool": 2,
     "s3cache._wire": 2,
     "s3cache._route": 2,
