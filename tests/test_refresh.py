@@ -4,6 +4,8 @@ background, failures back off, close() settles refreshes, and old readers see it
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from typing import Any
 
 import pytest
@@ -144,3 +146,50 @@ async def test_refresh_write_with_lost_response_lands(proxy: FaultProxy, bucket:
         await _settled(cache)
         assert await cache.get("k") == "new"
         assert (cache.stats().refreshes, cache.stats().refresh_failed) == (1, 0)
+
+
+_FLEET_WORKER = """
+import asyncio, json, sys, time
+from s3cache import AsyncS3Cache
+
+async def main(endpoint, bucket, calls_path, key_id, secret):
+    def factory():
+        with open(calls_path, "a") as f:
+            f.write("call\\n")
+        time.sleep(1.0)  # holds the lease while the other processes read
+        return "new"
+
+    async with AsyncS3Cache(
+        bucket, endpoint_url=endpoint, on_error="raise", aws_access_key_id=key_id,
+        aws_secret_access_key=secret, region_name="us-east-1",
+    ) as cache:
+        value = await cache.get_or_set("k", factory, ttl=30, stale_ttl=30, lease=30)
+        await asyncio.gather(*cache._refresher._tasks.values())
+        print(json.dumps(value))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_one_refresh_per_fleet_with_a_lease(
+    cache_kwargs: dict[str, Any], tmp_path: Any
+) -> None:
+    """Four processes read one stale key with lease=: each is served at once, and the fleet
+    calls the factory once (the others find the lease held, then the new value)."""
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
+        await cache.set("k", "old", ttl=1)
+        await _until_stale(cache, "k")
+    calls = tmp_path / "calls"
+    calls.touch()
+    argv = [cache_kwargs["endpoint_url"], cache_kwargs["bucket"], str(calls)]
+    argv += [CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _FLEET_WORKER, *argv, stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outs = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert {json.loads(out) for out, _ in outs} <= {"old", "new"}
+    assert calls.read_text().count("call") == 1
