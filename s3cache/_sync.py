@@ -95,10 +95,16 @@ class S3Cache:
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
-        callers from any thread share one run of it (with a ``lease``: one in the fleet)."""
+        callers from any thread share one run of it (with a ``lease``: one in the fleet). A
+        background refresh (``stale_ttl``) runs it in a worker thread once the caller has its
+        value."""
         return _loop.run_with_caller(
             lambda caller: self._core.get_or_set(
-                key, functools.partial(caller.call, factory), ttl, lease=lease, stale_ttl=stale_ttl
+                key,
+                functools.partial(caller.call_anywhere, factory),
+                ttl,
+                lease=lease,
+                stale_ttl=stale_ttl,
             )
         )
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
 
 import pytest
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache
+from s3cache import AsyncS3Cache, S3Cache
 from tests.conftest import CREDENTIALS
 
 
@@ -150,7 +151,7 @@ async def test_refresh_write_with_lost_response_lands(proxy: FaultProxy, bucket:
 
 _FLEET_WORKER = """
 import asyncio, json, sys, time
-from s3cache import AsyncS3Cache
+from s3cache import AsyncS3Cache, S3Cache
 
 async def main(endpoint, bucket, calls_path, key_id, secret):
     def factory():
@@ -193,3 +194,41 @@ async def test_one_refresh_per_fleet_with_a_lease(
     assert [p.returncode for p in procs] == [0] * 4
     assert {json.loads(out) for out, _ in outs} <= {"old", "new"}
     assert calls.read_text().count("call") == 1
+
+
+async def test_bad_stale_ttl_raises_before_any_request(proxy: FaultProxy, bucket: str) -> None:
+    """A negative or non-numeric stale_ttl names itself, on the constructor, get_or_set and
+    cached, and nothing is sent."""
+    with pytest.raises(ValueError, match="stale_ttl"):
+        AsyncS3Cache(bucket, endpoint_url=proxy.endpoint, stale_ttl=-1, **CREDENTIALS)
+    async with AsyncS3Cache(bucket, endpoint_url=proxy.endpoint, **CREDENTIALS) as cache:
+        with pytest.raises((TypeError, ValueError), match="stale_ttl"):
+            await cache.get_or_set("k", lambda: 1, stale_ttl="soon")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="stale_ttl"):
+            cache.cached(stale_ttl=-5)
+    assert sum(proxy.methods.values()) == 0
+
+
+def test_sync_cached_serves_stale(cache_kwargs: dict[str, Any]) -> None:
+    """The facade's @cached on a sync function takes stale_ttl: a stale result is returned at
+    once and refreshed in the background."""
+    calls: list[int] = []
+    with S3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
+
+        @cache.cached(ttl=1, key=lambda n: f"sq:{n}")
+        def square(n: int) -> int:
+            calls.append(n)
+            return n * n * len(calls)
+
+        assert square(3) == 9
+        for _ in range(100):
+            if cache.get("sq:3", "gone") == "gone":
+                break
+            time.sleep(0.1)
+        assert square(3) == 9  # stale, served at once
+        for _ in range(100):
+            if cache.get("sq:3") == 18:
+                break
+            time.sleep(0.1)
+        assert cache.get("sq:3") == 18
+        assert calls == [3, 3]
