@@ -4,11 +4,13 @@
 """
 
 from s3cache._batch import DeleteResult
+from s3cache._breaker import Breaker
 from s3cache._capabilities import Capabilities
 from s3cache._check import CheckReport
 from s3cache._core import AsyncS3Cache
 from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
+from s3cache._freshness import ABSENT, Absent
 from s3cache._local import LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
@@ -19,6 +21,7 @@ from s3cache.errors import (
     BucketOwnerError,
     CacheClosedError,
     ChecksumMismatchError,
+    CircuitOpenError,
     CorruptEntryError,
     CredentialsError,
     EncryptionError,
@@ -34,9 +37,12 @@ from s3cache.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABSENT",
+    "Absent",
     "AccessDeniedError",
     "AsyncS3Cache",
     "BatchError",
+    "Breaker",
     "BucketNotFoundError",
     "BucketOwnerError",
     "CacheClosedError",
@@ -46,6 +52,7 @@ __all__ = [
     "Capabilities",
     "CheckReport",
     "ChecksumMismatchError",
+    "CircuitOpenError",
     "CorruptEntryError",
     "CredentialsError",
     "DeleteResult",

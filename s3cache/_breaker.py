@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from s3cache.errors import S3CacheError
+from s3cache.errors import CircuitOpenError
 
 __all__ = [
     "NEUTRAL_KINDS",
@@ -65,22 +65,6 @@ NEUTRAL_KINDS: Final = frozenset({"closed", "other", "circuit_open"})
 def counts_as_failure(kind: str | None) -> bool:
     """Whether an outcome of ``kind`` (None: success) counts against the store."""
     return kind in TRANSPORT_KINDS
-
-
-class CircuitOpenError(S3CacheError):
-    """The circuit breaker for the store is open: the request failed at once, unsent.
-
-    ``retry_after``: seconds until the next probe may go. Proposed home: ``s3cache.errors``.
-    """
-
-    kind = "circuit_open"
-
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
-        return type(self), (str(self), self.retry_after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from s3cache._local import LocalTier
 from s3cache._parts import Parts
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
+from s3cache._refresh import Refresher
 from s3cache._removal import Removal
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheObserver, CacheStats
@@ -103,6 +104,7 @@ class AsyncS3Cache:
             carries an HMAC-SHA256 by the first key, and an entry read is served only when it
             verifies with one of them; unsigned, unknown-key or altered entries are misses,
             counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
+        stale_ttl: ``get_or_set``'s default ``stale_ttl``, recorded on each write (see Freshness).
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -144,6 +146,7 @@ class AsyncS3Cache:
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
+        stale_ttl: float | timedelta | None = None,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -178,6 +181,7 @@ class AsyncS3Cache:
             storage_class=storage_class,
             request_payer=request_payer,
             signing_key=signing_key,
+            stale_ttl=stale_ttl,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
@@ -194,6 +198,7 @@ class AsyncS3Cache:
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
         )
+        self._refresher = Refresher(coherence, recorder, settings.freshness, self._fleet, writes)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -269,6 +274,7 @@ class AsyncS3Cache:
         ttl: float | timedelta | None = None,
         *,
         lease: float | timedelta | None = None,
+        stale_ttl: float | timedelta | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
@@ -279,19 +285,11 @@ class AsyncS3Cache:
         With a ``lease`` (seconds or timedelta: the longest one computation may take), one
         caller in the whole fleet runs the factory and the others wait for its value; see
         "Fleet-wide single flight" in the README. Needs conditional writes
-        (:class:`~s3cache.errors.NotSupportedError` otherwise).
+        (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
         """
-        okey = self._object_key(key)
-        seconds = self._entries.ttl(ttl)
-        lease_s = None if lease is None else _fleet.lease_seconds(lease)
-        value = await self._reads.read(okey)
-        if value is not MISSING:
-            return value
-        if lease_s is None:
-            fill = functools.partial(self._writes.fill, okey, factory, seconds)
-        else:
-            fill = functools.partial(_fleet.fill, self._fleet, key, okey, factory, seconds, lease_s)
-        return await self._coherence.fill(okey, fill)
+        okey, seconds = self._object_key(key), self._entries.ttl(ttl)
+        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl)
+        return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
         self,
@@ -299,19 +297,20 @@ class AsyncS3Cache:
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
+        stale_ttl: float | timedelta | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
         argument types allowed); ``key`` builds one from the call's arguments instead. With a
-        ``lease``, one call in the fleet computes each result. For sync functions use
-        :meth:`S3Cache.cached`.
+        ``lease``, one call in the fleet computes each result (``stale_ttl``: as there). For
+        sync functions use :meth:`S3Cache.cached`.
         """
         self._entries.ttl(ttl)  # validate now, not at the first call
-        if lease is not None:
-            _fleet.lease_seconds(lease)
+        self._refresher.policy(stale_ttl)
+        _fleet.lease_seconds(lease) if lease is not None else None
         return coroutine_decorator(
-            lambda cache_key, factory: self.get_or_set(cache_key, factory, ttl, lease=lease), key
+            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, stale_ttl=stale_ttl), key
         )
 
     def lock(
@@ -427,8 +426,9 @@ class AsyncS3Cache:
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within
-        its deadline); any other use from now on raises CacheClosedError."""
+        its deadline; refreshes too, then cancelled); any other use raises CacheClosedError."""
         try:
+            await self._refresher.aclose(self._settings.timeout)
             await self._transport.aclose()
         finally:
             if self._unredact is not None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from s3cache import _expiry, _format, _signing
+from s3cache import _expiry, _format, _freshness, _signing
 from s3cache._format import Body, Payload
 from s3cache._settings import Settings
 
@@ -26,12 +26,14 @@ _clock = time.time
 class Entries:
     """Encodes values into payloads and reads entries back, as the cache's ``settings`` say."""
 
-    __slots__ = ("_compressor", "_default_ttl", "_serializer", "signer")
+    __slots__ = ("_compressor", "_default_ttl", "_serializer", "signer", "stale")
 
     def __init__(self, settings: Settings) -> None:
         self._serializer = settings.serializer
         self._compressor = settings.compressor
         self._default_ttl = settings.default_ttl
+        #: The stale window recorded with every entry written (the constructor's ``stale_ttl``).
+        self.stale = settings.freshness.stale_ttl
         keys = settings.signing_keys
         #: Signs every entry written and verifies every entry read (None: no signing key).
         self.signer = _signing.Signer(keys) if keys else None
@@ -41,14 +43,24 @@ class Entries:
         return self._default_ttl if ttl is None else _expiry.normalize_ttl(ttl)
 
     def encode(
-        self, okey: str, value: Any, seconds: float | None, extra: Mapping[str, str] | None = None
+        self,
+        okey: str,
+        value: Any,
+        seconds: float | None,
+        extra: Mapping[str, str] | None = None,
+        *,
+        compute: float | None = None,
+        stale: float | None = None,
     ) -> Payload:
         """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
-        fields win over it), signed when the cache has a signing key. Raises ``TypeError``
+        fields win over it), the factory's ``compute`` time and the stale window (``stale``,
+        else the cache's), signed when the cache has a signing key. Raises ``TypeError``
         for a value the serializer cannot take."""
         payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
         if extra:
             payload = replace(payload, metadata={**extra, **payload.metadata})
+        window = self.stale if stale is None else stale
+        payload = _freshness.with_freshness(payload, compute, window)
         return payload if self.signer is None else self.signer.sign(okey, payload)
 
     def decode(self, body: Body, content_type: str | None, content_encoding: str | None) -> Any:
@@ -59,6 +71,10 @@ class Entries:
         """Seconds the entry has left on the server's clock (negative: expired; None: no
         expiry); unreadable expiry metadata counts as expired."""
         return _expiry.safe_remaining_ttl(headers, _clock())
+
+    def facts(self, headers: Mapping[str, str]) -> _freshness.EntryFacts:
+        """What the entry's headers say about its freshness, on the server's clock."""
+        return _freshness.read_facts(headers, _clock())
 
     def is_live(self, headers: Mapping[str, str]) -> bool:
         """Whether the entry these (GET or HEAD) headers describe has not expired."""

@@ -54,7 +54,16 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: means: how it is decoded and how long it lives. A signed entry's signature covers each one
 #: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
 #: how a body is read or served goes here, and is signed from then on.
-MEANING_HEADERS: Final = ("content-type", "content-encoding", TTL_HEADER)
+MEANING_HEADERS: Final = (
+    "content-type",
+    "content-encoding",
+    TTL_HEADER,
+    # the freshness fields (``_freshness``: compute time, stale window, tombstone), by name
+    # here as _freshness imports this module: a forged window would extend serving
+    "x-amz-meta-s3cache-compute",
+    "x-amz-meta-s3cache-stale",
+    "x-amz-meta-s3cache-absent",
+)
 
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
 LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024

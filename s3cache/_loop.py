@@ -41,6 +41,10 @@ _OWN_THREAD: Final = (
 )
 
 
+class _CallerGone(RuntimeError):
+    """The sync caller no longer waits for this cache call (a RuntimeError, as always)."""
+
+
 class CallerThread:
     """Runs functions in a sync caller's thread on behalf of a coroutine on the private loop."""
 
@@ -54,10 +58,21 @@ class CallerThread:
     async def call(self, func: Callable[[], Any]) -> Any:
         """``func()`` in the caller's thread; an awaitable result is awaited here, on the loop."""
         if self._closed:
-            raise RuntimeError("the calling thread is no longer waiting for this cache call")
+            raise _CallerGone("the calling thread is no longer waiting for this cache call")
         reply: asyncio.Future[Any] = self._loop.create_future()
         self.requests.put((func, reply))
         result = await reply
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def call_anywhere(self, func: Callable[[], Any]) -> Any:
+        """``func()`` in the caller's thread while it waits; once it has its answer (a stale
+        value whose refresh runs in the background), in a worker thread."""
+        try:
+            return await self.call(func)
+        except _CallerGone:
+            result = await asyncio.to_thread(func)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -71,7 +86,7 @@ class CallerThread:
             except queue.Empty:
                 return
             if request is not None:
-                error = RuntimeError("the calling thread stopped waiting for this cache call")
+                error = _CallerGone("the calling thread stopped waiting for this cache call")
                 self._loop.call_soon_threadsafe(_settle, request[1], False, error)
 
 

@@ -3,9 +3,12 @@ judged on the server's clock and decoded; and ``exists``. Each read recorded onc
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
 from typing import Any, Final
 
 from s3cache import _expiry
+from s3cache._freshness import Policy, Verdict, judge
 from s3cache._local import LocalEntry
 from s3cache._parts import Parts
 from s3cache.errors import CorruptEntryError, S3CacheError
@@ -14,18 +17,29 @@ __all__ = ["MISSING", "Reads"]
 
 #: What a read returns when there is no value to serve (a miss, an expiry, a logged failure).
 MISSING: Final[Any] = object()
+#: No freshness option: the read judges expiry as it always has (``get``).
+_OFF: Final = Policy()
+#: The verdicts under which a read serves the entry it found.
+_SERVED: Final = frozenset({Verdict.FRESH, Verdict.EARLY, Verdict.STALE})
 
 
 class Reads:
     """The read path of one cache (see :meth:`AsyncS3Cache.get` and ``exists``)."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "rng")
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
+        #: XFetch's random source, one per cache (tests seed it).
+        self.rng = random.Random()
 
     async def read(self, okey: str) -> Any:
         """The value under ``okey`` or :data:`MISSING`; recorded, errors per ``on_error``."""
+        return (await self.lookup(okey, _OFF))[0]
+
+    async def lookup(self, okey: str, policy: Policy) -> tuple[Any, Verdict]:
+        """The value under ``okey`` (or :data:`MISSING`) and its :class:`Verdict` under
+        ``policy`` (a stale value is served, for the caller to refresh)."""
         parts = self._parts  # locals: this is every GET's path
         coherence, entries = parts.coherence, parts.entries
         with parts.recorder.op("get", okey) as op:
@@ -33,23 +47,23 @@ class Reads:
                 entry = coherence.cached(okey, op.started)
                 if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
                     op.local_hit(len(entry.body))
-                    return value
+                    return value, Verdict.FRESH
             try:
                 fetched = await coherence.fetch(okey, parts.transport.get)
             except S3CacheError as exc:
-                return op.failed(exc, MISSING)
+                return op.failed(exc, MISSING), Verdict.EXPIRED
             if fetched.found is None:
                 op.miss()
-                return MISSING
+                return MISSING, Verdict.EXPIRED
             body, headers = fetched.found
             reason = entries.unverified(okey, body, headers) if entries.signer else None
             if reason is not None:
                 op.unverified(reason)
-                return MISSING
-            remaining = entries.remaining(headers)
-            if _expiry.is_expired(remaining):
+                return MISSING, Verdict.EXPIRED
+            remaining, verdict = self._judge(headers, policy)
+            if verdict not in _SERVED:
                 op.expired()
-                return MISSING
+                return MISSING, verdict
             try:
                 value = entries.decode(
                     body, headers.get("content-type"), headers.get("content-encoding")
@@ -57,11 +71,23 @@ class Reads:
             except (ValueError, KeyError) as exc:
                 error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
                 error.__cause__ = exc
-                return op.failed(error, MISSING)
-            if coherence.local is not None:
-                coherence.keep(okey, fetched, body, headers, remaining)
-            op.hit(len(body))
-            return value
+                return op.failed(error, MISSING), Verdict.EXPIRED
+            if verdict is Verdict.STALE:
+                op.stale("revalidating", len(body))  # never kept by the local tier
+            else:
+                if coherence.local is not None:
+                    coherence.keep(okey, fetched, body, headers, remaining)
+                op.hit(len(body))
+            return value, verdict
+
+    def _judge(self, headers: Mapping[str, str], policy: Policy) -> tuple[float | None, Verdict]:
+        """The entry's seconds of fresh ttl left and its verdict under ``policy`` (without
+        one, expiry as it always was: the freshness fields are not even read)."""
+        if policy.off:
+            remaining = self._parts.entries.remaining(headers)
+            return remaining, Verdict.EXPIRED if _expiry.is_expired(remaining) else Verdict.FRESH
+        facts = self._parts.entries.facts(headers)
+        return facts.remaining, judge(facts, policy, self.rng)
 
     def _local_value(self, okey: str, entry: LocalEntry) -> Any:
         """The value of the local tier's ``entry``, or :data:`MISSING` when it would not decode

@@ -124,6 +124,12 @@ class Op:
         self.outcome = "unverified"
         self._recorder.unverified(self.key, reason)
 
+    def stale(self, reason: str, nbytes: int) -> None:
+        """A hit on a value past its ttl, served for ``reason`` (``revalidating``: while one
+        refresh runs); counted in ``stale_served`` as well as in the hits."""
+        self.outcome, self.nbytes = "hit", nbytes
+        self._recorder.counters.stale_served[reason] += 1
+
     def stored(self, nbytes: int) -> None:
         """A write landed (``nbytes``: its body)."""
         self.outcome, self.nbytes = "stored", nbytes
@@ -235,6 +241,23 @@ class Recorder:
         says (a lease release, a lock renewal)."""
         self.counters.errors[exc.kind] += 1
         self._log(exc)
+
+    def refreshed(self, okey: str, error: BaseException | None, backoff: float) -> None:
+        """A background refresh of ``okey`` ended: counted; a failure (``error``, after which
+        the key waits ``backoff`` seconds) also counted by kind and logged, rate-limited."""
+        counters = self.counters
+        counters.refreshes += 1
+        if error is None:
+            return
+        counters.refresh_failed += 1
+        kind = error.kind if isinstance(error, S3CacheError) else "factory"
+        if isinstance(error, S3CacheError):
+            counters.errors[kind] += 1
+        self._log.note(
+            f"refresh:{kind}",
+            f"s3cache: background refresh of {okey!r} failed ({type(error).__name__}: {error});"
+            f" the stale value stays, next try in {backoff:.1f} s at the earliest",
+        )
 
     def unverified(self, okey: str | None, reason: str) -> None:
         """An entry refused for its signature: counted by ``reason``, logged (rate-limited)."""

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 from botocore.config import Config
 
-from s3cache import _compression, _expiry, _keys, _options, _signing
+from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -68,6 +68,7 @@ class Arguments(TypedDict):
     storage_class: str | None
     request_payer: RequestPayer | None
     signing_key: bytes | Sequence[bytes] | None
+    stale_ttl: float | timedelta | None  # issue 23: freshness
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +80,7 @@ class Settings:
     by the transport. ``prefix`` is normalised (empty, or ending in ``/``), ``default_ttl`` is
     in seconds, ``raise_errors`` is ``on_error == "raise"``, ``options`` the validated
     company-bucket options and ``signing_keys`` the keys of ``signing_key=`` (the first signs).
+    ``freshness`` is the default read :class:`~s3cache._freshness.Policy` (``stale_ttl=``).
     """
 
     bucket: str
@@ -98,6 +100,7 @@ class Settings:
     fast_path: bool
     options: BucketOptions
     signing_keys: tuple[bytes, ...] = field(repr=False)
+    freshness: _freshness.Policy
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -148,6 +151,7 @@ class Settings:
             fast_path=given["fast_path"],
             options=options,
             signing_keys=keys,
+            freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
         )
 
     @property

@@ -73,6 +73,9 @@ class CacheStats:
     ``unverified`` counts, by reason
     (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
     refused to serve (each also a miss, or ``exists`` False).
+    ``stale_served`` counts, by reason (``revalidating``), the values served past their ttl
+    (each also a hit); ``refreshes`` the background refreshes that ended, ``refresh_failed``
+    those that failed (the stale entry stays; the key backs off).
     """
 
     hits: int = 0
@@ -88,6 +91,9 @@ class CacheStats:
     recovered: Mapping[str, int] = field(default_factory=dict)
     clock_offset_s: float = 0.0
     unverified: Mapping[str, int] = field(default_factory=dict)
+    stale_served: Mapping[str, int] = field(default_factory=dict)
+    refreshes: int = 0
+    refresh_failed: int = 0
 
     @property
     def error_count(self) -> int:
@@ -121,6 +127,11 @@ class CacheStats:
             )
         if self.unverified:
             lines.append(f"unverified {_counts(self.unverified)}")
+        if self.stale_served or self.refreshes:
+            lines.append(
+                f"stale served {_counts(self.stale_served)}; refreshes {self.refreshes:,}"
+                f" ({self.refresh_failed:,} failed)"
+            )
         if self.recovered:
             lines.append(f"recovered {_counts(self.recovered)}")
         if self.clock_offset_s:
@@ -149,7 +160,10 @@ class Counters:
         "latencies",
         "local_hits",
         "misses",
+        "refresh_failed",
+        "refreshes",
         "sets",
+        "stale_served",
         "unverified",
     )
 
@@ -165,6 +179,9 @@ class Counters:
         self.errors: Counter[str] = Counter()
         self.latencies: dict[str, deque[float]] = {}
         self.unverified: Counter[str] = Counter()
+        self.stale_served: Counter[str] = Counter()
+        self.refreshes = 0
+        self.refresh_failed = 0
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -190,6 +207,9 @@ class Counters:
             recovered=dict(recovered or {}),
             clock_offset_s=clock_offset_s,
             unverified=dict(self.unverified),
+            stale_served=dict(self.stale_served),
+            refreshes=self.refreshes,
+            refresh_failed=self.refresh_failed,
         )
 
 

@@ -91,13 +91,20 @@ class S3Cache:
         ttl: float | timedelta | None = None,
         *,
         lease: float | timedelta | None = None,
+        stale_ttl: float | timedelta | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
-        callers from any thread share one run of it (with a ``lease``: one in the fleet)."""
+        callers from any thread share one run of it (with a ``lease``: one in the fleet). A
+        background refresh (``stale_ttl``) runs it in a worker thread once the caller has its
+        value."""
         return _loop.run_with_caller(
             lambda caller: self._core.get_or_set(
-                key, functools.partial(caller.call, factory), ttl, lease=lease
+                key,
+                functools.partial(caller.call_anywhere, factory),
+                ttl,
+                lease=lease,
+                stale_ttl=stale_ttl,
             )
         )
 
@@ -107,13 +114,14 @@ class S3Cache:
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
+        stale_ttl: float | timedelta | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
         Sync functions block and run in their caller's thread; coroutine functions are wrapped
         by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
         """
-        core_decorator = self._core.cached(ttl, key, lease=lease)  # validates now
+        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl)  # validates
 
         def decorate(func: F) -> F:
             if inspect.iscoroutinefunction(func):
@@ -122,9 +130,8 @@ class S3Cache:
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
-                return self.get_or_set(
-                    cache_key, functools.partial(func, *args, **kwargs), ttl, lease=lease
-                )
+                factory = functools.partial(func, *args, **kwargs)
+                return self.get_or_set(cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl)
 
             return cast(F, wrapper)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,10 +29,20 @@ class Writes:
         self._entries = parts.entries
         self._capabilities = capabilities
 
-    async def store(self, okey: str, value: Any, seconds: float | None) -> None:
-        """Encode and PUT one value; a store failure is counted, raised or logged per
-        ``on_error``."""
-        error = await self.put(okey, self._entries.encode(okey, value, seconds), seconds)
+    async def store(
+        self,
+        okey: str,
+        value: Any,
+        seconds: float | None,
+        *,
+        compute: float | None = None,
+        stale: float | None = None,
+    ) -> None:
+        """Encode and PUT one value (``compute``: the factory's duration; ``stale``: the stale
+        window, else the cache's; both recorded); a store failure is counted, raised or logged
+        per ``on_error``."""
+        payload = self._entries.encode(okey, value, seconds, compute=compute, stale=stale)
+        error = await self.put(okey, payload, seconds)
         if error is not None:
             self._recorder.failed(error, None)
 
@@ -95,12 +106,20 @@ class Writes:
         condition = capabilities.if_match(headers["etag"])
         return (await transport.put_if(okey, payload, if_match=condition)).stored
 
-    async def fill(self, okey: str, factory: Callable[[], Any], seconds: float | None) -> Any:
-        """Run ``factory`` (sync or async) and store its value under ``okey``."""
+    async def fill(
+        self,
+        okey: str,
+        factory: Callable[[], Any],
+        seconds: float | None,
+        stale: float | None = None,
+    ) -> Any:
+        """Run ``factory`` (sync or async) and store its value under ``okey``, with how long
+        it took (XFetch's compute time, recorded only on entries with a ttl)."""
+        started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self.store(okey, value, seconds)
+        await self.store(okey, value, seconds, compute=time.monotonic() - started, stale=stale)
         return value
 
     def encoded(

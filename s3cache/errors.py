@@ -17,6 +17,7 @@ __all__ = [
     "BucketOwnerError",
     "CacheClosedError",
     "ChecksumMismatchError",
+    "CircuitOpenError",
     "CorruptEntryError",
     "CredentialsError",
     "EncryptionError",
@@ -182,3 +183,19 @@ class LockNotAcquiredError(S3CacheError):
     """``lock()`` found the lock held by another holder, still after waiting ``wait`` seconds."""
 
     kind = "lock_not_acquired"
+
+
+class CircuitOpenError(S3CacheError):
+    """The circuit breaker for the store is open: the request failed at once, unsent.
+
+    ``retry_after``: seconds until the next probe may go.
+    """
+
+    kind = "circuit_open"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
+        return type(self), (str(self), self.retry_after)
