@@ -233,14 +233,15 @@ class _LoopThread:
             coro.close()
             raise RuntimeError(_OWN_THREAD)
         call = _Call(coro)
-        try:
+        handed = False
+        try:  # one block: an interrupt between the hand-over and the wait cancels too
             self._hand_over(call)
-        except RuntimeError:
-            coro.close()
-            raise
-        try:
+            handed = True
             call.done.acquire()
-        except BaseException:
+        except BaseException as exc:
+            if not handed and isinstance(exc, RuntimeError):  # the loop is closed
+                coro.close()
+                raise
             # KeyboardInterrupt and friends: do not leave the work running.
             with contextlib.suppress(RuntimeError):  # the loop may be closed at exit
                 self.loop.call_soon_threadsafe(call.cancel)
