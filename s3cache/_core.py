@@ -103,6 +103,7 @@ class AsyncS3Cache:
             carries an HMAC-SHA256 by the first key, and an entry read is served only when it
             verifies with one of them; unsigned, unknown-key or altered entries are misses,
             counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
+        pacing: Adaptive pacing on SlowDown, per bucket and process (README "Pacing").
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -144,6 +145,7 @@ class AsyncS3Cache:
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
+        pacing: bool = True,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -178,6 +180,7 @@ class AsyncS3Cache:
             storage_class=storage_class,
             request_payer=request_payer,
             signing_key=signing_key,
+            pacing=pacing,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
@@ -422,8 +425,8 @@ class AsyncS3Cache:
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""
-        transport = self._transport
-        return self._recorder.snapshot(transport.recovered, transport.clock.offset)
+        sender = self._transport
+        return self._recorder.snapshot(sender.recovered, sender.clock.offset, sender.pacing)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within

@@ -68,6 +68,7 @@ class Arguments(TypedDict):
     storage_class: str | None
     request_payer: RequestPayer | None
     signing_key: bytes | Sequence[bytes] | None
+    pacing: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +99,7 @@ class Settings:
     fast_path: bool
     options: BucketOptions
     signing_keys: tuple[bytes, ...] = field(repr=False)
+    pacing: bool = True
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -119,6 +121,8 @@ class Settings:
         options = _bucket_options(given)
         keys = _signing.signing_keys(given["signing_key"])
         serializer = given["serializer"]
+        if not isinstance(given["pacing"], bool):  # pacing hook
+            raise TypeError(f"pacing must be a bool, not {type(given['pacing']).__name__}")
         return cls(
             bucket=given["bucket"],
             prefix=_keys.normalize_prefix(given["prefix"]),
@@ -148,6 +152,7 @@ class Settings:
             fast_path=given["fast_path"],
             options=options,
             signing_keys=keys,
+            pacing=given["pacing"],
         )
 
     @property

@@ -72,7 +72,10 @@ class CacheStats:
     server's clock minus this machine's, in seconds; 0.0 until a server refused the clock).
     ``unverified`` counts, by reason
     (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
-    refused to serve (each also a miss, or ``exists`` False).
+    refused to serve (each also a miss, or ``exists`` False). ``throttles`` counts the
+    throttling replies (503 SlowDown and its kin, retries included) this cache received;
+    ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
+    this process (None: not paced; see ``pacing=``).
     """
 
     hits: int = 0
@@ -88,6 +91,8 @@ class CacheStats:
     recovered: Mapping[str, int] = field(default_factory=dict)
     clock_offset_s: float = 0.0
     unverified: Mapping[str, int] = field(default_factory=dict)
+    throttles: int = 0
+    send_rate: float | None = None
 
     @property
     def error_count(self) -> int:
@@ -123,6 +128,9 @@ class CacheStats:
             lines.append(f"unverified {_counts(self.unverified)}")
         if self.recovered:
             lines.append(f"recovered {_counts(self.recovered)}")
+        if self.throttles or self.send_rate is not None:
+            rate = "unpaced" if self.send_rate is None else f"paced at {self.send_rate:.1f}/s"
+            lines.append(f"throttled {self.throttles:,} times, {rate}")
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)
