@@ -7,6 +7,7 @@ request is throttled, and how long a send must wait, are decided by the test, no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +67,9 @@ async def test_a_slowdown_is_counted_and_paces_the_bucket(
     url, emulator = emulated
     async with cache_on(url, NO_RETRIES, fast_path, on_error="raise") as cache:
         assert cache.stats().send_rate is None
+        await cache.get("warm")
+        loop_client = cache._transport._loops[asyncio.get_running_loop()]
+        assert (loop_client.route is not None) is fast_path  # the pacing's hooks keep it
         drain(url, clock)
         with pytest.raises(ServerError, match="SlowDown"):
             await cache.set("k", 1)
