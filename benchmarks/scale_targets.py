@@ -81,7 +81,14 @@ def _cut(on: _Report, off: _Report, shared: str) -> Verdict:
             "per process), so every process keeps probing the limit"
         )
     if not faster:
-        reasons.append(f"goodput fell {1 - on.goodput / max(off.goodput, 1e-9):.0%}")
+        fell = f"goodput fell {1 - on.goodput / max(off.goodput, 1e-9):.0%}"
+        if len(on.splits) < len(off.splits):
+            fell += (
+                f", with fewer splits ({len(on.splits)} against {len(off.splits)}): the "
+                "emulator splits a partition on the load it is asked for, throttled requests "
+                "included, and paced clients ask for about what it serves"
+            )
+        reasons.append(fell)
     return Verdict(what, measured, False, f"{'; '.join(reasons)}; {shared}")
 
 

@@ -114,8 +114,8 @@ def test_the_targets_are_read_met_or_not_with_reasons() -> None:
     reports = [
         _cell_report(8, False, slowdowns=500, failed={"server": 10}),
         _cell_report(8, True, slowdowns=40, goodput=101.0),
-        _cell_report(16, False, slowdowns=500),
-        _cell_report(16, True, slowdowns=100, goodput=90.0),
+        _cell_report(16, False, slowdowns=500, splits=[4.0, 8.0]),
+        _cell_report(16, True, slowdowns=100, goodput=90.0, splits=[4.0]),
     ]
     verdicts = scale_targets(reports, "on a shared machine")
     capacity, base8, base16, cut8, cut16 = verdicts
@@ -125,7 +125,7 @@ def test_the_targets_are_read_met_or_not_with_reasons() -> None:
     assert cut8.met is True  # 12.5x fewer, goodput up
     assert cut16.met is False
     assert "only 5.0x fewer" in cut16.why
-    assert "goodput fell 10%" in cut16.why
+    assert "goodput fell 10%, with fewer splits (1 against 2)" in cut16.why
     assert "on a shared machine" in cut16.why
     text = render_verdicts(verdicts)
     assert text.count("[MET]") == 3
