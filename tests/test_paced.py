@@ -114,17 +114,21 @@ async def test_a_send_that_cannot_meet_its_deadline_fails_unsent(
     assert pacer.refused == 1
 
 
-async def test_a_send_within_its_deadline_waits_its_turn(
-    emulated: tuple[str, Emulator], pacer: Pacer, fast_path: bool
+@pytest.mark.parametrize("pacing", [True, False], ids=["paced", "unpaced"])
+async def test_a_send_within_its_deadline_waits_its_turn_unless_pacing_is_off(
+    emulated: tuple[str, Emulator], pacer: Pacer, fast_path: bool, pacing: bool
 ) -> None:
     url, emulator = emulated
-    pacer.observe(True)
+    pacer.observe(True)  # throttled: 1.4 requests a second, no token yet
     before = sent(emulator)
-    async with cache_on(url, NO_RETRIES, fast_path, on_error="raise", timeout=5) as cache:
-        assert await cache.get("k") is None  # waited 0.71 s, then sent: a miss
-        assert cache.stats().send_rate == pytest.approx(1.4)
+    options: dict[str, Any] = {"on_error": "raise", "timeout": 5, "pacing": pacing}
+    async with cache_on(url, NO_RETRIES, fast_path, **options) as cache:
+        assert await cache.get("k") is None  # paced: waited 0.71 s, then sent; a miss
+        stats = cache.stats()
+        assert stats.send_rate == (pytest.approx(1.4) if pacing else None)
+        assert stats.throttles == 0
     assert sent(emulator) == before + 1
-    assert pacer.delayed == 1
+    assert pacer.delayed == (1 if pacing else 0)
     assert pacer.refused == 0
 
 
@@ -138,20 +142,6 @@ async def test_retries_through_slowdown_wait_their_turn(
         assert cache.stats().throttles == 1
     assert (pacer.backoffs, pacer.delayed) == (1, 1)  # the retry waited (no refill: frozen)
     assert emulator.throttled == [0, 1]
-
-
-async def test_pacing_off_sends_at_once(
-    emulated: tuple[str, Emulator], pacer: Pacer, fast_path: bool
-) -> None:
-    url, emulator = emulated
-    pacer.observe(True)
-    before = sent(emulator)
-    async with cache_on(url, NO_RETRIES, fast_path, timeout=0.5, pacing=False) as cache:
-        assert await cache.get("k", "missing") == "missing"
-        assert cache.stats().errors == {}
-        assert (cache.stats().throttles, cache.stats().send_rate) == (0, None)
-    assert sent(emulator) == before + 1
-    assert pacer.delayed == pacer.refused == 0
 
 
 def test_the_facade_paces_too(emulated: tuple[str, Emulator], pacer: Pacer) -> None:
