@@ -164,3 +164,29 @@ def _creds() -> dict[str, Any]:
 def test_pacing_must_be_a_bool(value: Any) -> None:
     with pytest.raises(TypeError, match="pacing must be a bool"):
         AsyncS3Cache("emu", pacing=value)
+
+
+async def test_caches_of_one_bucket_share_its_pacer_and_count_their_own_throttles(
+    emulated: tuple[str, Emulator], clock: StepClock, pacer: Pacer
+) -> None:
+    url, _ = emulated
+    async with (
+        cache_on(url, NO_RETRIES, True) as first,
+        cache_on(url, NO_RETRIES, True, prefix="other") as second,
+    ):
+        await first.get("warm")
+        drain(url, clock)
+        assert await first.get("k", "missing") == "missing"  # a SlowDown, logged
+        assert first.stats().throttles == 1
+        assert second.stats().throttles == 0
+        assert second.stats().send_rate == first.stats().send_rate
+        assert second.stats().send_rate is not None
+
+
+def test_a_forked_child_gets_a_pacer_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = _shared("http://pacer.test", "b")
+    assert _shared("http://pacer.test", "b") is parent  # per bucket per process
+    assert _shared("http://pacer.test", "other") is not parent
+    assert _shared("http://elsewhere.test", "b") is not parent
+    monkeypatch.setattr("os.getpid", lambda: -1)
+    assert _shared("http://pacer.test", "b") is not parent
