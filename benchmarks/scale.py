@@ -1,6 +1,6 @@
 """A fleet at S3's scale (a scaffold): worker processes against S3's limits, emulated.
 
-    python -m benchmarks.scale --quick          # one cell, 4 processes, about 30 s
+    python -m benchmarks.scale --quick          # 4 processes, pacing off and on, about 60 s
     python -m benchmarks.scale                  # 8, 16 and 32 processes, 30 s each
 
 The embedded mini server (:mod:`harness.miniserver`, 20 ms on the wire by default) runs with
@@ -14,11 +14,11 @@ operations that succeeded, failed operations by kind, the emulated capacity (wha
 partitions could serve of this mix) and the splits; a JSON file and a PNG of goodput over time
 with the splits marked go to ``benchmarks/results/``.
 
-A cell is (processes, layout, pacing). s3cache has neither ``layout="hashed"`` nor adaptive
-pacing yet, so only ``flat`` without pacing runs; :func:`cache_kwargs` is where the others will
-be passed on, and ``--layouts``/``--pacing`` already take them (refused, for now, before
-anything starts). The machine is small: every figure is from one run on it, the server and
-the workers sharing its cores.
+A cell is (processes, layout, pacing): ``--pacing off,on`` (the default) runs each with s3cache's
+adaptive pacing off and on (``pacing=``). s3cache has no ``layout="hashed"`` yet, so only
+``flat`` runs; ``--layouts`` already takes it (refused before anything starts). Issue 28's
+targets are read at the end (:mod:`benchmarks.scale_targets`). The machine is small: every
+figure is from one run on it, the server and the workers sharing its cores.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from benchmarks.metrics import percentile
 from benchmarks.options import RESULTS_DIR
 from benchmarks.plots import plot_goodput
 from benchmarks.report import machine_info, write_json
+from benchmarks.scale_targets import render_verdicts, scale_targets
 from benchmarks.server import EMBEDDED_CREDENTIALS, EmbeddedServer, Target, ensure_bucket
 from harness.fleet import LoadJob, start_load_workers
 from harness.s3limits import S3_READ_RATE, Limits, read_limits, set_limits
@@ -109,8 +110,6 @@ def cache_kwargs(cell: Cell, endpoint: str, prefix: str, timeout: float) -> dict
     """The ``AsyncS3Cache`` arguments of a cell's workers; ValueError for what s3cache lacks."""
     if cell.layout not in _READY:
         raise ValueError(f"layout {cell.layout!r} is not in s3cache yet (only {_READY})")
-    if cell.pacing:
-        raise ValueError("adaptive pacing is not in s3cache yet: run with --pacing off")
     access_key, secret_key = EMBEDDED_CREDENTIALS
     return {
         "bucket": _BUCKET,
@@ -121,6 +120,7 @@ def cache_kwargs(cell: Cell, endpoint: str, prefix: str, timeout: float) -> dict
         "aws_secret_access_key": secret_key,
         "timeout": timeout,
         "on_error": "raise",
+        "pacing": cell.pacing,
     }
 
 
@@ -278,10 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
     add = parser.add_argument
-    add("--quick", action="store_true", help="one cell of 4 processes for 12 s, splits after 4 s")
+    add("--quick", action="store_true", help="4 processes for 12 s a cell, splits after 4 s")
     add("--processes", type=_ints, help="process counts (default 8,16,32; quick: 4)")
     add("--layouts", type=_choices(LAYOUTS), default=("flat",), help="flat[,hashed]")
-    add("--pacing", type=_choices(("off", "on")), default=("off",), help="off[,on]")
+    add("--pacing", type=_choices(("off", "on")), default=("off", "on"), help="off,on")
     add("--seconds", type=float, help="per cell (default 30; quick: 12)")
     add("--tasks", type=int, default=8, help="concurrent callers per process")
     add("--keys", type=int, default=1000, help="keys drawn from, uniformly")
@@ -339,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{limits.split_after_s:g} s of load, at most {limits.max_partitions} partitions\n"
     )
     print(render(reports))
+    shared = "measured on a small shared machine, the server and every worker on its cores"
+    print("\n" + render_verdicts(scale_targets(reports, shared)))
     print(f"\nresults in {plan.out}/scale-*.json and scale-goodput-*.png")
     return 0
 

@@ -21,6 +21,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 
 from s3cache._clock import SigningClock, correct_signing
+from s3cache._paced import pace_client
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._settings import Settings
 from s3cache._wire import WireSession
@@ -185,6 +186,8 @@ class LoopClient:
         try:
             async with clients.new_client() as client:
                 correct_signing(client, clients.clock)
+                if clients.paced:  # pacing hook: aiobotocore's attempts wait their turn too
+                    pace_client(client)
                 wire = await self._plan(clients, client) if clients.fast_path else None
                 self.client, self.wire = client, wire
                 try:
@@ -263,6 +266,8 @@ class Clients:
         """The clients of a cache with these (validated) ``settings``; none opened yet."""
         self.bucket = settings.bucket
         self.fast_path = settings.fast_path
+        #: Whether requests are paced on SlowDown (``pacing=``).
+        self.paced = settings.pacing
         #: Each operation's deadline in seconds, waiting for a slot included.
         self.timeout = settings.timeout
         #: Requests in flight at most, per event loop (the semaphore's size).

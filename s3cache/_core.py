@@ -105,6 +105,7 @@ class AsyncS3Cache:
             verifies with one of them; unsigned, unknown-key or altered entries are misses,
             counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
         stale_ttl: ``get_or_set``'s default ``stale_ttl``, recorded on each write (see Freshness).
+        pacing: Adaptive pacing on SlowDown, per bucket and process (README "Pacing").
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -147,6 +148,7 @@ class AsyncS3Cache:
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
         stale_ttl: float | timedelta | None = None,
+        pacing: bool = True,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -182,6 +184,7 @@ class AsyncS3Cache:
             request_payer=request_payer,
             signing_key=signing_key,
             stale_ttl=stale_ttl,
+            pacing=pacing,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
@@ -421,8 +424,8 @@ class AsyncS3Cache:
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""
-        transport = self._transport
-        return self._recorder.snapshot(transport.recovered, transport.clock.offset)
+        sender = self._transport
+        return self._recorder.snapshot(sender.recovered, sender.clock.offset, sender.pacing)
 
     async def close(self) -> None:
         """Close the clients; idempotent. Requests already in flight finish first (each within

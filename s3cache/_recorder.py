@@ -10,6 +10,7 @@ what ``on_error`` decides (raise, or log and fall back) and the rate-limited err
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Final, Literal, Protocol, TypeVar
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
 from s3cache.errors import BatchError, CacheClosedError, S3CacheError
 
-__all__ = ["ErrorLog", "Op", "Recorder", "Sink"]
+__all__ = ["ErrorLog", "Op", "Paced", "Recorder", "Sink"]
 
 logger = logging.getLogger("s3cache")
 
@@ -184,6 +185,18 @@ class _ObserverSink:
         return repr(self._observer)
 
 
+class Paced(Protocol):
+    """What ``stats()`` reads of the transport's adaptive pacing (:mod:`s3cache._paced`)."""
+
+    @property
+    def throttles(self) -> int:
+        """Throttling replies this cache received."""
+
+    @property
+    def rate(self) -> float | None:
+        """The send rate allowed now, requests per second (None: unpaced)."""
+
+
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
@@ -289,6 +302,12 @@ class Recorder:
             raise summary
         self._log(summary)
 
-    def snapshot(self, recovered: Mapping[str, int], clock_offset_s: float) -> CacheStats:
-        """The counters now, with the transport's ``recovered`` writes and clock offset."""
-        return self.counters.snapshot(recovered, clock_offset_s)
+    def snapshot(
+        self, recovered: Mapping[str, int], clock_offset_s: float, pacing: Paced | None = None
+    ) -> CacheStats:
+        """The counters now, with the transport's ``recovered`` writes, clock offset and
+        ``pacing`` (its throttling replies and the send rate allowed now)."""
+        stats = self.counters.snapshot(recovered, clock_offset_s)
+        if pacing is None:
+            return stats
+        return dataclasses.replace(stats, throttles=pacing.throttles, send_rate=pacing.rate)

@@ -22,11 +22,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from s3cache._bucket_options import BucketOptions
 from s3cache._client import Clients, HandOff, LoopClient
 from s3cache._clock import SKEW_CODES, describe
+from s3cache._paced import PaceRefused, Pacing, current_send, end_send, start_send
 from s3cache._reply import ErrorReply, Reply
 from s3cache._route import OPERATIONS
 from s3cache._rules import FAILURES, Outcome, Rules, failure, translate, warning_in
 from s3cache._settings import Settings
-from s3cache.errors import CacheClosedError, CredentialsError, S3CacheError
+from s3cache.errors import CacheClosedError, CredentialsError, S3CacheError, StoreTimeoutError
 
 __all__ = ["Request", "Sender"]
 
@@ -77,6 +78,8 @@ class Sender(Clients):
         super().__init__(settings)
         #: Encryption, owner, checksum, storage class and payer options, validated.
         self.options: BucketOptions = settings.options
+        #: Adaptive pacing on SlowDown (None: ``pacing=False``); see :mod:`s3cache._paced`.
+        self.pacing = Pacing(settings.endpoint_url, settings.bucket) if settings.pacing else None
 
     async def call(self, request: Request, *, botocore: bool = False) -> tuple[Outcome, Reply]:
         """Send ``request`` (``botocore=True``: through aiobotocore whatever the route): wait
@@ -85,10 +88,13 @@ class Sender(Clients):
         cause). Counted in flight until it ends, so that :meth:`aclose` lets it finish."""
         loop_client = self.loop_client()
         loop_client.in_flight += 1
+        paced = None
         try:
-            async with asyncio.timeout(self.timeout), loop_client.semaphore:
+            async with asyncio.timeout(self.timeout) as scope, loop_client.semaphore:
                 if loop_client.client is None:
                     await loop_client.open(self)
+                if self.pacing is not None:  # pacing hook: each attempt waits its turn
+                    paced = start_send(self.pacing.start(scope.when() or 0.0))
                 signed_offset = self.clock.offset  # another request may correct it meanwhile
                 reply = await self._attempt(loop_client, request, botocore)
                 if reply.status < 300:  # the common case, without a look at the rules
@@ -96,6 +102,12 @@ class Sender(Clients):
                 return await self._judged(loop_client, request, botocore, reply, signed_offset)
         except S3CacheError:
             raise
+        except PaceRefused:
+            raise StoreTimeoutError(
+                f"{request.op} {request.key!r}: not sent: requests to bucket {self.bucket!r} "
+                "are paced after SlowDown replies, and the wait for a turn would pass the "
+                f"{self.timeout:g} s deadline"
+            ) from None
         except Exception as exc:
             warning = warning_in(exc)
             if warning is not None:  # a Warning raised as an error: s3cache's bug, not the store's
@@ -105,6 +117,8 @@ class Sender(Clients):
                 raise CacheClosedError(f"{op} {key!r}: the cache was closed meanwhile") from exc
             raise translate(exc, op, key, self.timeout, self.options) from exc
         finally:
+            if paced is not None:
+                end_send(paced)
             loop_client.leave()
 
     def _raise_failure(self, request: Request, outcome: Outcome, reply: Reply) -> None:
@@ -234,7 +248,10 @@ class Sender(Clients):
         path, url = route.url(key)
         context: dict[str, Any] | None = None
         attempt = 1
+        send = current_send()  # pacing hook: None when pacing is off
         while True:
+            if send is not None:
+                await send.pacing.before(send)
             signed = await route.sign(operation, path, headers, body)
             try:
                 sent = await wire.send(operation.method, url, signed, body)
@@ -246,6 +263,8 @@ class Sender(Clients):
             else:
                 reply = Reply(sent.status, sent.headers, sent.body)
                 status = reply.status
+                if send is not None:
+                    send.pacing.after(send, status, reply.code if status >= 400 else None)
                 if status < 300:
                     if route.release_quota is not None:
                         route.release_quota(context=context or {}, http_response=_SUCCESS)

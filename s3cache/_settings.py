@@ -69,6 +69,7 @@ class Arguments(TypedDict):
     request_payer: RequestPayer | None
     signing_key: bytes | Sequence[bytes] | None
     stale_ttl: float | timedelta | None  # issue 23: freshness
+    pacing: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +102,7 @@ class Settings:
     options: BucketOptions
     signing_keys: tuple[bytes, ...] = field(repr=False)
     freshness: _freshness.Policy
+    pacing: bool = True
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -122,6 +124,8 @@ class Settings:
         options = _bucket_options(given)
         keys = _signing.signing_keys(given["signing_key"])
         serializer = given["serializer"]
+        if not isinstance(given["pacing"], bool):  # pacing hook
+            raise TypeError(f"pacing must be a bool, not {type(given['pacing']).__name__}")
         return cls(
             bucket=given["bucket"],
             prefix=_keys.normalize_prefix(given["prefix"]),
@@ -152,6 +156,7 @@ class Settings:
             options=options,
             signing_keys=keys,
             freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
+            pacing=given["pacing"],
         )
 
     @property

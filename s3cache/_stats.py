@@ -75,7 +75,10 @@ class CacheStats:
     refused to serve (each also a miss, or ``exists`` False).
     ``stale_served`` counts, by reason (``revalidating``), the values served past their ttl
     (each also a hit); ``refreshes`` the background refreshes that ended, ``refresh_failed``
-    those that failed (the stale entry stays; the key backs off).
+    those that failed (the stale entry stays; the key backs off). ``throttles`` counts the
+    throttling replies (503 SlowDown and its kin, retries included) this cache received;
+    ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
+    this process (None: not paced; see ``pacing=``).
     """
 
     hits: int = 0
@@ -94,6 +97,8 @@ class CacheStats:
     stale_served: Mapping[str, int] = field(default_factory=dict)
     refreshes: int = 0
     refresh_failed: int = 0
+    throttles: int = 0
+    send_rate: float | None = None
 
     @property
     def error_count(self) -> int:
@@ -134,6 +139,9 @@ class CacheStats:
             )
         if self.recovered:
             lines.append(f"recovered {_counts(self.recovered)}")
+        if self.throttles or self.send_rate is not None:
+            rate = "unpaced" if self.send_rate is None else f"paced at {self.send_rate:.1f}/s"
+            lines.append(f"throttled {self.throttles:,} times, {rate}")
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks import scale
+from benchmarks.scale_targets import render_verdicts, scale_targets
 from harness.s3limits import Limits
 
 
@@ -34,7 +36,7 @@ def plan(tmp_path: Path, **changes: object) -> scale.Plan:
     ("cell", "message"),
     [
         (scale.Cell(8, layout="hashed"), "layout 'hashed' is not in s3cache yet"),
-        (scale.Cell(8, pacing=True), "adaptive pacing is not in s3cache yet"),
+        (scale.Cell(8, layout="hashed", pacing=True), "layout 'hashed' is not in s3cache yet"),
     ],
 )
 def test_what_s3cache_lacks_is_refused_by_name(cell: scale.Cell, message: str) -> None:
@@ -61,7 +63,7 @@ def test_the_plan_crosses_layouts_pacing_and_process_counts() -> None:
         (16, True),
     ]
     quick = scale.plan_from(scale.build_parser().parse_args(["--quick"]))
-    assert [c.processes for c in quick.cells] == [4]
+    assert [(c.processes, c.pacing) for c in quick.cells] == [(4, False), (4, True)]
     assert quick.limits.split_after_s == 4.0
     assert quick.limits.read_rate == pytest.approx(55)
 
@@ -88,3 +90,44 @@ def test_a_short_run_measures_goodput_slowdowns_and_a_split(tmp_path: Path) -> N
     assert saved["plan"]["limits"]["read_rate"] == 20
     [figure] = tmp_path.glob("scale-goodput-*.png")
     assert figure.read_bytes().startswith(b"\x89PNG")
+
+
+def _cell_report(processes: int, pacing: bool, **figures: Any) -> scale.CellReport:
+    values: dict[str, Any] = {
+        "seconds": 10.0,
+        "ops": 1000,
+        "ok": 1000,
+        "failed": {},
+        "goodput": 100.0,
+        "slowdowns": 0,
+        "p50_ms": 20.0,
+        "p99_ms": 50.0,
+        "capacity": 100.0,
+        "partitions": 1,
+        "splits": [],
+    }
+    values.update(figures)
+    return scale.CellReport(cell=scale.Cell(processes, "flat", pacing), **values)
+
+
+def test_the_targets_are_read_met_or_not_with_reasons() -> None:
+    reports = [
+        _cell_report(8, False, slowdowns=500, failed={"server": 10}),
+        _cell_report(8, True, slowdowns=40, goodput=101.0),
+        _cell_report(16, False, slowdowns=500, splits=[4.0, 8.0]),
+        _cell_report(16, True, slowdowns=100, goodput=90.0, splits=[4.0]),
+    ]
+    verdicts = scale_targets(reports, "on a shared machine")
+    capacity, base8, base16, cut8, cut16 = verdicts
+    assert capacity.met is None  # no 32-process hashed cell with pacing ran
+    assert (base8.met, base8.measured) == (True, "1.0% failed (10 of 1000)")
+    assert base16.met is True
+    assert cut8.met is True  # 12.5x fewer, goodput up
+    assert cut16.met is False
+    assert "only 5.0x fewer" in cut16.why
+    assert "goodput fell 10%, with fewer splits (1 against 2)" in cut16.why
+    assert "on a shared machine" in cut16.why
+    text = render_verdicts(verdicts)
+    assert text.count("[MET]") == 3
+    assert text.count("[NOT MET]") == 1
+    assert text.count("[NOT RUN]") == 1

@@ -49,6 +49,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._entries": 1,
     # 2. Transport: requests, clients, retries, error translation.
     "s3cache._pacing": 2,  # a policy, no I/O: the transport's pacing on SlowDown
+    "s3cache._paced": 2,  # the pacer wired into sending (both paths)
     "s3cache._sigv4": 2,
     "s3cache._clock": 2,
     "s3cache._redact": 2,
@@ -112,7 +113,11 @@ LAYERS: Final[dict[str, int]] = {
 MAX_MODULE_LINES: Final = 500
 MAX_FUNCTION_LINES: Final = 60
 #: Modules allowed past :data:`MAX_MODULE_LINES` for now, each with the work that splits it.
-KNOWN_LONG_MODULES: Final[dict[str, str]] = {}
+KNOWN_LONG_MODULES: Final[dict[str, str]] = {
+    # wave 4: issue 28's pacing= takes _core 3 lines past the bound; the other wave-4 options
+    # will too: the lead moves the constructor (its docs and Settings.build call) at merge.
+    "s3cache._core": "the constructor's parameters and their docs",
+}
 #: Frameworks s3cache works with but never imports when it is imported.
 OPTIONAL: Final = (
     "litellm",

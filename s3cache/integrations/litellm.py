@@ -50,6 +50,7 @@ CORE_KWARGS: Final = (
             "max_concurrency",
             "observer",
             "on_error",
+            "pacing",
             "serializer",
             "session",
             "signing_key",  # signed entries: unsigned or altered ones are misses
@@ -72,7 +73,7 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
 
     Construct it exactly like litellm's ``S3Cache``; ``**kwargs`` may only hold s3cache options
     (``max_concurrency``, ``default_ttl``, ``timeout``, ``session``, ``serializer``,
-    ``on_error``, ``fast_path``, ``local``, ``observer``, ``compression``,
+    ``on_error``, ``fast_path``, ``pacing``, ``local``, ``observer``, ``compression``,
     ``compression_threshold``, and the company-bucket options ``sse``, ``sse_kms_key_id``,
     ``sse_bucket_key_enabled``, ``sse_customer_key``, ``expected_bucket_owner``, ``checksum``,
     ``storage_class``, ``request_payer``, and ``signing_key``: see

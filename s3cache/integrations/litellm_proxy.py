@@ -80,7 +80,7 @@ class _BackendBuilder:
 
 
 #: s3cache options that ``os.environ/`` references deliver as ``true``/``false`` strings.
-_BOOLEAN: Final = frozenset({"sse_bucket_key_enabled", "fast_path"})
+_BOOLEAN: Final = frozenset({"sse_bucket_key_enabled", "fast_path", "pacing"})
 
 
 def _from_yaml(name: str, value: Any) -> Any:
