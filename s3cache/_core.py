@@ -103,6 +103,7 @@ class AsyncS3Cache:
             carries an HMAC-SHA256 by the first key, and an entry read is served only when it
             verifies with one of them; unsigned, unknown-key or altered entries are misses,
             counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
+        create_bucket: True: a missing bucket is created (idempotently) and the request resent.
 
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
@@ -144,6 +145,7 @@ class AsyncS3Cache:
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
+        create_bucket: bool = False,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -178,10 +180,11 @@ class AsyncS3Cache:
             storage_class=storage_class,
             request_payer=request_payer,
             signing_key=signing_key,
+            create_bucket=create_bucket,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
-        self._recorder = recorder = Recorder(settings.observer, settings.raise_errors)
+        self._recorder = recorder = Recorder.of(settings)
         self._coherence = coherence = Coherence(settings.local)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings)
@@ -382,17 +385,14 @@ class AsyncS3Cache:
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
-        """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
-        and replace, delete a probe; the report says what the server does not support (and is
-        what :meth:`capabilities` answers from then on).
-
-        Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
-        names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
-        Its requests go through aiobotocore, whatever ``fast_path`` says.
-        """
+        """Prove the bucket exists and is writable (HeadBucket; put, get, conditional create and
+        replace, delete a probe, via aiobotocore); the report says what the server lacks (and
+        :meth:`capabilities` answers from it). Call it at startup to fail there: it always raises
+        (whatever ``on_error`` says) an S3CacheError naming the cause (no such bucket, access
+        denied, bad credentials, endpoint unreachable) and a configuration error's fix."""
         self._check_open()
-        where = self._settings.shown_endpoint
-        return await _check.check(self._transport, self._capabilities, self.prefix, where)
+        at = self._settings.shown_endpoint, self._recorder.explain
+        return await _check.check(self._transport, self._capabilities, self.prefix, *at)
 
     async def capabilities(self) -> Capabilities:
         """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the

@@ -68,6 +68,7 @@ class Arguments(TypedDict):
     storage_class: str | None
     request_payer: RequestPayer | None
     signing_key: bytes | Sequence[bytes] | None
+    create_bucket: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +99,7 @@ class Settings:
     fast_path: bool
     options: BucketOptions
     signing_keys: tuple[bytes, ...] = field(repr=False)
+    create_bucket: bool = False
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -118,6 +120,8 @@ class Settings:
         )
         options = _bucket_options(given)
         keys = _signing.signing_keys(given["signing_key"])
+        if not isinstance(given["create_bucket"], bool):
+            raise TypeError(f"create_bucket must be True or False, not {given['create_bucket']!r}")
         serializer = given["serializer"]
         return cls(
             bucket=given["bucket"],
@@ -148,12 +152,19 @@ class Settings:
             fast_path=given["fast_path"],
             options=options,
             signing_keys=keys,
+            create_bucket=given["create_bucket"],
         )
 
     @property
     def shown_endpoint(self) -> str | None:
         """The endpoint URL for messages and ``repr``: any user:password part removed."""
         return _options.redact_url(self.endpoint_url)
+
+    @property
+    def where(self) -> tuple[str, str | None, str | None]:
+        """The bucket, the shown endpoint and the region given (None: botocore's chain), for
+        the messages of configuration errors."""
+        return self.bucket, self.shown_endpoint, self.client_kwargs["region_name"]
 
     @property
     def secrets(self) -> list[bytes | None]:

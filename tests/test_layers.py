@@ -44,6 +44,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._tags": 1,
     "s3cache._durations": 1,
     "s3cache._url": 1,
+    "s3cache._config_errors": 1,
     "s3cache._pricing": 1,
     "s3cache._layout": 1,
     "s3cache._entries": 1,
