@@ -126,7 +126,7 @@ class AsyncS3Cache:
         session: Any = None,
         api_version: str | None = None,
         config: Config | None = None,
-        default_ttl: float | timedelta | None = None,
+        default_ttl: float | timedelta | str | None = None,
         max_concurrency: int = 64,
         timeout: float = DEFAULT_TIMEOUT,
         serializer: Serializer | None = None,
@@ -231,7 +231,7 @@ class AsyncS3Cache:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+    async def set(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
         Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
@@ -241,7 +241,7 @@ class AsyncS3Cache:
         await self._writes.store(okey, value, self._entries.ttl(ttl))
 
     async def set_many(
-        self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
+        self, mapping: Mapping[str, Any], ttl: float | timedelta | str | None = None
     ) -> dict[str, S3CacheError]:
         """Store every item of ``mapping``; all are validated before any request.
 
@@ -252,7 +252,7 @@ class AsyncS3Cache:
         """
         return await set_many(self, mapping, ttl, {})
 
-    async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
+    async def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
 
         Uses a conditional write (``If-None-Match: *``). An expired entry counts as absent and is
@@ -269,7 +269,7 @@ class AsyncS3Cache:
         self,
         key: str,
         factory: Callable[[], Any],
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         *,
         lease: float | timedelta | None = None,
     ) -> Any:
@@ -298,7 +298,7 @@ class AsyncS3Cache:
 
     def cached(
         self,
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
@@ -484,7 +484,7 @@ class AsyncS3Cache:
 async def set_many(
     cache: AsyncS3Cache,
     mapping: Mapping[str, Any],
-    ttl: float | timedelta | None,
+    ttl: float | timedelta | str | None,
     metadata: Mapping[str, Mapping[str, str]],
 ) -> dict[str, S3CacheError]:
     """:meth:`AsyncS3Cache.set_many`, with extra user ``metadata`` for some keys: how the

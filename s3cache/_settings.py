@@ -49,7 +49,7 @@ class Arguments(TypedDict):
     session: Any
     api_version: str | None
     config: Config | None
-    default_ttl: float | timedelta | None
+    default_ttl: float | timedelta | str | None
     max_concurrency: int
     timeout: float
     serializer: Serializer | None
@@ -139,7 +139,7 @@ class Settings:
             },
             session=given["session"],
             config=given["config"],
-            default_ttl=_expiry.normalize_ttl(given["default_ttl"]),
+            default_ttl=_expiry.normalize_ttl(given["default_ttl"], "default_ttl"),
             max_concurrency=given["max_concurrency"],
             timeout=float(given["timeout"]),
             serializer=serializer if serializer is not None else JsonSerializer(),
