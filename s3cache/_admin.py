@@ -51,6 +51,11 @@ class Admin:
         _, reply = await self._sender.call(request, botocore=True)
         return reply.headers
 
+    async def create_bucket(self) -> bool:
+        """Create the bucket (``s3cache create-bucket``; see :meth:`Sender.make_bucket`): True
+        when created, False when it already existed and is ours."""
+        return await self._sender.make_bucket()
+
     async def get_lifecycle_rules(self) -> list[dict[str, Any]]:
         """The bucket's lifecycle rules, [] when it has none; NotSupportedError without the API."""
         outcome, resp = await self._send(_GET_LIFECYCLE)

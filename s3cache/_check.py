@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from s3cache import _expiry, _format
@@ -45,6 +46,24 @@ class CheckReport:
 
 
 async def check(
+    transport: Transport,
+    learner: Learner,
+    prefix: str,
+    endpoint_url: str | None,
+    explain: Callable[[S3CacheError], tuple[S3CacheError, bool]],
+) -> CheckReport:
+    """:func:`round_trip`; a configuration error it raises is ``explain``-ed with its fix
+    (:meth:`~s3cache._recorder.Recorder.explain`)."""
+    try:
+        return await round_trip(transport, learner, prefix, endpoint_url)
+    except S3CacheError as exc:
+        explained, _ = explain(exc)
+        if explained is exc:
+            raise
+        raise explained from exc.__cause__
+
+
+async def round_trip(
     transport: Transport, learner: Learner, prefix: str, endpoint_url: str | None
 ) -> CheckReport:
     """HeadBucket, then put and get a probe, learn the server's conditional writes on it afresh

@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _keys, _redact
+from s3cache import _check, _fleet, _keys, _parameters, _redact
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
 from s3cache._callkey import coroutine_decorator
@@ -45,68 +45,14 @@ P = ParamSpec("P")
 class AsyncS3Cache:
     """A cache whose entries are S3 objects, for asyncio code: ``await cache.get(key)``.
 
-    One long-lived client per event loop (aiobotocore, and a lean aiohttp path for object
-    requests), at most ``max_concurrency`` requests in flight, each operation under a
+    One long-lived client per event loop (aiobotocore, and s3cache's own HTTP/1.1 path for
+    object requests), at most ``max_concurrency`` requests in flight, each operation under a
     ``timeout``-second deadline. With ``on_error="log"`` store failures are logged, counted in
     :meth:`stats` and treated as misses; with ``"raise"`` they raise
     :class:`~s3cache.errors.S3CacheError` subclasses. Bad arguments always raise, before any
     request. No request is sent until the first operation.
 
-    Parameters:
-        bucket: The bucket that holds the entries.
-        prefix: Folder for the entries inside the bucket (``""``: the whole bucket). Keys map
-            ``:`` to ``/`` under it.
-        region_name: The bucket's region (botocore's default chain when None).
-        endpoint_url: An S3-compatible server (``http://localhost:9000``); None for AWS.
-        use_ssl: False for plain HTTP where the endpoint is not given as a URL.
-        verify: TLS verification: True, False, or a CA bundle path.
-        aws_access_key_id: Static credentials, with ``aws_secret_access_key`` (and optionally
-            ``aws_session_token``); None: botocore's credential chain (env, profile, IMDS...).
-        aws_secret_access_key: See ``aws_access_key_id``.
-        aws_session_token: See ``aws_access_key_id``.
-        session: An aiobotocore ``AioSession`` or aioboto3 ``Session`` to take credentials,
-            profiles and event hooks from (default: a session of its own).
-        api_version: Passed to ``create_client``.
-        config: A botocore ``Config`` merged over s3cache's defaults (standard retries, three
-            attempts; checksums only when required; a pool of ``max_concurrency``).
-        default_ttl: Seconds (or a ``timedelta``) for writes without a ttl; None: no expiry.
-        max_concurrency: Requests in flight at most, per event loop (also the pool size).
-        timeout: Each operation's deadline in seconds, waiting for a slot included.
-        serializer: Encodes values to bodies and back (default: :class:`JsonSerializer`);
-            ``bytes`` are always stored raw.
-        on_error: ``"log"`` (store failures are misses, logged and counted) or ``"raise"``.
-        local: A :class:`LocalTier` to keep recent entries in process (None: off).
-        observer: A :class:`CacheObserver` told of every finished operation.
-        compression: ``"zstd"`` or ``"gzip"`` for bodies of at least ``compression_threshold``
-            bytes (None: off); recorded in ``Content-Encoding``.
-        compression_threshold: The smallest body, in bytes, that is compressed.
-        fast_path: True (the default) sends object gets, heads, puts and deletes over aiohttp
-            with s3cache's own SigV4 signer where that is equivalent to aiobotocore; False
-            sends every request through aiobotocore (botocore event hooks, Stubber, tracing).
-        sse: Server-side encryption of PUTs: None (the bucket's default), ``"AES256"``
-            (SSE-S3), ``"aws:kms"`` (SSE-KMS) or ``"aws:kms:dsse"`` (DSSE-KMS).
-        sse_kms_key_id: The KMS key (id, ARN or alias) of a KMS mode; None: AWS's ``aws/s3``
-            key. A key id without a KMS mode is a ValueError.
-        sse_bucket_key_enabled: True or False turns S3 Bucket Keys on or off for KMS PUTs
-            (fewer KMS calls); None leaves the bucket's setting. Only with a KMS mode.
-        sse_customer_key: 32 bytes for SSE-C; the key and its MD5 go on every PUT, GET and
-            HEAD. Never shown in ``repr``, logs, errors or stats. Not with ``sse``.
-        expected_bucket_owner: A 12-digit account id, sent as ``x-amz-expected-bucket-owner``
-            on every request: a bucket of another account is refused (``BucketOwnerError``).
-        checksum: None (checksums only where S3 requires them), ``"crc32"``, ``"crc32c"``,
-            ``"sha256"`` or ``"crc64nvme"`` (the last two with ``awscrt``): each PUT carries
-            the body's checksum for the server to verify; each GET verifies the one it gets
-            back (``ChecksumMismatchError``, a ``CorruptEntryError``: a miss when logging).
-        storage_class: The S3 storage class of PUTs (``"STANDARD_IA"``...; the archive classes
-            GLACIER and DEEP_ARCHIVE are refused: entries there could not be read).
-        request_payer: ``"requester"`` for requester-pays buckets, on every request.
-        signing_key: bytes (at least 16), or a list of them for rotation: every entry written
-            carries an HMAC-SHA256 by the first key, and an entry read is served only when it
-            verifies with one of them; unsigned, unknown-key or altered entries are misses,
-            counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
-        stale_ttl: ``get_or_set``'s default ``stale_ttl``, recorded on each write (see Freshness).
-        pacing: Adaptive pacing on SlowDown, per bucket and process (README "Pacing").
-
+    {parameters}
     The company-bucket options (``sse`` to ``request_payer``) are off by default and apply to
     every request that takes them, on the wire path and through aiobotocore alike. An S3
     Express One Zone directory bucket (``<name>--<zone id>--x-s3``) is recognised by its name;
@@ -128,7 +74,7 @@ class AsyncS3Cache:
         session: Any = None,
         api_version: str | None = None,
         config: Config | None = None,
-        default_ttl: float | timedelta | None = None,
+        default_ttl: float | timedelta | str | None = None,
         max_concurrency: int = 64,
         timeout: float = DEFAULT_TIMEOUT,
         serializer: Serializer | None = None,
@@ -149,6 +95,7 @@ class AsyncS3Cache:
         signing_key: bytes | Sequence[bytes] | None = None,
         stale_ttl: float | timedelta | None = None,
         pacing: bool = True,
+        create_bucket: bool = False,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -185,10 +132,11 @@ class AsyncS3Cache:
             signing_key=signing_key,
             stale_ttl=stale_ttl,
             pacing=pacing,
+            create_bucket=create_bucket,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
-        self._recorder = recorder = Recorder(settings.observer, settings.raise_errors)
+        self._recorder = recorder = Recorder.of(settings)
         self._coherence = coherence = Coherence(settings.local)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings)
@@ -236,7 +184,7 @@ class AsyncS3Cache:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+    async def set(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
         Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
@@ -246,7 +194,7 @@ class AsyncS3Cache:
         await self._writes.store(okey, value, self._entries.ttl(ttl))
 
     async def set_many(
-        self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
+        self, mapping: Mapping[str, Any], ttl: float | timedelta | str | None = None
     ) -> dict[str, S3CacheError]:
         """Store every item of ``mapping``; all are validated before any request.
 
@@ -257,7 +205,7 @@ class AsyncS3Cache:
         """
         return await set_many(self, mapping, ttl, {})
 
-    async def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
+    async def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
 
         Uses a conditional write (``If-None-Match: *``). An expired entry counts as absent and is
@@ -274,7 +222,7 @@ class AsyncS3Cache:
         self,
         key: str,
         factory: Callable[[], Any],
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | None = None,
@@ -296,7 +244,7 @@ class AsyncS3Cache:
 
     def cached(
         self,
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
@@ -384,17 +332,14 @@ class AsyncS3Cache:
     # -- operations ------------------------------------------------------------------------
 
     async def check(self) -> CheckReport:
-        """Prove the bucket exists and is writable: HeadBucket, then put, get, conditional create
-        and replace, delete a probe; the report says what the server does not support (and is
-        what :meth:`capabilities` answers from then on).
-
-        Always raises (whatever ``on_error`` says) an :class:`~s3cache.errors.S3CacheError` that
-        names the cause: no such bucket, access denied, bad credentials, endpoint unreachable.
-        Its requests go through aiobotocore, whatever ``fast_path`` says.
-        """
+        """Prove the bucket exists and is writable (HeadBucket; put, get, conditional create and
+        replace, delete a probe, via aiobotocore); the report says what the server lacks (and
+        :meth:`capabilities` answers from it). Call it at startup to fail there: it always raises
+        (whatever ``on_error`` says) an S3CacheError naming the cause (no such bucket, access
+        denied, bad credentials, endpoint unreachable) and a configuration error's fix."""
         self._check_open()
-        where = self._settings.shown_endpoint
-        return await _check.check(self._transport, self._capabilities, self.prefix, where)
+        at = self._settings.shown_endpoint, self._recorder.explain
+        return await _check.check(self._transport, self._capabilities, self.prefix, *at)
 
     async def capabilities(self) -> Capabilities:
         """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the
@@ -487,7 +432,7 @@ class AsyncS3Cache:
 async def set_many(
     cache: AsyncS3Cache,
     mapping: Mapping[str, Any],
-    ttl: float | timedelta | None,
+    ttl: float | timedelta | str | None,
     metadata: Mapping[str, Mapping[str, str]],
 ) -> dict[str, S3CacheError]:
     """:meth:`AsyncS3Cache.set_many`, with extra user ``metadata`` for some keys: how the
@@ -495,6 +440,9 @@ async def set_many(
     seconds = cache._entries.ttl(ttl)
     items = cache._writes.encoded(cache._object_key, mapping, seconds, metadata)
     return await cache._writes.put_many(items, seconds)
+
+
+AsyncS3Cache.__doc__ = _parameters.document(AsyncS3Cache.__doc__)
 
 
 def failed(cache: AsyncS3Cache, exc: S3CacheError, fallback: T) -> T:

@@ -38,7 +38,7 @@ class Entries:
         #: Signs every entry written and verifies every entry read (None: no signing key).
         self.signer = _signing.Signer(keys) if keys else None
 
-    def ttl(self, ttl: float | timedelta | None) -> float | None:
+    def ttl(self, ttl: float | timedelta | str | None) -> float | None:
         """``ttl`` validated into seconds; None: the cache's ``default_ttl``."""
         return self._default_ttl if ttl is None else _expiry.normalize_ttl(ttl)
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from s3cache import _durations
+
 __all__ = [
     "MAX_TTL",
     "MIN_TTL",
@@ -43,8 +45,9 @@ _MONTHS: Final = {
 }
 
 
-def normalize_ttl(ttl: float | timedelta | None, name: str = "ttl") -> float | None:
+def normalize_ttl(ttl: float | timedelta | str | None, name: str = "ttl") -> float | None:
     """Seconds as a float, or None for no expiry; rejects wrong types and unenforceable values.
+    A string is a duration (``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``: :mod:`s3cache._durations`).
 
     ``name`` is the parameter named in error messages (leases and locks are validated alike).
     """
@@ -52,9 +55,12 @@ def normalize_ttl(ttl: float | timedelta | None, name: str = "ttl") -> float | N
         return None
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
+    elif isinstance(ttl, str):  # issue 26: TTL strings
+        seconds = _durations.seconds(ttl, name)
     elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(
-            f"{name} must be seconds (int or float) or a timedelta, not {type(ttl).__name__}"
+            f'{name} must be seconds (int or float), a timedelta or a duration string ("1h"), '
+            f"not {type(ttl).__name__}"
         )
     else:
         try:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Final, Literal, Protocol, TypeVar
 
+from s3cache._config_errors import ConfigAlarm
+from s3cache._settings import Settings
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
 from s3cache.errors import BatchError, CacheClosedError, S3CacheError
 
@@ -47,8 +49,9 @@ class ErrorLog:
     def __call__(self, exc: S3CacheError) -> None:
         self.note(exc.kind, f"s3cache {exc.kind} failure: {exc}")
 
-    def note(self, kind: str, text: str) -> None:
-        """Log ``text`` as a warning, unless a line of its ``kind`` went out within the interval."""
+    def note(self, kind: str, text: str, level: int = logging.WARNING) -> None:
+        """Log ``text`` (a warning by default), unless a line of its ``kind`` went out within
+        the interval."""
         now = time.monotonic()
         last = self._last.get(kind)
         if last is not None and now - last < _LOG_INTERVAL:
@@ -57,7 +60,7 @@ class ErrorLog:
         self._last[kind] = now
         held = self._suppressed.pop(kind, 0)
         more = f" ({held} more like it since the last report)" if held else ""
-        logger.warning("%s%s", text, more)
+        logger.log(level, "%s%s", text, more)
 
 
 class Op:
@@ -200,14 +203,29 @@ class Paced(Protocol):
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
-    __slots__ = ("_log", "_raise", "counters", "sinks")
+    __slots__ = ("_alarm", "_log", "_raise", "counters", "sinks")
 
-    def __init__(self, observer: CacheObserver | None, raise_errors: bool) -> None:
+    def __init__(
+        self,
+        observer: CacheObserver | None,
+        raise_errors: bool,
+        where: tuple[str, str | None, str | None] | None = None,
+    ) -> None:
+        """Counters for a cache with this ``observer`` and ``on_error`` (``raise_errors``);
+        ``where`` (bucket, endpoint, region) turns on the explaining of configuration errors."""
         self.counters = Counters()
+        #: Configuration errors (issue 26): explained with their fix, the first of each kind
+        #: logged at ERROR.
+        self._alarm = None if where is None else ConfigAlarm(*where)
         self._log = ErrorLog()
         self._raise = raise_errors
         #: Who hears of each finished operation: the observer, if any, then any added sink.
         self.sinks: list[Sink] = [] if observer is None else [_ObserverSink(observer)]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Recorder:
+        """The recorder of a cache with these ``settings`` (configuration errors explained)."""
+        return cls(settings.observer, settings.raise_errors, settings.where)
 
     def op(self, name: str, key: str | None) -> Op:
         """Record the operation ``name`` on ``key``: ``with recorder.op(...) as op:``."""
@@ -234,6 +252,8 @@ class Recorder:
             counters.sets += 1
             counters.bytes_out += op.nbytes
         counters.deletes += op.removed
+        if op.error is None and self._alarm is not None:  # the endpoint answered
+            self._alarm.answered = True
         for sink in self.sinks:
             try:
                 sink.finished(op)
@@ -244,16 +264,29 @@ class Recorder:
         """Count and log a store failure; raise it or return ``fallback`` per ``on_error``
         (a closed cache always raises: nothing is dropped silently)."""
         self.counters.errors[exc.kind] += 1
+        exc, first = self.explain(exc)
         if self._raise or isinstance(exc, CacheClosedError):
             raise exc
-        self._log(exc)
+        self._told(exc, first)
         return fallback
 
     def note(self, exc: S3CacheError) -> None:
         """Count and log a failure that is not the caller's to handle, whatever ``on_error``
         says (a lease release, a lock renewal)."""
         self.counters.errors[exc.kind] += 1
-        self._log(exc)
+        self._told(*self.explain(exc))
+
+    def explain(self, exc: S3CacheError) -> tuple[S3CacheError, bool]:
+        """``exc``, with its fix when it is a configuration error, and whether it is the first
+        of its kind (see :mod:`s3cache._config_errors`)."""
+        return (exc, False) if self._alarm is None else self._alarm.explain(exc)
+
+    def _told(self, exc: S3CacheError, first: bool) -> None:
+        if first:  # a configuration error, first of its kind: loud, once
+            text = f"s3cache configuration error ({exc.kind}): {exc}"
+            self._log.note(exc.kind, text, logging.ERROR)
+        else:
+            self._log(exc)
 
     def refreshed(self, okey: str, error: BaseException | None, backoff: float) -> None:
         """A background refresh of ``okey`` ended: counted; a failure (``error``, after which
@@ -300,6 +333,9 @@ class Recorder:
         summary = BatchError(op, failed, total, done, stopped, stopped_after)
         if self._raise or any(isinstance(e, CacheClosedError) for e in errors):
             raise summary
+        cause, first = self.explain(errors[0])
+        if first:
+            self._told(cause, first)
         self._log(summary)
 
     def snapshot(

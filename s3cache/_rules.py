@@ -159,6 +159,8 @@ RULES: Final[Mapping[str, Rules]] = {
     "PutBucketLifecycleConfiguration": Rules(optional_api=True),
     "DeleteBucketLifecycle": Rules(optional_api=True),
     "GetBucketPolicy": Rules({"NoSuchBucketPolicy": "empty"}, optional_api=True),
+    # create_bucket (issue 26): a bucket already ours (a lost response's retry, a race) is done
+    "CreateBucket": Rules({"BucketAlreadyOwnedByYou": "refused"}),
 }
 
 

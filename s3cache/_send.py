@@ -25,9 +25,15 @@ from s3cache._clock import SKEW_CODES, describe
 from s3cache._paced import PaceRefused, Pacing, current_send, end_send, start_send
 from s3cache._reply import ErrorReply, Reply
 from s3cache._route import OPERATIONS
-from s3cache._rules import FAILURES, Outcome, Rules, failure, translate, warning_in
+from s3cache._rules import FAILURES, RULES, Outcome, Rules, failure, translate, warning_in
 from s3cache._settings import Settings
-from s3cache.errors import CacheClosedError, CredentialsError, S3CacheError, StoreTimeoutError
+from s3cache.errors import (
+    BucketNotFoundError,
+    CacheClosedError,
+    CredentialsError,
+    S3CacheError,
+    StoreTimeoutError,
+)
 
 __all__ = ["Request", "Sender"]
 
@@ -48,6 +54,7 @@ _METHODS: Final = {
     "PutBucketLifecycleConfiguration": "put_bucket_lifecycle_configuration",
     "DeleteBucketLifecycle": "delete_bucket_lifecycle",
     "GetBucketPolicy": "get_bucket_policy",
+    "CreateBucket": "create_bucket",
 }
 
 
@@ -80,12 +87,18 @@ class Sender(Clients):
         self.options: BucketOptions = settings.options
         #: Adaptive pacing on SlowDown (None: ``pacing=False``); see :mod:`s3cache._paced`.
         self.pacing = Pacing(settings.endpoint_url, settings.bucket) if settings.pacing else None
+        #: ``create_bucket=True``: a request that finds no bucket creates it, then is resent.
+        self.create_bucket = settings.create_bucket
 
-    async def call(self, request: Request, *, botocore: bool = False) -> tuple[Outcome, Reply]:
+    async def call(
+        self, request: Request, *, botocore: bool = False, create: bool = True
+    ) -> tuple[Outcome, Reply]:
         """Send ``request`` (``botocore=True``: through aiobotocore whatever the route): wait
         for a slot, then send it, all under the operation's deadline. Returns the reply and
         what it means; a failure raises its :class:`S3CacheError` (the reply chained as its
-        cause). Counted in flight until it ends, so that :meth:`aclose` lets it finish."""
+        cause). Counted in flight until it ends, so that :meth:`aclose` lets it finish. With
+        ``create_bucket=True`` (and ``create``), a missing bucket is created and ``request``
+        sent once more."""
         loop_client = self.loop_client()
         loop_client.in_flight += 1
         paced = None
@@ -100,6 +113,9 @@ class Sender(Clients):
                 if reply.status < 300:  # the common case, without a look at the rules
                     return "ok", reply
                 return await self._judged(loop_client, request, botocore, reply, signed_offset)
+        except BucketNotFoundError:
+            if not (create and self.create_bucket) or request.op == "CreateBucket":
+                raise
         except S3CacheError:
             raise
         except PaceRefused:
@@ -120,6 +136,27 @@ class Sender(Clients):
             if paced is not None:
                 end_send(paced)
             loop_client.leave()
+        return await self._in_new_bucket(request, botocore)
+
+    async def _in_new_bucket(self, request: Request, botocore: bool) -> tuple[Outcome, Reply]:
+        """``create_bucket=True``: create the bucket ``request`` found missing, send it again."""
+        await self.make_bucket()
+        return await self.call(request, botocore=botocore, create=False)
+
+    async def make_bucket(self) -> bool:
+        """CreateBucket in the client's region (or the one given; None: us-east-1's form, no
+        LocationConstraint). True: created; False: it already was ours. Idempotent."""
+        client = self.loop_client().client
+        given = self._client_kwargs.get("region_name")
+        region = client.meta.region_name if client is not None else given
+        params: dict[str, Any] = {}
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        request = Request("CreateBucket", self.bucket, params, RULES["CreateBucket"], has_key=False)
+        outcome, _ = await self.call(request, botocore=True)
+        if outcome == "ok":
+            logger.info("s3cache: created bucket %r (create_bucket=True)", self.bucket)
+        return outcome == "ok"
 
     def _raise_failure(self, request: Request, outcome: Outcome, reply: Reply) -> None:
         """Raise the typed error of a failed ``request`` (a cache closed meanwhile says so)."""

@@ -49,7 +49,7 @@ class Arguments(TypedDict):
     session: Any
     api_version: str | None
     config: Config | None
-    default_ttl: float | timedelta | None
+    default_ttl: float | timedelta | str | None
     max_concurrency: int
     timeout: float
     serializer: Serializer | None
@@ -70,6 +70,7 @@ class Arguments(TypedDict):
     signing_key: bytes | Sequence[bytes] | None
     stale_ttl: float | timedelta | None  # issue 23: freshness
     pacing: bool
+    create_bucket: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +104,7 @@ class Settings:
     signing_keys: tuple[bytes, ...] = field(repr=False)
     freshness: _freshness.Policy
     pacing: bool = True
+    create_bucket: bool = False
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -123,6 +125,8 @@ class Settings:
         )
         options = _bucket_options(given)
         keys = _signing.signing_keys(given["signing_key"])
+        if not isinstance(given["create_bucket"], bool):
+            raise TypeError(f"create_bucket must be True or False, not {given['create_bucket']!r}")
         serializer = given["serializer"]
         if not isinstance(given["pacing"], bool):  # pacing hook
             raise TypeError(f"pacing must be a bool, not {type(given['pacing']).__name__}")
@@ -142,7 +146,7 @@ class Settings:
             },
             session=given["session"],
             config=given["config"],
-            default_ttl=_expiry.normalize_ttl(given["default_ttl"]),
+            default_ttl=_expiry.normalize_ttl(given["default_ttl"], "default_ttl"),
             max_concurrency=given["max_concurrency"],
             timeout=float(given["timeout"]),
             serializer=serializer if serializer is not None else JsonSerializer(),
@@ -157,12 +161,19 @@ class Settings:
             signing_keys=keys,
             freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
             pacing=given["pacing"],
+            create_bucket=given["create_bucket"],
         )
 
     @property
     def shown_endpoint(self) -> str | None:
         """The endpoint URL for messages and ``repr``: any user:password part removed."""
         return _options.redact_url(self.endpoint_url)
+
+    @property
+    def where(self) -> tuple[str, str | None, str | None]:
+        """The bucket, the shown endpoint and the region given (None: botocore's chain), for
+        the messages of configuration errors."""
+        return self.bucket, self.shown_endpoint, self.client_kwargs["region_name"]
 
     @property
     def secrets(self) -> list[bytes | None]:

@@ -68,18 +68,18 @@ class S3Cache:
         """Whether a live entry is stored under ``key``."""
         return _loop.run(self._core.exists(key))
 
-    def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+    def set(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> None:
         """Store ``value`` under ``key``; see :meth:`AsyncS3Cache.set`."""
         return _loop.run(self._core.set(key, value, ttl))
 
     def set_many(
-        self, mapping: Mapping[str, Any], ttl: float | timedelta | None = None
+        self, mapping: Mapping[str, Any], ttl: float | timedelta | str | None = None
     ) -> dict[str, S3CacheError]:
         """Store every item of ``mapping``; returns the keys not stored, with why; see
         :meth:`AsyncS3Cache.set_many`."""
         return _loop.run(self._core.set_many(mapping, ttl))
 
-    def add(self, key: str, value: Any, ttl: float | timedelta | None = None) -> bool:
+    def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
         return _loop.run(self._core.add(key, value, ttl))
 
@@ -88,7 +88,7 @@ class S3Cache:
         self,
         key: str,
         factory: Callable[[], Any],
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | None = None,
@@ -110,7 +110,7 @@ class S3Cache:
 
     def cached(
         self,
-        ttl: float | timedelta | None = None,
+        ttl: float | timedelta | str | None = None,
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,

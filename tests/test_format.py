@@ -211,7 +211,7 @@ def test_ttl_accepts_seconds_and_timedelta(ttl: Any, seconds: float | None) -> N
         (0.5, ValueError, "at least 1 second"),
         (10**400, ValueError, "at most"),
         (1e12, ValueError, "at most"),
-        ("60", TypeError, "str"),
+        (b"60", TypeError, "bytes"),  # a str is a duration ("60", "1h"): issue 26
         (True, TypeError, "bool"),
         ([1], TypeError, "list"),
     ],

@@ -182,6 +182,15 @@ COMMANDS: Final[tuple[Spec, ...]] = (
         "more, one verdict per line, stopping at the first required failure. Exits 0 when "
         "the store is usable as a cache, 1 when a required step failed.",
     ),
+    Spec(
+        "create-bucket",
+        "create the bucket (BUCKET, else --bucket) in the region; nothing if it is yours",
+        _prefix.cmd_create_bucket,
+        description="Create the bucket, idempotently, in --region (the client's region): "
+        "what create_bucket=True does on the first request that finds it missing. Exits 0 "
+        "whether it was created or already existed and is yours.",
+        args=(arg("new_bucket", nargs="?", metavar="BUCKET", help="default: --bucket"),),
+    ),
     *_KEY_COMMANDS,
     *_PREFIX_COMMANDS,
     _LIFECYCLE,

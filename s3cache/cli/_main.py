@@ -67,6 +67,7 @@ def _signing_keys(variable: str | None) -> list[bytes] | None:
 def prepare(args: argparse.Namespace) -> AsyncS3Cache:
     """Validate everything that needs no request, ask for confirmation; build the cache."""
     spec: Spec = args.spec
+    args.bucket = getattr(args, "new_bucket", None) or args.bucket  # create-bucket BUCKET
     if not args.bucket:
         raise UsageError("no bucket: pass --bucket or set S3CACHE_BUCKET")
     try:

@@ -15,9 +15,17 @@ from typing import TypeVar
 from s3cache import AsyncS3Cache, maintenance
 from s3cache.cli._spec import EXIT_MISSING, EXIT_OK
 from s3cache.cli._ui import UI, duration, plural, scoped, size, where
-from s3cache.errors import S3CacheError
+from s3cache.errors import BucketNotFoundError, S3CacheError
 
-__all__ = ["check_ls", "cmd_check", "cmd_clear", "cmd_ls", "cmd_purge", "cmd_stats"]
+__all__ = [
+    "check_ls",
+    "cmd_check",
+    "cmd_clear",
+    "cmd_create_bucket",
+    "cmd_ls",
+    "cmd_purge",
+    "cmd_stats",
+]
 
 #: What a command that deletes under the prefix reports, as it goes and at the end.
 Result = TypeVar("Result", maintenance.ClearResult, maintenance.PurgeResult)
@@ -38,6 +46,22 @@ async def cmd_check(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> in
             failed = ", ".join(item.name for item in items if item.failed)
             ui.line(f"failed: {failed}", style="bold red")
     return EXIT_OK if ok else EXIT_MISSING
+
+
+async def cmd_create_bucket(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
+    """Create the cache's bucket unless it exists (HeadBucket first: that also says whether
+    it is ours)."""
+    try:
+        await cache.transport.admin.head_bucket()
+        created = False
+    except BucketNotFoundError:
+        created = await cache.transport.admin.create_bucket()
+    if args.json:
+        ui.json({"bucket": cache.bucket, "endpoint_url": cache.endpoint_url, "created": created})
+    else:
+        said = "created" if created else "already exists:"
+        ui.line(f"{said} bucket {cache.bucket!r} at {cache.endpoint_url or 'AWS'}", style="green")
+    return EXIT_OK
 
 
 def check_ls(cache: AsyncS3Cache, args: argparse.Namespace) -> None:
