@@ -54,7 +54,14 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: means: how it is decoded and how long it lives. A signed entry's signature covers each one
 #: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
 #: how a body is read or served goes here, and is signed from then on.
-MEANING_HEADERS: Final = ("content-type", "content-encoding", TTL_HEADER)
+#: An entry's tags (``s3cache._tags.TAGS_HEADER``, spelt here because that module imports this
+#: one) are signed too: a forger who strips them would defeat invalidation by tag.
+MEANING_HEADERS: Final = (
+    "content-type",
+    "content-encoding",
+    TTL_HEADER,
+    "x-amz-meta-s3cache-tags",
+)
 
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
 LITERAL_EVAL_MAX_BYTES: Final = 256 * 1024
