@@ -54,6 +54,8 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: means: how it is decoded and how long it lives. A signed entry's signature covers each one
 #: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
 #: how a body is read or served goes here, and is signed from then on.
+#: An entry's tags (``s3cache._tags.TAGS_HEADER``, spelt here because that module imports this
+#: one) are signed too: a forger who strips them would defeat invalidation by tag.
 MEANING_HEADERS: Final = (
     "content-type",
     "content-encoding",
@@ -63,6 +65,7 @@ MEANING_HEADERS: Final = (
     "x-amz-meta-s3cache-compute",
     "x-amz-meta-s3cache-stale",
     "x-amz-meta-s3cache-absent",
+    "x-amz-meta-s3cache-tags",
 )
 
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3cache import AsyncS3Cache, LocalTier, S3Cache, _expiry, _format, _signing
+from s3cache import AsyncS3Cache, LocalTier, S3Cache, _expiry, _format, _signing, _tags
 from s3cache._signing import SIGNATURE_HEADER, SIGNATURE_METADATA, Signer, key_id
 from tests.conftest import CREDENTIALS, Requests
 from tests.test_wire import on_the_wire
@@ -125,6 +125,20 @@ def test_a_field_added_to_the_signed_list_is_signed_and_older_entries_still_veri
     assert Signer([KEY]).verify("p/k", after.body, headers) is None
     headers[field] = "9"
     assert Signer([KEY]).verify("p/k", after.body, headers) == "altered"
+
+
+def test_an_entrys_tags_are_signed_so_stripping_or_changing_them_is_detected() -> None:
+    """Invalidation by tag relies on the tags field: stripping it breaks the signature."""
+    assert _tags.TAGS_HEADER in _format.MEANING_HEADERS
+    payload = _format.encode({"v": 1}, 60.0, _format.JsonSerializer(), 0.0)
+    signed = Signer([KEY]).sign("p/k", _tags.with_tags(payload, ("doc:42", "user:7")))
+    headers = _headers(signed)
+    assert Signer([KEY]).verify("p/k", signed.body, headers) is None
+    stripped = {k: v for k, v in headers.items() if k != _tags.TAGS_HEADER}
+    assert Signer([KEY]).verify("p/k", signed.body, stripped) == "altered"
+    assert Signer([KEY]).verify("p/k", signed.body, {**headers, _tags.TAGS_HEADER: "doc:42"}) == (
+        "altered"
+    )
 
 
 BAD_KEYS: list[tuple[Any, type[Exception], str]] = [
