@@ -93,7 +93,7 @@ class AsyncS3Cache:
         storage_class: str | None = None,
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
-        stale_ttl: float | timedelta | None = None,
+        stale_ttl: float | timedelta | str | None = None,
         pacing: bool = True,
         create_bucket: bool = False,
     ) -> None:
@@ -225,7 +225,7 @@ class AsyncS3Cache:
         ttl: float | timedelta | str | None = None,
         *,
         lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | None = None,
+        stale_ttl: float | timedelta | str | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
@@ -248,7 +248,7 @@ class AsyncS3Cache:
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | None = None,
+        stale_ttl: float | timedelta | str | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 

@@ -187,8 +187,8 @@ class Policy:
 
 
 def policy(
-    stale_ttl: float | timedelta | None = None,
-    stale_if_error: float | timedelta | None = None,
+    stale_ttl: float | timedelta | str | None = None,
+    stale_if_error: float | timedelta | str | None = None,
     early: bool | float | None = None,
 ) -> Policy:
     """The :class:`Policy` for these options; a clear error for bad values, before any request.
@@ -204,7 +204,7 @@ def policy(
     )
 
 
-def _window(value: float | timedelta | None, name: str) -> float | None:
+def _window(value: float | timedelta | str | None, name: str) -> float | None:
     if value is None or (isinstance(value, (int, float, timedelta)) and not value):
         return None  # 0 turns a window off (to override a constructor default per call)
     return normalize_ttl(value, name)

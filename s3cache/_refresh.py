@@ -47,7 +47,7 @@ class Refresher:
         #: When a key whose refresh failed may be refreshed again.
         self.backoff = RefreshBackoff()
 
-    def policy(self, stale_ttl: float | timedelta | None) -> Policy:
+    def policy(self, stale_ttl: float | timedelta | str | None) -> Policy:
         """A call's policy: the cache's, or one with the call's ``stale_ttl`` (validated)."""
         return self._default if stale_ttl is None else policy(stale_ttl=stale_ttl)
 
@@ -58,7 +58,7 @@ class Refresher:
         factory: Callable[[], Any],
         seconds: float | None,
         lease: float | timedelta | None,
-        stale_ttl: float | timedelta | None,
+        stale_ttl: float | timedelta | str | None,
     ) -> tuple[Policy, Fill]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
         factory and store its value with the policy's stale window, through the fleet's lease

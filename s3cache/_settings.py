@@ -68,7 +68,7 @@ class Arguments(TypedDict):
     storage_class: str | None
     request_payer: RequestPayer | None
     signing_key: bytes | Sequence[bytes] | None
-    stale_ttl: float | timedelta | None  # issue 23: freshness
+    stale_ttl: float | timedelta | str | None  # issue 23: freshness
     pacing: bool
     create_bucket: bool
 

@@ -91,7 +91,7 @@ class S3Cache:
         ttl: float | timedelta | str | None = None,
         *,
         lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | None = None,
+        stale_ttl: float | timedelta | str | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -114,7 +114,7 @@ class S3Cache:
         key: Callable[..., str] | None = None,
         *,
         lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | None = None,
+        stale_ttl: float | timedelta | str | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 

@@ -403,8 +403,9 @@ def test_policy_validates_its_options() -> None:
         policy(stale_ttl=0.5)
     with pytest.raises(ValueError, match="stale_if_error"):
         policy(stale_if_error=-1)
+    assert policy(stale_ttl="1m").stale_ttl == 60.0  # a duration string, as every ttl
     with pytest.raises(TypeError, match="stale_ttl"):
-        policy(stale_ttl="60")  # type: ignore[arg-type]
+        policy(stale_ttl=b"60")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="beta"):
         policy(early=0.0)
     with pytest.raises(ValueError, match="beta"):

@@ -203,7 +203,7 @@ async def test_bad_stale_ttl_raises_before_any_request(proxy: FaultProxy, bucket
         AsyncS3Cache(bucket, endpoint_url=proxy.endpoint, stale_ttl=-1, **CREDENTIALS)
     async with AsyncS3Cache(bucket, endpoint_url=proxy.endpoint, **CREDENTIALS) as cache:
         with pytest.raises((TypeError, ValueError), match="stale_ttl"):
-            await cache.get_or_set("k", lambda: 1, stale_ttl="soon")  # type: ignore[arg-type]
+            await cache.get_or_set("k", lambda: 1, stale_ttl="soon")
         with pytest.raises(ValueError, match="stale_ttl"):
             cache.cached(stale_ttl=-5)
     assert sum(proxy.methods.values()) == 0
