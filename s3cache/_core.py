@@ -94,7 +94,7 @@ class AsyncS3Cache:
         request_payer: RequestPayer | None = None,
         signing_key: bytes | Sequence[bytes] | None = None,
         stale_ttl: float | timedelta | str | None = None,
-        pacing: bool = True,
+        pacing: bool = False,
         create_bucket: bool = False,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""

@@ -64,7 +64,8 @@ PARAMETERS: Final = """\
             verifies with one of them; unsigned, unknown-key or altered entries are misses,
             counted in ``stats().unverified``. Never shown in ``repr``, logs or errors.
         stale_ttl: ``get_or_set``'s default ``stale_ttl``, recorded on each write (see Freshness).
-        pacing: Adaptive pacing on SlowDown, per bucket and process (README "Pacing").
+        pacing: True: adaptive pacing on SlowDown, per bucket and process (README "Pacing");
+            off by default.
         create_bucket: True: a missing bucket is created (idempotently) and the request resent.
 """
 

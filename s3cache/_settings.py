@@ -103,7 +103,7 @@ class Settings:
     options: BucketOptions
     signing_keys: tuple[bytes, ...] = field(repr=False)
     freshness: _freshness.Policy
-    pacing: bool = True
+    pacing: bool = False
     create_bucket: bool = False
 
     @classmethod

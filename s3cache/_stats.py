@@ -75,8 +75,9 @@ class CacheStats:
     refused to serve (each also a miss, or ``exists`` False).
     ``stale_served`` counts, by reason (``revalidating``), the values served past their ttl
     (each also a hit); ``refreshes`` the background refreshes that ended, ``refresh_failed``
-    those that failed (the stale entry stays; the key backs off). ``throttles`` counts the
-    throttling replies (503 SlowDown and its kin, retries included) this cache received;
+    those that failed (the stale entry stays; the key backs off). With ``pacing=True``,
+    ``throttles`` counts the throttling replies (503 SlowDown and its kin, retries included)
+    this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
     this process (None: not paced; see ``pacing=``).
     """

@@ -132,9 +132,11 @@ PARAMETERS: Final[Mapping[str, Parser]] = {
     "pricing": _choice(*_pricing.PRESETS),
     "telemetry": _flag,
     "create_bucket": _flag,
+    "stale_ttl": _duration,
+    "pacing": _flag,
 }
 #: Parameters of features not in this version's constructor yet (refused until they land).
-PENDING: Final = frozenset({"layout", "pricing", "telemetry", "create_bucket"})
+PENDING: Final = frozenset({"layout", "pricing", "telemetry"})
 #: The short spellings a URL may use (and :func:`to_url` writes).
 ALIASES: Final = {"region": "region_name", "ttl": "default_ttl"}
 _SHORT: Final = {canonical: short for short, canonical in ALIASES.items()}

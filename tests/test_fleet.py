@@ -292,7 +292,7 @@ async def test_lease_is_validated_before_any_request(fleet: AsyncS3Cache) -> Non
     with pytest.raises(ValueError, match="lease must be at least 1 second"):
         await fleet.get_or_set("k", lambda: 1, lease=0.5)
     with pytest.raises(TypeError, match="lease must be seconds"):
-        await fleet.get_or_set("k", lambda: 1, lease="10")  # type: ignore[arg-type]
+        await fleet.get_or_set("k", lambda: 1, lease=b"10")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lease must be positive"):
         fleet.cached(lease=-1)
     with pytest.raises(ValueError, match="reserved"):

@@ -21,13 +21,18 @@ from tests.test_scale_emulator import (
     NO_RETRIES,
     RETRIES,
     StepClock,
-    cache_on,
     drain,
     emulated,
     fast_path,
 )
+from tests.test_scale_emulator import cache_on as unpaced_cache_on
 
 __all__ = ["clock", "emulated", "fast_path"]
+
+
+def cache_on(url: str, config: Any, fast_path: bool, **options: Any) -> AsyncS3Cache:
+    """A cache on the emulator with pacing on (``pacing=False`` is the default) unless given."""
+    return unpaced_cache_on(url, config, fast_path, **{"pacing": True, **options})
 
 
 class FrozenClock:
@@ -147,7 +152,12 @@ async def test_retries_through_slowdown_wait_their_turn(
 def test_the_facade_paces_too(emulated: tuple[str, Emulator], pacer: Pacer) -> None:
     url, _emulator = emulated
     pacer.observe(True)
-    kwargs: dict[str, Any] = {"endpoint_url": url, "config": NO_RETRIES, "timeout": 0.5}
+    kwargs: dict[str, Any] = {
+        "endpoint_url": url,
+        "config": NO_RETRIES,
+        "timeout": 0.5,
+        "pacing": True,
+    }
     with S3Cache("emu", **kwargs, **_creds()) as cache:
         assert cache.get("k", "missing") == "missing"  # refused unsent: a timeout, logged
         assert cache.stats().errors == {"timeout": 1}
@@ -190,3 +200,17 @@ def test_a_forked_child_gets_a_pacer_of_its_own(monkeypatch: pytest.MonkeyPatch)
     assert _shared("http://elsewhere.test", "b") is not parent
     monkeypatch.setattr("os.getpid", lambda: -1)
     assert _shared("http://pacer.test", "b") is not parent
+
+
+async def test_pacing_is_off_by_default(
+    emulated: tuple[str, Emulator], clock: StepClock, pacer: Pacer
+) -> None:
+    """Opt-in: a default cache retries a SlowDown as before and never waits for a turn."""
+    url, _ = emulated
+    async with unpaced_cache_on(url, NO_RETRIES, True) as cache:
+        await cache.get("warm")
+        drain(url, clock)
+        assert await cache.get("k", "missing") == "missing"  # a SlowDown, logged
+        assert cache.stats().errors == {"server": 1}
+        assert (cache.stats().throttles, cache.stats().send_rate) == (0, None)  # pacing's own
+    assert pacer.throttles == 0

@@ -63,7 +63,7 @@ BAD_TTLS: list[tuple[Any, type[Exception]]] = [
     (timedelta(0), ValueError),
     (timedelta(seconds=-5), ValueError),
     (timedelta(milliseconds=500), ValueError),
-    ("60", TypeError),
+    (b"60", TypeError),
     (True, TypeError),
     ([60], TypeError),
     (object(), TypeError),

@@ -297,7 +297,7 @@ async def test_async_methods_use_no_thread_executor(backend: LiteLLMS3Cache) -> 
     [
         (0, ValueError, "positive"),
         (-5, ValueError, "positive"),
-        ("60", TypeError, "ttl must be"),
+        (b"60", TypeError, "ttl must be"),
         (0.5, ValueError, "at least 1 second"),
         (float("nan"), ValueError, "finite"),
     ],
@@ -319,7 +319,7 @@ def test_writes_refused_for_their_arguments_are_counted(s3_kwargs: dict[str, Any
     """litellm catches a write's error and only logs it: stats() must show it."""
     cache = enable(**s3_kwargs)
     backend = ours(cache)
-    for bad_ttl in (0, "60"):  # per request: litellm passes it to set_cache
+    for bad_ttl in (0, b"60"):  # per request: litellm passes it to set_cache
         litellm.completion(
             model=MODEL,
             messages=messages("m"),
@@ -347,7 +347,7 @@ async def test_async_writes_refused_for_their_arguments_are_counted(
     with pytest.raises(ValueError, match="at least 1 second"):
         await backend.async_set_cache_pipeline([("b", 2)], ttl=0.5)
     with pytest.raises(TypeError, match="ttl must be"):
-        await backend.batch_cache_write("c", 3, ttl="60")
+        await backend.batch_cache_write("c", 3, ttl=b"60")
     assert backend.stats().errors == {"invalid": 3}
 
 
@@ -395,7 +395,7 @@ async def test_ttl_as_int_float_or_timedelta(backend: LiteLLMS3Cache, s3: Any) -
     with pytest.raises(ValueError, match="at least 1 second"):
         await backend.async_set_cache("e", 5, ttl=0.5)
     with pytest.raises(TypeError, match="ttl must be"):
-        backend.set_cache("e", 5, ttl="60")
+        backend.set_cache("e", 5, ttl=b"60")
 
 
 @pytest.mark.usefixtures("global_cache")
