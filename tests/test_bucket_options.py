@@ -183,7 +183,10 @@ async def test_sse_s3_and_sse_kms_are_visible_on_the_object(
     import boto3
 
     kms = boto3.client("kms", endpoint_url=s3_endpoint, **_credentials(cache_kwargs))
-    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    try:
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    finally:
+        kms.close()
     settings: list[dict[str, Any]] = [
         {"sse": "AES256"},
         {"sse": "aws:kms", "sse_kms_key_id": key_id, "sse_bucket_key_enabled": True},

@@ -76,8 +76,14 @@ def skew_kwargs(
 
 @pytest.fixture
 async def plain(skew_kwargs: dict[str, Any]) -> AsyncIterator[AsyncS3Cache]:
-    """A cache on this machine's clock, which sets up what the skewed one finds."""
+    """A cache on this machine's clock, which sets up what the skewed one finds.
+
+    :func:`shift_clocks` moves botocore's clock for the whole process, so a plain aiobotocore
+    client would sign an hour off too (and learn its own offset, now and then logging it). A
+    non-zero offset makes the client sign with s3cache's clock, which is not shifted.
+    """
     async with AsyncS3Cache(**skew_kwargs) as cache:
+        cache.transport.clock.offset = 1e-6
         yield cache
 
 
@@ -190,10 +196,11 @@ async def test_every_operation_survives_a_clock_an_hour_off(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await plain.exists("warm-up")  # its client opens on this machine's clock
-    async with AsyncS3Cache(**skew_kwargs) as skewed:
-        shift_clocks(monkeypatch, skewed, skew)
-        await op.act(plain, skewed)
-        stats = skewed.stats()
+    with monkeypatch.context() as patch:  # undone before the bucket's teardown
+        async with AsyncS3Cache(**skew_kwargs) as skewed:
+            shift_clocks(patch, skewed, skew)
+            await op.act(plain, skewed)
+            stats = skewed.stats()
     assert abs(stats.clock_offset_s + skew) <= SLACK  # the server's clock minus ours
     assert stats.error_count == 0
     ahead = "ahead of" if skew > 0 else "behind"
@@ -208,17 +215,18 @@ async def test_a_client_that_cannot_be_corrected_names_the_offset(
     left as it is), its requests raise a CredentialsError naming the offset and the fix; the
     wire path signs on the corrected clock regardless."""
     monkeypatch.setattr(s3cache._client, "correct_signing", lambda client, clock: False)
-    async with AsyncS3Cache(**skew_kwargs) as skewed:
-        shift_clocks(monkeypatch, skewed, HOUR)
-        pattern = r"RequestTimeTooSkewed.*the client clock is 3,(599|600|601) s ahead of the serv"
-        if skew_kwargs["fast_path"]:
-            await skewed.set("k", 1)
-            assert await skewed.get("k") == 1
-        else:
+    pattern = r"RequestTimeTooSkewed.*the client clock is 3,(599|600|601) s ahead of the serv"
+    with monkeypatch.context() as patch:  # undone before the bucket's teardown
+        async with AsyncS3Cache(**skew_kwargs) as skewed:
+            shift_clocks(patch, skewed, HOUR)
+            if skew_kwargs["fast_path"]:
+                await skewed.set("k", 1)
+                assert await skewed.get("k") == 1
+            else:
+                with pytest.raises(CredentialsError, match=pattern):
+                    await skewed.get("k")
             with pytest.raises(CredentialsError, match=pattern):
-                await skewed.get("k")
-        with pytest.raises(CredentialsError, match=pattern):
-            await skewed.check()  # through aiobotocore on both paths
+                await skewed.check()  # through aiobotocore on both paths
 
 
 # -- the refusal, read (no server) -------------------------------------------------------------

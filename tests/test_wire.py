@@ -50,6 +50,7 @@ class AuthMoto:
     def __init__(self) -> None:
         port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
+        self.clients: list[Any] = []
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -77,15 +78,21 @@ class AuthMoto:
         self.key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
 
     def client(self, service: str, key_id: str | None = None, secret: str | None = None) -> Any:
-        return boto3.client(
+        """A boto3 client on this server, closed with it (an unclosed one leaks its sockets to
+        whichever later test the garbage collector runs in)."""
+        client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id=key_id or self.key_id,
             aws_secret_access_key=secret or self.secret,
         )
+        self.clients.append(client)
+        return client
 
     def close(self) -> None:
+        for client in self.clients:
+            client.close()
         self.process.terminate()
         self.process.wait(10)
 
