@@ -36,6 +36,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.loopthread import LoopThread
 from harness.process import free_port
 
 __all__ = [
@@ -166,10 +167,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._seen = threading.Condition(self._lock)
         self._random = random.Random(0)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="faultproxy", daemon=True
-        )
+        self._thread = LoopThread("faultproxy")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,7 +192,6 @@ class FaultProxy:
         self.faults: Counter[Fault] = Counter()
         self.records: list[FaultRecord] = []
         self._closed = False
-        self._thread.start()
         self._call(self._listen())
 
     # -- control (any thread) ----------------------------------------------------------------
@@ -309,9 +306,7 @@ class FaultProxy:
             return
         self._closed = True
         self._call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        self._thread.stop()
 
     def __enter__(self) -> FaultProxy:
         return self
@@ -321,7 +316,7 @@ class FaultProxy:
 
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` on the proxy's loop and wait for it."""
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+        self._thread.call(coro)
 
     # -- the proxy loop ----------------------------------------------------------------------
 

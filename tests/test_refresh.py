@@ -112,7 +112,9 @@ async def test_failed_refresh_keeps_stale_value_and_backs_off(
 async def test_close_settles_a_refresh_in_flight(cache_kwargs: dict[str, Any]) -> None:
     """close() waits for a refresh within the timeout, then cancels it: no task outlives it."""
     cache = AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30, timeout=0.5)
+    cache._transport.timeout = 10.0  # the clients open under a long deadline (a loaded machine)
     await cache.set("k", "old", ttl=1)
+    cache._transport.timeout = 0.5  # close() allows the refresh the cache's 0.5 s
     await _until_stale(cache, "k")
     started = asyncio.Event()
     cancelled = asyncio.Event()

@@ -14,7 +14,6 @@ import contextlib
 import http.client
 import re
 import socket
-import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from benchmarks.server import EmbeddedServer
 from harness import miniserver
+from harness.loopthread import LoopThread
 from harness.s3limits import (
     Emulator,
     Limits,
@@ -239,9 +239,7 @@ class _Tracked(miniserver.S3Protocol):
 @contextlib.contextmanager
 def mini_in_thread(emulator: Emulator) -> Iterator[str]:
     """The mini server with ``emulator``, on a loop in a thread of this process; its URL."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    thread = LoopThread("mini-server")
     store = miniserver.S3Store(limits=emulator)
     clock = miniserver._Clock()
     protocols: set[_Tracked] = set()
@@ -261,14 +259,12 @@ def mini_in_thread(emulator: Emulator) -> Iterator[str]:
                 tracked.transport.close()
         await server.wait_closed()
 
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    server = thread.call(start())
     try:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
-        asyncio.run_coroutine_threadsafe(stop(server), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        thread.call(stop(server))
+        thread.stop()
 
 
 @pytest.fixture

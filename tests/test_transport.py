@@ -357,7 +357,8 @@ async def test_a_deadline_during_the_first_request_leaves_no_session_open(
 
     monkeypatch.setattr(WireSession, "start", tracked_start)
     monkeypatch.setattr(s3cache._client, "_open_http_session", never)
-    async with AsyncS3Cache(**cache_kwargs, timeout=0.5, on_error="raise") as cache:
+    # 2 s: time enough to create the aiobotocore client first, even on a loaded machine.
+    async with AsyncS3Cache(**cache_kwargs, timeout=2.0, on_error="raise") as cache:
         with pytest.raises(StoreTimeoutError):
             await cache.get("k")
     assert len(started) == 1
