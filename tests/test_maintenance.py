@@ -155,8 +155,11 @@ async def slow(cache_kwargs: dict[str, Any], proxy: FaultProxy) -> AsyncIterator
         await direct.set_many({f"k{i:02d}": i for i in range(SLOW_ENTRIES)})
     kwargs = {**cache_kwargs, "endpoint_url": proxy.endpoint}
     async with AsyncS3Cache(
-        **kwargs, prefix="slow", max_concurrency=SLOW_WIDTH, timeout=SLOW_TIMEOUT, on_error="raise"
+        **kwargs, prefix="slow", max_concurrency=SLOW_WIDTH, on_error="raise"
     ) as c:
+        await c.get("warm-up")  # its clients open under the default deadline (a loaded machine)
+        c._transport.timeout = SLOW_TIMEOUT
+        proxy.reset_counts()
         proxy.set_fault(Fault.DELAY, delay=SLOW_DELAY, methods={"HEAD"})
         yield c
 
