@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from s3cache._capabilities import Learner
 from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._parts import Parts
+from s3cache._tags import normalize_tags
 from s3cache.errors import NotSupportedError, S3CacheError
 
 __all__ = ["Writes"]
@@ -37,11 +38,15 @@ class Writes:
         *,
         compute: float | None = None,
         stale: float | None = None,
+        tags: Iterable[str] = (),
     ) -> None:
         """Encode and PUT one value (``compute``: the factory's duration; ``stale``: the stale
-        window, else the cache's; both recorded); a store failure is counted, raised or logged
-        per ``on_error``."""
-        payload = self._entries.encode(okey, value, seconds, compute=compute, stale=stale)
+        window, else the cache's; both recorded; ``tags``: validated here, before any request);
+        a store failure is counted, raised or logged per ``on_error``."""
+        tagged = normalize_tags(tags)
+        payload = self._entries.encode(
+            okey, value, seconds, compute=compute, stale=stale, tags=tagged
+        )
         error = await self.put(okey, payload, seconds)
         if error is not None:
             self._recorder.failed(error, None)
@@ -112,14 +117,16 @@ class Writes:
         factory: Callable[[], Any],
         seconds: float | None,
         stale: float | None = None,
+        tags: tuple[str, ...] = (),
     ) -> Any:
-        """Run ``factory`` (sync or async) and store its value under ``okey``, with how long
-        it took (XFetch's compute time, recorded only on entries with a ttl)."""
+        """Run ``factory`` (sync or async) and store its value under ``okey`` with ``tags``,
+        and how long it took (XFetch's compute time, recorded only on entries with a ttl)."""
         started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self.store(okey, value, seconds, compute=time.monotonic() - started, stale=stale)
+        took = time.monotonic() - started
+        await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
         return value
 
     def encoded(
@@ -128,12 +135,13 @@ class Writes:
         mapping: Mapping[str, Any],
         seconds: float | None,
         metadata: Mapping[str, Mapping[str, str]],
+        tags: Iterable[str] = (),
     ) -> list[tuple[str, str, Payload]]:
         """``(key, okey, payload)`` of every item of ``mapping`` (``object_key`` validates a key
-        into its object key), with the extra user ``metadata`` of some keys; all validated and
-        encoded, in order, before any request."""
-        encode = self._entries.encode
+        into its object key), with the extra user ``metadata`` of some keys and ``tags`` on
+        all; all validated and encoded, in order, before any request."""
+        encode, tags = self._entries.encode, normalize_tags(tags)
         return [
-            (key, okey := object_key(key), encode(okey, value, seconds, metadata.get(key)))
-            for key, value in mapping.items()
+            (key, okey := object_key(key), encode(okey, v, seconds, metadata.get(key), tags=tags))
+            for key, v in mapping.items()
         ]

@@ -81,6 +81,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._check": 3,
     "s3cache._fleet": 3,
     "s3cache._refresh": 3,  # issue 23: background refreshes of stale entries
+    "s3cache._tagging": 3,  # issue 24: tag checks of reads, invalidate
     "s3cache._core": 3,
     # 4. The private loop and the sync facade.
     "s3cache._loop": 4,
