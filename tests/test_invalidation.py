@@ -3,7 +3,8 @@
 one-second resolution, in this process at once and in another within ``tag_check_interval``;
 never served stale; no extra request for untagged entries (counted at the fault proxy); bad
 tags refused before any request; the metadata cap; a lost ``invalidate`` response; the sync
-facade. The pure rules are in ``tests/test_tags.py``."""
+facade; tag records and the purge of invalidated entries. The pure rules are in
+``tests/test_tags.py``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 
 from harness.faultproxy import Fault, FaultProxy
 from harness.fleet import CONTEXT
-from s3cache import AsyncS3Cache, LocalTier, S3Cache
+from s3cache import AsyncS3Cache, LocalTier, S3Cache, maintenance
 from s3cache._core import OnError, set_many
 from s3cache._tags import MAX_TAG_LENGTH, MAX_TAGS, tag_record_key
 from tests.conftest import Requests
@@ -481,3 +482,39 @@ def test_the_sync_facade(facade: S3Cache) -> None:
     assert facade.stats().invalidated == 3
     with pytest.raises(ValueError, match="holds"):
         facade.set("a", 1, tags=["no spaces"])
+
+
+# -- maintenance: tag records, and purging invalidated entries -----------------------------------
+
+
+async def test_tag_records_and_purge_of_invalidated_entries(
+    cache_kwargs: dict[str, Any], requests: Requests, s3: Any, bucket: str
+) -> None:
+    kwargs = {**cache_kwargs, "endpoint_url": requests.proxy.endpoint, "prefix": "pg"}
+    async with AsyncS3Cache(**kwargs, on_error="raise") as cache:
+        await cache.set_many({f"gone{i}": i for i in range(3)}, tags=["doc:1", "x"])
+        await cache.set("kept", 1, tags=["doc:2"])
+        await cache.set("plain", 2)
+        await cache.set("old", 3, ttl=1)
+        assert await cache.invalidate("doc:1", "never-used")
+        records = await maintenance.tag_records(cache)
+        assert [(r.tag, r.object_key) for r in records] == [
+            ("doc:1", "pg/.s3cache/tags/doc:1"),
+            ("never-used", "pg/.s3cache/tags/never-used"),
+        ]
+        written = last_modified(s3, bucket, "pg/.s3cache/tags/doc:1")
+        assert records[0].invalidated_at == written  # the listing's time, to the second
+        await asyncio.sleep(2.1)  # "old" past its one-second ttl
+        # without invalidated=True, an invalidated entry stays (as it always did)
+        plain = await maintenance.purge_expired(cache, dry_run=True)
+        assert (plain.expired, plain.invalidated, plain.tag_records) == (1, 0, 0)
+        requests.clear()
+        dry = await maintenance.purge_expired(cache, dry_run=True, invalidated=True)
+        assert (dry.scanned, dry.expired, dry.invalidated, dry.tag_records) == (6, 1, 3, 2)
+        # one HEAD per entry and per own object (the two records), three LISTs (GETs at the
+        # proxy: the two record scopes, then the prefix), no delete
+        assert requests.sent == {"HeadObject": 8, "GetObject": 3}
+        done = await maintenance.purge_expired(cache, invalidated=True)
+        assert done.deleted == 4
+        assert sorted([k async for k in cache.iter_keys()]) == ["kept", "plain"]
+        assert len(await maintenance.tag_records(cache)) == 2  # the records stay
