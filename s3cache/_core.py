@@ -147,7 +147,7 @@ class AsyncS3Cache:
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)
         self._reads, self._removal = Reads(parts, settings.prefix, self._check_open), Removal(parts)
-        self._writes = writes = Writes(parts, learner)
+        self._writes = writes = Writes(parts, learner, self._reads.tagging)
         lookup = functools.partial(self.get, default=_fleet.ABSENT)
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open

@@ -12,7 +12,8 @@ from s3cache._capabilities import Learner
 from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._parts import Parts
-from s3cache._tags import normalize_tags
+from s3cache._tagging import Tagging
+from s3cache._tags import TAGS_HEADER, normalize_tags
 from s3cache.errors import NotSupportedError, S3CacheError
 
 __all__ = ["Writes"]
@@ -21,14 +22,17 @@ __all__ = ["Writes"]
 class Writes:
     """The write path of one cache (see :meth:`AsyncS3Cache.set`, ``set_many`` and ``add``)."""
 
-    __slots__ = ("_capabilities", "_coherence", "_entries", "_recorder", "_transport")
+    __slots__ = ("_capabilities", "_coherence", "_entries", "_recorder", "_tagging", "_transport")
 
-    def __init__(self, parts: Parts, capabilities: Learner) -> None:
+    def __init__(self, parts: Parts, capabilities: Learner, tagging: Tagging) -> None:
+        """``tagging``: how ``add`` tells an entry invalidated by a tag (replaced, as an
+        expired one is)."""
         self._transport = parts.transport
         self._coherence = parts.coherence
         self._recorder = parts.recorder
         self._entries = parts.entries
         self._capabilities = capabilities
+        self._tagging = tagging
 
     async def store(
         self,
@@ -105,11 +109,18 @@ class Writes:
         headers = written.found
         if headers is None:  # deleted in between: try once more
             return (await transport.put_if(okey, payload, if_absent=True)).stored
-        if self._entries.is_live(headers) or not headers.get("etag"):
+        if not headers.get("etag") or await self._holds(headers):
             return False
         capabilities = await self._capabilities.require("add() over an expired entry")
         condition = capabilities.if_match(headers["etag"])
         return (await transport.put_if(okey, payload, if_match=condition)).stored
+
+    async def _holds(self, headers: Mapping[str, str]) -> bool:
+        """Whether the entry a refused create found is live: not expired, nor invalidated by
+        one of its tags (a read would miss it; ``add`` replaces it)."""
+        if not self._entries.is_live(headers):
+            return False
+        return TAGS_HEADER not in headers or not await self._tagging.entry_invalidated(headers)
 
     async def fill(
         self,

@@ -113,6 +113,15 @@ async def test_set_many_get_or_set_and_cached_carry_tags(tagged: AsyncS3Cache) -
     assert calls == [1, 1, 2, 1, 1]
 
 
+async def test_add_replaces_an_invalidated_entry(tagged: AsyncS3Cache) -> None:
+    await tagged.set("slot", "old", tags=["g"])
+    assert await tagged.add("slot", "live") is False
+    assert await tagged.invalidate("g")
+    assert await tagged.add("slot", "new") is True  # invalidated counts as absent (If-Match)
+    assert await tagged.get("slot") == "new"  # untagged: live whatever the second
+    assert await tagged.add("slot", "newer") is False
+
+
 # -- the one-second tie, on the server's clock -------------------------------------------------
 
 
