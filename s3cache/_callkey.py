@@ -150,11 +150,13 @@ def _dumped(value: Any) -> str:
 
 
 def coroutine_decorator(
-    get_or_set: Callable[[str, Callable[[], Any]], Awaitable[Any]],
+    get_or_set: Callable[[str, Callable[[], Any], tuple[str, ...]], Awaitable[Any]],
     key: Callable[..., str] | None,
+    tags: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, ...]] = lambda a, k: (),
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """``@cached`` for coroutine functions: each call's result comes from
-    ``get_or_set(call key, factory)`` (``key``: the call's key builder; None: the default)."""
+    ``get_or_set(call key, factory, call tags)`` (``key``: the call's key builder; None: the
+    default; ``tags``: the call's tags from its ``(args, kwargs)``)."""
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         if not inspect.iscoroutinefunction(func):
@@ -165,8 +167,8 @@ def coroutine_decorator(
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            cache_key = call_key(func, key, args, kwargs)
-            result: R = await get_or_set(cache_key, functools.partial(func, *args, **kwargs))
+            cache_key, call = call_key(func, key, args, kwargs), tags(args, kwargs)
+            result: R = await get_or_set(cache_key, functools.partial(func, *args, **kwargs), call)
             return result
 
         return wrapper

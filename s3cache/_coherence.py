@@ -19,6 +19,7 @@ from typing import Any, Final, Generic, TypeVar
 from s3cache._flight import Flights
 from s3cache._format import Body, Payload
 from s3cache._local import LocalEntry, LocalLRU, LocalTier
+from s3cache._tags import TAGS_HEADER, TAGS_METADATA, TagChecks, parse_tags, written_at
 
 __all__ = ["Coherence", "Fetched", "Write"]
 
@@ -64,9 +65,11 @@ class Write:
 
     def stored(self, payload: Payload, seconds: float | None, started: float) -> None:
         """The (one) key now holds ``payload``, written with ``seconds`` of ttl from
-        ``started`` (monotonic): the local tier may keep it (a bytearray body becomes bytes)."""
+        ``started`` (monotonic): the local tier may keep it (a bytearray body becomes bytes),
+        unless it is tagged: its tag checks need its ``Last-Modified``, which only a read
+        learns (so the next read fetches it)."""
         local = self._coherence.local
-        if local is not None:
+        if local is not None and TAGS_METADATA not in payload.metadata:
             lifetime = None if seconds is None else seconds - _EARLY
             self._entry = local.entry(
                 payload.body, payload.content_type, payload.content_encoding, started, lifetime
@@ -82,15 +85,19 @@ class Write:
 
 
 class Coherence:
-    """Single flight (reads and factory runs, per event loop) and the optional local tier."""
+    """Single flight (reads and factory runs, per event loop), the optional local tier, and
+    what this process knows of tag records (``tags``)."""
 
-    __slots__ = ("fills", "local", "reads")
+    __slots__ = ("fills", "local", "reads", "tag_reads", "tags")
 
-    def __init__(self, tier: LocalTier | None) -> None:
+    def __init__(self, tier: LocalTier | None, tag_check_interval: float = 1.0) -> None:
         #: The in-process tier, or None when the cache has none.
         self.local = LocalLRU(tier) if tier is not None else None
         self.reads: Flights = Flights()  # shared GETs
         self.fills: Flights = Flights()  # shared factory runs
+        #: Tag-record times learned, each good for ``tag_check_interval`` seconds.
+        self.tags = TagChecks(tag_check_interval)
+        self.tag_reads: Flights = Flights()  # shared GETs of tag records
 
     def cached(self, okey: str, now: float) -> LocalEntry | None:
         """The local tier's live entry for ``okey`` (None without one, or without a tier)."""
@@ -122,10 +129,18 @@ class Coherence:
         left, as of the server's Date, which is after it was sent: never later), unless a write
         of ``okey`` began since. A bytearray body becomes bytes here, once."""
         local = self.local
-        if local is not None:
-            content_type, encoding = headers.get("content-type"), headers.get("content-encoding")
-            entry = local.entry(bytes(body), content_type, encoding, fetched.sent, remaining)
-            local.put(okey, entry, fetched.generation)
+        if local is None:
+            return
+        tags, written = (
+            (parse_tags(headers), written_at(headers)) if TAGS_HEADER in headers else ((), 0.0)
+        )
+        if tags is None or written is None:  # unreadable: never kept
+            return
+        content_type, encoding = headers.get("content-type"), headers.get("content-encoding")
+        entry = local.entry(
+            bytes(body), content_type, encoding, fetched.sent, remaining, tags, written
+        )
+        local.put(okey, entry, fetched.generation)
 
     def writing(self, okeys: Sequence[str]) -> Write:
         """``with coherence.writing([okey]) as write:`` around a write or delete of ``okeys``."""
@@ -137,7 +152,9 @@ class Coherence:
         return await self.fills.join(okey, start)
 
     def forget_all(self) -> None:
-        """No read in flight may answer for any key, or fill the local tier (a clear)."""
+        """No read in flight may answer for any key, or fill the local tier (a clear, which may
+        also remove tag records: what was learned of them is forgotten)."""
         self.reads.forget_all()
+        self.tags.forget()
         if self.local is not None:
             self.local.clear()

@@ -31,6 +31,7 @@ from s3cache._refresh import Refresher
 from s3cache._removal import Removal
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheObserver, CacheStats
+from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache._transport import Transport
 from s3cache._writes import Writes
 from s3cache.errors import CacheClosedError, S3CacheError
@@ -96,6 +97,7 @@ class AsyncS3Cache:
         stale_ttl: float | timedelta | str | None = None,
         pacing: bool = False,
         create_bucket: bool = False,
+        tag_check_interval: float = 1.0,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -133,18 +135,19 @@ class AsyncS3Cache:
             stale_ttl=stale_ttl,
             pacing=pacing,
             create_bucket=create_bucket,
+            tag_check_interval=tag_check_interval,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
         self._recorder = recorder = Recorder.of(settings)
-        self._coherence = coherence = Coherence(settings.local)
+        self._coherence = coherence = Coherence(settings.local, settings.tag_check_interval)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings)
         learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)
-        self._reads, self._removal = Reads(parts), Removal(parts)
-        self._writes = writes = Writes(parts, learner)
+        self._reads, self._removal = Reads(parts, settings.prefix, self._check_open), Removal(parts)
+        self._writes = writes = Writes(parts, learner, self._reads.tagging)
         lookup = functools.partial(self.get, default=_fleet.ABSENT)
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
@@ -184,26 +187,31 @@ class AsyncS3Cache:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def set(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
+    async def set(
+        self, key: str, value: Any, ttl: float | timedelta | str | None = None, tags: Tags = ()
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``),
+        with ``tags`` (for :meth:`invalidate`; a bad one is a ``ValueError``).
 
         Raises ``TypeError`` before any request when ``value`` cannot be serialised, and
         ``ValueError`` when it is too large to compress (``_compression.MAX_DECOMPRESSED_BYTES``).
         """
-        okey = self._object_key(key)
-        await self._writes.store(okey, value, self._entries.ttl(ttl))
+        await self._writes.store(self._object_key(key), value, self._entries.ttl(ttl), tags=tags)
 
     async def set_many(
-        self, mapping: Mapping[str, Any], ttl: float | timedelta | str | None = None
+        self,
+        mapping: Mapping[str, Any],
+        ttl: float | timedelta | str | None = None,
+        tags: Tags = (),
     ) -> dict[str, S3CacheError]:
-        """Store every item of ``mapping``; all are validated before any request.
+        """Store every item of ``mapping`` (each with ``tags``); all validated before any request.
 
         Writes go at most ``max_concurrency`` at a time, so each one's deadline covers that write
         however large the batch. Returns the keys that were not stored, each with its error (an
         empty dict when all were); with ``on_error="raise"`` a failure raises
         :class:`~s3cache.errors.BatchError` instead, after every write has been tried.
         """
-        return await set_many(self, mapping, ttl, {})
+        return await set_many(self, mapping, ttl, {}, tags)
 
     async def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; True when it was stored.
@@ -226,6 +234,7 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        tags: Tags = (),
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
@@ -239,7 +248,7 @@ class AsyncS3Cache:
         (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
         """
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
-        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl)
+        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl, tags)
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -249,20 +258,20 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        tags: TagsOf = (),
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
         argument types allowed); ``key`` builds one from the call's arguments instead. With a
-        ``lease``, one call in the fleet computes each result (``stale_ttl``: as there). For
-        sync functions use :meth:`S3Cache.cached`.
+        ``lease``, one call in the fleet computes each result (``stale_ttl``: as there). ``tags``:
+        a list, or a function of the call's arguments giving one. Sync: :meth:`S3Cache.cached`.
         """
         self._entries.ttl(ttl)  # validate now, not at the first call
         self._refresher.policy(stale_ttl)
         _fleet.lease_seconds(lease) if lease is not None else None
-        return coroutine_decorator(
-            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, stale_ttl=stale_ttl), key
-        )
+        get = functools.partial(self.get_or_set, ttl=ttl, lease=lease, stale_ttl=stale_ttl)
+        return coroutine_decorator(lambda k, f, t: get(k, f, tags=t), key, call_tags(tags))
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None
@@ -277,6 +286,11 @@ class AsyncS3Cache:
         ``held.lost`` tells whether a renewal failed; see "Fleet-wide locks" in the README.
         """
         return FleetLock(self._fleet, name, ttl, wait)
+
+    async def invalidate(self, *tags: str) -> bool:
+        """Invalidate every entry carrying one of ``tags`` fleet-wide (one PUT each); True once
+        stored (else per ``on_error``). See "Invalidation" in the README for the staleness bound."""
+        return await self._reads.tagging.invalidate(tags)
 
     # -- deleting --------------------------------------------------------------------------
 
@@ -434,11 +448,12 @@ async def set_many(
     mapping: Mapping[str, Any],
     ttl: float | timedelta | str | None,
     metadata: Mapping[str, Mapping[str, str]],
+    tags: Tags = (),
 ) -> dict[str, S3CacheError]:
     """:meth:`AsyncS3Cache.set_many`, with extra user ``metadata`` for some keys: how the
     integrations keep the original of a key they had to hash (s3cache's own fields win)."""
     seconds = cache._entries.ttl(ttl)
-    items = cache._writes.encoded(cache._object_key, mapping, seconds, metadata)
+    items = cache._writes.encoded(cache._object_key, mapping, seconds, metadata, tags)
     return await cache._writes.put_many(items, seconds)
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from s3cache import _expiry, _format, _freshness, _signing
+from s3cache import _expiry, _format, _freshness, _signing, _tags
 from s3cache._format import Body, Payload
 from s3cache._settings import Settings
 
@@ -51,17 +51,22 @@ class Entries:
         *,
         compute: float | None = None,
         stale: float | None = None,
+        tags: tuple[str, ...] = (),
     ) -> Payload:
         """The payload of ``value`` for ``okey``, with ``extra`` user metadata (s3cache's own
-        fields win over it), the factory's ``compute`` time and the stale window (``stale``,
-        else the cache's), signed when the cache has a signing key. Raises ``TypeError``
-        for a value the serializer cannot take."""
+        fields win over it), the factory's ``compute`` time, the stale window (``stale``,
+        else the cache's) and ``tags`` (normalised: :func:`s3cache._tags.normalize_tags`),
+        signed when the cache has a signing key. Raises ``TypeError`` for a value the
+        serializer cannot take, ``ValueError`` for tagged metadata over S3's cap."""
         payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
         if extra:
             payload = replace(payload, metadata={**extra, **payload.metadata})
         window = self.stale if stale is None else stale
-        payload = _freshness.with_freshness(payload, compute, window)
-        return payload if self.signer is None else self.signer.sign(okey, payload)
+        payload = _tags.with_tags(_freshness.with_freshness(payload, compute, window), tags)
+        payload = payload if self.signer is None else self.signer.sign(okey, payload)
+        if tags:  # untagged entries are checked by S3, as they always were
+            _tags.check_metadata_size(payload.metadata, f"the entry {okey!r}")
+        return payload
 
     def decode(self, body: Body, content_type: str | None, content_encoding: str | None) -> Any:
         """The value of a body; ``ValueError`` (or ``KeyError``) when it cannot be read."""

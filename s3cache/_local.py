@@ -52,12 +52,16 @@ class LocalTier:
 
 @dataclass(frozen=True, slots=True)
 class LocalEntry:
-    """One entry as stored on S3: body, content type and encoding, plus a local deadline."""
+    """One entry as stored on S3: body, content type and encoding, plus a local deadline; a
+    tagged entry also its ``tags`` and when it was ``written`` (its ``Last-Modified``), for
+    its tag checks (:mod:`s3cache._tags`)."""
 
     body: bytes
     content_type: str | None
     content_encoding: str | None
     deadline: float
+    tags: tuple[str, ...] = ()
+    written: float = 0.0
 
 
 class LocalLRU:
@@ -94,13 +98,15 @@ class LocalLRU:
         content_encoding: str | None,
         now: float,
         lifetime: float | None,
+        tags: tuple[str, ...] = (),
+        written: float = 0.0,
     ) -> LocalEntry | None:
         """The entry to keep for a body at ``now`` with ``lifetime`` seconds left on S3 (None:
         no expiry there): kept ``min(tier.ttl, lifetime)``; None when that is not positive."""
         keep = self.tier.ttl if lifetime is None else min(self.tier.ttl, lifetime)
         if keep <= 0:
             return None
-        return LocalEntry(body, content_type, content_encoding, now + keep)
+        return LocalEntry(body, content_type, content_encoding, now + keep, tags, written)
 
     def put(self, key: str, entry: LocalEntry | None, since: int | None = None) -> None:
         """Keep ``entry`` for ``key`` (None: drop what is there), unless a write of ``key``
@@ -130,6 +136,14 @@ class LocalLRU:
         """Drop ``key``'s entry (one that would not decode)."""
         with self._lock:
             self._remove(key)
+
+    def drop_tagged(self, tag: str) -> int:
+        """Drop every entry carrying ``tag`` (this process invalidated it); how many went."""
+        with self._lock:
+            gone = [key for key, entry in self._entries.items() if tag in entry.tags]
+            for key in gone:
+                self._remove(key)
+            return len(gone)
 
     def clear(self) -> None:
         """Drop every entry and refuse every read in flight (a clear begins or ends)."""

@@ -67,6 +67,8 @@ PARAMETERS: Final = """\
         pacing: True: adaptive pacing on SlowDown, per bucket and process (README "Pacing");
             off by default.
         create_bucket: True: a missing bucket is created (idempotently) and the request resent.
+        tag_check_interval: Seconds a reader trusts what it learned of a tag record (one GET
+            per tag per interval per process; 0: check on every read); see "Invalidation".
 """
 
 

@@ -4,13 +4,16 @@ judged on the server's clock and decoded; and ``exists``. Each read recorded onc
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from s3cache import _expiry
 from s3cache._freshness import Policy, Verdict, judge
 from s3cache._local import LocalEntry
 from s3cache._parts import Parts
+from s3cache._recorder import Op
+from s3cache._tagging import Tagging
+from s3cache._tags import TAGS_HEADER
 from s3cache.errors import CorruptEntryError, S3CacheError
 
 __all__ = ["MISSING", "Reads"]
@@ -26,10 +29,13 @@ _SERVED: Final = frozenset({Verdict.FRESH, Verdict.EARLY, Verdict.STALE})
 class Reads:
     """The read path of one cache (see :meth:`AsyncS3Cache.get` and ``exists``)."""
 
-    __slots__ = ("_parts", "rng")
+    __slots__ = ("_parts", "rng", "tagging")
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Parts, prefix: str, check_open: Callable[[], None]) -> None:
+        """The reads of a cache under ``prefix`` (``check_open``: see :class:`Tagging`)."""
         self._parts = parts
+        #: The tag checks of tagged entries, and ``invalidate`` (which updates what they know).
+        self.tagging = Tagging(parts, prefix, check_open)
         #: XFetch's random source, one per cache (tests seed it).
         self.rng = random.Random()
 
@@ -39,12 +45,15 @@ class Reads:
 
     async def lookup(self, okey: str, policy: Policy) -> tuple[Any, Verdict]:
         """The value under ``okey`` (or :data:`MISSING`) and its :class:`Verdict` under
-        ``policy`` (a stale value is served, for the caller to refresh)."""
+        ``policy`` (a stale value is served, for the caller to refresh). An entry invalidated
+        by one of its tags is a miss, judged before freshness: never served stale."""
         parts = self._parts  # locals: this is every GET's path
         coherence, entries = parts.coherence, parts.entries
         with parts.recorder.op("get", okey) as op:
             if coherence.local is not None:
                 entry = coherence.cached(okey, op.started)
+                if entry is not None and entry.tags and not await self._local_holds(okey, entry):
+                    entry = None  # dropped: S3 may hold a newer entry
                 if entry is not None and (value := self._local_value(okey, entry)) is not MISSING:
                     op.local_hit(len(entry.body))
                     return value, Verdict.FRESH
@@ -59,6 +68,8 @@ class Reads:
             reason = entries.unverified(okey, body, headers) if entries.signer else None
             if reason is not None:
                 op.unverified(reason)
+                return MISSING, Verdict.EXPIRED
+            if TAGS_HEADER in headers and not await self._holds(headers, op):
                 return MISSING, Verdict.EXPIRED
             remaining, verdict = self._judge(headers, policy)
             if verdict not in _SERVED:
@@ -89,6 +100,28 @@ class Reads:
         facts = self._parts.entries.facts(headers)
         return facts.remaining, judge(facts, policy, self.rng)
 
+    async def _holds(self, headers: Mapping[str, str], op: Op) -> bool:
+        """Whether a tagged entry's tags still hold; if not, ``op`` is an invalidated read, or
+        a failure (a tag record's GET failed: it cannot tell) handled per ``on_error``."""
+        try:
+            invalidated = await self.tagging.entry_invalidated(headers)
+        except S3CacheError as exc:
+            return op.failed(exc, False)
+        if invalidated:
+            op.invalidated()
+        return not invalidated
+
+    async def _local_holds(self, okey: str, entry: LocalEntry) -> bool:
+        """Whether the local tier's tagged ``entry`` still holds; if not (or if it cannot be
+        told: the read goes on to S3, which judges and records it), it is dropped."""
+        try:
+            holds = not await self.tagging.invalidated(entry.tags, entry.written)
+        except S3CacheError:
+            holds = False
+        if not holds:
+            self._parts.coherence.discard(okey)
+        return holds
+
     def _local_value(self, okey: str, entry: LocalEntry) -> Any:
         """The value of the local tier's ``entry``, or :data:`MISSING` when it would not decode
         (then dropped). The tier holds only entries this cache wrote or verified."""
@@ -103,7 +136,8 @@ class Reads:
     async def exists(self, okey: str) -> bool:
         """Whether a live (and, with a signing key, signed) entry is under ``okey``."""
         with self._parts.recorder.op("exists", okey) as op:
-            if self._parts.coherence.cached(okey, op.started) is not None:
+            entry = self._parts.coherence.cached(okey, op.started)
+            if entry is not None and (not entry.tags or await self._local_holds(okey, entry)):
                 op.local_hit(0)
                 return True
             try:
@@ -116,6 +150,8 @@ class Reads:
             )
             if reason is not None:
                 op.unverified(reason)
+                return False
+            if live and headers and TAGS_HEADER in headers and not await self._holds(headers, op):
                 return False
             if live:
                 op.hit(0)

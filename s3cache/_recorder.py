@@ -34,6 +34,8 @@ _UNVERIFIED: Final[Mapping[str, str]] = {
     "unknown_key": "signed with a key this cache does not hold",
     "altered": "altered since it was signed (key, body, type, encoding or ttl)",
 }
+#: Operations that store something other than entries (not counted in ``sets``).
+_NOT_ENTRIES: Final = frozenset({"invalidate"})
 _monotonic = time.monotonic
 
 
@@ -122,6 +124,10 @@ class Op:
     def expired(self) -> None:
         """An entry past its ttl (a miss)."""
         self.outcome = "expired"
+
+    def invalidated(self) -> None:
+        """An entry invalidated by one of its tags (a miss), counted in ``invalidated``."""
+        self.outcome = "invalidated"
 
     def unverified(self, reason: str) -> None:
         """An entry whose signature did not verify (a miss): counted by ``reason``, logged."""
@@ -248,9 +254,11 @@ class Recorder:
                 counters.misses += 1
                 if outcome == "expired":
                     counters.expired += 1
-        elif outcome == "stored":
+        elif outcome == "stored" and op.name not in _NOT_ENTRIES:
             counters.sets += 1
             counters.bytes_out += op.nbytes
+        if outcome == "invalidated":
+            counters.invalidated += 1
         counters.deletes += op.removed
         if op.error is None and self._alarm is not None:  # the endpoint answered
             self._alarm.answered = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from s3cache._fleet import FleetHost
 from s3cache._freshness import Policy, RefreshBackoff, Verdict, policy
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
+from s3cache._tags import normalize_tags
 from s3cache._writes import Writes
 
 __all__ = ["Refresher"]
@@ -59,12 +60,14 @@ class Refresher:
         seconds: float | None,
         lease: float | timedelta | None,
         stale_ttl: float | timedelta | str | None,
+        tags: Iterable[str] = (),
     ) -> tuple[Policy, Fill]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
-        factory and store its value with the policy's stale window, through the fleet's lease
-        when there is a ``lease``."""
+        factory and store its value with the policy's stale window and ``tags``, through the
+        fleet's lease when there is a ``lease``."""
         rules = self.policy(stale_ttl)
-        store = functools.partial(self._writes.fill, stale=rules.stale_ttl)
+        tagged = normalize_tags(tags)
+        store = functools.partial(self._writes.fill, stale=rules.stale_ttl, tags=tagged)
         if lease is None:
             return rules, functools.partial(store, okey, factory, seconds)
         host = dataclasses.replace(self._fleet, fill=store)

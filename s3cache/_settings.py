@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 from botocore.config import Config
 
-from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing
+from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing, _tags
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -71,6 +71,7 @@ class Arguments(TypedDict):
     stale_ttl: float | timedelta | str | None  # issue 23: freshness
     pacing: bool
     create_bucket: bool
+    tag_check_interval: float  # issue 24: invalidation by tag
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +106,8 @@ class Settings:
     freshness: _freshness.Policy
     pacing: bool = False
     create_bucket: bool = False
+    #: Seconds a check of a tag record stays good (``tag_check_interval=``; 0: every read).
+    tag_check_interval: float = 1.0
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -162,6 +165,7 @@ class Settings:
             freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
             pacing=given["pacing"],
             create_bucket=given["create_bucket"],
+            tag_check_interval=_tags.tag_check_interval(given["tag_check_interval"]),
         )
 
     @property

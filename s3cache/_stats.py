@@ -13,7 +13,16 @@ __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySumm
 LATENCY_SAMPLES: Final = 4096
 
 Outcome = Literal[
-    "hit", "local_hit", "miss", "expired", "unverified", "stored", "rejected", "deleted", "error"
+    "hit",
+    "local_hit",
+    "miss",
+    "expired",
+    "invalidated",
+    "unverified",
+    "stored",
+    "rejected",
+    "deleted",
+    "error",
 ]
 
 
@@ -25,6 +34,8 @@ class CacheEvent:
     ``key`` the object key (None for ``clear``), ``nbytes`` the body bytes moved, and
     ``error_kind`` the :attr:`S3CacheError.kind` when ``outcome`` is ``"error"``.
     ``"unverified"``: with a signing key, an entry whose signature did not verify (a miss).
+    ``"invalidated"``: an entry one of whose tags was invalidated after it was written (a
+    miss); ``op`` ``invalidate`` is an invalidation stored (``outcome`` ``"stored"``).
     """
 
     op: str
@@ -79,7 +90,8 @@ class CacheStats:
     ``throttles`` counts the throttling replies (503 SlowDown and its kin, retries included)
     this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
-    this process (None: not paced; see ``pacing=``).
+    this process (None: not paced; see ``pacing=``). ``invalidated`` counts the reads (``get``
+    and ``exists``) that found an entry invalidated by one of its tags (each also a miss).
     """
 
     hits: int = 0
@@ -100,6 +112,7 @@ class CacheStats:
     refresh_failed: int = 0
     throttles: int = 0
     send_rate: float | None = None
+    invalidated: int = 0
 
     @property
     def error_count(self) -> int:
@@ -131,6 +144,8 @@ class CacheStats:
                 f"{op}: p50 {summary.p50 * 1000:.1f} ms, p99 {summary.p99 * 1000:.1f} ms "
                 f"({summary.count:,} recent)"
             )
+        if self.invalidated:
+            lines.append(f"invalidated by tag {self.invalidated:,}")
         if self.unverified:
             lines.append(f"unverified {_counts(self.unverified)}")
         if self.stale_served or self.refreshes:
@@ -166,6 +181,7 @@ class Counters:
         "errors",
         "expired",
         "hits",
+        "invalidated",
         "latencies",
         "local_hits",
         "misses",
@@ -191,6 +207,7 @@ class Counters:
         self.stale_served: Counter[str] = Counter()
         self.refreshes = 0
         self.refresh_failed = 0
+        self.invalidated = 0
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -219,6 +236,7 @@ class Counters:
             stale_served=dict(self.stale_served),
             refreshes=self.refreshes,
             refresh_failed=self.refresh_failed,
+            invalidated=self.invalidated,
         )
 
 

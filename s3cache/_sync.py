@@ -18,6 +18,7 @@ from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._stats import CacheStats
+from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache.errors import S3CacheError
 
 __all__ = ["S3Cache", "SyncLock"]
@@ -68,16 +69,21 @@ class S3Cache:
         """Whether a live entry is stored under ``key``."""
         return _loop.run(self._core.exists(key))
 
-    def set(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> None:
-        """Store ``value`` under ``key``; see :meth:`AsyncS3Cache.set`."""
-        return _loop.run(self._core.set(key, value, ttl))
+    def set(
+        self, key: str, value: Any, ttl: float | timedelta | str | None = None, tags: Tags = ()
+    ) -> None:
+        """Store ``value`` under ``key`` (with ``tags``); see :meth:`AsyncS3Cache.set`."""
+        return _loop.run(self._core.set(key, value, ttl, tags))
 
     def set_many(
-        self, mapping: Mapping[str, Any], ttl: float | timedelta | str | None = None
+        self,
+        mapping: Mapping[str, Any],
+        ttl: float | timedelta | str | None = None,
+        tags: Tags = (),
     ) -> dict[str, S3CacheError]:
         """Store every item of ``mapping``; returns the keys not stored, with why; see
         :meth:`AsyncS3Cache.set_many`."""
-        return _loop.run(self._core.set_many(mapping, ttl))
+        return _loop.run(self._core.set_many(mapping, ttl, tags))
 
     def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
@@ -92,6 +98,7 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        tags: Tags = (),
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -105,6 +112,7 @@ class S3Cache:
                 ttl,
                 lease=lease,
                 stale_ttl=stale_ttl,
+                tags=tags,
             )
         )
 
@@ -115,13 +123,16 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        tags: TagsOf = (),
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
         Sync functions block and run in their caller's thread; coroutine functions are wrapped
-        by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
+        by :meth:`AsyncS3Cache.cached` and run on the caller's event loop. ``tags``: a list, or
+        a function of the call's arguments giving one (see :meth:`AsyncS3Cache.cached`).
         """
-        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl)  # validates
+        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl, tags=tags)
+        tags_of = call_tags(tags)
 
         def decorate(func: F) -> F:
             if inspect.iscoroutinefunction(func):
@@ -130,8 +141,10 @@ class S3Cache:
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
-                factory = functools.partial(func, *args, **kwargs)
-                return self.get_or_set(cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl)
+                factory, call = functools.partial(func, *args, **kwargs), tags_of(args, kwargs)
+                return self.get_or_set(
+                    cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl, tags=call
+                )
 
             return cast(F, wrapper)
 
@@ -144,6 +157,11 @@ class S3Cache:
         :meth:`AsyncS3Cache.lock`. It is renewed on the private loop, so a block that keeps
         this thread busy does not starve the renewals."""
         return SyncLock(self._core.lock(name, ttl, wait=wait))
+
+    def invalidate(self, *tags: str) -> bool:
+        """Invalidate every entry carrying one of ``tags``, fleet-wide; True once stored; see
+        :meth:`AsyncS3Cache.invalidate`."""
+        return _loop.run(self._core.invalidate(*tags))
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there."""

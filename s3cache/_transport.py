@@ -170,10 +170,13 @@ class Transport(Sender):
         outcome, reply = await self.call(request, botocore=botocore)
         return None if outcome == "missing" else reply.headers
 
-    async def put(self, key: str, payload: Payload, *, botocore: bool = False) -> None:
-        """Write an object, unconditionally (conditional writes: :meth:`put_if`)."""
+    async def put(self, key: str, payload: Payload, *, botocore: bool = False) -> Mapping[str, str]:
+        """Write an object, unconditionally (conditional writes: :meth:`put_if`); the reply's
+        lower-cased headers (its ``date``: when the server answered)."""
         params = self.put_params(payload, False, None)
-        await self.call(Request("PutObject", key, params, _PUT, payload.body), botocore=botocore)
+        request = Request("PutObject", key, params, _PUT, payload.body)
+        _, reply = await self.call(request, botocore=botocore)
+        return reply.headers
 
     async def put_probe(self, key: str, payload: Payload, *, botocore: bool = False) -> None:
         """PUT a probe (for ``check()`` and the doctor); when it is refused, name the encryption

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from s3cache._capabilities import Learner
 from s3cache._concurrency import paced
 from s3cache._format import Payload
 from s3cache._parts import Parts
+from s3cache._tagging import Tagging
+from s3cache._tags import TAGS_HEADER, normalize_tags
 from s3cache.errors import NotSupportedError, S3CacheError
 
 __all__ = ["Writes"]
@@ -20,14 +22,17 @@ __all__ = ["Writes"]
 class Writes:
     """The write path of one cache (see :meth:`AsyncS3Cache.set`, ``set_many`` and ``add``)."""
 
-    __slots__ = ("_capabilities", "_coherence", "_entries", "_recorder", "_transport")
+    __slots__ = ("_capabilities", "_coherence", "_entries", "_recorder", "_tagging", "_transport")
 
-    def __init__(self, parts: Parts, capabilities: Learner) -> None:
+    def __init__(self, parts: Parts, capabilities: Learner, tagging: Tagging) -> None:
+        """``tagging``: how ``add`` tells an entry invalidated by a tag (replaced, as an
+        expired one is)."""
         self._transport = parts.transport
         self._coherence = parts.coherence
         self._recorder = parts.recorder
         self._entries = parts.entries
         self._capabilities = capabilities
+        self._tagging = tagging
 
     async def store(
         self,
@@ -37,11 +42,15 @@ class Writes:
         *,
         compute: float | None = None,
         stale: float | None = None,
+        tags: Iterable[str] = (),
     ) -> None:
         """Encode and PUT one value (``compute``: the factory's duration; ``stale``: the stale
-        window, else the cache's; both recorded); a store failure is counted, raised or logged
-        per ``on_error``."""
-        payload = self._entries.encode(okey, value, seconds, compute=compute, stale=stale)
+        window, else the cache's; both recorded; ``tags``: validated here, before any request);
+        a store failure is counted, raised or logged per ``on_error``."""
+        tagged = normalize_tags(tags)
+        payload = self._entries.encode(
+            okey, value, seconds, compute=compute, stale=stale, tags=tagged
+        )
         error = await self.put(okey, payload, seconds)
         if error is not None:
             self._recorder.failed(error, None)
@@ -100,11 +109,18 @@ class Writes:
         headers = written.found
         if headers is None:  # deleted in between: try once more
             return (await transport.put_if(okey, payload, if_absent=True)).stored
-        if self._entries.is_live(headers) or not headers.get("etag"):
+        if not headers.get("etag") or await self._holds(headers):
             return False
         capabilities = await self._capabilities.require("add() over an expired entry")
         condition = capabilities.if_match(headers["etag"])
         return (await transport.put_if(okey, payload, if_match=condition)).stored
+
+    async def _holds(self, headers: Mapping[str, str]) -> bool:
+        """Whether the entry a refused create found is live: not expired, nor invalidated by
+        one of its tags (a read would miss it; ``add`` replaces it)."""
+        if not self._entries.is_live(headers):
+            return False
+        return TAGS_HEADER not in headers or not await self._tagging.entry_invalidated(headers)
 
     async def fill(
         self,
@@ -112,14 +128,16 @@ class Writes:
         factory: Callable[[], Any],
         seconds: float | None,
         stale: float | None = None,
+        tags: tuple[str, ...] = (),
     ) -> Any:
-        """Run ``factory`` (sync or async) and store its value under ``okey``, with how long
-        it took (XFetch's compute time, recorded only on entries with a ttl)."""
+        """Run ``factory`` (sync or async) and store its value under ``okey`` with ``tags``,
+        and how long it took (XFetch's compute time, recorded only on entries with a ttl)."""
         started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self.store(okey, value, seconds, compute=time.monotonic() - started, stale=stale)
+        took = time.monotonic() - started
+        await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
         return value
 
     def encoded(
@@ -128,12 +146,13 @@ class Writes:
         mapping: Mapping[str, Any],
         seconds: float | None,
         metadata: Mapping[str, Mapping[str, str]],
+        tags: Iterable[str] = (),
     ) -> list[tuple[str, str, Payload]]:
         """``(key, okey, payload)`` of every item of ``mapping`` (``object_key`` validates a key
-        into its object key), with the extra user ``metadata`` of some keys; all validated and
-        encoded, in order, before any request."""
-        encode = self._entries.encode
+        into its object key), with the extra user ``metadata`` of some keys and ``tags`` on
+        all; all validated and encoded, in order, before any request."""
+        encode, tags = self._entries.encode, normalize_tags(tags)
         return [
-            (key, okey := object_key(key), encode(okey, value, seconds, metadata.get(key)))
-            for key, value in mapping.items()
+            (key, okey := object_key(key), encode(okey, v, seconds, metadata.get(key), tags=tags))
+            for key, v in mapping.items()
         ]

@@ -400,6 +400,8 @@ def test_purge_expired(run: Run, s3: Any, env: str) -> None:
         "leases": 0,
         "dry_run": True,
         "elapsed_s": 0,
+        "invalidated": 0,
+        "tag_records": 0,
     }
     assert len(keys(s3, env)) == 5
 
@@ -891,3 +893,37 @@ def test_check_reports_the_encryption(run: Run, s3: Any, env: str) -> None:
     status, out, _ = run("check", "--json")
     (item,) = [i for i in json.loads(out)["items"] if i["name"] == "encryption"]
     assert "none requested (the bucket's default encryption applies)" in item["detail"]
+
+
+def test_invalidate_tags_and_purge_invalidated(run: Run, s3: Any, env: str) -> None:
+    with S3Cache(bucket=env, prefix="cache", endpoint_url=os.environ["S3CACHE_ENDPOINT_URL"]) as c:
+        c.set("doc:1", "a", tags=["doc:1"])
+        c.set("doc:2", "b", tags=["doc:2"])
+    status, out, _ = run("tags")
+    assert status == 0
+    assert "no tag records" in out
+    status, _, err = run("invalidate", "bad tag")
+    assert status == 2
+    assert "holds ' '" in err
+    status, out, _ = run("invalidate", "doc:1", "team:9")
+    assert status == 0
+    assert "invalidated 'doc:1', 'team:9'" in out
+    status, out, _ = run("tags", "--json")
+    assert status == 0
+    listed = json.loads(out)
+    assert [r["tag"] for r in listed] == ["doc:1", "team:9"]
+    assert all(r["object_key"].startswith("cache/.s3cache/tags/") for r in listed)
+    assert all(r["invalidated_at_iso"] for r in listed)
+    status, _, _ = run("get", "doc:1")
+    assert status == 1  # invalidated: a miss
+    status, out, _ = run("ls")
+    assert ".s3cache" not in out  # records are not entries
+    status, out, _ = run("purge-expired", "--yes", "--invalidated")
+    assert status == 0
+    assert "1 invalidated (by 2 tag records)" in out
+    assert "deleted 1" in out
+    assert keys(s3, env) == {
+        "cache/doc/2",
+        "cache/.s3cache/tags/doc:1",
+        "cache/.s3cache/tags/team:9",
+    }

@@ -81,6 +81,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._check": 3,
     "s3cache._fleet": 3,
     "s3cache._refresh": 3,  # issue 23: background refreshes of stale entries
+    "s3cache._tagging": 3,  # issue 24: tag checks of reads, invalidate
     "s3cache._core": 3,
     # 4. The private loop and the sync facade.
     "s3cache._loop": 4,
@@ -93,6 +94,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache.maintenance._lifecycle": 5,
     "s3cache.maintenance._purge": 5,
     "s3cache.maintenance._scan": 5,
+    "s3cache.maintenance._tag_records": 5,
     "s3cache.cli": 5,
     "s3cache.cli._commands": 5,
     "s3cache.cli._entries": 5,
@@ -101,6 +103,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache.cli._parser": 5,
     "s3cache.cli._prefix": 5,
     "s3cache.cli._spec": 5,
+    "s3cache.cli._tags": 5,
     "s3cache.cli._types": 5,
     "s3cache.cli._ui": 5,
     "s3cache.cli._values": 5,

@@ -5,16 +5,21 @@ over moto's S3 server, with keys that alias (``a:b`` and ``a/b`` are one object)
 near-limit keys, values of every supported type (``None`` and bytes included), and the local tier
 on or off, on either request path (the wire path or ``fast_path=False``), through the fault
 proxy, which now and then loses the response of a write after the server applied it (the retry
-must learn the write's true outcome). The default profile keeps ``python -m nox`` fast;
+must learn the write's true outcome). Tags too: entries written with tags, ``invalidate`` of
+some (each a miss from then on; the invalidated object stays on S3 until deleted, cleared or
+replaced, and its tag record until cleared). The default profile keeps ``python -m nox`` fast;
 ``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more and longer sequences.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import time
 import uuid
 from collections.abc import Callable, Coroutine
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 import boto3
@@ -78,6 +83,8 @@ VALUES = st.binary(max_size=40) | st.recursive(
     max_leaves=6,
 )
 MISSING = object()
+#: Tags entries may carry; ``invalidate`` takes some of them.
+TAGS = ["t1", "t2", "user:7"]
 
 
 def object_key(key: str) -> str:
@@ -94,6 +101,9 @@ class CacheModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.model: dict[str, Any] = {}
+        self.tags: dict[str, frozenset[str]] = {}  # object key -> its tags (live entries)
+        self.stale: set[str] = set()  # object keys invalidated but still on S3
+        self.records: set[str] = set()  # tags with a record on S3
         self.runner: asyncio.Runner | None = None
         self.core: AsyncS3Cache | None = None
         self.facade: S3Cache | None = None
@@ -140,10 +150,36 @@ class CacheModel(RuleBasedStateMachine):
         model does not change, and neither may what the cache reports."""
         self.proxy.set_fault(Fault.RESET_BODY, times=1, methods={method})
 
+    def stored(self, okey: str, value: Any, tags: frozenset[str] = frozenset()) -> None:
+        self.model[okey] = value
+        self.tags[okey] = tags
+        self.stale.discard(okey)
+
+    def gone(self, okey: str) -> None:
+        self.model.pop(okey, None)
+        self.tags.pop(okey, None)
+        self.stale.discard(okey)
+
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def set(self, key: str, value: Any) -> None:
         self.call("set", key, value)
-        self.model[object_key(key)] = value
+        self.stored(object_key(key), value)
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES, tags=st.sets(st.sampled_from(TAGS), min_size=1))
+    def set_tagged(self, key: str, value: Any, tags: AbstractSet[str]) -> None:
+        self.call("set", key, value, None, sorted(tags))
+        self.stored(object_key(key), value, frozenset(tags))
+
+    @rule(tags=st.sets(st.sampled_from(TAGS), min_size=1))
+    def invalidate(self, tags: AbstractSet[str]) -> None:
+        assert self.call("invalidate", *sorted(tags)) is True
+        for okey in [k for k, t in self.tags.items() if t & tags]:
+            del self.model[okey], self.tags[okey]
+            self.stale.add(okey)
+        self.records |= tags
+        # S3 dates are whole seconds: a tagged write in this second would be invalidated too
+        # (tested in tests/test_invalidation.py); the model's writes come from the next one.
+        time.sleep(math.floor(time.time()) + 1.01 - time.time())
 
     @rule(key=st.sampled_from(KEYS))
     def get(self, key: str) -> None:
@@ -155,14 +191,18 @@ class CacheModel(RuleBasedStateMachine):
 
     @rule(key=st.sampled_from(KEYS))
     def delete(self, key: str) -> None:
-        assert self.call("delete", key) is (self.model.pop(object_key(key), MISSING) is not MISSING)
+        okey = object_key(key)
+        deleted = self.call("delete", key)
+        if okey not in self.stale:  # an invalidated object: there, but not live to reads
+            assert deleted is (okey in self.model)
+        self.gone(okey)
 
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def add(self, key: str, value: Any) -> None:
-        absent = object_key(key) not in self.model
+        absent = object_key(key) not in self.model  # an invalidated entry counts as absent
         assert self.call("add", key, value) is absent
         if absent:
-            self.model[object_key(key)] = value
+            self.stored(object_key(key), value)
 
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def get_many(self, keys: list[str]) -> None:
@@ -175,20 +215,25 @@ class CacheModel(RuleBasedStateMachine):
         batch = {object_key(k): (k, v) for k, v in mapping.items()}
         failed = self.call("set_many", dict(batch.values()))
         assert not failed
-        self.model.update({okey: v for okey, (_, v) in batch.items()})
+        for okey, (_, v) in batch.items():
+            self.stored(okey, v)
 
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def delete_many(self, keys: list[str]) -> None:
-        present = {object_key(k) for k in keys} & self.model.keys()
-        assert self.call("delete_many", keys) == len(present)
-        for okey in present:
-            del self.model[okey]
+        okeys = {object_key(k) for k in keys}
+        present, stale = okeys & self.model.keys(), okeys & self.stale
+        assert len(present) <= self.call("delete_many", keys) <= len(present) + len(stale)
+        for okey in okeys:
+            self.gone(okey)
 
     @precondition(lambda self: len(self.model) > 0)
     @rule()
     def clear(self) -> None:
-        assert self.call("clear") == len(self.model)
+        assert self.call("clear") == len(self.model) + len(self.stale) + len(self.records)
         self.model.clear()
+        self.tags.clear()
+        self.stale.clear()
+        self.records.clear()
 
     @invariant()
     def stats_never_count_errors(self) -> None:
@@ -209,3 +254,4 @@ def test_the_cache_behaves_like_a_dict(s3_endpoint: str, proxy: FaultProxy) -> N
     profile = PROFILES[os.environ.get("S3CACHE_PROPS", "default")]
     run_state_machine_as_test(machine, settings=profile)
     assert proxy.count(Fault.RESET_BODY) > 0  # the machine did lose responses
+    assert any(m == "PUT" and "/.s3cache/tags/" in path for m, path in proxy.paths)  # invalidated

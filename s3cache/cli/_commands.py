@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from s3cache import maintenance
-from s3cache.cli import _entries, _lifecycle, _prefix
+from s3cache.cli import _entries, _lifecycle, _prefix, _tags
 from s3cache.cli._spec import Spec, arg
 from s3cache.cli._types import count, positive_int, seconds
 
@@ -20,7 +20,9 @@ _PURGE_HELP = """\
 Delete the entries under the prefix that a read would treat as expired. Every entry is looked
 at with one HEAD request (concurrently) and judged by its ttl against the server's clock, the
 same rule reads apply; expired ones are deleted in batches of up to 1,000. Leases and locks
-(under <prefix>.s3cache/) that were released or have run out go too."""
+(under <prefix>.s3cache/) that were released or have run out go too. With --invalidated, so do
+the entries invalidated by a tag (the tag records are listed first; each entry is judged by the
+HEAD it gets anyway)."""
 
 _SET_HELP = """\
 Store a value under KEY. VALUE is stored as a string, as it is; with --json it is read as JSON
@@ -135,7 +137,14 @@ _PREFIX_COMMANDS: Final = (
         "delete expired entries under the prefix",
         _prefix.cmd_purge,
         description=_PURGE_HELP,
-        args=(_PAGE_SIZE,),
+        args=(
+            _PAGE_SIZE,
+            arg(
+                "--invalidated",
+                action="store_true",
+                help="also delete the entries invalidated by a tag",
+            ),
+        ),
         scope="purge-expired",
         confirm="delete the expired entries",
     ),
@@ -192,6 +201,21 @@ COMMANDS: Final[tuple[Spec, ...]] = (
         args=(arg("new_bucket", nargs="?", metavar="BUCKET", help="default: --bucket"),),
     ),
     *_KEY_COMMANDS,
+    Spec(
+        "invalidate",
+        "invalidate every entry carrying one of the tags (one PUT per tag)",
+        _tags.cmd_invalidate,
+        description="AsyncS3Cache.invalidate(*tags): each tag's record under "
+        "<prefix>.s3cache/tags/ is written; every reader then misses the entries written before "
+        "it that carry the tag (within tag_check_interval elsewhere).",
+        args=(arg("tags", nargs="+", metavar="TAG"),),
+        check=_tags.check_invalidate,
+    ),
+    Spec(
+        "tags",
+        "list the tag records under the prefix, with when each tag was last invalidated",
+        _tags.cmd_tags,
+    ),
     *_PREFIX_COMMANDS,
     _LIFECYCLE,
 )

@@ -220,9 +220,17 @@ async def cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> in
     return EXIT_OK
 
 
+def _invalidated(r: maintenance.PurgeResult) -> str:
+    """``, N invalidated (by M tag records)`` when ``--invalidated`` was given."""
+    if not r.tag_records and not r.invalidated:
+        return ""
+    return f", {r.invalidated:,} invalidated (by {plural(r.tag_records, 'tag record')})"
+
+
 def _purge_detail(r: maintenance.PurgeResult) -> str:
     """The progress of ``purge-expired``."""
-    return f"{r.scanned:,} scanned, {r.expired:,} expired, {r.deleted:,} deleted"
+    invalidated = f", {r.invalidated:,} invalidated" if r.invalidated else ""
+    return f"{r.scanned:,} scanned, {r.expired:,} expired{invalidated}, {r.deleted:,} deleted"
 
 
 async def cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
@@ -235,18 +243,23 @@ async def cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> in
         maintenance.PurgeResult(dry_run=args.dry_run),
         _purge_detail,
         lambda track: maintenance.purge_expired(
-            cache, batch=args.page_size, on_progress=track, **_switches(args)
+            cache,
+            batch=args.page_size,
+            on_progress=track,
+            invalidated=args.invalidated,
+            **_switches(args),
         ),
     )
     if args.json:
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
-    count = result.expired if args.dry_run else result.deleted
+    count = result.expired + result.invalidated if args.dry_run else result.deleted
     leases = plural(result.leases, "run-out lease or lock", "run-out leases and locks")
     leases = f", and {leases}" if result.leases else ""
     ui.line(
         f"scanned {plural(result.scanned, 'entry', 'entries')} under {where(cache)}: "
-        f"{result.expired:,} expired ({size(result.bytes)}); {verb} {count:,}{leases} "
+        f"{result.expired:,} expired{_invalidated(result)} ({size(result.bytes)}); "
+        f"{verb} {count:,}{leases} "
         f"in {result.elapsed_s:.1f} s" + (" (dry run)" if args.dry_run else "")
     )
     return EXIT_OK

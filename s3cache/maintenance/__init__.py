@@ -1,5 +1,6 @@
 """Storage hygiene for a cache bucket: scan entries, storage stats, clear a prefix, purge expired
-entries, manage a lifecycle rule, and a doctor that checks a bucket step by step.
+entries (and those invalidated by a tag), list tag records, manage a lifecycle rule, and a
+doctor that checks a bucket step by step.
 
 S3 never deletes an expired entry by itself (``Expires`` is only a caching hint), so these are
 the tools that reclaim storage. Every function takes an :class:`~s3cache.AsyncS3Cache` and acts
@@ -34,6 +35,7 @@ from s3cache.maintenance._scan import (
     scan,
     storage_stats,
 )
+from s3cache.maintenance._tag_records import TagRecord, tag_records
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -45,6 +47,7 @@ __all__ = [
     "LifecycleRule",
     "PurgeResult",
     "StorageStats",
+    "TagRecord",
     "check_scope",
     "clear_prefix",
     "doctor",
@@ -56,4 +59,5 @@ __all__ = [
     "purge_expired",
     "scan",
     "storage_stats",
+    "tag_records",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Final
 from s3cache import _expiry
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
+from s3cache._tags import is_invalidated
 from s3cache._transport import ListedObject
 from s3cache.errors import BatchError, S3CacheError
 from s3cache.maintenance._scan import (
@@ -28,6 +29,7 @@ from s3cache.maintenance._scan import (
     pages,
     split_own,
 )
+from s3cache.maintenance._tag_records import invalidation_times, tag_records
 
 __all__ = [
     "ClearResult",
@@ -64,13 +66,17 @@ class PurgeResult:
 
     scanned: int = 0
     expired: int = 0
-    bytes: int = 0  #: size of the expired entries
+    bytes: int = 0  #: size of the expired entries (and of the invalidated ones)
     deleted: int = 0
     #: s3cache's own objects (released or run-out leases and locks) deleted, or found with
     #: ``dry_run``; not in the figures above, which are about entries
     leases: int = 0
     dry_run: bool = False
     elapsed_s: float = 0.0
+    #: with ``invalidated=True``: live entries invalidated by a tag, deleted with the expired
+    #: ones (or found, with ``dry_run``), and the tag records they were judged against
+    invalidated: int = 0
+    tag_records: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -188,8 +194,12 @@ async def purge_expired(
     all_bucket: bool = False,
     batch: int = DEFAULT_BATCH,
     on_progress: Callable[[PurgeResult], None] | None = None,
+    invalidated: bool = False,
 ) -> PurgeResult:
-    """Delete the entries under the prefix that a read would treat as expired.
+    """Delete the entries under the prefix that a read would treat as expired (with
+    ``invalidated``, also those a read would treat as invalidated by a tag: the tag records
+    are listed first, one LIST per 1,000, and each entry is judged against them by the HEAD it
+    gets anyway; invalidations made during the run wait for the next one).
 
     Each entry is HEAD-ed (``batch`` at a time, paced through ``max_concurrency``) and judged
     on the server's clock as a read would judge it; each batch's expired entries are then
@@ -206,6 +216,10 @@ async def purge_expired(
     started = time.perf_counter()
     result = PurgeResult(dry_run=dry_run)
     run = _Run("purge_expired")
+    records: dict[str, float] | None = None
+    if invalidated:
+        records = invalidation_times(await tag_records(cache))
+        result.tag_records = len(records)
 
     def report() -> None:
         result.elapsed_s = time.perf_counter() - started
@@ -219,7 +233,8 @@ async def purge_expired(
                 for start in range(0, len(own), batch):
                     await _purge_own(cache, own[start : start + batch], result, run)
                 for start in range(0, len(page), batch):
-                    await _purge_entries(cache, page[start : start + batch], result, run, report)
+                    chunk = page[start : start + batch]
+                    await _purge_entries(cache, chunk, result, run, report, records)
         except _Stopped:
             pass
         except S3CacheError as exc:  # a listing failed: nothing more can be found
@@ -235,18 +250,23 @@ async def _purge_entries(
     result: PurgeResult,
     run: _Run,
     report: Callable[[], None],
+    records: Mapping[str, float] | None = None,
 ) -> None:
-    """Judge one batch of entries, then delete (or, dry, count) the expired ones."""
+    """Judge one batch of entries, then delete (or, dry, count) the expired ones (and, with
+    tag ``records``, the invalidated ones)."""
 
     def judged(entry: Entry) -> None:
         result.scanned += 1
         if entry.expired:
             result.expired += 1
             result.bytes += entry.size
+        elif _invalidated(entry, records):
+            result.invalidated += 1
+            result.bytes += entry.size
         report()
 
     found = await inspect(cache, objects, on_entry=judged, stop=stops_the_run)
-    expired = [e.object_key for e in found.entries if e.expired]
+    expired = [e.object_key for e in found.entries if e.expired or _invalidated(e, records)]
     run.targets += len(expired) + len(found.failed)
     failed = dict(found.failed)
     if expired and not result.dry_run and found.stopped is None:
@@ -274,6 +294,16 @@ async def _purge_own(cache: AsyncS3Cache, okeys: list[str], result: PurgeResult,
     result.leases += len(gone) - len(not_deleted)
     failed.update(not_deleted)
     run.record(failed, None, okeys[-1])
+
+
+def _invalidated(entry: Entry, records: Mapping[str, float] | None) -> bool:
+    """Whether a read would find ``entry`` invalidated by the tag ``records`` (None: not
+    asked); tags or a date that cannot be read count as invalidated, as reads count them."""
+    if records is None or entry.tags == ():
+        return False
+    if entry.tags is None or entry.written is None:
+        return True
+    return is_invalidated(entry.written, entry.tags, records)
 
 
 def _ran_out(headers: Mapping[str, str], now: float) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Final
 from s3cache import _expiry, _keys
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
+from s3cache._tags import parse_tags, written_at
 from s3cache._transport import ListedObject
 from s3cache.errors import S3CacheError
 
@@ -49,6 +50,10 @@ class Entry:
     ttl_s: float | None  #: the s3cache ttl it was written with (None: none, or a foreign entry)
     remaining_s: float | None  #: seconds left; None when it never expires
     expired: bool
+    #: its tags (see "Invalidation"); None when they cannot be read (it is then invalidated)
+    tags: tuple[str, ...] | None = ()
+    #: its ``Last-Modified`` (epoch seconds; None when unreadable)
+    written: float | None = None
 
     @classmethod
     def from_headers(
@@ -64,6 +69,8 @@ class Entry:
             ttl_s=_ttl(headers),
             remaining_s=remaining,
             expired=_expiry.is_expired(remaining),
+            tags=parse_tags(headers),
+            written=written_at(headers),
         )
 
     def to_json(self) -> dict[str, Any]:
