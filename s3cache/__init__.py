@@ -11,6 +11,7 @@ from s3cache._core import AsyncS3Cache
 from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._freshness import ABSENT, Absent
+from s3cache._habits import CachedDecorator, CachedFunction, CachedIterator
 from s3cache._local import LocalTier
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
@@ -49,6 +50,9 @@ __all__ = [
     "CacheEvent",
     "CacheObserver",
     "CacheStats",
+    "CachedDecorator",
+    "CachedFunction",
+    "CachedIterator",
     "Capabilities",
     "CheckReport",
     "ChecksumMismatchError",

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
+from s3cache._disabling import Switch
 from s3cache._flight import Flights
 from s3cache._format import Body, Payload
 from s3cache._local import LocalEntry, LocalLRU, LocalTier
@@ -84,13 +85,15 @@ class Write:
 class Coherence:
     """Single flight (reads and factory runs, per event loop) and the optional local tier."""
 
-    __slots__ = ("fills", "local", "reads")
+    __slots__ = ("fills", "local", "reads", "switch")
 
     def __init__(self, tier: LocalTier | None) -> None:
         #: The in-process tier, or None when the cache has none.
         self.local = LocalLRU(tier) if tier is not None else None
         self.reads: Flights = Flights()  # shared GETs
         self.fills: Flights = Flights()  # shared factory runs
+        #: ``cache.disabled()``: off in a context, reads miss and writes are skipped there.
+        self.switch = Switch()
 
     def cached(self, okey: str, now: float) -> LocalEntry | None:
         """The local tier's live entry for ``okey`` (None without one, or without a tier)."""

@@ -7,17 +7,23 @@ stand in for a missing ``Date``: expiry is judged on the server's clock).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from s3cache import _expiry, _format, _freshness, _signing
 from s3cache._format import Body, Payload
+from s3cache._nonce import NONCE_HEADER
 from s3cache._settings import Settings
 
 __all__ = ["Entries"]
+
+#: Metadata a re-timed entry does not carry over: its ttl (replaced), nonce and signature (new).
+_RETIMED: Final = frozenset({_expiry.TTL_HEADER, NONCE_HEADER, _signing.SIGNATURE_HEADER})
+_META: Final = "x-amz-meta-"
 
 #: The client's wall clock (see the module's docstring).
 _clock = time.time
@@ -61,6 +67,28 @@ class Entries:
             payload = replace(payload, metadata={**extra, **payload.metadata})
         window = self.stale if stale is None else stale
         payload = _freshness.with_freshness(payload, compute, window)
+        return payload if self.signer is None else self.signer.sign(okey, payload)
+
+    def retimed(
+        self, okey: str, body: Body, headers: Mapping[str, str], seconds: float | None
+    ) -> Payload:
+        """The entry read as ``body`` and ``headers`` again, but with a ttl of ``seconds`` from
+        its next write (None: no expiry): its body, type, encoding and other metadata kept,
+        ``Expires`` and ``Cache-Control`` (litellm's reader) redone, signed anew when the cache
+        has a signing key (the caller has verified the old signature)."""
+        metadata = {
+            name[len(_META) :]: value
+            for name, value in headers.items()
+            if name.startswith(_META) and name not in _RETIMED
+        }
+        expires = cache_control = None
+        if seconds is not None:
+            metadata[_expiry.TTL_METADATA] = _expiry.format_seconds(seconds)
+            expires = datetime.fromtimestamp(_clock() + seconds, tz=UTC)
+            cache_control = f"max-age={math.ceil(seconds)}"
+        content_type = headers.get("content-type") or "binary/octet-stream"
+        encoding = headers.get("content-encoding")
+        payload = Payload(bytes(body), content_type, metadata, expires, cache_control, encoding)
         return payload if self.signer is None else self.signer.sign(okey, payload)
 
     def decode(self, body: Body, content_type: str | None, content_encoding: str | None) -> Any:

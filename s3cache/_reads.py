@@ -42,6 +42,8 @@ class Reads:
         ``policy`` (a stale value is served, for the caller to refresh)."""
         parts = self._parts  # locals: this is every GET's path
         coherence, entries = parts.coherence, parts.entries
+        if coherence.switch.off:  # cache.disabled(): a miss, no request, nothing recorded
+            return MISSING, Verdict.EXPIRED
         with parts.recorder.op("get", okey) as op:
             if coherence.local is not None:
                 entry = coherence.cached(okey, op.started)
@@ -102,6 +104,8 @@ class Reads:
 
     async def exists(self, okey: str) -> bool:
         """Whether a live (and, with a signing key, signed) entry is under ``okey``."""
+        if self._parts.coherence.switch.off:
+            return False
         with self._parts.recorder.op("exists", okey) as op:
             if self._parts.coherence.cached(okey, op.started) is not None:
                 op.local_hit(0)

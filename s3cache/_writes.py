@@ -40,7 +40,9 @@ class Writes:
     ) -> None:
         """Encode and PUT one value (``compute``: the factory's duration; ``stale``: the stale
         window, else the cache's; both recorded); a store failure is counted, raised or logged
-        per ``on_error``."""
+        per ``on_error``; skipped where the cache is disabled."""
+        if self._coherence.switch.off:
+            return
         payload = self._entries.encode(okey, value, seconds, compute=compute, stale=stale)
         error = await self.put(okey, payload, seconds)
         if error is not None:
@@ -63,6 +65,8 @@ class Writes:
     ) -> dict[str, S3CacheError]:
         """PUT every ``(key, okey, payload)``, paced by the concurrency bound; the keys that
         failed, with why, counted and raised or logged as one batch per ``on_error``."""
+        if self._coherence.switch.off:  # cache.disabled(): nothing stored, nothing failed
+            return {}
         width = self._transport.max_concurrency
         errors = await paced(lambda item: self.put(item[1], item[2], seconds), items, width)
         failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
@@ -70,7 +74,10 @@ class Writes:
         return failed
 
     async def add(self, okey: str, payload: Payload, seconds: float | None) -> bool:
-        """Store ``payload`` only if no live entry is under ``okey``; True when it was stored."""
+        """Store ``payload`` only if no live entry is under ``okey``; True when it was stored
+        (False where the cache is disabled: nothing is)."""
+        if self._coherence.switch.off:
+            return False
         with self._recorder.op("add", okey) as op, self._coherence.writing([okey]) as write:
             try:
                 stored = await self._put_if_absent(okey, payload)
@@ -112,14 +119,18 @@ class Writes:
         factory: Callable[[], Any],
         seconds: float | None,
         stale: float | None = None,
+        condition: Callable[[Any], object] | None = None,
     ) -> Any:
         """Run ``factory`` (sync or async) and store its value under ``okey``, with how long
-        it took (XFetch's compute time, recorded only on entries with a ttl)."""
+        it took (XFetch's compute time, recorded only on entries with a ttl), unless
+        ``condition(value)`` is false: then the value is only returned."""
         started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        await self.store(okey, value, seconds, compute=time.monotonic() - started, stale=stale)
+        if condition is None or condition(value):
+            compute = time.monotonic() - started
+            await self.store(okey, value, seconds, compute=compute, stale=stale)
         return value
 
     def encoded(
