@@ -449,3 +449,45 @@ def test_sync_cached_hands_async_generators_to_the_core(cache_kwargs: dict[str, 
 
         assert inspect.isasyncgenfunction(letters)
         assert letters.key().startswith("tests.test_habits:")  # type: ignore[attr-defined]
+
+
+# -- $S3CACHE_URL in the command line (the litellm backend's: tests/integrations) -----------
+
+
+@pytest.fixture
+def url_env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, bucket: str) -> str:
+    """The environment of a user who configured s3cache by ``S3CACHE_URL`` alone."""
+    for name in ("S3CACHE_BUCKET", "S3CACHE_PREFIX", "S3CACHE_ENDPOINT_URL", "S3CACHE_PLAIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    url = _url(bucket, s3_endpoint, prefix="fromurl", ttl="15m", timeout="5")
+    monkeypatch.setenv("S3CACHE_URL", url)
+    return url
+
+
+@pytest.mark.usefixtures("url_env")
+def test_the_cli_takes_its_store_from_s3cache_url(
+    capsys: pytest.CaptureFixture[str], s3: Any, bucket: str
+) -> None:
+    from s3cache.cli import main
+
+    assert main(["set", "k", "hello"]) == 0
+    assert _stored(s3, bucket, "fromurl/k") == {TTL_METADATA: "900"}  # the URL's prefix and ttl
+    capsys.readouterr()
+    assert main(["get", "k"]) == 0
+    assert capsys.readouterr().out.strip() == "hello"
+    assert main(["--prefix", "flag", "set", "k", "x"]) == 0  # a flag wins over the URL
+    assert _stored(s3, bucket, "flag/k") is not None
+
+
+def test_the_cli_refuses_a_bad_s3cache_url(
+    url_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from s3cache.cli import main
+
+    monkeypatch.setenv("S3CACHE_URL", url_env + "&aws_session_token=hush")
+    assert main(["get", "k"]) == 2
+    err = capsys.readouterr().err
+    assert "S3CACHE_URL" in err
+    assert "hush" not in err
