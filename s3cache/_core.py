@@ -28,6 +28,7 @@ from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._refresh import Refresher
 from s3cache._removal import Removal
+from s3cache._serializers import SerializerName
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheObserver, CacheStats
 from s3cache._transport import Transport
@@ -74,7 +75,7 @@ class AsyncS3Cache(_habits.Habits):
         default_ttl: float | timedelta | str | None = None,
         max_concurrency: int = 64,
         timeout: float = DEFAULT_TIMEOUT,
-        serializer: Serializer | None = None,
+        serializer: Serializer | SerializerName | None = None,
         on_error: OnError = "log",
         local: LocalTier | None = None,
         observer: CacheObserver | None = None,

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from s3cache import _expiry, _format, _freshness, _signing
+from s3cache import _expiry, _format, _freshness, _serializers, _signing
 from s3cache._format import Body, Payload
 from s3cache._nonce import NONCE_HEADER
 from s3cache._settings import Settings
@@ -32,10 +32,13 @@ _clock = time.time
 class Entries:
     """Encodes values into payloads and reads entries back, as the cache's ``settings`` say."""
 
-    __slots__ = ("_compressor", "_default_ttl", "_serializer", "signer", "stale")
+    __slots__ = ("_compressor", "_default_ttl", "_recorded", "_serializer", "signer", "stale")
 
     def __init__(self, settings: Settings) -> None:
-        self._serializer = settings.serializer
+        self._serializer = serializer = settings.serializer
+        name = _serializers.name_of(serializer)
+        #: The serializer field of the entries it writes (JSON's: none, as always).
+        self._recorded = None if name == "json" else {_serializers.SERIALIZER_METADATA: name}
         self._compressor = settings.compressor
         self._default_ttl = settings.default_ttl
         #: The stale window recorded with every entry written (the constructor's ``stale_ttl``).
@@ -63,6 +66,8 @@ class Entries:
         else the cache's), signed when the cache has a signing key. Raises ``TypeError``
         for a value the serializer cannot take."""
         payload = _format.encode(value, seconds, self._serializer, _clock(), self._compressor)
+        if self._recorded is not None and payload.content_type != _format.BYTES_CONTENT_TYPE:
+            payload = replace(payload, metadata={**payload.metadata, **self._recorded})
         if extra:
             payload = replace(payload, metadata={**extra, **payload.metadata})
         window = self.stale if stale is None else stale
@@ -94,6 +99,15 @@ class Entries:
     def decode(self, body: Body, content_type: str | None, content_encoding: str | None) -> Any:
         """The value of a body; ``ValueError`` (or ``KeyError``) when it cannot be read."""
         return _format.decode(body, content_type, self._serializer, content_encoding)
+
+    def refusal(self, headers: Mapping[str, str]) -> str | None:
+        """Why this cache's serializer must not decode the entry these headers describe (it
+        was written by another), or None; raw bytes need no serializer."""
+        content_type = (headers.get("content-type") or "").partition(";")[0].strip().lower()
+        if content_type == _format.BYTES_CONTENT_TYPE:
+            return None
+        recorded = headers.get(_serializers.SERIALIZER_HEADER)
+        return _serializers.mismatch(self._serializer, recorded)
 
     def remaining(self, headers: Mapping[str, str]) -> float | None:
         """Seconds the entry has left on the server's clock (negative: expired; None: no

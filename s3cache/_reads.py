@@ -67,6 +67,8 @@ class Reads:
                 op.expired()
                 return MISSING, verdict
             try:
+                if (refused := entries.refusal(headers)) is not None:
+                    raise ValueError(refused)  # another serializer wrote it: typed, not garbage
                 value = entries.decode(
                     body, headers.get("content-type"), headers.get("content-encoding")
                 )

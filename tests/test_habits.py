@@ -7,7 +7,9 @@ async generator functions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import json
 import math
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -18,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache, S3Cache
+from s3cache import AsyncS3Cache, CorruptEntryError, S3Cache
 from s3cache._expiry import TTL_METADATA
 from tests.conftest import CREDENTIALS
 
@@ -491,3 +493,110 @@ def test_the_cli_refuses_a_bad_s3cache_url(
     err = capsys.readouterr().err
     assert "S3CACHE_URL" in err
     assert "hush" not in err
+
+
+# -- serializer= -----------------------------------------------------------------------------
+
+SIGNING_KEY = b"s" * 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+
+class Reversed:
+    """A custom serializer: JSON text, reversed (a name of its own is recorded)."""
+
+    content_type = "text/x-reversed"
+    name = "reversed"
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value).encode()[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data[::-1])
+
+
+async def test_pickle_needs_a_signing_key(cache_kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="signing_key"):
+        AsyncS3Cache(**cache_kwargs, serializer="pickle")
+    with pytest.raises(ValueError, match="serializer must be 'json', 'pickle', 'msgpack'"):
+        AsyncS3Cache(**cache_kwargs, serializer="yaml")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="serializer must be"):
+        AsyncS3Cache(**cache_kwargs, serializer=object())  # type: ignore[arg-type]
+
+
+async def test_pickle_round_trips_python_values(
+    cache_kwargs: dict[str, Any], s3: Any, bucket: str
+) -> None:
+    async with AsyncS3Cache(
+        **cache_kwargs, serializer="pickle", signing_key=SIGNING_KEY, on_error="raise"
+    ) as cache:
+        value = {"point": Point(1, 2), "tags": {"a", "b"}, "pair": (1, 2)}
+        await cache.set("k", value)
+        assert await cache.get("k") == value
+        await cache.set("raw", b"\x00bytes")
+        assert await cache.expire("k", "1h")  # re-timed, still signed and still pickle
+        assert await cache.get("k") == value
+    assert _stored(s3, bucket, "k")["s3cache-serializer"] == "pickle"  # type: ignore[index]
+    assert "s3cache-serializer" not in (_stored(s3, bucket, "raw") or {})
+
+
+async def test_a_reader_with_another_serializer_fails_typed(cache_kwargs: dict[str, Any]) -> None:
+    signed: dict[str, Any] = {"signing_key": SIGNING_KEY, "on_error": "raise"}
+    async with (
+        AsyncS3Cache(**cache_kwargs, serializer="pickle", **signed) as pickled,
+        AsyncS3Cache(**cache_kwargs, **signed) as jsoned,
+        AsyncS3Cache(**cache_kwargs, serializer=Reversed(), **signed) as custom,
+        AsyncS3Cache(**cache_kwargs, signing_key=SIGNING_KEY) as logged,
+    ):
+        await pickled.set("p", [1, 2])
+        await jsoned.set("j", [1, 2])
+        await custom.set("c", [1, 2])
+        await jsoned.set("b", b"raw")
+        assert await custom.get("c") == [1, 2]
+        for reader, key, written in [
+            (jsoned, "p", "'pickle'"),
+            (pickled, "j", "'json'"),
+            (jsoned, "c", "'reversed'"),
+            (pickled, "c", "'reversed'"),
+        ]:
+            with pytest.raises(CorruptEntryError, match=f"written with serializer {written}"):
+                await reader.get(key)
+        with pytest.raises(CorruptEntryError):  # no field (JSON, or legacy): a custom one
+            await custom.get("j")  # tries it, and its loads refuses: typed still
+        assert await pickled.get("b") == b"raw"  # raw bytes need no serializer
+        assert await logged.get("p", "miss") == "miss"  # fail-soft: a miss, counted
+        assert logged.stats().errors.get("corrupt") == 1
+
+
+async def test_the_serializer_field_is_signed(
+    cache_kwargs: dict[str, Any], s3: Any, bucket: str
+) -> None:
+    async with AsyncS3Cache(
+        **cache_kwargs, serializer="pickle", signing_key=SIGNING_KEY, on_error="raise"
+    ) as cache:
+        await cache.set("k", 1)
+        head = s3.head_object(Bucket=bucket, Key="k")
+        metadata = dict(head["Metadata"])
+        metadata["s3cache-serializer"] = "json"  # a forger relabels the entry
+        s3.copy_object(
+            Bucket=bucket,
+            Key="k",
+            CopySource={"Bucket": bucket, "Key": "k"},
+            Metadata=metadata,
+            MetadataDirective="REPLACE",
+            ContentType=head["ContentType"],
+        )
+        assert await cache.get("k", "miss") == "miss"
+        assert cache.stats().unverified == {"altered": 1}
+
+
+async def test_msgpack_round_trips(cache_kwargs: dict[str, Any], s3: Any, bucket: str) -> None:
+    pytest.importorskip("msgpack")
+    async with AsyncS3Cache(**cache_kwargs, serializer="msgpack", on_error="raise") as cache:
+        await cache.set("k", {"bytes": b"\x00\x01", "n": [1, 2.5, None]})
+        assert await cache.get("k") == {"bytes": b"\x00\x01", "n": [1, 2.5, None]}
+    assert _stored(s3, bucket, "k")["s3cache-serializer"] == "msgpack"  # type: ignore[index]

@@ -50,6 +50,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._layout": 1,
     "s3cache._entries": 1,
     "s3cache._disabling": 1,  # issue 26: cache.disabled(), a ContextVar
+    "s3cache._serializers": 1,  # issue 26: serializer="json"|"pickle"|"msgpack"|object
     # 2. Transport: requests, clients, retries, error translation.
     "s3cache._pacing": 2,  # a policy, no I/O: the transport's pacing on SlowDown
     "s3cache._paced": 2,  # the pacer wired into sending (both paths)
