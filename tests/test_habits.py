@@ -600,3 +600,13 @@ async def test_msgpack_round_trips(cache_kwargs: dict[str, Any], s3: Any, bucket
         await cache.set("k", {"bytes": b"\x00\x01", "n": [1, 2.5, None]})
         assert await cache.get("k") == {"bytes": b"\x00\x01", "n": [1, 2.5, None]}
     assert _stored(s3, bucket, "k")["s3cache-serializer"] == "msgpack"  # type: ignore[index]
+
+
+def test_a_url_names_a_serializer(s3_endpoint: str, bucket: str, s3: Any) -> None:
+    url = _url(bucket, s3_endpoint, serializer="pickle")
+    with pytest.raises(ValueError, match="signing_key"):
+        S3Cache.from_url(url, **SECRETS)  # the constructor's own check, before any request
+    with S3Cache.from_url(url, signing_key=SIGNING_KEY, **SECRETS) as cache:
+        cache.set("k", Point(3, 4))
+        assert cache.get("k") == Point(3, 4)
+    assert _stored(s3, bucket, "app/k")["s3cache-serializer"] == "pickle"  # type: ignore[index]
