@@ -153,6 +153,24 @@ async def test_condition_decides_what_is_stored(cache: AsyncS3Cache) -> None:
     assert await cache.get("yes") == [1]
 
 
+async def test_condition_with_a_lease_stores_nothing_and_frees_the_lease(
+    cache: AsyncS3Cache, s3: Any, bucket: str
+) -> None:
+    calls: list[int] = []
+
+    def make() -> dict[str, str]:
+        calls.append(1)
+        return {"error": "upstream"}
+
+    skip: dict[str, Any] = {"condition": lambda v: "error" not in v, "lease": 5}
+    assert await cache.get_or_set("leased", make, **skip) == {"error": "upstream"}
+    assert not await cache.exists("leased")
+    assert await cache.get_or_set("leased", make, **skip) == {"error": "upstream"}  # no wait
+    assert calls == [1, 1]
+    lease = next(k for k in _listed(s3, bucket) if "lease" in k)
+    assert s3.head_object(Bucket=bucket, Key=lease)["Metadata"]["s3cache-lease"] == "released"
+
+
 def test_sync_condition(cache_kwargs: dict[str, Any]) -> None:
     with S3Cache(**cache_kwargs, on_error="raise") as cache:
         assert cache.get_or_set("error", lambda: {"error": 1}, condition=lambda v: "error" not in v)
