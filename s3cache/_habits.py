@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, Final, ParamSpec, Protocol, Self, TypeVar, cast, overload
@@ -39,7 +39,7 @@ class CachedFunction(Protocol[P, R_co]):
     is the cache key of a call with those arguments, ``await .invalidate(...)`` deletes its
     entry (True when a live one was there)."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R_co]: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
 
     def key(self, *args: P.args, **kwargs: P.kwargs) -> str: ...
 
@@ -58,13 +58,23 @@ class CachedIterator(Protocol[P, Y_co]):
 
 
 class CachedDecorator(Protocol):
-    """What ``cache.cached(...)`` returns: it wraps coroutine and async generator functions."""
+    """What ``cache.cached(...)`` returns: it wraps coroutine and async generator functions.
+
+    Type checkers see the wrapper as a plain callable of the function's signature, so that a
+    decorated method still binds ``self``; its ``.key`` and ``.invalidate`` are there at run
+    time, typed by ``cast(CachedFunction[[int], User], load_user)`` (or
+    :class:`CachedIterator`) where a checker should know them.
+    """
 
     @overload
-    def __call__(self, func: Callable[P, AsyncIterator[Y]]) -> CachedIterator[P, Y]: ...
+    def __call__(
+        self, func: Callable[P, AsyncIterator[Y]]
+    ) -> Callable[P, AsyncGenerator[Y, None]]: ...
 
     @overload
-    def __call__(self, func: Callable[P, Awaitable[R]]) -> CachedFunction[P, R]: ...
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
 class Habits:
