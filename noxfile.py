@@ -72,6 +72,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_transport.py",
     "tests/test_bucket_options.py",
     "tests/test_invalidation.py",
+    "tests/test_habits.py",
 )
 
 
@@ -91,7 +92,7 @@ def tests(session: nox.Session) -> None:
     """The core suite against moto's S3 server, on two cores (litellm and aioboto3 tests skip
     here; the README's LangChain, LangGraph and litellm examples run in their sessions)."""
     # rich: tables; matplotlib: bench plots; prometheus-client: the README's observer example.
-    session.install("-e", ".[test,zstd,cli]", "matplotlib>=3.8", "prometheus-client")
+    session.install("-e", ".[test,zstd,cli,msgpack]", "matplotlib>=3.8", "prometheus-client")
     session.run("pytest", *_workers(session.posargs), *session.posargs)
 
 

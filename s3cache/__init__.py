@@ -11,7 +11,9 @@ from s3cache._core import AsyncS3Cache
 from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._freshness import ABSENT, Absent
+from s3cache._habits import CachedDecorator, CachedFunction, CachedIterator
 from s3cache._local import LocalTier
+from s3cache._serializers import MsgpackSerializer, PickleSerializer
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
 from s3cache.errors import (
@@ -49,6 +51,9 @@ __all__ = [
     "CacheEvent",
     "CacheObserver",
     "CacheStats",
+    "CachedDecorator",
+    "CachedFunction",
+    "CachedIterator",
     "Capabilities",
     "CheckReport",
     "ChecksumMismatchError",
@@ -64,7 +69,9 @@ __all__ = [
     "LatencySummary",
     "LocalTier",
     "LockNotAcquiredError",
+    "MsgpackSerializer",
     "NotSupportedError",
+    "PickleSerializer",
     "S3Cache",
     "S3CacheError",
     "Serializer",

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import hashlib
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any, Final, ParamSpec, TypeVar
 
 import orjson
 
-__all__ = ["call_key", "coroutine_decorator", "function_key"]
+__all__ = ["call_key", "function_key"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,30 +146,3 @@ def _field(instance: Any, name: str) -> tuple[str, Any]:
 def _dumped(value: Any) -> str:
     """The encoding of ``value`` as text: a sort key for dict keys and set items."""
     return orjson.dumps(_tagged(value)).decode()
-
-
-def coroutine_decorator(
-    get_or_set: Callable[[str, Callable[[], Any], tuple[str, ...]], Awaitable[Any]],
-    key: Callable[..., str] | None,
-    tags: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, ...]] = lambda a, k: (),
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """``@cached`` for coroutine functions: each call's result comes from
-    ``get_or_set(call key, factory, call tags)`` (``key``: the call's key builder; None: the
-    default; ``tags``: the call's tags from its ``(args, kwargs)``)."""
-
-    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        if not inspect.iscoroutinefunction(func):
-            raise TypeError(
-                f"AsyncS3Cache.cached wraps coroutine functions and {func.__qualname__} is "
-                "not one; use S3Cache.cached for sync functions"
-            )
-
-        @functools.wraps(func)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            cache_key, call = call_key(func, key, args, kwargs), tags(args, kwargs)
-            result: R = await get_or_set(cache_key, functools.partial(func, *args, **kwargs), call)
-            return result
-
-        return wrapper
-
-    return decorate

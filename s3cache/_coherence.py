@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
+from s3cache._disabling import Switch
 from s3cache._flight import Flights
 from s3cache._format import Body, Payload
 from s3cache._local import LocalEntry, LocalLRU, LocalTier
@@ -88,7 +89,7 @@ class Coherence:
     """Single flight (reads and factory runs, per event loop), the optional local tier, and
     what this process knows of tag records (``tags``)."""
 
-    __slots__ = ("fills", "local", "reads", "tag_reads", "tags")
+    __slots__ = ("fills", "local", "reads", "switch", "tag_reads", "tags")
 
     def __init__(self, tier: LocalTier | None, tag_check_interval: float = 1.0) -> None:
         #: The in-process tier, or None when the cache has none.
@@ -98,6 +99,8 @@ class Coherence:
         #: Tag-record times learned, each good for ``tag_check_interval`` seconds.
         self.tags = TagChecks(tag_check_interval)
         self.tag_reads: Flights = Flights()  # shared GETs of tag records
+        #: ``cache.disabled()``: off in a context, reads miss and writes are skipped there.
+        self.switch = Switch()
 
     def cached(self, okey: str, now: float) -> LocalEntry | None:
         """The local tier's live entry for ``okey`` (None without one, or without a tier)."""

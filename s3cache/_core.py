@@ -5,16 +5,15 @@ locks (:mod:`s3cache._fleet`, through a :class:`~s3cache._fleet.FleetHost`)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _keys, _parameters, _redact
+from s3cache import _check, _fleet, _habits, _keys, _parameters, _redact
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
-from s3cache._callkey import coroutine_decorator
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._check import CheckReport
 from s3cache._coherence import Coherence
@@ -29,9 +28,10 @@ from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._refresh import Refresher
 from s3cache._removal import Removal
+from s3cache._serializers import SerializerName
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheObserver, CacheStats
-from s3cache._tagging import Tags, TagsOf, call_tags
+from s3cache._tagging import Tags, TagsOf
 from s3cache._transport import Transport
 from s3cache._writes import Writes
 from s3cache.errors import CacheClosedError, S3CacheError
@@ -39,11 +39,9 @@ from s3cache.errors import CacheClosedError, S3CacheError
 __all__ = ["AsyncS3Cache", "CheckReport", "OnError", "failed", "set_many"]
 
 T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
 
 
-class AsyncS3Cache:
+class AsyncS3Cache(_habits.Habits):
     """A cache whose entries are S3 objects, for asyncio code: ``await cache.get(key)``.
 
     One long-lived client per event loop (aiobotocore, and s3cache's own HTTP/1.1 path for
@@ -78,7 +76,7 @@ class AsyncS3Cache:
         default_ttl: float | timedelta | str | None = None,
         max_concurrency: int = 64,
         timeout: float = DEFAULT_TIMEOUT,
-        serializer: Serializer | None = None,
+        serializer: Serializer | SerializerName | None = None,
         on_error: OnError = "log",
         local: LocalTier | None = None,
         observer: CacheObserver | None = None,
@@ -235,8 +233,10 @@ class AsyncS3Cache:
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
         tags: Tags = (),
+        condition: Callable[[Any], object] | None = None,
     ) -> Any:
-        """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
+        """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it
+        (only if ``condition(value)`` is true, when given: the value is returned either way).
 
         Concurrent callers on one event loop run the factory once and all receive its value; an
         exception from the factory reaches every waiter and nothing is stored. A cancelled
@@ -248,7 +248,9 @@ class AsyncS3Cache:
         (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
         """
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
-        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl, tags)
+        fill = self._refresher.fill_of(
+            key, okey, factory, seconds, lease, stale_ttl, tags, condition
+        )
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -259,19 +261,19 @@ class AsyncS3Cache:
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
         tags: TagsOf = (),
-    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-        """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
+        condition: Callable[[Any], object] | None = None,
+    ) -> _habits.CachedDecorator:
+        """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`),
+        or an async generator function (its items, once it finishes; a hit replays them).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
         argument types allowed); ``key`` builds one from the call's arguments instead. With a
-        ``lease``, one call in the fleet computes each result (``stale_ttl``: as there). ``tags``:
-        a list, or a function of the call's arguments giving one. Sync: :meth:`S3Cache.cached`.
+        ``lease``, one call in the fleet computes each result (``stale_ttl``, ``condition``: as
+        there). ``tags``: a list, or a function of the call's arguments giving one. The
+        wrapper's ``.key(*args)`` is a call's key, ``await .invalidate(*args)`` deletes its
+        entry. For sync functions use :meth:`S3Cache.cached`.
         """
-        self._entries.ttl(ttl)  # validate now, not at the first call
-        self._refresher.policy(stale_ttl)
-        _fleet.lease_seconds(lease) if lease is not None else None
-        get = functools.partial(self.get_or_set, ttl=ttl, lease=lease, stale_ttl=stale_ttl)
-        return coroutine_decorator(lambda k, f, t: get(k, f, tags=t), key, call_tags(tags))
+        return _habits.cached(self, ttl, key, lease, stale_ttl, condition, tags)
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None

@@ -66,6 +66,7 @@ MEANING_HEADERS: Final = (
     "x-amz-meta-s3cache-stale",
     "x-amz-meta-s3cache-absent",
     "x-amz-meta-s3cache-tags",
+    "x-amz-meta-s3cache-serializer",  # _serializers.SERIALIZER_HEADER: which one wrote it
 )
 
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
@@ -98,6 +99,7 @@ class JsonSerializer:
     """
 
     content_type = JSON_CONTENT_TYPE
+    name = "json"
 
     def dumps(self, value: Any) -> bytes:
         return orjson.dumps(value)

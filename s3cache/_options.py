@@ -93,8 +93,11 @@ def check_extensions(
     serializer: object, local: object, observer: object, fast_path: object
 ) -> None:
     """The pluggable parts have the shape the core calls, and ``fast_path`` is a bool."""
-    if serializer is not None and not isinstance(serializer, Serializer):
-        raise TypeError("serializer must have content_type, dumps(value) and loads(data)")
+    if serializer is not None and not isinstance(serializer, (str, Serializer)):
+        raise TypeError(
+            "serializer must be 'json', 'pickle', 'msgpack' or have content_type, dumps(value) "
+            "and loads(data)"
+        )
     if local is not None and not isinstance(local, LocalTier):
         raise TypeError(f"local must be a LocalTier or None, not {type(local).__name__}")
     if observer is not None and not isinstance(observer, CacheObserver):

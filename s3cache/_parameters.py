@@ -30,8 +30,11 @@ PARAMETERS: Final = """\
         default_ttl: Seconds (or a ``timedelta``) for writes without a ttl; None: no expiry.
         max_concurrency: Requests in flight at most, per event loop (also the pool size).
         timeout: Each operation's deadline in seconds, waiting for a slot included.
-        serializer: Encodes values to bodies and back (default: :class:`JsonSerializer`);
-            ``bytes`` are always stored raw.
+        serializer: Encodes values to bodies and back: ``"json"`` (the default,
+            :class:`JsonSerializer`), ``"pickle"`` (only with a ``signing_key``), ``"msgpack"``
+            (the ``msgpack`` extra) or an object with ``content_type``, ``dumps`` and ``loads``;
+            each entry records it, and a cache with another refuses it (``corrupt``). ``bytes``
+            are always stored raw.
         on_error: ``"log"`` (store failures are misses, logged and counted) or ``"raise"``.
         local: A :class:`LocalTier` to keep recent entries in process (None: off).
         observer: A :class:`CacheObserver` told of every finished operation.

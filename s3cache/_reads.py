@@ -49,6 +49,8 @@ class Reads:
         by one of its tags is a miss, judged before freshness: never served stale."""
         parts = self._parts  # locals: this is every GET's path
         coherence, entries = parts.coherence, parts.entries
+        if coherence.switch.off:  # cache.disabled(): a miss, no request, nothing recorded
+            return MISSING, Verdict.EXPIRED
         with parts.recorder.op("get", okey) as op:
             if coherence.local is not None:
                 entry = coherence.cached(okey, op.started)
@@ -76,6 +78,8 @@ class Reads:
                 op.expired()
                 return MISSING, verdict
             try:
+                if (refused := entries.refusal(headers)) is not None:
+                    raise ValueError(refused)  # another serializer wrote it: typed, not garbage
                 value = entries.decode(
                     body, headers.get("content-type"), headers.get("content-encoding")
                 )
@@ -135,6 +139,8 @@ class Reads:
 
     async def exists(self, okey: str) -> bool:
         """Whether a live (and, with a signing key, signed) entry is under ``okey``."""
+        if self._parts.coherence.switch.off:
+            return False
         with self._parts.recorder.op("exists", okey) as op:
             entry = self._parts.coherence.cached(okey, op.started)
             if entry is not None and (not entry.tags or await self._local_holds(okey, entry)):

@@ -61,14 +61,20 @@ class Refresher:
         lease: float | timedelta | None,
         stale_ttl: float | timedelta | str | None,
         tags: Iterable[str] = (),
+        condition: Callable[[Any], object] | None = None,
     ) -> tuple[Policy, Fill]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
-        factory and store its value with the policy's stale window and ``tags``, through the
-        fleet's lease when there is a ``lease``."""
+        factory and store its value with the policy's stale window and ``tags`` (if
+        ``condition`` holds for it), through the fleet's lease when there is a ``lease`` and
+        the cache is on."""
+        if condition is not None and not callable(condition):
+            raise TypeError(f"condition must be callable, not {type(condition).__name__}")
         rules = self.policy(stale_ttl)
         tagged = normalize_tags(tags)
-        store = functools.partial(self._writes.fill, stale=rules.stale_ttl, tags=tagged)
-        if lease is None:
+        store = functools.partial(
+            self._writes.fill, stale=rules.stale_ttl, tags=tagged, condition=condition
+        )
+        if lease is None or self._coherence.switch.off:
             return rules, functools.partial(store, okey, factory, seconds)
         host = dataclasses.replace(self._fleet, fill=store)
         lease_s = _fleet.lease_seconds(lease)
@@ -76,8 +82,11 @@ class Refresher:
 
     async def get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
         """``get_or_set`` of ``okey`` after :meth:`fill_of`: a value served (a stale one starts
-        its refresh in the background), else the fill, shared by the key's callers."""
+        its refresh in the background), else the fill, shared by the key's callers (where the
+        cache is disabled: the fill alone)."""
         rules, start = fill
+        if self._coherence.switch.off:  # cache.disabled(): the factory runs, alone, unstored
+            return await start()
         value, verdict = await reads.lookup(okey, rules)
         if verdict is Verdict.STALE:
             self.start(okey, start)

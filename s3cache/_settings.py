@@ -14,7 +14,16 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 from botocore.config import Config
 
-from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing, _tags
+from s3cache import (
+    _compression,
+    _expiry,
+    _freshness,
+    _keys,
+    _options,
+    _serializers,
+    _signing,
+    _tags,
+)
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -23,8 +32,9 @@ from s3cache._bucket_options import (
     bucket_options,
 )
 from s3cache._compression import Compression, Compressor
-from s3cache._format import JsonSerializer, Serializer
+from s3cache._format import Serializer
 from s3cache._local import LocalTier
+from s3cache._serializers import SerializerName
 from s3cache._stats import CacheObserver
 
 __all__ = ["DEFAULT_TIMEOUT", "Arguments", "OnError", "Settings"]
@@ -52,7 +62,7 @@ class Arguments(TypedDict):
     default_ttl: float | timedelta | str | None
     max_concurrency: int
     timeout: float
-    serializer: Serializer | None
+    serializer: Serializer | SerializerName | None
     on_error: OnError
     local: LocalTier | None
     observer: CacheObserver | None
@@ -152,7 +162,7 @@ class Settings:
             default_ttl=_expiry.normalize_ttl(given["default_ttl"], "default_ttl"),
             max_concurrency=given["max_concurrency"],
             timeout=float(given["timeout"]),
-            serializer=serializer if serializer is not None else JsonSerializer(),
+            serializer=_serializers.resolve(serializer, signed=bool(keys)),
             raise_errors=given["on_error"] == "raise",
             local=given["local"],
             observer=given["observer"],

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
-from s3cache import _loop
+from s3cache import _loop, _url
 from s3cache._batch import DeleteResult
 from s3cache._callkey import call_key
 from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
+from s3cache._disabling import carry
 from s3cache._fleet import FleetLock, HeldLock
+from s3cache._habits import with_handles
 from s3cache._stats import CacheStats
 from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache.errors import S3CacheError
@@ -25,7 +28,13 @@ __all__ = ["S3Cache", "SyncLock"]
 
 P = ParamSpec("P")
 S = TypeVar("S")
+T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` on the private loop, with the caller's ``cache.disabled()`` state carried."""
+    return _loop.run(carry(coro))
 
 
 def _takes_core_arguments(
@@ -57,23 +66,42 @@ class S3Cache:
         facade._core = core
         return facade
 
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> Self:
+        """A cache configured by ``url`` (``s3://bucket/prefix?ttl=1h``); see
+        :meth:`AsyncS3Cache.from_url`."""
+        return cls(**_url.merge(_url.parse_url(url), overrides))
+
+    def disabled(self) -> AbstractContextManager[None]:
+        """``with cache.disabled():``: reads miss, writes are skipped, factories run, in this
+        thread's context only; see :meth:`AsyncS3Cache.disabled`."""
+        return self._core.disabled()
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds the entry under ``key`` has left, or None; see :meth:`AsyncS3Cache.ttl`."""
+        return _run(self._core.ttl(key))
+
+    def expire(self, key: str, ttl: float | timedelta | str | None) -> bool:
+        """Give the live entry under ``key`` a new ``ttl``; see :meth:`AsyncS3Cache.expire`."""
+        return _run(self._core.expire(key, ttl))
+
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``; see :meth:`AsyncS3Cache.get`."""
-        return _loop.run(self._core.get(key, default))
+        return _run(self._core.get(key, default))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys``; see :meth:`AsyncS3Cache.get_many`."""
-        return _loop.run(self._core.get_many(keys))
+        return _run(self._core.get_many(keys))
 
     def exists(self, key: str) -> bool:
         """Whether a live entry is stored under ``key``."""
-        return _loop.run(self._core.exists(key))
+        return _run(self._core.exists(key))
 
     def set(
         self, key: str, value: Any, ttl: float | timedelta | str | None = None, tags: Tags = ()
     ) -> None:
         """Store ``value`` under ``key`` (with ``tags``); see :meth:`AsyncS3Cache.set`."""
-        return _loop.run(self._core.set(key, value, ttl, tags))
+        return _run(self._core.set(key, value, ttl, tags))
 
     def set_many(
         self,
@@ -83,11 +111,11 @@ class S3Cache:
     ) -> dict[str, S3CacheError]:
         """Store every item of ``mapping``; returns the keys not stored, with why; see
         :meth:`AsyncS3Cache.set_many`."""
-        return _loop.run(self._core.set_many(mapping, ttl, tags))
+        return _run(self._core.set_many(mapping, ttl, tags))
 
     def add(self, key: str, value: Any, ttl: float | timedelta | str | None = None) -> bool:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
-        return _loop.run(self._core.add(key, value, ttl))
+        return _run(self._core.add(key, value, ttl))
 
     # A deliberate twin of AsyncS3Cache.get_or_set's signature: the facade mirrors the core.
     def get_or_set(
@@ -99,6 +127,7 @@ class S3Cache:
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
         tags: Tags = (),
+        condition: Callable[[Any], object] | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -106,13 +135,16 @@ class S3Cache:
         background refresh (``stale_ttl``) runs it in a worker thread once the caller has its
         value."""
         return _loop.run_with_caller(
-            lambda caller: self._core.get_or_set(
-                key,
-                functools.partial(caller.call_anywhere, factory),
-                ttl,
-                lease=lease,
-                stale_ttl=stale_ttl,
-                tags=tags,
+            lambda caller: carry(
+                self._core.get_or_set(
+                    key,
+                    functools.partial(caller.call_anywhere, factory),
+                    ttl,
+                    lease=lease,
+                    stale_ttl=stale_ttl,
+                    tags=tags,
+                    condition=condition,
+                )
             )
         )
 
@@ -124,18 +156,23 @@ class S3Cache:
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
         tags: TagsOf = (),
+        condition: Callable[[Any], object] | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
-        Sync functions block and run in their caller's thread; coroutine functions are wrapped
-        by :meth:`AsyncS3Cache.cached` and run on the caller's event loop. ``tags``: a list, or
-        a function of the call's arguments giving one (see :meth:`AsyncS3Cache.cached`).
+        Sync functions block and run in their caller's thread; their wrapper's ``.key(*args)``
+        is a call's key and ``.invalidate(*args)`` deletes its entry (blocking). Coroutine and
+        async generator functions are wrapped by :meth:`AsyncS3Cache.cached` and run on the
+        caller's event loop. ``tags``: a list, or a function of the call's arguments giving
+        one (see :meth:`AsyncS3Cache.cached`).
         """
-        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl, tags=tags)
+        core_decorator = self._core.cached(  # validates
+            ttl, key, lease=lease, stale_ttl=stale_ttl, tags=tags, condition=condition
+        )
         tags_of = call_tags(tags)
 
         def decorate(func: F) -> F:
-            if inspect.iscoroutinefunction(func):
+            if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
                 return cast(F, core_decorator(func))
 
             @functools.wraps(func)
@@ -143,10 +180,16 @@ class S3Cache:
                 cache_key = call_key(func, key, args, kwargs)
                 factory, call = functools.partial(func, *args, **kwargs), tags_of(args, kwargs)
                 return self.get_or_set(
-                    cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl, tags=call
+                    cache_key,
+                    factory,
+                    ttl,
+                    lease=lease,
+                    stale_ttl=stale_ttl,
+                    tags=call,
+                    condition=condition,
                 )
 
-            return cast(F, wrapper)
+            return cast(F, with_handles(wrapper, func, key, self.delete))
 
         return decorate
 
@@ -161,21 +204,21 @@ class S3Cache:
     def invalidate(self, *tags: str) -> bool:
         """Invalidate every entry carrying one of ``tags``, fleet-wide; True once stored; see
         :meth:`AsyncS3Cache.invalidate`."""
-        return _loop.run(self._core.invalidate(*tags))
+        return _run(self._core.invalidate(*tags))
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when a live entry was there."""
-        return _loop.run(self._core.delete(key))
+        return _run(self._core.delete(key))
 
     def delete_many(self, keys: Iterable[str]) -> DeleteResult:
         """Remove ``keys``; returns how many live entries were removed (an ``int``) and which
         keys failed; see :meth:`AsyncS3Cache.delete_many`."""
-        return _loop.run(self._core.delete_many(keys))
+        return _run(self._core.delete_many(keys))
 
     def clear(self, prefix: str = "") -> DeleteResult:
         """Delete every object under the prefix (+ ``prefix``); returns how many went; see
         :meth:`AsyncS3Cache.clear`."""
-        return _loop.run(self._core.clear(prefix))
+        return _run(self._core.clear(prefix))
 
     def iter_keys(self, prefix: str = "") -> Generator[str, None, None]:
         """The keys under the prefix (+ ``prefix``); see :meth:`AsyncS3Cache.iter_keys`.
@@ -186,21 +229,21 @@ class S3Cache:
 
     def check(self) -> CheckReport:
         """Prove the bucket is reachable and writable; see :meth:`AsyncS3Cache.check`."""
-        return _loop.run(self._core.check())
+        return _run(self._core.check())
 
     def supports_conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match: *``; see
         :meth:`AsyncS3Cache.supports_conditional_writes`."""
-        return _loop.run(self._core.supports_conditional_writes())
+        return _run(self._core.supports_conditional_writes())
 
     def supports_conditional_replace(self) -> bool:
         """Whether the server honours ``If-Match`` on PutObject; see
         :meth:`AsyncS3Cache.supports_conditional_replace`."""
-        return _loop.run(self._core.supports_conditional_replace())
+        return _run(self._core.supports_conditional_replace())
 
     def capabilities(self) -> Capabilities:
         """What the server does with conditional writes; see :meth:`AsyncS3Cache.capabilities`."""
-        return _loop.run(self._core.capabilities())
+        return _run(self._core.capabilities())
 
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
@@ -208,7 +251,7 @@ class S3Cache:
 
     def close(self) -> None:
         """Close the clients; idempotent."""
-        return _loop.run(self._core.close())
+        return _run(self._core.close())
 
     @property
     def prefix(self) -> str:
@@ -242,7 +285,7 @@ class SyncLock:
         self._inner = inner
 
     def __enter__(self) -> HeldLock:
-        return _loop.run(self._inner.__aenter__())
+        return _run(self._inner.__aenter__())
 
     def __exit__(self, *exc_info: object) -> None:
-        _loop.run(self._inner.__aexit__(*exc_info))
+        _run(self._inner.__aexit__(*exc_info))

@@ -12,8 +12,9 @@ The URL names a place and plain settings, nothing else:
   durations, under their own names: ``endpoint_url``, ``region_name`` (or ``region``),
   ``use_ssl``, ``verify`` (``true``, ``false`` or a CA bundle path), ``api_version``,
   ``default_ttl`` (or ``ttl``), ``max_concurrency``, ``timeout``, ``on_error``,
-  ``compression``, ``compression_threshold``, ``fast_path`` and the company-bucket options
-  (``sse``, ``sse_kms_key_id``, ``sse_bucket_key_enabled``, ``expected_bucket_owner``,
+  ``serializer`` (a name: ``json``, ``pickle``, ``msgpack``), ``compression``,
+  ``compression_threshold``, ``fast_path`` and the company-bucket options (``sse``,
+  ``sse_kms_key_id``, ``sse_bucket_key_enabled``, ``expected_bucket_owner``,
   ``checksum``, ``storage_class``, ``request_payer``). Booleans are ``true``/``false`` (any
   case); durations follow :mod:`s3cache._durations` (``90``, ``15m``, ``1h30m``). Values are
   percent-decoded as forms are: ``+`` is a space, so write a plus sign as ``%2B``.
@@ -23,7 +24,7 @@ The URL names a place and plain settings, nothing else:
   ``local_max_bytes`` and ``local_ttl`` set :class:`~s3cache.LocalTier`'s fields (and turn it on).
 - Refused, each with its reason and the way to pass it instead: unknown parameters, a
   parameter given twice, the options that take objects (``session``, ``config``,
-  ``serializer``, ``observer``: keyword arguments), and every secret: user info
+  ``observer``, and a serializer object: keyword arguments), and every secret: user info
   (``s3://key:secret@bucket``) and ``aws_access_key_id``, ``aws_secret_access_key``,
   ``aws_session_token``, ``sse_customer_key``, ``signing_key``. URLs end up in logs, shell
   history, process lists and error reports, and s3cache already refuses user info in
@@ -114,6 +115,7 @@ PARAMETERS: Final[Mapping[str, Parser]] = {
     "max_concurrency": _count,
     "timeout": _duration,
     "on_error": _choice("log", "raise"),
+    "serializer": _choice("json", "pickle", "msgpack"),  # pickle: signing_key= as a keyword
     "compression": _choice(*COMPRESSIONS),
     "compression_threshold": _count,
     "fast_path": _flag,
@@ -134,6 +136,7 @@ PARAMETERS: Final[Mapping[str, Parser]] = {
     "create_bucket": _flag,
     "stale_ttl": _duration,
     "pacing": _flag,
+    "tag_check_interval": _duration,
 }
 #: Parameters of features not in this version's constructor yet (refused until they land).
 PENDING: Final = frozenset({"layout", "pricing", "telemetry"})
@@ -149,7 +152,7 @@ SECRETS: Final = frozenset(
         "signing_key",
     }
 )
-OBJECTS: Final = frozenset({"session", "config", "serializer", "observer"})
+OBJECTS: Final = frozenset({"session", "config", "observer"})
 _LOCAL_FIELDS: Final = tuple(f.name for f in dataclasses.fields(LocalTier))
 _SECRET_WORDS: Final = ("secret", "password", "passwd", "token", "credential", "_key")
 

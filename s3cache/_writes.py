@@ -46,8 +46,11 @@ class Writes:
     ) -> None:
         """Encode and PUT one value (``compute``: the factory's duration; ``stale``: the stale
         window, else the cache's; both recorded; ``tags``: validated here, before any request);
-        a store failure is counted, raised or logged per ``on_error``."""
+        a store failure is counted, raised or logged per ``on_error``; skipped where the cache
+        is disabled."""
         tagged = normalize_tags(tags)
+        if self._coherence.switch.off:
+            return
         payload = self._entries.encode(
             okey, value, seconds, compute=compute, stale=stale, tags=tagged
         )
@@ -72,6 +75,8 @@ class Writes:
     ) -> dict[str, S3CacheError]:
         """PUT every ``(key, okey, payload)``, paced by the concurrency bound; the keys that
         failed, with why, counted and raised or logged as one batch per ``on_error``."""
+        if self._coherence.switch.off:  # cache.disabled(): nothing stored, nothing failed
+            return {}
         width = self._transport.max_concurrency
         errors = await paced(lambda item: self.put(item[1], item[2], seconds), items, width)
         failed = {item[0]: e for item, e in zip(items, errors, strict=True) if e is not None}
@@ -79,7 +84,10 @@ class Writes:
         return failed
 
     async def add(self, okey: str, payload: Payload, seconds: float | None) -> bool:
-        """Store ``payload`` only if no live entry is under ``okey``; True when it was stored."""
+        """Store ``payload`` only if no live entry is under ``okey``; True when it was stored
+        (False where the cache is disabled: nothing is)."""
+        if self._coherence.switch.off:
+            return False
         with self._recorder.op("add", okey) as op, self._coherence.writing([okey]) as write:
             try:
                 stored = await self._put_if_absent(okey, payload)
@@ -129,15 +137,18 @@ class Writes:
         seconds: float | None,
         stale: float | None = None,
         tags: tuple[str, ...] = (),
+        condition: Callable[[Any], object] | None = None,
     ) -> Any:
         """Run ``factory`` (sync or async) and store its value under ``okey`` with ``tags``,
-        and how long it took (XFetch's compute time, recorded only on entries with a ttl)."""
+        and how long it took (XFetch's compute time, recorded only on entries with a ttl),
+        unless ``condition(value)`` is false: then the value is only returned."""
         started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
-        took = time.monotonic() - started
-        await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
+        if condition is None or condition(value):
+            took = time.monotonic() - started
+            await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
         return value
 
     def encoded(

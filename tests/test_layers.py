@@ -49,6 +49,8 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._pricing": 1,
     "s3cache._layout": 1,
     "s3cache._entries": 1,
+    "s3cache._disabling": 1,  # issue 26: cache.disabled(), a ContextVar
+    "s3cache._serializers": 1,  # issue 26: serializer="json"|"pickle"|"msgpack"|object
     # 2. Transport: requests, clients, retries, error translation.
     "s3cache._pacing": 2,  # a policy, no I/O: the transport's pacing on SlowDown
     "s3cache._paced": 2,  # the pacer wired into sending (both paths)
@@ -82,6 +84,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._fleet": 3,
     "s3cache._refresh": 3,  # issue 23: background refreshes of stale entries
     "s3cache._tagging": 3,  # issue 24: tag checks of reads, invalidate
+    "s3cache._habits": 3,  # issue 26: aiocache/cashews conveniences, a mixin of the core
     "s3cache._core": 3,
     # 4. The private loop and the sync facade.
     "s3cache._loop": 4,

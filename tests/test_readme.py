@@ -70,7 +70,7 @@ IMPORTS: dict[str, Any] = {
     "LocalTier": LocalTier,
 }
 _BUCKET = re.compile(
-    r"""(?:S3Cache|S3LLMCache|S3ByteStore|S3NodeCache)\(\s*"([a-z0-9.-]+)"|s3_bucket_name="([a-z0-9.-]+)\""""
+    r"""(?:S3Cache|S3LLMCache|S3ByteStore|S3NodeCache)\(\s*"([a-z0-9.-]+)"|s3_bucket_name="([a-z0-9.-]+)\"|from_url\("s3://([a-z0-9.-]+)"""
 )
 
 
@@ -171,7 +171,7 @@ def _claims(code: str) -> list[str]:
 @pytest.fixture(scope="module")
 def readme_buckets(s3_endpoint: str) -> list[str]:
     """Every bucket the README's examples name, created on the test server."""
-    names = sorted({a or b for block in BLOCKS for a, b in _BUCKET.findall(block.code)})
+    names = sorted({a or b or c for block in BLOCKS for a, b, c in _BUCKET.findall(block.code)})
     client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
     try:
         existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}

@@ -57,7 +57,9 @@ def test_public_surfaces_are_equal() -> None:
         core_sig, sync_sig = inspect.signature(member), inspect.signature(sync[name])
         assert list(core_sig.parameters.values()) == list(sync_sig.parameters.values()), name
         is_coroutine = inspect.iscoroutinefunction(member)
-        assert is_coroutine is (name not in {"stats", "cached", "lock", "iter_keys"}), name
+        assert is_coroutine is (
+            name not in {"stats", "cached", "lock", "iter_keys", "disabled", "from_url"}
+        ), name
         assert not inspect.iscoroutinefunction(sync[name]), f"S3Cache.{name} must block"
 
 

@@ -198,7 +198,7 @@ def test_every_constructor_parameter_is_decided_for() -> None:
         ("s3://bkt/p?local_ttl=0s", "LocalTier.ttl must be positive"),
         ("s3://bkt/p?session=hunter2", "session takes an object"),
         ("s3://bkt/p?config=hunter2", "config takes an object"),
-        ("s3://bkt/p?serializer=json", "serializer takes an object"),
+        ("s3://bkt/p?serializer=yaml", "serializer must be one of json, pickle, msgpack"),
         ("s3://bkt/p?observer=x", "observer takes an object"),
         ("s3://bkt/p?layout=hashed", "layout is not supported by this version"),
         ("s3://bkt/p?pricing=r2", "pricing is not supported by this version"),

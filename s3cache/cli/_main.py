@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Final
 
-from s3cache import AsyncS3Cache, _signing, maintenance
+from s3cache import AsyncS3Cache, _signing, _url, maintenance
 from s3cache._bucket_options import BUCKET_ARGS
 from s3cache.cli._parser import SIGNING_KEY_VARIABLE, build_parser
 from s3cache.cli._spec import EXIT_ERROR, EXIT_INTERRUPTED, Spec, UsageError
@@ -22,6 +22,8 @@ from s3cache.errors import BatchError, NotSupportedError, S3CacheError
 __all__ = ["main", "prepare"]
 
 _RERUN: Final = "; run the same command again to finish"
+#: The command line's own defaults, under ``$S3CACHE_URL`` (which may set them too).
+CLI_DEFAULTS: Final = {"prefix": "", "timeout": 10.0, "max_concurrency": 32}
 
 
 class _Declined(Exception):
@@ -64,24 +66,38 @@ def _signing_keys(variable: str | None) -> list[bytes] | None:
     return _signing.decode_keys(text, f"${variable or SIGNING_KEY_VARIABLE}")
 
 
+def _cache_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The cache's keyword arguments: the flags (and ``S3CACHE_<OPTION>`` variables, their
+    defaults) over ``$S3CACHE_URL`` over :data:`CLI_DEFAULTS`; ValueError for a bad URL."""
+    given = {
+        "bucket": getattr(args, "new_bucket", None) or args.bucket,  # create-bucket BUCKET
+        "prefix": args.prefix,
+        "endpoint_url": args.endpoint_url or None,
+        "region_name": args.region,
+        "timeout": args.timeout,
+        "max_concurrency": args.concurrency,
+        **{name: getattr(args, name) for name in BUCKET_ARGS},
+    }
+    kwargs = _url.merge(CLI_DEFAULTS, _url.from_environ(os.environ), given)
+    kwargs["on_error"] = "raise"  # a command reports every failure
+    return kwargs
+
+
 def prepare(args: argparse.Namespace) -> AsyncS3Cache:
     """Validate everything that needs no request, ask for confirmation; build the cache."""
     spec: Spec = args.spec
-    args.bucket = getattr(args, "new_bucket", None) or args.bucket  # create-bucket BUCKET
-    if not args.bucket:
-        raise UsageError("no bucket: pass --bucket or set S3CACHE_BUCKET")
+    try:
+        kwargs = _cache_kwargs(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not kwargs.get("bucket"):
+        raise UsageError("no bucket: pass --bucket or set S3CACHE_BUCKET (or S3CACHE_URL)")
+    args.bucket = kwargs["bucket"]
     try:
         cache = AsyncS3Cache(
-            args.bucket,
-            prefix=args.prefix,
-            endpoint_url=args.endpoint_url or None,
-            region_name=args.region,
+            **kwargs,
             session=_session(args.profile),
-            timeout=args.timeout,
-            max_concurrency=args.concurrency,
-            on_error="raise",
             signing_key=_signing_keys(args.signing_key_env),
-            **{name: getattr(args, name) for name in BUCKET_ARGS},
         )
         if spec.check is not None:
             spec.check(cache, args)

@@ -40,6 +40,8 @@ environment:
   S3CACHE_SIGNING_KEY                                    signing key(s), base64, commas between
                                                          (or the variable --signing-key-env names)
   S3CACHE_PLAIN=1                                        plain output even when rich is installed
+  S3CACHE_URL=s3://bucket/prefix?endpoint_url=...        the cache as a URL (see the README); the
+                                                         flags and variables above win over it
 
 exit status (as grep: found, missing, error):
   0    success; `get`, `exists` or `delete` found a live entry, `check` a usable store
@@ -88,7 +90,7 @@ def _store_options() -> tuple[Arg, ...]:
         Arg(
             ("--prefix",),
             {
-                "default": env("S3CACHE_PREFIX", ""),
+                "default": env("S3CACHE_PREFIX"),  # None: $S3CACHE_URL's, else none
                 "help": "key prefix of the cache "
                 "($S3CACHE_PREFIX; default: none, the whole bucket)",
             },
@@ -105,13 +107,13 @@ def _store_options() -> tuple[Arg, ...]:
         Arg(("--profile",), {"default": None, "help": "AWS shared-config profile"}),
         Arg(
             ("--timeout",),
-            {"type": seconds, "default": 10.0, "help": "deadline per request, s (default 10)"},
+            {"type": seconds, "default": None, "help": "deadline per request, s (default 10)"},
         ),
         Arg(
             ("--concurrency",),
             {
                 "type": positive_int,
-                "default": 32,
+                "default": None,  # CLI_DEFAULTS in _main, under $S3CACHE_URL
                 "help": "requests in flight at most (default 32)",
             },
         ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
+from s3cache import _url
 from s3cache._bucket_options import BUCKET_ARGS
 from s3cache._core import AsyncS3Cache
 from s3cache._expiry import normalize_ttl
@@ -77,7 +79,8 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     ``compression_threshold``, and the company-bucket options ``sse``, ``sse_kms_key_id``,
     ``sse_bucket_key_enabled``, ``sse_customer_key``, ``expected_bucket_owner``, ``checksum``,
     ``storage_class``, ``request_payer``, and ``signing_key``: see
-    :class:`~s3cache.AsyncS3Cache`). Async methods
+    :class:`~s3cache.AsyncS3Cache`). ``$S3CACHE_URL``, when set, supplies every option the
+    arguments leave out (see :meth:`AsyncS3Cache.from_url`). Async methods
     run on the caller's event loop; sync ones on s3cache's private loop. Every method takes and
     ignores litellm's extra call keywords, except ``ttl``.
     """
@@ -105,12 +108,12 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
             )
         if isinstance(s3_config, Mapping):  # litellm documents s3_config as a dict
             s3_config = Config(**s3_config)
-        self._core_kwargs: dict[str, Any] = {
+        given: dict[str, Any] = {
             "bucket": s3_bucket_name,
-            "prefix": s3_path or "",
+            "prefix": s3_path or None,
             "region_name": s3_region_name,
             "api_version": s3_api_version,
-            "use_ssl": True if s3_use_ssl is None else s3_use_ssl,
+            "use_ssl": None if s3_use_ssl in (None, True) else s3_use_ssl,  # True: the default
             "verify": s3_verify,
             "endpoint_url": s3_endpoint_url,
             "aws_access_key_id": s3_aws_access_key_id,
@@ -119,6 +122,10 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
             "config": s3_config,
             **kwargs,
         }
+        # $S3CACHE_URL under the arguments given, option by option (a None one is not given).
+        self._core_kwargs = _url.merge(_url.from_environ(os.environ), given)
+        if not self._core_kwargs.get("bucket"):  # litellm passes s3_bucket_name=None on
+            raise TypeError("LiteLLMS3Cache needs s3_bucket_name (or $S3CACHE_URL naming one)")
         self._open()
 
     def _open(self) -> None:

@@ -593,3 +593,26 @@ def test_switching_keeps_the_existing_cache(s3_kwargs: dict[str, Any]) -> None:
     assert (content(first), cache_hit(first)) == ("old", False)
     assert (content(second), cache_hit(second)) == ("old", True)
     asyncio.run(ours(cache).disconnect())
+
+
+async def test_s3cache_url_supplies_what_the_arguments_leave_out(
+    cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: ``$S3CACHE_URL`` under the constructor's arguments, option by option."""
+    bucket, endpoint = cache_kwargs["bucket"], cache_kwargs["endpoint_url"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", cache_kwargs["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", cache_kwargs["aws_secret_access_key"])
+    monkeypatch.setenv(
+        "S3CACHE_URL", f"s3://{bucket}/fromurl?endpoint_url={endpoint}&region=us-east-1&ttl=1h"
+    )
+    backend = LiteLLMS3Cache(bucket, on_error="raise")
+    other = LiteLLMS3Cache(bucket, s3_path="given")
+    try:
+        assert (backend.core.prefix, backend.core.endpoint_url) == ("fromurl/", endpoint)
+        await backend.async_set_cache("k", "v")
+        assert await backend.async_get_cache("k") == "v"
+        assert await backend.core.ttl("k") is not None
+        assert other.core.prefix == "given/"  # an argument wins over the URL
+    finally:
+        await backend.disconnect()
+        await other.disconnect()

@@ -35,6 +35,7 @@ import httpx  # noqa: E402
 import litellm.caching.caching as litellm_caching  # noqa: E402
 from litellm.caching.caching import Cache  # noqa: E402
 from litellm.caching.s3_cache import S3Cache as LiteLLMOwnS3Cache  # noqa: E402
+from litellm.types.caching import LiteLLMCacheType  # noqa: E402
 
 from harness.litellm_probe import BACKEND_HEADER, WORKER_HEADER  # noqa: E402
 from harness.litellm_proxy import (  # noqa: E402
@@ -396,6 +397,27 @@ async def test_type_s3_builds_our_backend_with_our_options(
     await backend.async_set_cache("k", {"v": 1}, ttl=60)
     assert await backend.async_get_cache("k") == {"v": 1}
     await backend.disconnect()
+
+
+async def test_type_s3_takes_the_store_from_s3cache_url(
+    proxy_module: ModuleType, cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: cache_params may name no bucket when ``$S3CACHE_URL`` does (its options fill
+    what cache_params leave out)."""
+    proxy_module.install()
+    bucket, endpoint = cache_kwargs["bucket"], cache_kwargs["endpoint_url"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", cache_kwargs["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", cache_kwargs["aws_secret_access_key"])
+    monkeypatch.setenv("S3CACHE_URL", f"s3://{bucket}/u?endpoint_url={endpoint}&region=us-east-1")
+    backend = Cache(type=LiteLLMCacheType.S3, on_error="raise").cache
+    assert isinstance(backend, LiteLLMS3Cache)
+    assert (backend.core.bucket, backend.core.prefix) == (bucket, "u/")
+    await backend.async_set_cache("k", {"v": 1})
+    assert await backend.async_get_cache("k") == {"v": 1}
+    await backend.disconnect()
+    monkeypatch.delenv("S3CACHE_URL")
+    with pytest.raises(TypeError, match="s3_bucket_name"):
+        Cache(type=LiteLLMCacheType.S3)
 
 
 async def test_type_s3_takes_the_company_bucket_options(
