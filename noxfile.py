@@ -71,6 +71,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_cli_habits.py",
     "tests/test_transport.py",
     "tests/test_bucket_options.py",
+    "tests/test_circuit.py",
 )
 
 

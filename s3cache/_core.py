@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from s3cache import _check, _fleet, _keys, _parameters, _redact
 from s3cache._batch import DeleteResult
+from s3cache._breaker import Breaker
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
 from s3cache._callkey import coroutine_decorator
 from s3cache._capabilities import Capabilities, Learner
@@ -96,6 +97,9 @@ class AsyncS3Cache:
         stale_ttl: float | timedelta | str | None = None,
         pacing: bool = False,
         create_bucket: bool = False,
+        breaker: Breaker | bool | None = True,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -133,13 +137,16 @@ class AsyncS3Cache:
             stale_ttl=stale_ttl,
             pacing=pacing,
             create_bucket=create_bucket,
+            breaker=breaker,
+            stale_if_error=stale_if_error,
+            negative_ttl=negative_ttl,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
         self._recorder = recorder = Recorder.of(settings)
         self._coherence = coherence = Coherence(settings.local)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
-        self._transport = transport = Transport(settings)
+        self._transport = transport = Transport(settings, recorder.watch)
         learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)

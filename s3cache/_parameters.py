@@ -67,6 +67,14 @@ PARAMETERS: Final = """\
         pacing: True: adaptive pacing on SlowDown, per bucket and process (README "Pacing");
             off by default.
         create_bucket: True: a missing bucket is created (idempotently) and the request resent.
+        breaker: The circuit breaker of the endpoint: True (the default: :class:`Breaker`'s
+            defaults), a :class:`Breaker` with other thresholds, or False/None (off). Open,
+            it fails operations at once with ``CircuitOpenError`` (README "Circuit breaker").
+        stale_if_error: ``get`` and ``get_or_set``'s default ``stale_if_error`` window (see
+            Freshness): while the store fails, serve the newest value seen that long past its
+            ttl.
+        negative_ttl: The default ttl of a tombstone stored when a factory returns
+            ``ABSENT`` (None: the entry's ttl).
 """
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 from botocore.config import Config
 
 from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing
+from s3cache._breaker import Breaker, breaker_config
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -71,6 +72,9 @@ class Arguments(TypedDict):
     stale_ttl: float | timedelta | str | None  # issue 23: freshness
     pacing: bool
     create_bucket: bool
+    breaker: Breaker | bool | None  # issue 23: the circuit breaker
+    stale_if_error: float | timedelta | str | None
+    negative_ttl: float | timedelta | str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +86,9 @@ class Settings:
     by the transport. ``prefix`` is normalised (empty, or ending in ``/``), ``default_ttl`` is
     in seconds, ``raise_errors`` is ``on_error == "raise"``, ``options`` the validated
     company-bucket options and ``signing_keys`` the keys of ``signing_key=`` (the first signs).
-    ``freshness`` is the default read :class:`~s3cache._freshness.Policy` (``stale_ttl=``).
+    ``freshness`` is the default read :class:`~s3cache._freshness.Policy` (``stale_ttl=``,
+    ``stale_if_error=``); ``breaker`` the circuit breaker's settings (None: off);
+    ``negative_ttl`` the default ttl of a tombstone, in seconds (None: the entry's ttl).
     """
 
     bucket: str
@@ -105,6 +111,8 @@ class Settings:
     freshness: _freshness.Policy
     pacing: bool = False
     create_bucket: bool = False
+    breaker: Breaker | None = None
+    negative_ttl: float | None = None
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -159,9 +167,11 @@ class Settings:
             fast_path=given["fast_path"],
             options=options,
             signing_keys=keys,
-            freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
+            freshness=_freshness.policy(given["stale_ttl"], given["stale_if_error"]),
             pacing=given["pacing"],
             create_bucket=given["create_bucket"],
+            breaker=breaker_config(given["breaker"]),
+            negative_ttl=_expiry.normalize_ttl(given["negative_ttl"], "negative_ttl"),
         )
 
     @property

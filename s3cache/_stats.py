@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
+from s3cache._breaker import BreakerStats
+
 __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
 
 #: How many recent latencies are kept per operation for the percentiles.
@@ -79,7 +81,10 @@ class CacheStats:
     ``throttles`` counts the throttling replies (503 SlowDown and its kin, retries included)
     this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
-    this process (None: not paced; see ``pacing=``).
+    this process (None: not paced; see ``pacing=``). ``breaker``: the circuit breaker's
+    state and counters (times opened, reopened by a failed probe, closed again; requests
+    failed fast, also counted in ``errors["circuit_open"]``; probes; transport failures
+    counted), None with ``breaker=False``.
     """
 
     hits: int = 0
@@ -100,6 +105,7 @@ class CacheStats:
     refresh_failed: int = 0
     throttles: int = 0
     send_rate: float | None = None
+    breaker: BreakerStats | None = None
 
     @property
     def error_count(self) -> int:
@@ -143,6 +149,12 @@ class CacheStats:
         if self.throttles or self.send_rate is not None:
             rate = "unpaced" if self.send_rate is None else f"paced at {self.send_rate:.1f}/s"
             lines.append(f"throttled {self.throttles:,} times, {rate}")
+        if self.breaker is not None and (self.breaker.opened or self.breaker.state != "closed"):
+            b = self.breaker
+            lines.append(
+                f"circuit breaker {b.state}: opened {b.opened:,} times, closed {b.closed:,}, "
+                f"{b.rejected:,} requests failed fast"
+            )
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)
