@@ -72,6 +72,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_transport.py",
     "tests/test_bucket_options.py",
     "tests/test_circuit.py",
+    "tests/test_stale_if_error.py",
 )
 
 

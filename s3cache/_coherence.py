@@ -18,6 +18,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from s3cache._flight import Flights
 from s3cache._format import Body, Payload
+from s3cache._last_seen import LastSeen
 from s3cache._local import LocalEntry, LocalLRU, LocalTier
 
 __all__ = ["Coherence", "Fetched", "Write"]
@@ -59,6 +60,7 @@ class Write:
         local = coherence.local
         for okey in self._okeys:
             coherence.reads.forget(okey)
+            coherence.seen.forget(okey)
             self._since.append(local.begin_write(okey) if local is not None else 0)
         return self
 
@@ -84,13 +86,15 @@ class Write:
 class Coherence:
     """Single flight (reads and factory runs, per event loop) and the optional local tier."""
 
-    __slots__ = ("fills", "local", "reads")
+    __slots__ = ("fills", "local", "reads", "seen")
 
     def __init__(self, tier: LocalTier | None) -> None:
         #: The in-process tier, or None when the cache has none.
         self.local = LocalLRU(tier) if tier is not None else None
         self.reads: Flights = Flights()  # shared GETs
         self.fills: Flights = Flights()  # shared factory runs
+        #: The newest value seen per key, for ``stale_if_error`` (kept only once armed).
+        self.seen = LastSeen()
 
     def cached(self, okey: str, now: float) -> LocalEntry | None:
         """The local tier's live entry for ``okey`` (None without one, or without a tier)."""
@@ -139,5 +143,6 @@ class Coherence:
     def forget_all(self) -> None:
         """No read in flight may answer for any key, or fill the local tier (a clear)."""
         self.reads.forget_all()
+        self.seen.clear()
         if self.local is not None:
             self.local.clear()

@@ -28,7 +28,7 @@ from s3cache._local import LocalTier
 from s3cache._parts import Parts
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
-from s3cache._refresh import Refresher
+from s3cache._refresh import Options, Refresher
 from s3cache._removal import Removal
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
 from s3cache._stats import CacheObserver, CacheStats
@@ -156,7 +156,7 @@ class AsyncS3Cache:
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
         )
-        self._refresher = Refresher(coherence, recorder, settings.freshness, self._fleet, writes)
+        self._refresher = Refresher(coherence, recorder, settings, self._fleet, writes)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -233,6 +233,9 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
@@ -243,10 +246,12 @@ class AsyncS3Cache:
         With a ``lease`` (seconds or timedelta: the longest one computation may take), one
         caller in the whole fleet runs the factory and the others wait for its value; see
         "Fleet-wide single flight" in the README. Needs conditional writes
-        (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
-        """
+        (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``,
+        ``stale_if_error``, ``negative_ttl`` (a factory returning ``ABSENT``) and ``early``
+        (XFetch): see "Freshness"."""
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
-        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl)
+        options = Options(stale_ttl, stale_if_error, negative_ttl, early)
+        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, options)
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -256,6 +261,9 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 
@@ -265,10 +273,10 @@ class AsyncS3Cache:
         sync functions use :meth:`S3Cache.cached`.
         """
         self._entries.ttl(ttl)  # validate now, not at the first call
-        self._refresher.policy(stale_ttl)
+        self._refresher.check(options := Options(stale_ttl, stale_if_error, negative_ttl, early))
         _fleet.lease_seconds(lease) if lease is not None else None
         return coroutine_decorator(
-            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, stale_ttl=stale_ttl), key
+            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, **options._asdict()), key
         )
 
     def lock(

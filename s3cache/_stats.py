@@ -75,9 +75,11 @@ class CacheStats:
     ``unverified`` counts, by reason
     (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
     refused to serve (each also a miss, or ``exists`` False).
-    ``stale_served`` counts, by reason (``revalidating``), the values served past their ttl
-    (each also a hit); ``refreshes`` the background refreshes that ended, ``refresh_failed``
-    those that failed (the stale entry stays; the key backs off). With ``pacing=True``,
+    ``stale_served`` counts, by reason, the values served past their ttl: ``revalidating``
+    (while one refresh runs; each also a hit), ``store_error`` (``stale_if_error``: the store
+    failed; also a hit) and ``factory_error`` (``stale_if_error``: the factory raised);
+    ``refreshes`` the background refreshes that ended, ``refresh_failed`` those that failed
+    (the stale entry stays; the key backs off). With ``pacing=True``,
     ``throttles`` counts the throttling replies (503 SlowDown and its kin, retries included)
     this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in

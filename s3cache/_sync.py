@@ -92,6 +92,9 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -105,6 +108,9 @@ class S3Cache:
                 ttl,
                 lease=lease,
                 stale_ttl=stale_ttl,
+                stale_if_error=stale_if_error,
+                negative_ttl=negative_ttl,
+                early=early,
             )
         )
 
@@ -115,13 +121,22 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
         Sync functions block and run in their caller's thread; coroutine functions are wrapped
         by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
         """
-        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl)  # validates
+        options: dict[str, Any] = {
+            "stale_ttl": stale_ttl,
+            "stale_if_error": stale_if_error,
+            "negative_ttl": negative_ttl,
+            "early": early,
+        }
+        core_decorator = self._core.cached(ttl, key, lease=lease, **options)  # validates
 
         def decorate(func: F) -> F:
             if inspect.iscoroutinefunction(func):
@@ -131,7 +146,7 @@ class S3Cache:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
                 factory = functools.partial(func, *args, **kwargs)
-                return self.get_or_set(cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl)
+                return self.get_or_set(cache_key, factory, ttl, lease=lease, **options)
 
             return cast(F, wrapper)
 
