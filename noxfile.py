@@ -73,6 +73,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_bucket_options.py",
     "tests/test_circuit.py",
     "tests/test_stale_if_error.py",
+    "tests/test_negative.py",
 )
 
 
