@@ -74,6 +74,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_circuit.py",
     "tests/test_stale_if_error.py",
     "tests/test_negative.py",
+    "tests/test_early.py",
 )
 
 
