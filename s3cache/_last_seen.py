@@ -4,9 +4,10 @@ While the store fails (:data:`~s3cache._freshness.STALE_IF_ERROR_KINDS`), ``get`
 ``get_or_set`` may serve the value last read or written through the cache for a key, when it is
 at most ``stale_if_error`` seconds past its ttl. Each value is kept with when its ttl runs out on
 this process's monotonic clock (estimated from the server's answer: ``remaining`` seconds from
-when it was seen), at most ``max_keys`` keys, the least recently seen forgotten first. A write or
-delete of a key through the cache forgets it (the old value is no longer the newest); only caches
-that use ``stale_if_error`` keep anything (:attr:`LastSeen.armed`).
+when it was seen), at most ``max_keys`` keys, the least recently seen forgotten first. A write of
+a key through the cache replaces its value (even when the write failed: the process has seen the
+new value), a delete forgets it; only caches that use ``stale_if_error`` keep anything
+(:attr:`LastSeen.armed`).
 """
 
 from __future__ import annotations

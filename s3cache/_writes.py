@@ -44,10 +44,10 @@ class Writes:
         per ``on_error``."""
         payload = self._entries.encode(okey, value, seconds, compute=compute, stale=stale)
         error = await self.put(okey, payload, seconds)
+        # the newest value seen for stale_if_error, stored or not (a refresh during an outage)
+        self._coherence.seen.keep(okey, value, seconds)
         if error is not None:
             self._recorder.failed(error, None)
-        else:
-            self._coherence.seen.keep(okey, value, seconds)
 
     async def put(
         self, okey: str, payload: Payload, seconds: float | None, *, local: bool = True

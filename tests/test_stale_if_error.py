@@ -204,6 +204,27 @@ async def test_a_raising_factory_serves_the_stale_entry_within_the_window(
         assert cache.stats().stale_served == {"factory_error": 1, "store_error": 1}
 
 
+async def test_a_value_whose_write_failed_is_the_newest_seen_and_a_delete_forgets(
+    proxy: FaultProxy, bucket: str
+) -> None:
+    """A refresh computed during the outage (its PUT failed) is what get serves next; after a
+    delete through the cache nothing is served."""
+    async with AsyncS3Cache(**_kwargs(proxy, bucket), stale_if_error=30, on_error="log") as cache:
+        await _warm(cache, 5.0)
+        await cache.set("k", "old", ttl=60)
+        proxy.set_fault(Fault.HTTP_500)
+        await cache.set("k", "new", ttl=60)  # failed: logged
+        assert await cache.get("k") == "new"
+        proxy.clear()
+        await cache.set("gone", "v", ttl=60)
+        assert await cache.delete("gone") is True
+        proxy.set_fault(Fault.HTTP_500)
+        assert await cache.get("gone", "miss") == "miss"
+        stats = cache.stats()
+        assert stats.stale_served == {"store_error": 1}
+        assert stats.errors == {"server": 3}
+
+
 def test_sync_facade(proxy: FaultProxy, bucket: str) -> None:
     """S3Cache(stale_if_error=...) and its get_or_set(stale_if_error=...) serve the same way."""
     with S3Cache(**_kwargs(proxy, bucket), stale_if_error=30, on_error="raise") as cache:
