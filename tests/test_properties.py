@@ -5,7 +5,9 @@ over moto's S3 server, with keys that alias (``a:b`` and ``a/b`` are one object)
 near-limit keys, values of every supported type (``None`` and bytes included), and the local tier
 on or off, on either request path (the wire path or ``fast_path=False``), through the fault
 proxy, which now and then loses the response of a write after the server applied it (the retry
-must learn the write's true outcome). The default profile keeps ``python -m nox`` fast;
+must learn the write's true outcome). ``get_or_set`` runs a factory that returns a value or
+``ABSENT``: the model learns tombstones (a miss for ``get``/``exists``, no factory call within
+their hour, an expired object for ``add``, ``delete`` and ``clear``). The default profile keeps ``python -m nox`` fast;
 ``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more and longer sequences.
 """
 
@@ -30,7 +32,7 @@ from hypothesis.stateful import (
 )
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache, LocalTier, S3Cache
+from s3cache import ABSENT, AsyncS3Cache, LocalTier, S3Cache
 from tests.conftest import CREDENTIALS
 
 T = TypeVar("T")
@@ -78,6 +80,8 @@ VALUES = st.binary(max_size=40) | st.recursive(
     max_leaves=6,
 )
 MISSING = object()
+#: What the model holds for a key whose factory returned ABSENT: a tombstone (no value).
+TOMBSTONE = object()
 
 
 def object_key(key: str) -> str:
@@ -145,28 +149,48 @@ class CacheModel(RuleBasedStateMachine):
         self.call("set", key, value)
         self.model[object_key(key)] = value
 
+    def value(self, key: str) -> Any:
+        """The model's live value of ``key``, or MISSING (none, or a tombstone)."""
+        found = self.model.get(object_key(key), MISSING)
+        return MISSING if found is TOMBSTONE else found
+
     @rule(key=st.sampled_from(KEYS))
     def get(self, key: str) -> None:
-        assert self.call("get", key, MISSING) == self.model.get(object_key(key), MISSING)
+        assert self.call("get", key, MISSING) == self.value(key)
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES | st.just(ABSENT))
+    def get_or_set(self, key: str, value: Any) -> None:
+        """A factory returning ``value`` (ABSENT: a tombstone, for the hour): a value or a live
+        tombstone is served without it; otherwise it runs and its result is stored."""
+        okey = object_key(key)
+        got = self.call("get_or_set", key, lambda: value, 3600)
+        if okey in self.model:
+            expected = self.model[okey]
+            assert got is ABSENT if expected is TOMBSTONE else got == expected
+        else:
+            assert got is ABSENT if value is ABSENT else got == value
+            self.model[okey] = TOMBSTONE if value is ABSENT else value
 
     @rule(key=st.sampled_from(KEYS))
     def exists(self, key: str) -> None:
-        assert self.call("exists", key) is (object_key(key) in self.model)
+        assert self.call("exists", key) is (self.value(key) is not MISSING)
 
     @rule(key=st.sampled_from(KEYS))
     def delete(self, key: str) -> None:
-        assert self.call("delete", key) is (self.model.pop(object_key(key), MISSING) is not MISSING)
+        live = self.value(key) is not MISSING
+        self.model.pop(object_key(key), None)
+        assert self.call("delete", key) is live
 
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def add(self, key: str, value: Any) -> None:
-        absent = object_key(key) not in self.model
+        absent = self.value(key) is MISSING
         assert self.call("add", key, value) is absent
         if absent:
             self.model[object_key(key)] = value
 
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def get_many(self, keys: list[str]) -> None:
-        expected = {k: self.model[object_key(k)] for k in keys if object_key(k) in self.model}
+        expected = {k: self.value(k) for k in keys if self.value(k) is not MISSING}
         assert self.call("get_many", keys) == expected
 
     @rule(mapping=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4))
@@ -180,7 +204,8 @@ class CacheModel(RuleBasedStateMachine):
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def delete_many(self, keys: list[str]) -> None:
         present = {object_key(k) for k in keys} & self.model.keys()
-        assert self.call("delete_many", keys) == len(present)
+        live = {okey for okey in present if self.model[okey] is not TOMBSTONE}
+        assert self.call("delete_many", keys) == len(live)
         for okey in present:
             del self.model[okey]
 
