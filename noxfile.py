@@ -75,6 +75,7 @@ BEHAVIOUR_SUITE = (
     "tests/test_stale_if_error.py",
     "tests/test_negative.py",
     "tests/test_early.py",
+    "tests/test_last_seen.py",
 )
 
 

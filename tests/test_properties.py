@@ -7,8 +7,9 @@ on or off, on either request path (the wire path or ``fast_path=False``), throug
 proxy, which now and then loses the response of a write after the server applied it (the retry
 must learn the write's true outcome). ``get_or_set`` runs a factory that returns a value or
 ``ABSENT``: the model learns tombstones (a miss for ``get``/``exists``, no factory call within
-their hour, an expired object for ``add``, ``delete`` and ``clear``). The default profile keeps ``python -m nox`` fast;
-``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more and longer sequences.
+their hour, an expired object for ``add``, ``delete`` and ``clear``). The default profile keeps
+``python -m nox`` fast; ``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more
+and longer sequences.
 """
 
 from __future__ import annotations
