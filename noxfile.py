@@ -73,6 +73,11 @@ BEHAVIOUR_SUITE = (
     "tests/test_bucket_options.py",
     "tests/test_invalidation.py",
     "tests/test_habits.py",
+    "tests/test_circuit.py",
+    "tests/test_stale_if_error.py",
+    "tests/test_negative.py",
+    "tests/test_early.py",
+    "tests/test_last_seen.py",
 )
 
 

@@ -7,6 +7,12 @@ never answers (a black hole), then forwards again. Measured in each phase: how l
 ``get`` calls of stored keys take to return and what they return (a miss, or the local tier's
 value); then the errors counted by kind in ``stats()``, and whether a ``get`` after the outage
 is a hit again. The outage costs the caller its deadline, not an exception or a hang.
+
+Those two run with ``breaker=False``. A third cache has the default circuit breaker: through a
+black hole its gets one after another cost the deadline until the breaker opens, then fail fast;
+measured are the calls it took to open, the p99 latency of the calls after that (the target:
+1 ms at most), and, once the proxy forwards again, the time until a get hits again (the target:
+within one cool-down).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -33,6 +40,8 @@ DEADLINE_S: Final = 0.25  # the caches' deadline per operation, retries included
 GETS: Final = 20  # concurrent gets of as many keys, per phase
 _BLACKHOLE_GETS: Final = 5
 _RECOVERY_GETS: Final = 5
+#: Gets one after another through the black hole, with the breaker on.
+_GUARDED_GETS: Final = 200
 _VALUE: Final = {"v": "x" * (1024 - 9)}
 
 
@@ -119,9 +128,10 @@ async def s3_outage(setup: Setup) -> FeatureResult:
             "timeout": DEADLINE_S,
             "config": Config(connect_timeout=DEADLINE_S, read_timeout=DEADLINE_S),
         }
+        guarded = await _with_breaker(proxy, kwargs)
         async with (
-            AsyncS3Cache(**kwargs) as plain,
-            AsyncS3Cache(**kwargs, local=LocalTier(ttl=60.0)) as tiered,
+            AsyncS3Cache(**kwargs, breaker=False) as plain,
+            AsyncS3Cache(**kwargs, breaker=False, local=LocalTier(ttl=60.0)) as tiered,
         ):
             keys = [f"cold-{i}" for i in range(GETS)]
             await _opened(plain)
@@ -157,7 +167,38 @@ async def s3_outage(setup: Setup) -> FeatureResult:
         recovered=back_got == _VALUE,
         errors=errors,
         log_lines=len(logged),
+        guarded=guarded,
     )
+
+
+async def _with_breaker(proxy: FaultProxy, kwargs: dict[str, Any]) -> dict[str, float]:
+    """The black hole again, for a cache with the default breaker: gets one after another until
+    :data:`_GUARDED_GETS`; then the proxy forwards and gets are repeated until one hits."""
+    from s3cache import AsyncS3Cache, Breaker
+
+    async with AsyncS3Cache(**kwargs, breaker=Breaker()) as cache:
+        await _opened(cache)
+        await cache.set("guarded", _VALUE)
+        proxy.set_fault(Fault.BLACKHOLE)
+        took, _ = await _sequential(lambda: cache.get("guarded"), _GUARDED_GETS)
+        stats = cache.stats()
+        fast = stats.errors.get("circuit_open", 0)
+        proxy.clear()
+        back_started = time.perf_counter()
+        while await cache.get("guarded") != _VALUE:
+            if time.perf_counter() - back_started > 5 * Breaker().max_cooldown:
+                break
+            await asyncio.sleep(0.01)
+        back_s = time.perf_counter() - back_started
+    after = sorted(took[len(took) - fast :]) or [math.inf]
+    return {
+        "breaker_opened_after": len(took) - fast,
+        "breaker_fast_gets": fast,
+        "breaker_fast_p50_ms": after[len(after) // 2] * 1000,
+        "breaker_fast_p99_ms": after[min(len(after) - 1, int(0.99 * len(after)))] * 1000,
+        "breaker_recovered_s": back_s,
+        "breaker_cooldown_s": Breaker().cooldown,
+    }
 
 
 def _result(
@@ -168,6 +209,7 @@ def _result(
     recovered: bool,
     errors: dict[str, int],
     log_lines: int,
+    guarded: dict[str, float],
 ) -> FeatureResult:
     ms = {phase: median(seconds) * 1000 for phase, seconds in took.items()}
     slowest_ms = max(took["refused"] + took["blackhole"]) * 1000
@@ -178,7 +220,16 @@ def _result(
         f"{ms['refused']:.0f} ms (the {DEADLINE_S * 1000:.0f} ms deadline, retries included); "
         f"black-holed: misses after {ms['blackhole']:.0f} ms; a local-tier key stays a hit in "
         f"{tier_us:.0f} us; {'hits' if recovered else 'NOT hits'} again once S3 answers "
-        f"(a healthy get: {ms['healthy']:.0f} ms; errors counted: {counted})"
+        f"(a healthy get: {ms['healthy']:.0f} ms; errors counted: {counted}); with the "
+        f"breaker on, black-holed gets one after another: open after "
+        f"{guarded['breaker_opened_after']:.0f}, then p99 {guarded['breaker_fast_p99_ms']:.3f} ms "
+        f"({guarded['breaker_fast_gets']:.0f} gets), a hit again "
+        f"{guarded['breaker_recovered_s']:.1f} s after S3 answers "
+        f"(cool-down {guarded['breaker_cooldown_s']:.0f} s)"
+    )
+    breaker_met = (
+        guarded["breaker_fast_p99_ms"] <= 1.0
+        and guarded["breaker_recovered_s"] <= guarded["breaker_cooldown_s"] + 2 * DEADLINE_S
     )
     return FeatureResult(
         name=NAME,
@@ -196,15 +247,18 @@ def _result(
             "tier_hits": tier_hits,
             "log_lines": log_lines,
             **{f"errors_{kind}": n for kind, n in errors.items()},
+            **guarded,
         },
         expected=(
             "every get during the outage a miss within 2x the deadline, local-tier keys hits, "
-            "a hit again after it"
+            "a hit again after it; breaker on: p99 <= 1 ms once open, a hit again within one "
+            "cool-down"
         ),
         met=(
             misses == GETS + _BLACKHOLE_GETS
             and tier_hits == GETS
             and recovered
             and slowest_ms <= 2 * DEADLINE_S * 1000
+            and breaker_met
         ),
     )

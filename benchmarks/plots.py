@@ -255,6 +255,9 @@ def _feature_bars(features: Sequence[FeatureResult]) -> tuple[list[Bar], list[Ba
             times.append(("S3 refusing: get answered (a miss)", g["refused_miss_ms"], True))
             times.append(("S3 black-holed: get answered (a miss)", g["blackhole_miss_ms"], True))
             times.append(("S3 down: local-tier hit", g["tier_hit_us"] / 1000, True))
+            if "breaker_fast_p99_ms" in g:
+                label = "S3 black-holed, breaker open: get p99 (a miss)"
+                times.append((label, g["breaker_fast_p99_ms"], True))
     return counts, times, deadline
 
 

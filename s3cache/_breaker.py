@@ -263,7 +263,6 @@ class CircuitBreaker:
         "_cooldown",
         "_counts",
         "_lock",
-        "_on_change",
         "_probe_sent",
         "_probe_timeout",
         "_run",
@@ -272,6 +271,7 @@ class CircuitBreaker:
         "_window",
         "epoch",
         "name",
+        "on_change",
     )
 
     def __init__(
@@ -287,7 +287,8 @@ class CircuitBreaker:
         self.name = name
         self._probe_timeout = probe_timeout
         self._clock = clock
-        self._on_change = on_change
+        #: Told of each change of state (the core's recorder logs and counts).
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._state = _CLOSED
         #: Bumped on every change of state and every probe admitted: tickets older than it
@@ -436,9 +437,9 @@ class CircuitBreaker:
         events.append(BreakerEvent(self.name, state, previous, reason, cooldown))
 
     def _emit(self, events: list[BreakerEvent]) -> None:
-        if self._on_change is not None:
+        if self.on_change is not None:
             for event in events:
-                self._on_change(event)
+                self.on_change(event)
 
     def stats(self) -> BreakerStats:
         """A snapshot of the counters and the state."""

@@ -19,6 +19,7 @@ from typing import Any, Final, Generic, TypeVar
 from s3cache._disabling import Switch
 from s3cache._flight import Flights
 from s3cache._format import Body, Payload
+from s3cache._last_seen import LastSeen
 from s3cache._local import LocalEntry, LocalLRU, LocalTier
 from s3cache._tags import TAGS_HEADER, TAGS_METADATA, TagChecks, parse_tags, written_at
 
@@ -61,6 +62,7 @@ class Write:
         local = coherence.local
         for okey in self._okeys:
             coherence.reads.forget(okey)
+            coherence.seen.forget(okey)
             self._since.append(local.begin_write(okey) if local is not None else 0)
         return self
 
@@ -89,7 +91,7 @@ class Coherence:
     """Single flight (reads and factory runs, per event loop), the optional local tier, and
     what this process knows of tag records (``tags``)."""
 
-    __slots__ = ("fills", "local", "reads", "switch", "tag_reads", "tags")
+    __slots__ = ("fills", "local", "reads", "seen", "switch", "tag_reads", "tags")
 
     def __init__(self, tier: LocalTier | None, tag_check_interval: float = 1.0) -> None:
         #: The in-process tier, or None when the cache has none.
@@ -101,6 +103,8 @@ class Coherence:
         self.tag_reads: Flights = Flights()  # shared GETs of tag records
         #: ``cache.disabled()``: off in a context, reads miss and writes are skipped there.
         self.switch = Switch()
+        #: The newest value seen per key, for ``stale_if_error`` (kept only once armed).
+        self.seen = LastSeen()
 
     def cached(self, okey: str, now: float) -> LocalEntry | None:
         """The local tier's live entry for ``okey`` (None without one, or without a tier)."""
@@ -159,5 +163,6 @@ class Coherence:
         also remove tag records: what was learned of them is forgotten)."""
         self.reads.forget_all()
         self.tags.forget()
+        self.seen.clear()
         if self.local is not None:
             self.local.clear()

@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from s3cache import _check, _fleet, _habits, _keys, _parameters, _redact
 from s3cache._batch import DeleteResult
+from s3cache._breaker import Breaker
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._check import CheckReport
@@ -26,7 +27,7 @@ from s3cache._local import LocalTier
 from s3cache._parts import Parts
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
-from s3cache._refresh import Refresher
+from s3cache._refresh import Options, Refresher
 from s3cache._removal import Removal
 from s3cache._serializers import SerializerName
 from s3cache._settings import DEFAULT_TIMEOUT, OnError, Settings
@@ -96,6 +97,9 @@ class AsyncS3Cache(_habits.Habits):
         pacing: bool = False,
         create_bucket: bool = False,
         tag_check_interval: float = 1.0,
+        breaker: Breaker | bool | None = True,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -134,13 +138,16 @@ class AsyncS3Cache(_habits.Habits):
             pacing=pacing,
             create_bucket=create_bucket,
             tag_check_interval=tag_check_interval,
+            breaker=breaker,
+            stale_if_error=stale_if_error,
+            negative_ttl=negative_ttl,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
         self._recorder = recorder = Recorder.of(settings)
         self._coherence = coherence = Coherence(settings.local, settings.tag_check_interval)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
-        self._transport = transport = Transport(settings)
+        self._transport = transport = Transport(settings, recorder.watch)
         learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)
@@ -150,7 +157,7 @@ class AsyncS3Cache(_habits.Habits):
         self._fleet = FleetHost(
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
         )
-        self._refresher = Refresher(coherence, recorder, settings.freshness, self._fleet, writes)
+        self._refresher = Refresher(coherence, recorder, settings, self._fleet, writes)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -234,6 +241,9 @@ class AsyncS3Cache(_habits.Habits):
         stale_ttl: float | timedelta | str | None = None,
         tags: Tags = (),
         condition: Callable[[Any], object] | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it
         (only if ``condition(value)`` is true, when given: the value is returned either way).
@@ -245,12 +255,12 @@ class AsyncS3Cache(_habits.Habits):
         With a ``lease`` (seconds or timedelta: the longest one computation may take), one
         caller in the whole fleet runs the factory and the others wait for its value; see
         "Fleet-wide single flight" in the README. Needs conditional writes
-        (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
-        """
+        (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``,
+        ``stale_if_error``, ``negative_ttl`` (a factory returning ``ABSENT``) and ``early``
+        (XFetch): see "Freshness"."""
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
-        fill = self._refresher.fill_of(
-            key, okey, factory, seconds, lease, stale_ttl, tags, condition
-        )
+        options = Options(stale_ttl, stale_if_error, negative_ttl, early)
+        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, options, tags, condition)
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -262,6 +272,9 @@ class AsyncS3Cache(_habits.Habits):
         stale_ttl: float | timedelta | str | None = None,
         tags: TagsOf = (),
         condition: Callable[[Any], object] | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> _habits.CachedDecorator:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`),
         or an async generator function (its items, once it finishes; a hit replays them).
@@ -273,7 +286,8 @@ class AsyncS3Cache(_habits.Habits):
         wrapper's ``.key(*args)`` is a call's key, ``await .invalidate(*args)`` deletes its
         entry. For sync functions use :meth:`S3Cache.cached`.
         """
-        return _habits.cached(self, ttl, key, lease, stale_ttl, condition, tags)
+        options = Options(stale_ttl, stale_if_error, negative_ttl, early)
+        return _habits.cached(self, ttl, key, lease, options, condition, tags)
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None

@@ -32,7 +32,15 @@ _clock = time.time
 class Entries:
     """Encodes values into payloads and reads entries back, as the cache's ``settings`` say."""
 
-    __slots__ = ("_compressor", "_default_ttl", "_recorded", "_serializer", "signer", "stale")
+    __slots__ = (
+        "_compressor",
+        "_default_ttl",
+        "_recorded",
+        "_serializer",
+        "freshness",
+        "signer",
+        "stale",
+    )
 
     def __init__(self, settings: Settings) -> None:
         self._serializer = serializer = settings.serializer
@@ -43,6 +51,8 @@ class Entries:
         self._default_ttl = settings.default_ttl
         #: The stale window recorded with every entry written (the constructor's ``stale_ttl``).
         self.stale = settings.freshness.stale_ttl
+        #: The constructor's freshness options (``stale_ttl``, ``stale_if_error``).
+        self.freshness = settings.freshness
         keys = settings.signing_keys
         #: Signs every entry written and verifies every entry read (None: no signing key).
         self.signer = _signing.Signer(keys) if keys else None
@@ -99,6 +109,11 @@ class Entries:
         content_type = headers.get("content-type") or "binary/octet-stream"
         encoding = headers.get("content-encoding")
         payload = Payload(bytes(body), content_type, metadata, expires, cache_control, encoding)
+        return payload if self.signer is None else self.signer.sign(okey, payload)
+
+    def tombstone(self, okey: str, seconds: float) -> Payload:
+        """The tombstone ("no value") of ``okey`` for ``seconds``, signed with a signing key."""
+        payload = _freshness.tombstone(seconds)
         return payload if self.signer is None else self.signer.sign(okey, payload)
 
     def decode(self, body: Body, content_type: str | None, content_encoding: str | None) -> Any:

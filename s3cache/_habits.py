@@ -20,6 +20,7 @@ from s3cache._capabilities import Learner
 from s3cache._coherence import Coherence
 from s3cache._entries import Entries
 from s3cache._recorder import Recorder
+from s3cache._refresh import Options
 from s3cache._tagging import TagsOf, call_tags
 from s3cache._transport import Transport
 from s3cache.errors import NotSupportedError, S3CacheError
@@ -180,14 +181,14 @@ def cached(
     ttl: float | timedelta | str | None,
     key: Callable[..., str] | None,
     lease: float | timedelta | None,
-    stale_ttl: float | timedelta | str | None,
+    options: Options,
     condition: Callable[[Any], object] | None,
     tags: TagsOf = (),
 ) -> CachedDecorator:
     """:meth:`AsyncS3Cache.cached`, its arguments validated now, not at the first call."""
     tags_of = call_tags(tags)
     cache._entries.ttl(ttl)
-    cache._refresher.policy(stale_ttl)
+    cache._refresher.check(options)
     if lease is not None:
         _fleet.lease_seconds(lease)
     if condition is not None and not callable(condition):
@@ -195,10 +196,11 @@ def cached(
 
     def decorate(func: Callable[..., Any]) -> Any:
         if inspect.isasyncgenfunction(func):
-            if lease is not None or stale_ttl is not None:
+            if lease is not None or any(value is not None for value in options):
                 raise TypeError(
                     f"{func.__qualname__} is an async generator function: its items are stored "
-                    "when it finishes, so lease= and stale_ttl= do not apply to it"
+                    "when it finishes, so lease=, stale_ttl=, stale_if_error=, negative_ttl= "
+                    "and early= do not apply to it"
                 )
             return _iterator(cache, func, ttl, key, condition, tags_of)
         if not inspect.iscoroutinefunction(func):
@@ -215,9 +217,9 @@ def cached(
                 factory,
                 ttl,
                 lease=lease,
-                stale_ttl=stale_ttl,
                 tags=tags_of(args, kwargs),
                 condition=condition,
+                **options._asdict(),
             )
 
         return with_handles(wrapper, func, key, cache.delete)

@@ -72,6 +72,14 @@ PARAMETERS: Final = """\
         create_bucket: True: a missing bucket is created (idempotently) and the request resent.
         tag_check_interval: Seconds a reader trusts what it learned of a tag record (one GET
             per tag per interval per process; 0: check on every read); see "Invalidation".
+        breaker: The circuit breaker of the endpoint: True (the default: :class:`Breaker`'s
+            defaults), a :class:`Breaker` with other thresholds, or False/None (off). Open,
+            it fails operations at once with ``CircuitOpenError`` (README "Circuit breaker").
+        stale_if_error: ``get`` and ``get_or_set``'s default ``stale_if_error`` window (see
+            Freshness): while the store fails, serve the newest value seen that long past its
+            ttl.
+        negative_ttl: The default ttl of a tombstone stored when a factory returns
+            ``ABSENT`` (None: the entry's ttl).
 """
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from s3cache import _expiry
-from s3cache._freshness import Policy, Verdict, judge
+from s3cache._freshness import ABSENT, ABSENT_HEADER, Policy, Verdict, judge, serves_stale_on
+from s3cache._last_seen import NOTHING
 from s3cache._local import LocalEntry
 from s3cache._parts import Parts
 from s3cache._recorder import Op
@@ -24,12 +25,15 @@ MISSING: Final[Any] = object()
 _OFF: Final = Policy()
 #: The verdicts under which a read serves the entry it found.
 _SERVED: Final = frozenset({Verdict.FRESH, Verdict.EARLY, Verdict.STALE})
+#: The verdicts under which a read decodes the entry it found (``ERROR_ONLY``: for
+#: ``get_or_set`` to serve if its factory fails).
+_DECODED: Final = _SERVED | {Verdict.ERROR_ONLY}
 
 
 class Reads:
     """The read path of one cache (see :meth:`AsyncS3Cache.get` and ``exists``)."""
 
-    __slots__ = ("_parts", "rng", "tagging")
+    __slots__ = ("_parts", "_policy", "rng", "tagging")
 
     def __init__(self, parts: Parts, prefix: str, check_open: Callable[[], None]) -> None:
         """The reads of a cache under ``prefix`` (``check_open``: see :class:`Tagging`)."""
@@ -38,15 +42,24 @@ class Reads:
         self.tagging = Tagging(parts, prefix, check_open)
         #: XFetch's random source, one per cache (tests seed it).
         self.rng = random.Random()
+        window = parts.entries.freshness.stale_if_error
+        #: ``get``'s policy: the constructor's ``stale_if_error`` (it never serves stale
+        #: otherwise: it has no factory to refresh with).
+        self._policy = _OFF if window is None else Policy(stale_if_error=window)
+        if window is not None:
+            parts.coherence.seen.armed = True
 
     async def read(self, okey: str) -> Any:
         """The value under ``okey`` or :data:`MISSING`; recorded, errors per ``on_error``."""
-        return (await self.lookup(okey, _OFF))[0]
+        value, verdict = await self.lookup(okey, self._policy)
+        return MISSING if verdict is Verdict.ERROR_ONLY or value is ABSENT else value
 
     async def lookup(self, okey: str, policy: Policy) -> tuple[Any, Verdict]:
         """The value under ``okey`` (or :data:`MISSING`) and its :class:`Verdict` under
-        ``policy`` (a stale value is served, for the caller to refresh). An entry invalidated
-        by one of its tags is a miss, judged before freshness: never served stale."""
+        ``policy`` (stale: for the caller to refresh; ``ERROR_ONLY``: to serve only if its
+        refresh fails). ``stale_if_error``: a qualifying store failure serves the newest value
+        seen within the window (as ``FRESH``). A tombstone is ``ABSENT``. An entry invalidated
+        by a tag is a miss before freshness: never served stale, nor kept as seen."""
         parts = self._parts  # locals: this is every GET's path
         coherence, entries = parts.coherence, parts.entries
         if coherence.switch.off:  # cache.disabled(): a miss, no request, nothing recorded
@@ -62,7 +75,7 @@ class Reads:
             try:
                 fetched = await coherence.fetch(okey, parts.transport.get)
             except S3CacheError as exc:
-                return op.failed(exc, MISSING), Verdict.EXPIRED
+                return self._failed(op, okey, exc, policy.stale_if_error)
             if fetched.found is None:
                 op.miss()
                 return MISSING, Verdict.EXPIRED
@@ -72,9 +85,12 @@ class Reads:
                 op.unverified(reason)
                 return MISSING, Verdict.EXPIRED
             if TAGS_HEADER in headers and not await self._holds(headers, op):
+                coherence.seen.forget(okey)
                 return MISSING, Verdict.EXPIRED
+            if ABSENT_HEADER in headers:
+                return self._tombstone(op, headers)
             remaining, verdict = self._judge(headers, policy)
-            if verdict not in _SERVED:
+            if verdict not in _DECODED:
                 op.expired()
                 return MISSING, verdict
             try:
@@ -87,13 +103,39 @@ class Reads:
                 error = CorruptEntryError(f"GetObject {okey!r}: unreadable entry: {exc}")
                 error.__cause__ = exc
                 return op.failed(error, MISSING), Verdict.EXPIRED
-            if verdict is Verdict.STALE:
+            if policy.stale_if_error is not None:
+                coherence.seen.keep(okey, value, remaining)
+            if verdict is Verdict.ERROR_ONLY:
+                op.expired()  # a miss, unless the refresh fails
+            elif verdict is Verdict.STALE:
                 op.stale("revalidating", len(body))  # never kept by the local tier
             else:
                 if coherence.local is not None:
                     coherence.keep(okey, fetched, body, headers, remaining)
                 op.hit(len(body))
             return value, verdict
+
+    def _failed(
+        self, op: Op, okey: str, exc: S3CacheError, window: float | None
+    ) -> tuple[Any, Verdict]:
+        """A GET failed with ``exc``: the newest value seen for ``okey`` when ``window``
+        (``stale_if_error``) covers it and the failure is of a kind it applies to, else the
+        failure per ``on_error``."""
+        if window is not None and serves_stale_on(exc.kind):
+            stale = self._parts.coherence.seen.within(okey, window)
+            if stale is not NOTHING:
+                op.stale_on_error(exc)
+                return stale, Verdict.FRESH
+        return op.failed(exc, MISSING), Verdict.EXPIRED
+
+    def _tombstone(self, op: Op, headers: Mapping[str, str]) -> tuple[Any, Verdict]:
+        """A tombstone read (recorded as a miss): :data:`ABSENT` while it lives, else expired."""
+        facts = self._parts.entries.facts(headers)
+        if facts.dead or facts.remaining is None or facts.remaining < 0:
+            op.expired()
+            return MISSING, Verdict.EXPIRED
+        op.miss()
+        return ABSENT, Verdict.FRESH
 
     def _judge(self, headers: Mapping[str, str], policy: Policy) -> tuple[float | None, Verdict]:
         """The entry's seconds of fresh ttl left and its verdict under ``policy`` (without

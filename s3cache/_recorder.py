@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Final, Literal, Protocol, TypeVar
 
+from s3cache._breaker import BreakerEvent, BreakerState, CircuitBreaker
 from s3cache._config_errors import ConfigAlarm
 from s3cache._settings import Settings
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
@@ -140,6 +141,14 @@ class Op:
         self.outcome, self.nbytes = "hit", nbytes
         self._recorder.counters.stale_served[reason] += 1
 
+    def stale_on_error(self, exc: S3CacheError) -> None:
+        """The store failed with ``exc`` (a ``stale_if_error`` kind) and the newest value seen
+        was served instead: a hit, counted in ``stale_served["store_error"]``, and the failure
+        counted by kind and logged (rate-limited), whatever ``on_error`` says."""
+        self.outcome, self.error = "hit", exc
+        self._recorder.counters.stale_served["store_error"] += 1
+        self._recorder.note(exc)
+
     def stored(self, nbytes: int) -> None:
         """A write landed (``nbytes``: its body)."""
         self.outcome, self.nbytes = "stored", nbytes
@@ -209,7 +218,7 @@ class Paced(Protocol):
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
-    __slots__ = ("_alarm", "_log", "_raise", "counters", "sinks")
+    __slots__ = ("_alarm", "_breaker", "_log", "_raise", "counters", "sinks")
 
     def __init__(
         self,
@@ -227,6 +236,7 @@ class Recorder:
         self._raise = raise_errors
         #: Who hears of each finished operation: the observer, if any, then any added sink.
         self.sinks: list[Sink] = [] if observer is None else [_ObserverSink(observer)]
+        self._breaker: CircuitBreaker | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Recorder:
@@ -290,6 +300,8 @@ class Recorder:
         return (exc, False) if self._alarm is None else self._alarm.explain(exc)
 
     def _told(self, exc: S3CacheError, first: bool) -> None:
+        if exc.kind == "circuit_open":  # counted; its opening was logged, once
+            return
         if first:  # a configuration error, first of its kind: loud, once
             text = f"s3cache configuration error ({exc.kind}): {exc}"
             self._log.note(exc.kind, text, logging.ERROR)
@@ -312,6 +324,42 @@ class Recorder:
             f"s3cache: background refresh of {okey!r} failed ({type(error).__name__}: {error});"
             f" the stale value stays, next try in {backoff:.1f} s at the earliest",
         )
+
+    def served_stale(self, okey: str, error: BaseException) -> None:
+        """``get_or_set`` of ``okey`` served its stale entry (``stale_if_error``) because its
+        fill raised ``error``: counted in ``stale_served`` (``factory_error``, or
+        ``store_error`` for a store failure, already counted where it happened), logged
+        (rate-limited)."""
+        reason = "store_error" if isinstance(error, S3CacheError) else "factory_error"
+        self.counters.stale_served[reason] += 1
+        self._log.note(
+            f"stale:{reason}",
+            f"s3cache: served a stale value of {okey!r} (stale_if_error): its refresh failed "
+            f"({type(error).__name__}: {error})",
+        )
+
+    def watch(self, breaker: CircuitBreaker) -> None:
+        """Count and log the changes of ``breaker`` (the transport's): its opening from closed
+        and its closing again are logged once each (a failed probe that reopens it only at
+        DEBUG); ``stats().breaker`` reads its counters."""
+        self._breaker = breaker
+        breaker.on_change = self._breaker_changed
+
+    def _breaker_changed(self, event: BreakerEvent) -> None:
+        if event.state is BreakerState.OPEN and event.previous is BreakerState.CLOSED:
+            why = "a run of" if event.reason == "failures" else "a high ratio of"
+            logger.warning(
+                "s3cache: circuit breaker for %s opened after %s transport failures (timeouts, "
+                "connection errors, 5xx): requests fail at once (circuit_open) for %.1f s, then "
+                "one probe at a time",
+                event.name,
+                why,
+                event.cooldown,
+            )
+        elif event.state is BreakerState.CLOSED:
+            logger.warning("s3cache: circuit breaker for %s closed: the store answers", event.name)
+        else:
+            logger.debug("s3cache: circuit breaker for %s: %s", event.name, event.state.value)
 
     def unverified(self, okey: str | None, reason: str) -> None:
         """An entry refused for its signature: counted by ``reason``, logged (rate-limited)."""
@@ -352,6 +400,8 @@ class Recorder:
         """The counters now, with the transport's ``recovered`` writes, clock offset and
         ``pacing`` (its throttling replies and the send rate allowed now)."""
         stats = self.counters.snapshot(recovered, clock_offset_s)
+        if self._breaker is not None:
+            stats = dataclasses.replace(stats, breaker=self._breaker.stats())
         if pacing is None:
             return stats
         return dataclasses.replace(stats, throttles=pacing.throttles, send_rate=pacing.rate)

@@ -9,48 +9,88 @@ import dataclasses
 import functools
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from s3cache import _fleet
 from s3cache._coherence import Coherence
+from s3cache._expiry import normalize_ttl
 from s3cache._fleet import FleetHost
-from s3cache._freshness import Policy, RefreshBackoff, Verdict, policy
+from s3cache._freshness import Policy, RefreshBackoff, Verdict, policy, serves_stale_on
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
+from s3cache._settings import Settings
 from s3cache._tags import normalize_tags
 from s3cache._writes import Writes
+from s3cache.errors import S3CacheError
 
-__all__ = ["Refresher"]
+__all__ = ["Options", "Refresher"]
 
 Fill = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class Options(NamedTuple):
+    """A ``get_or_set`` or ``cached`` call's freshness options, as given (None: the cache's)."""
+
+    stale_ttl: float | timedelta | str | None = None
+    stale_if_error: float | timedelta | str | None = None
+    negative_ttl: float | timedelta | str | None = None
+    early: bool | float | None = None
 
 
 class Refresher:
     """The background refreshes of one cache: at most one per key in flight per event loop."""
 
-    __slots__ = ("_coherence", "_default", "_fleet", "_recorder", "_tasks", "_writes", "backoff")
+    __slots__ = (
+        "_coherence",
+        "_default",
+        "_fleet",
+        "_negative",
+        "_recorder",
+        "_tasks",
+        "_writes",
+        "backoff",
+    )
 
     def __init__(
         self,
         coherence: Coherence,
         recorder: Recorder,
-        default: Policy,
+        settings: Settings,
         fleet: FleetHost,
         writes: Writes,
     ) -> None:
-        """``default``: the constructor's policy; ``fleet`` and ``writes``: how fills store."""
+        """``settings``: the constructor's freshness policy and tombstone ttl; ``fleet`` and
+        ``writes``: how fills store."""
+        self._negative = settings.negative_ttl
         self._coherence = coherence
         self._recorder = recorder
-        self._default = default
+        self._default = settings.freshness
         self._fleet = fleet
         self._writes = writes
         self._tasks: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         #: When a key whose refresh failed may be refreshed again.
         self.backoff = RefreshBackoff()
 
-    def policy(self, stale_ttl: float | timedelta | str | None) -> Policy:
-        """A call's policy: the cache's, or one with the call's ``stale_ttl`` (validated)."""
-        return self._default if stale_ttl is None else policy(stale_ttl=stale_ttl)
+    def policy(
+        self,
+        stale_ttl: float | timedelta | str | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        early: bool | float | None = None,
+    ) -> Policy:
+        """A call's policy (validated): each option given by the call (0 or False: off),
+        else the cache's. One with ``stale_if_error`` arms the values-seen map."""
+        default = self._default
+        if stale_ttl is None and stale_if_error is None and early is None:
+            return default
+        given = policy(stale_ttl, stale_if_error, early)
+        rules = Policy(
+            default.stale_ttl if stale_ttl is None else given.stale_ttl,
+            default.stale_if_error if stale_if_error is None else given.stale_if_error,
+            default.beta if early is None else given.beta,
+        )
+        if rules.stale_if_error is not None:
+            self._coherence.seen.armed = True
+        return rules
 
     def fill_of(
         self,
@@ -59,26 +99,35 @@ class Refresher:
         factory: Callable[[], Any],
         seconds: float | None,
         lease: float | timedelta | None,
-        stale_ttl: float | timedelta | str | None,
+        options: Options,
         tags: Iterable[str] = (),
         condition: Callable[[Any], object] | None = None,
     ) -> tuple[Policy, Fill]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
         factory and store its value with the policy's stale window and ``tags`` (if
-        ``condition`` holds for it), through the fleet's lease when there is a ``lease`` and
-        the cache is on."""
+        ``condition`` holds for it; ``ABSENT``: a tombstone for the negative ttl), through the
+        fleet's lease when there is a ``lease`` and the cache is on."""
         if condition is not None and not callable(condition):
             raise TypeError(f"condition must be callable, not {type(condition).__name__}")
-        rules = self.policy(stale_ttl)
-        tagged = normalize_tags(tags)
+        rules, negative = self.check(options)
         store = functools.partial(
-            self._writes.fill, stale=rules.stale_ttl, tags=tagged, condition=condition
+            self._writes.fill,
+            stale=rules.stale_ttl,
+            negative=negative or seconds,
+            tags=normalize_tags(tags),
+            condition=condition,
         )
         if lease is None or self._coherence.switch.off:
             return rules, functools.partial(store, okey, factory, seconds)
         host = dataclasses.replace(self._fleet, fill=store)
         lease_s = _fleet.lease_seconds(lease)
         return rules, functools.partial(_fleet.fill, host, key, okey, factory, seconds, lease_s)
+
+    def check(self, options: Options) -> tuple[Policy, float | None]:
+        """A call's policy and tombstone ttl (None: the entry's), validated."""
+        rules = self.policy(options.stale_ttl, options.stale_if_error, options.early)
+        given = options.negative_ttl
+        return rules, self._negative if given is None else normalize_ttl(given, "negative_ttl")
 
     async def get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
         """``get_or_set`` of ``okey`` after :meth:`fill_of`: a value served (a stale one starts
@@ -88,11 +137,17 @@ class Refresher:
         if self._coherence.switch.off:  # cache.disabled(): the factory runs, alone, unstored
             return await start()
         value, verdict = await reads.lookup(okey, rules)
-        if verdict is Verdict.STALE:
+        if verdict is Verdict.STALE or verdict is Verdict.EARLY:
             self.start(okey, start)
-        if value is not MISSING:
+        if value is not MISSING and verdict is not Verdict.ERROR_ONLY:
             return value
-        return await self._coherence.fill(okey, start)
+        try:
+            return await self._coherence.fill(okey, start)
+        except Exception as exc:
+            if verdict is not Verdict.ERROR_ONLY or not _stale_on(exc):
+                raise
+            self._recorder.served_stale(okey, exc)  # stale_if_error: the entry within it
+            return value
 
     def start(self, okey: str, fill: Fill) -> None:
         """Refresh ``okey`` with ``fill()`` in the background, unless one is running or the
@@ -127,3 +182,9 @@ class Refresher:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _stale_on(error: BaseException) -> bool:
+    """Whether a fill that raised ``error`` lets ``stale_if_error`` serve the stale entry: the
+    factory raised (anything but a store failure), or the store failed with a kind it covers."""
+    return not isinstance(error, S3CacheError) or serves_stale_on(error.kind)

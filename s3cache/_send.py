@@ -10,8 +10,10 @@ or an :class:`~s3cache.errors.S3CacheError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Final
@@ -19,6 +21,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from s3cache._breaker import CircuitBreaker
 from s3cache._bucket_options import BucketOptions
 from s3cache._client import Clients, HandOff, LoopClient
 from s3cache._clock import SKEW_CODES, describe
@@ -35,10 +38,12 @@ from s3cache.errors import (
     StoreTimeoutError,
 )
 
-__all__ = ["Request", "Sender"]
+__all__ = ["Request", "Sender", "unguarded"]
 
 logger = logging.getLogger("s3cache")
 
+#: True within :func:`unguarded`: requests bypass the circuit breaker.
+_UNGUARDED: Final[ContextVar[bool]] = ContextVar("s3cache_unguarded", default=False)
 #: What botocore's retry quota reads from a successful response.
 _SUCCESS: Final = SimpleNamespace(status_code=200)
 #: The aiobotocore client method of each operation the transport sends.
@@ -56,6 +61,18 @@ _METHODS: Final = {
     "GetBucketPolicy": "get_bucket_policy",
     "CreateBucket": "create_bucket",
 }
+
+
+@contextlib.contextmanager
+def unguarded() -> Iterator[None]:
+    """Requests sent within bypass the circuit breaker, neither refused nor counted:
+    ``check()`` (which must say what the store does now) and the inner requests of an
+    operation the breaker already admitted."""
+    token = _UNGUARDED.set(True)
+    try:
+        yield
+    finally:
+        _UNGUARDED.reset(token)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a GET's hot path
@@ -80,8 +97,11 @@ class Sender(Clients):
     requests of an eligible client), else through aiobotocore; both share the retry policy,
     the clock-skew correction and the error translation."""
 
-    def __init__(self, settings: Settings) -> None:
-        """The sender of a cache with these (validated) ``settings``."""
+    def __init__(
+        self, settings: Settings, watch: Callable[[CircuitBreaker], None] | None = None
+    ) -> None:
+        """The sender of a cache with these (validated) ``settings``; ``watch`` is handed its
+        circuit breaker, if it has one (the recorder, which counts and logs its changes)."""
         super().__init__(settings)
         #: Encryption, owner, checksum, storage class and payer options, validated.
         self.options: BucketOptions = settings.options
@@ -89,9 +109,41 @@ class Sender(Clients):
         self.pacing = Pacing(settings.endpoint_url, settings.bucket) if settings.pacing else None
         #: ``create_bucket=True``: a request that finds no bucket creates it, then is resent.
         self.create_bucket = settings.create_bucket
+        #: The circuit breaker of this transport's endpoint (None: ``breaker=False``); see
+        #: :mod:`s3cache._breaker`. It brackets each operation, retries inside it.
+        self.breaker: CircuitBreaker | None = None
+        if settings.breaker is not None:
+            name = settings.shown_endpoint or f"S3 (bucket {settings.bucket!r})"
+            self.breaker = CircuitBreaker(settings.breaker, name=name, probe_timeout=self.timeout)
+            if watch is not None:
+                watch(self.breaker)
 
     async def call(
         self, request: Request, *, botocore: bool = False, create: bool = True
+    ) -> tuple[Outcome, Reply]:
+        """:meth:`send` ``request`` through the circuit breaker: refused at once with
+        :class:`~s3cache.errors.CircuitOpenError` while it is open; its outcome (any answer
+        of the server is a success, a timeout, connection failure or 5xx a failure) recorded.
+        Outside :func:`unguarded` only."""
+        breaker = self.breaker
+        if breaker is None or _UNGUARDED.get():
+            return await self.send(request, botocore, create)
+        ticket = breaker.allow()
+        if ticket is None:
+            raise breaker.rejection(request.op, request.key)
+        try:
+            result = await self.send(request, botocore, create)
+        except S3CacheError as exc:
+            breaker.record(ticket, exc.kind)
+            raise
+        except BaseException:
+            breaker.abandon(ticket)
+            raise
+        breaker.record(ticket)
+        return result
+
+    async def send(
+        self, request: Request, botocore: bool = False, create: bool = True
     ) -> tuple[Outcome, Reply]:
         """Send ``request`` (``botocore=True``: through aiobotocore whatever the route): wait
         for a slot, then send it, all under the operation's deadline. Returns the reply and
@@ -139,9 +191,11 @@ class Sender(Clients):
         return await self._in_new_bucket(request, botocore)
 
     async def _in_new_bucket(self, request: Request, botocore: bool) -> tuple[Outcome, Reply]:
-        """``create_bucket=True``: create the bucket ``request`` found missing, send it again."""
-        await self.make_bucket()
-        return await self.call(request, botocore=botocore, create=False)
+        """``create_bucket=True``: create the bucket ``request`` found missing, send it again
+        (both within the operation the breaker admitted)."""
+        with unguarded():
+            await self.make_bucket()
+            return await self.call(request, botocore=botocore, create=False)
 
     async def make_bucket(self) -> bool:
         """CreateBucket in the client's region (or the one given; None: us-east-1's form, no

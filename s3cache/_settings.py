@@ -24,6 +24,7 @@ from s3cache import (
     _signing,
     _tags,
 )
+from s3cache._breaker import Breaker, breaker_config
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -82,6 +83,9 @@ class Arguments(TypedDict):
     pacing: bool
     create_bucket: bool
     tag_check_interval: float  # issue 24: invalidation by tag
+    breaker: Breaker | bool | None  # issue 23: the circuit breaker
+    stale_if_error: float | timedelta | str | None
+    negative_ttl: float | timedelta | str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +97,9 @@ class Settings:
     by the transport. ``prefix`` is normalised (empty, or ending in ``/``), ``default_ttl`` is
     in seconds, ``raise_errors`` is ``on_error == "raise"``, ``options`` the validated
     company-bucket options and ``signing_keys`` the keys of ``signing_key=`` (the first signs).
-    ``freshness`` is the default read :class:`~s3cache._freshness.Policy` (``stale_ttl=``).
+    ``freshness`` is the default read :class:`~s3cache._freshness.Policy` (``stale_ttl=``,
+    ``stale_if_error=``); ``breaker`` the circuit breaker's settings (None: off);
+    ``negative_ttl`` the default ttl of a tombstone, in seconds (None: the entry's ttl).
     """
 
     bucket: str
@@ -118,6 +124,8 @@ class Settings:
     create_bucket: bool = False
     #: Seconds a check of a tag record stays good (``tag_check_interval=``; 0: every read).
     tag_check_interval: float = 1.0
+    breaker: Breaker | None = None
+    negative_ttl: float | None = None
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -172,10 +180,12 @@ class Settings:
             fast_path=given["fast_path"],
             options=options,
             signing_keys=keys,
-            freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
+            freshness=_freshness.policy(given["stale_ttl"], given["stale_if_error"]),
             pacing=given["pacing"],
             create_bucket=given["create_bucket"],
             tag_check_interval=_tags.tag_check_interval(given["tag_check_interval"]),
+            breaker=breaker_config(given["breaker"]),
+            negative_ttl=_expiry.normalize_ttl(given["negative_ttl"], "negative_ttl"),
         )
 
     @property

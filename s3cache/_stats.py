@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
+from s3cache._breaker import BreakerStats
+
 __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
 
 #: How many recent latencies are kept per operation for the percentiles.
@@ -84,14 +86,19 @@ class CacheStats:
     ``unverified`` counts, by reason
     (``unsigned``, ``unknown_key``, ``altered``), the entries a cache with a signing key
     refused to serve (each also a miss, or ``exists`` False).
-    ``stale_served`` counts, by reason (``revalidating``), the values served past their ttl
-    (each also a hit); ``refreshes`` the background refreshes that ended, ``refresh_failed``
-    those that failed (the stale entry stays; the key backs off). With ``pacing=True``,
+    ``stale_served`` counts, by reason, the values served past their ttl: ``revalidating``
+    (while one refresh runs; each also a hit), ``store_error`` (``stale_if_error``: the store
+    failed; also a hit) and ``factory_error`` (``stale_if_error``: the factory raised);
+    ``refreshes`` the background refreshes that ended, ``refresh_failed`` those that failed
+    (the stale entry stays; the key backs off). With ``pacing=True``,
     ``throttles`` counts the throttling replies (503 SlowDown and its kin, retries included)
     this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
     this process (None: not paced; see ``pacing=``). ``invalidated`` counts the reads (``get``
     and ``exists``) that found an entry invalidated by one of its tags (each also a miss).
+    ``breaker``: the circuit breaker's state and counters (times opened, reopened by a failed
+    probe, closed again; requests failed fast, also counted in ``errors["circuit_open"]``;
+    probes; transport failures counted), None with ``breaker=False``.
     """
 
     hits: int = 0
@@ -113,6 +120,7 @@ class CacheStats:
     throttles: int = 0
     send_rate: float | None = None
     invalidated: int = 0
+    breaker: BreakerStats | None = None
 
     @property
     def error_count(self) -> int:
@@ -158,6 +166,12 @@ class CacheStats:
         if self.throttles or self.send_rate is not None:
             rate = "unpaced" if self.send_rate is None else f"paced at {self.send_rate:.1f}/s"
             lines.append(f"throttled {self.throttles:,} times, {rate}")
+        if self.breaker is not None and (self.breaker.opened or self.breaker.state != "closed"):
+            b = self.breaker
+            lines.append(
+                f"circuit breaker {b.state}: opened {b.opened:,} times, closed {b.closed:,}, "
+                f"{b.rejected:,} requests failed fast"
+            )
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)

@@ -128,6 +128,9 @@ class S3Cache:
         stale_ttl: float | timedelta | str | None = None,
         tags: Tags = (),
         condition: Callable[[Any], object] | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -144,6 +147,9 @@ class S3Cache:
                     stale_ttl=stale_ttl,
                     tags=tags,
                     condition=condition,
+                    stale_if_error=stale_if_error,
+                    negative_ttl=negative_ttl,
+                    early=early,
                 )
             )
         )
@@ -157,6 +163,9 @@ class S3Cache:
         stale_ttl: float | timedelta | str | None = None,
         tags: TagsOf = (),
         condition: Callable[[Any], object] | None = None,
+        stale_if_error: float | timedelta | str | None = None,
+        negative_ttl: float | timedelta | str | None = None,
+        early: bool | float | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
@@ -166,9 +175,14 @@ class S3Cache:
         caller's event loop. ``tags``: a list, or a function of the call's arguments giving
         one (see :meth:`AsyncS3Cache.cached`).
         """
-        core_decorator = self._core.cached(  # validates
-            ttl, key, lease=lease, stale_ttl=stale_ttl, tags=tags, condition=condition
-        )
+        options: dict[str, Any] = {
+            "stale_ttl": stale_ttl,
+            "stale_if_error": stale_if_error,
+            "negative_ttl": negative_ttl,
+            "early": early,
+            "condition": condition,
+        }
+        core_decorator = self._core.cached(ttl, key, lease=lease, tags=tags, **options)  # validates
         tags_of = call_tags(tags)
 
         def decorate(func: F) -> F:
@@ -179,15 +193,7 @@ class S3Cache:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
                 factory, call = functools.partial(func, *args, **kwargs), tags_of(args, kwargs)
-                return self.get_or_set(
-                    cache_key,
-                    factory,
-                    ttl,
-                    lease=lease,
-                    stale_ttl=stale_ttl,
-                    tags=call,
-                    condition=condition,
-                )
+                return self.get_or_set(cache_key, factory, ttl, lease=lease, tags=call, **options)
 
             return cast(F, with_handles(wrapper, func, key, self.delete))
 

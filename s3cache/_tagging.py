@@ -101,8 +101,9 @@ class Tagging:
 
     async def _store(self, tag: str) -> int:
         """PUT ``tag``'s record; this process knows it at once (its time: the PUT's ``Date``,
-        never before the record's ``Last-Modified``, else a HEAD of the record), and the local
-        tier drops the tag's entries. Returns the record's body size."""
+        never before the record's ``Last-Modified``, else a HEAD of the record), the local
+        tier drops the tag's entries, and the newest values seen (``stale_if_error``) go.
+        Returns the record's body size."""
         key, record = tag_record_key(self._prefix, tag), tag_record(tag)
         sent = _monotonic()
         headers = await self._transport.put(key, record)
@@ -112,6 +113,7 @@ class Tagging:
             found = await self._transport.head(key)
             when = math.inf if found is None else record_time(found)
         self._coherence.tags.learn(tag, when, sent)
+        self._coherence.seen.clear()  # stale_if_error never serves an invalidated value
         if self._coherence.local is not None:
             self._coherence.local.drop_tagged(tag)
         return len(record.body)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from s3cache import _nonce
 from s3cache._admin import Admin
+from s3cache._breaker import CircuitBreaker
 from s3cache._bucket_options import checksum_mismatch
 from s3cache._concurrency import paced
 from s3cache._format import Body, Payload
@@ -103,9 +104,12 @@ class Transport(Sender):
     translation. ``admin`` holds the bucket-level operations.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        """The transport of a cache with these (validated) ``settings``; no client yet."""
-        super().__init__(settings)
+    def __init__(
+        self, settings: Settings, watch: Callable[[CircuitBreaker], None] | None = None
+    ) -> None:
+        """The transport of a cache with these (validated) ``settings``; no client yet
+        (``watch``: see :class:`~s3cache._send.Sender`)."""
+        super().__init__(settings, watch)
         options = self.options
         self._params = {op: options.params(op) for op in _OPERATIONS}
         self._checksum = options.checksummer()  # body -> checksum parameters of a PUT

@@ -137,6 +137,9 @@ PARAMETERS: Final[Mapping[str, Parser]] = {
     "stale_ttl": _duration,
     "pacing": _flag,
     "tag_check_interval": _duration,
+    "breaker": _flag,  # on or off; thresholds need a Breaker(...) in code
+    "stale_if_error": _duration,
+    "negative_ttl": _duration,
 }
 #: Parameters of features not in this version's constructor yet (refused until they land).
 PENDING: Final = frozenset({"layout", "pricing", "telemetry"})

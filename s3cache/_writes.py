@@ -11,6 +11,7 @@ from typing import Any
 from s3cache._capabilities import Learner
 from s3cache._concurrency import paced
 from s3cache._format import Payload
+from s3cache._freshness import ABSENT
 from s3cache._parts import Parts
 from s3cache._tagging import Tagging
 from s3cache._tags import TAGS_HEADER, normalize_tags
@@ -55,18 +56,24 @@ class Writes:
             okey, value, seconds, compute=compute, stale=stale, tags=tagged
         )
         error = await self.put(okey, payload, seconds)
+        # the newest value seen for stale_if_error, stored or not (a refresh during an outage)
+        self._coherence.seen.keep(okey, value, seconds)
         if error is not None:
             self._recorder.failed(error, None)
 
-    async def put(self, okey: str, payload: Payload, seconds: float | None) -> S3CacheError | None:
-        """PUT one entry, recorded; a store failure is returned (for the caller to count)."""
+    async def put(
+        self, okey: str, payload: Payload, seconds: float | None, *, local: bool = True
+    ) -> S3CacheError | None:
+        """PUT one entry, recorded; a store failure is returned (for the caller to count).
+        ``local=False``: the local tier does not keep it (a tombstone)."""
         with self._recorder.op("set", okey) as op, self._coherence.writing([okey]) as write:
             try:
                 await self._transport.put(okey, payload)
             except S3CacheError as exc:  # whether it landed is unknown: the tier keeps nothing
                 op.errored(exc)
                 return exc
-            write.stored(payload, seconds, op.started)
+            if local:
+                write.stored(payload, seconds, op.started)
             op.stored(len(payload.body))
             return None
 
@@ -138,18 +145,34 @@ class Writes:
         stale: float | None = None,
         tags: tuple[str, ...] = (),
         condition: Callable[[Any], object] | None = None,
+        negative: float | None = None,
     ) -> Any:
         """Run ``factory`` (sync or async) and store its value under ``okey`` with ``tags``,
         and how long it took (XFetch's compute time, recorded only on entries with a ttl),
-        unless ``condition(value)`` is false: then the value is only returned."""
+        unless ``condition(value)`` is false: then the value is only returned. A factory that
+        returns ``ABSENT`` stores a tombstone for ``negative`` seconds (None: nothing)."""
         started = time.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
+        if value is ABSENT:
+            if negative is not None:
+                await self.store_absent(okey, negative)
+            return ABSENT
         if condition is None or condition(value):
             took = time.monotonic() - started
             await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
         return value
+
+    async def store_absent(self, okey: str, seconds: float) -> None:
+        """PUT a tombstone ("no value") under ``okey`` for ``seconds``; never kept by the local
+        tier; a store failure is counted, raised or logged per ``on_error``; skipped where the
+        cache is disabled."""
+        if self._coherence.switch.off:
+            return
+        error = await self.put(okey, self._entries.tombstone(okey, seconds), None, local=False)
+        if error is not None:
+            self._recorder.failed(error, None)
 
     def encoded(
         self,

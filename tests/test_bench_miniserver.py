@@ -248,6 +248,9 @@ async def test_the_outage_cell_answers_every_get_as_a_miss(mini: str, bucket: st
     assert counted == figures["gets_during_outage"]  # fail-soft, but every failure counted
     assert figures["blackhole_miss_ms"] >= 0.9 * DEADLINE_S * 1000  # it waited for the deadline
     assert figures["slowest_miss_ms"] < DEADLINE_S * 1000 + 5000  # and not for ever
+    # with the default breaker: five timeouts in a row open it, the other gets fail fast
+    assert figures["breaker_opened_after"] == 5
+    assert figures["breaker_fast_gets"] == 200 - 5
 
 
 async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:

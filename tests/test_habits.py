@@ -461,7 +461,7 @@ async def test_cached_async_generator_condition_and_refusals(cache: AsyncS3Cache
     async def gen() -> AsyncIterator[int]:
         yield 1
 
-    with pytest.raises(TypeError, match="lease= and stale_ttl="):
+    with pytest.raises(TypeError, match="lease=, stale_ttl="):
         cache.cached(lease=5)(gen)
     with pytest.raises(TypeError, match="neither"):
         cache.cached()(cast(Any, lambda: 1))

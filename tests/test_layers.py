@@ -42,6 +42,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._stats": 1,
     "s3cache._freshness": 1,
     "s3cache._breaker": 1,  # a policy, no I/O: below _freshness, which names its error
+    "s3cache._last_seen": 1,  # issue 23: the newest value seen per key, for stale_if_error
     "s3cache._tags": 1,
     "s3cache._durations": 1,
     "s3cache._url": 1,

@@ -7,8 +7,11 @@ on or off, on either request path (the wire path or ``fast_path=False``), throug
 proxy, which now and then loses the response of a write after the server applied it (the retry
 must learn the write's true outcome). Tags too: entries written with tags, ``invalidate`` of
 some (each a miss from then on; the invalidated object stays on S3 until deleted, cleared or
-replaced, and its tag record until cleared). The default profile keeps ``python -m nox`` fast;
-``S3CACHE_PROPS=soak`` (the nox session ``soak-props``) runs many more and longer sequences.
+replaced, and its tag record until cleared). ``get_or_set`` runs a factory that returns a value
+or ``ABSENT``: the model learns tombstones (a miss for ``get``/``exists``, no factory call
+within their hour, an expired object for ``add``, ``delete`` and ``clear``). The default
+profile keeps ``python -m nox`` fast; ``S3CACHE_PROPS=soak`` (the nox session ``soak-props``)
+runs many more and longer sequences.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from hypothesis.stateful import (
 )
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import AsyncS3Cache, LocalTier, S3Cache
+from s3cache import ABSENT, AsyncS3Cache, LocalTier, S3Cache
 from tests.conftest import CREDENTIALS
 
 T = TypeVar("T")
@@ -85,6 +88,8 @@ VALUES = st.binary(max_size=40) | st.recursive(
 MISSING = object()
 #: Tags entries may carry; ``invalidate`` takes some of them.
 TAGS = ["t1", "t2", "user:7"]
+#: What the model holds for a key whose factory returned ABSENT: a tombstone (no value).
+TOMBSTONE = object()
 
 
 def object_key(key: str) -> str:
@@ -181,32 +186,51 @@ class CacheModel(RuleBasedStateMachine):
         # (tested in tests/test_invalidation.py); the model's writes come from the next one.
         time.sleep(math.floor(time.time()) + 1.01 - time.time())
 
+    def value(self, key: str) -> Any:
+        """The model's live value of ``key``, or MISSING (none, or a tombstone)."""
+        found = self.model.get(object_key(key), MISSING)
+        return MISSING if found is TOMBSTONE else found
+
     @rule(key=st.sampled_from(KEYS))
     def get(self, key: str) -> None:
-        assert self.call("get", key, MISSING) == self.model.get(object_key(key), MISSING)
+        assert self.call("get", key, MISSING) == self.value(key)
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES | st.just(ABSENT))
+    def get_or_set(self, key: str, value: Any) -> None:
+        """A factory returning ``value`` (ABSENT: a tombstone, for the hour): a value or a live
+        tombstone is served without it; otherwise it runs and its result is stored."""
+        okey = object_key(key)
+        got = self.call("get_or_set", key, lambda: value, 3600)
+        if okey in self.model:
+            expected = self.model[okey]
+            assert got is ABSENT if expected is TOMBSTONE else got == expected
+        else:
+            assert got is ABSENT if value is ABSENT else got == value
+            self.stored(okey, TOMBSTONE if value is ABSENT else value)
 
     @rule(key=st.sampled_from(KEYS))
     def exists(self, key: str) -> None:
-        assert self.call("exists", key) is (object_key(key) in self.model)
+        assert self.call("exists", key) is (self.value(key) is not MISSING)
 
     @rule(key=st.sampled_from(KEYS))
     def delete(self, key: str) -> None:
         okey = object_key(key)
+        live = self.value(key) is not MISSING
         deleted = self.call("delete", key)
         if okey not in self.stale:  # an invalidated object: there, but not live to reads
-            assert deleted is (okey in self.model)
+            assert deleted is live
         self.gone(okey)
 
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def add(self, key: str, value: Any) -> None:
-        absent = object_key(key) not in self.model  # an invalidated entry counts as absent
+        absent = self.value(key) is MISSING  # an invalidated entry or a tombstone: absent
         assert self.call("add", key, value) is absent
         if absent:
             self.stored(object_key(key), value)
 
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def get_many(self, keys: list[str]) -> None:
-        expected = {k: self.model[object_key(k)] for k in keys if object_key(k) in self.model}
+        expected = {k: self.value(k) for k in keys if self.value(k) is not MISSING}
         assert self.call("get_many", keys) == expected
 
     @rule(mapping=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4))
@@ -222,7 +246,8 @@ class CacheModel(RuleBasedStateMachine):
     def delete_many(self, keys: list[str]) -> None:
         okeys = {object_key(k) for k in keys}
         present, stale = okeys & self.model.keys(), okeys & self.stale
-        assert len(present) <= self.call("delete_many", keys) <= len(present) + len(stale)
+        live = {okey for okey in present if self.model[okey] is not TOMBSTONE}
+        assert len(live) <= self.call("delete_many", keys) <= len(live) + len(stale)
         for okey in okeys:
             self.gone(okey)
 

@@ -35,8 +35,16 @@ async def test_acknowledged_writes_survive_random_faults(
 ) -> None:
     """200 concurrent sets under 30 % random faults: acknowledged ones all read back exactly."""
     count = 200
+    # breaker=False: this test is about data, and with one attempt per operation 30 % of them
+    # fail, so a run of five in a row (the breaker's default) is likely and would (rightly)
+    # open it: the read-back would then fail fast. The breaker is tests/test_circuit.py's.
     async with AsyncS3Cache(
-        **proxied_kwargs, prefix="ack", on_error="raise", config=ONE_RETRY, max_concurrency=16
+        **proxied_kwargs,
+        prefix="ack",
+        on_error="raise",
+        config=ONE_RETRY,
+        max_concurrency=16,
+        breaker=False,
     ) as cache:
         await warm_with_deadline(cache, 2.0)  # roomy: this test is about data, not time
         faults = (
