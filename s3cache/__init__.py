@@ -3,6 +3,7 @@
 ``AsyncS3Cache`` is the asyncio core; ``S3Cache`` is its blocking twin for sync code.
 """
 
+from s3cache import _sinks
 from s3cache._batch import DeleteResult
 from s3cache._breaker import Breaker
 from s3cache._capabilities import Capabilities
@@ -35,6 +36,16 @@ from s3cache.errors import (
 )
 
 __version__ = "0.1.0"
+
+
+def _instrument(cache: AsyncS3Cache) -> None:
+    """``telemetry=True``: :func:`s3cache.telemetry.instrument`, imported only now."""
+    from s3cache import telemetry
+
+    telemetry.instrument(cache)
+
+
+_sinks.install(_instrument)
 
 __all__ = [
     "ABSENT",

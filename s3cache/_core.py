@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _keys, _parameters, _redact
+from s3cache import _check, _fleet, _keys, _parameters, _redact, _sinks
 from s3cache._batch import DeleteResult
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
 from s3cache._callkey import coroutine_decorator
@@ -25,6 +25,7 @@ from s3cache._fleet import FleetHost, FleetLock
 from s3cache._format import Serializer
 from s3cache._local import LocalTier
 from s3cache._parts import Parts
+from s3cache._pricing import PriceTable
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._refresh import Refresher
@@ -96,6 +97,8 @@ class AsyncS3Cache:
         stale_ttl: float | timedelta | str | None = None,
         pacing: bool = False,
         create_bucket: bool = False,
+        telemetry: bool = False,
+        pricing: str | PriceTable | None = None,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -133,6 +136,8 @@ class AsyncS3Cache:
             stale_ttl=stale_ttl,
             pacing=pacing,
             create_bucket=create_bucket,
+            telemetry=telemetry,
+            pricing=pricing,
         )
         self._settings = settings
         self._entries = entries = Entries(settings)
@@ -140,6 +145,7 @@ class AsyncS3Cache:
         self._coherence = coherence = Coherence(settings.local)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings)
+        transport.log = recorder  # every attempt and request counted (the bill) and told
         learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)
@@ -150,6 +156,8 @@ class AsyncS3Cache:
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
         )
         self._refresher = Refresher(coherence, recorder, settings.freshness, self._fleet, writes)
+        if settings.telemetry:  # s3cache.telemetry, imported only now
+            _sinks.instrument(self)
 
     # -- reading ---------------------------------------------------------------------------
 

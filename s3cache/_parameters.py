@@ -67,6 +67,11 @@ PARAMETERS: Final = """\
         pacing: True: adaptive pacing on SlowDown, per bucket and process (README "Pacing");
             off by default.
         create_bucket: True: a missing bucket is created (idempotently) and the request resent.
+        telemetry: True: OpenTelemetry metrics through the global meter provider, as
+            ``s3cache.telemetry.instrument(cache)`` (needs ``s3cache-async[otel]``).
+        pricing: The price table ``stats().spend`` is computed at: None (S3 Standard,
+            us-east-1), a preset name (``"s3-standard"``, ``"s3-express"``, ``"r2"``,
+            ``"self-hosted"``) or a ``PriceTable``.
 """
 
 

@@ -6,6 +6,12 @@ miss, stored, deleted, error...) is set on the way; when the block ends, the rec
 record to every sink (the observer is one; telemetry attaches as another). An operation left by
 an exception without an outcome (a cancellation, a bug) is not recorded. The recorder also owns
 what ``on_error`` decides (raise, or log and fall back) and the rate-limited error log.
+
+It is the transport's request log too (:class:`~s3cache._metering.RequestLog`): every attempt
+sent is counted by S3 operation (what the store bills), retries and throttling replies among
+them, and handed with each request's end to every request sink. ``with recorder.phase("factory")``
+counts and times a ``get_or_set`` factory's run; a :class:`Tracer` (telemetry's spans, opt-in)
+hears when each operation and phase opens and closes, so that spans nest.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from s3cache._config_errors import ConfigAlarm
+from s3cache._pacing import is_throttling
 from s3cache._settings import Settings
+from s3cache._sinks import Phase, RequestSink, Tracer
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
 from s3cache.errors import BatchError, CacheClosedError, S3CacheError
 
-__all__ = ["ErrorLog", "Op", "Paced", "Recorder", "Sink"]
+__all__ = ["ErrorLog", "Op", "Paced", "Phase", "Recorder", "RequestSink", "Sink", "Tracer"]
 
 logger = logging.getLogger("s3cache")
 
@@ -76,7 +84,9 @@ class Op:
         "nbytes",
         "outcome",
         "removed",
+        "served_stale",
         "started",
+        "trace",
     )
 
     def __init__(self, recorder: Recorder, name: str, key: str | None) -> None:
@@ -89,6 +99,8 @@ class Op:
         self.error: S3CacheError | None = None
         self.removed = 0
         self.duration = 0.0
+        self.trace: Any = None  # the tracer's, while the operation is open (its span)
+        self.served_stale = False  # a hit on a value past its ttl
 
     def __enter__(self) -> Op:
         return self
@@ -96,6 +108,8 @@ class Op:
     def __exit__(self, *exc_info: object) -> None:
         if self.outcome is not None:
             self._recorder.finish(self)
+        if self.trace is not None:
+            self._recorder.close_trace(self)
 
     @property
     def tier(self) -> Literal["local", "s3"]:
@@ -131,7 +145,7 @@ class Op:
     def stale(self, reason: str, nbytes: int) -> None:
         """A hit on a value past its ttl, served for ``reason`` (``revalidating``: while one
         refresh runs); counted in ``stale_served`` as well as in the hits."""
-        self.outcome, self.nbytes = "hit", nbytes
+        self.outcome, self.nbytes, self.served_stale = "hit", nbytes, True
         self._recorder.counters.stale_served[reason] += 1
 
     def stored(self, nbytes: int) -> None:
@@ -203,7 +217,7 @@ class Paced(Protocol):
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
-    __slots__ = ("_alarm", "_log", "_raise", "counters", "sinks")
+    __slots__ = ("_alarm", "_log", "_raise", "counters", "request_sinks", "sinks", "tracer")
 
     def __init__(
         self,
@@ -221,6 +235,10 @@ class Recorder:
         self._raise = raise_errors
         #: Who hears of each finished operation: the observer, if any, then any added sink.
         self.sinks: list[Sink] = [] if observer is None else [_ObserverSink(observer)]
+        #: Who hears of each attempt, request and phase (telemetry's metrics).
+        self.request_sinks: list[RequestSink] = []
+        #: Who opens a span for each operation and phase (telemetry with spans on), if any.
+        self.tracer: Tracer | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Recorder:
@@ -229,7 +247,81 @@ class Recorder:
 
     def op(self, name: str, key: str | None) -> Op:
         """Record the operation ``name`` on ``key``: ``with recorder.op(...) as op:``."""
-        return Op(self, name, key)
+        op = Op(self, name, key)
+        if self.tracer is not None:
+            self._traced(op)
+        return op
+
+    def phase(self, name: str) -> Phase:
+        """Record the phase ``name`` (``factory``, ``get_or_set``): ``with recorder.phase(...)``."""
+        phase = Phase(name, self.phase_ended)
+        if self.tracer is not None:
+            self._traced(phase)
+        return phase
+
+    def phase_ended(self, phase: Phase) -> None:
+        """Count a factory's run (and its failure), tell the request sinks, close its span."""
+        if phase.name == "factory":
+            counters = self.counters
+            counters.factory_calls += 1
+            counters.factory_failed += phase.failed
+            counters.latency("factory", phase.duration)
+        for sink in self.request_sinks:
+            try:
+                sink.phased(phase, phase.failed)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, phase.name)
+        if phase.trace is not None:
+            self.close_trace(phase)
+
+    def _traced(self, item: Op | Phase) -> None:
+        try:
+            self.tracer.opened(item)  # type: ignore[union-attr]  # checked by the caller
+        except Exception:
+            logger.exception("s3cache tracer %r failed opening %s", self.tracer, item.name)
+
+    def close_trace(self, item: Op | Phase) -> None:
+        """Close the span the tracer opened for ``item``."""
+        try:
+            if self.tracer is not None:
+                self.tracer.closed(item)
+        except Exception:
+            logger.exception("s3cache tracer %r failed closing %s", self.tracer, item.name)
+        item.trace = None
+
+    # -- the transport's request log --------------------------------------------------------
+
+    def attempted(self, op: str, attempt: int, status: int, code: str | None) -> None:
+        """One attempt sent (see :class:`~s3cache._metering.RequestLog`): counted by S3
+        operation, as a retry after the first, as a throttle when the reply is one."""
+        counters = self.counters
+        counters.requests[op] += 1
+        if attempt > 1:
+            counters.retries += 1
+        if status >= 400 and is_throttling(status, code):
+            counters.slowdowns += 1
+        for sink in self.request_sinks:
+            try:
+                sink.attempted(op, attempt, status, code)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, op)
+
+    def leased(self, result: str, seconds: float) -> None:
+        """A lease contended for (see :meth:`RequestSink.leased`): counted, told to the sinks."""
+        self.counters.leases[result] += 1
+        for sink in self.request_sinks:
+            try:
+                sink.leased(result, seconds)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on a lease", sink)
+
+    def sent(self, op: str, outcome: str, seconds: float) -> None:
+        """A request ended (see :class:`~s3cache._metering.RequestLog`): told to the sinks."""
+        for sink in self.request_sinks:
+            try:
+                sink.sent(op, outcome, seconds)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, op)
 
     def finish(self, op: Op) -> None:
         """Count and time a finished operation, then tell the sinks (which never break it)."""

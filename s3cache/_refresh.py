@@ -73,7 +73,14 @@ class Refresher:
 
     async def get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
         """``get_or_set`` of ``okey`` after :meth:`fill_of`: a value served (a stale one starts
-        its refresh in the background), else the fill, shared by the key's callers."""
+        its refresh in the background), else the fill, shared by the key's callers (in a
+        ``get_or_set`` span, when telemetry traces)."""
+        if self._recorder.tracer is not None:
+            with self._recorder.phase("get_or_set"):
+                return await self._get_or_set(reads, okey, fill)
+        return await self._get_or_set(reads, okey, fill)
+
+    async def _get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
         rules, start = fill
         value, verdict = await reads.lookup(okey, rules)
         if verdict is Verdict.STALE:

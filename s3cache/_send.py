@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -41,6 +42,7 @@ logger = logging.getLogger("s3cache")
 
 #: What botocore's retry quota reads from a successful response.
 _SUCCESS: Final = SimpleNamespace(status_code=200)
+_monotonic = time.monotonic
 #: The aiobotocore client method of each operation the transport sends.
 _METHODS: Final = {
     "GetObject": "get_object",
@@ -93,6 +95,17 @@ class Sender(Clients):
     async def call(
         self, request: Request, *, botocore: bool = False, create: bool = True
     ) -> tuple[Outcome, Reply]:
+        """:meth:`_call`, its end told to the request log (its outcome, or its error's kind)."""
+        started = _monotonic()
+        try:
+            outcome, reply = await self._call(request, botocore, create)
+        except S3CacheError as exc:
+            self.log.sent(request.op, exc.kind, _monotonic() - started)
+            raise
+        self.log.sent(request.op, outcome, _monotonic() - started)
+        return outcome, reply
+
+    async def _call(self, request: Request, botocore: bool, create: bool) -> tuple[Outcome, Reply]:
         """Send ``request`` (``botocore=True``: through aiobotocore whatever the route): wait
         for a slot, then send it, all under the operation's deadline. Returns the reply and
         what it means; a failure raises its :class:`S3CacheError` (the reply chained as its
@@ -141,7 +154,7 @@ class Sender(Clients):
     async def _in_new_bucket(self, request: Request, botocore: bool) -> tuple[Outcome, Reply]:
         """``create_bucket=True``: create the bucket ``request`` found missing, send it again."""
         await self.make_bucket()
-        return await self.call(request, botocore=botocore, create=False)
+        return await self._call(request, botocore, False)
 
     async def make_bucket(self) -> bool:
         """CreateBucket in the client's region (or the one given; None: us-east-1's form, no
@@ -293,6 +306,7 @@ class Sender(Clients):
             try:
                 sent = await wire.send(operation.method, url, signed, body)
             except (BotoConnectionError, HTTPClientError) as exc:
+                self.log.attempted(op, attempt, 0, None)
                 context = context or route.request_context(key)
                 delay = await route.needs_retry(operation, attempt, str(url), None, exc, context)
                 if delay is None:
@@ -300,6 +314,7 @@ class Sender(Clients):
             else:
                 reply = Reply(sent.status, sent.headers, sent.body)
                 status = reply.status
+                self.log.attempted(op, attempt, status, reply.code if status >= 400 else None)
                 if send is not None:
                     send.pacing.after(send, status, reply.code if status >= 400 else None)
                 if status < 300:

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 from botocore.config import Config
 
-from s3cache import _compression, _expiry, _freshness, _keys, _options, _signing
+from s3cache import _compression, _expiry, _freshness, _keys, _options, _pricing, _signing
 from s3cache._bucket_options import (
     BucketOptions,
     Checksum,
@@ -71,6 +71,8 @@ class Arguments(TypedDict):
     stale_ttl: float | timedelta | str | None  # issue 23: freshness
     pacing: bool
     create_bucket: bool
+    telemetry: bool  # issue 27: OpenTelemetry metrics (s3cache.telemetry)
+    pricing: str | _pricing.PriceTable | None  # issue 27: spend in stats()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +107,8 @@ class Settings:
     freshness: _freshness.Policy
     pacing: bool = False
     create_bucket: bool = False
+    telemetry: bool = False
+    pricing: _pricing.PriceTable = _pricing.S3_STANDARD
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -130,6 +134,8 @@ class Settings:
         serializer = given["serializer"]
         if not isinstance(given["pacing"], bool):  # pacing hook
             raise TypeError(f"pacing must be a bool, not {type(given['pacing']).__name__}")
+        if not isinstance(given["telemetry"], bool):
+            raise TypeError(f"telemetry must be True or False, not {given['telemetry']!r}")
         return cls(
             bucket=given["bucket"],
             prefix=_keys.normalize_prefix(given["prefix"]),
@@ -162,6 +168,8 @@ class Settings:
             freshness=_freshness.policy(stale_ttl=given["stale_ttl"]),
             pacing=given["pacing"],
             create_bucket=given["create_bucket"],
+            telemetry=given["telemetry"],
+            pricing=_pricing.price_table(given["pricing"]),
         )
 
     @property

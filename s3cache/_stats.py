@@ -80,6 +80,13 @@ class CacheStats:
     this cache received (0 with pacing off: see ``errors["server"]``);
     ``send_rate`` is the rate, requests per second, its bucket's requests are paced at now in
     this process (None: not paced; see ``pacing=``).
+    ``requests`` counts the requests sent, by S3 operation, every attempt included (what the
+    store bills); ``retries`` the attempts after a request's first, ``slowdowns`` the
+    throttling replies among them (whatever ``pacing``). ``factory_calls`` counts the runs of
+    ``get_or_set`` factories (``factory_failed``: those that raised; their durations are
+    ``latency["factory"]``). ``leases`` counts ``get_or_set(lease=...)`` misses by how their
+    lease went: ``acquired``, ``takeover`` (taken after waiting on a holder), ``waited`` (the
+    holder's value came), ``gave_up`` (computed here after waiting too long).
     """
 
     hits: int = 0
@@ -100,6 +107,12 @@ class CacheStats:
     refresh_failed: int = 0
     throttles: int = 0
     send_rate: float | None = None
+    requests: Mapping[str, int] = field(default_factory=dict)
+    retries: int = 0
+    slowdowns: int = 0
+    factory_calls: int = 0
+    factory_failed: int = 0
+    leases: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -143,6 +156,11 @@ class CacheStats:
         if self.throttles or self.send_rate is not None:
             rate = "unpaced" if self.send_rate is None else f"paced at {self.send_rate:.1f}/s"
             lines.append(f"throttled {self.throttles:,} times, {rate}")
+        if self.requests:
+            lines.append(
+                f"requests {_counts(self.requests)}; retries {self.retries:,}, "
+                f"slowdowns {self.slowdowns:,}"
+            )
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)
@@ -165,13 +183,19 @@ class Counters:
         "deletes",
         "errors",
         "expired",
+        "factory_calls",
+        "factory_failed",
         "hits",
         "latencies",
+        "leases",
         "local_hits",
         "misses",
         "refresh_failed",
         "refreshes",
+        "requests",
+        "retries",
         "sets",
+        "slowdowns",
         "stale_served",
         "unverified",
     )
@@ -191,6 +215,12 @@ class Counters:
         self.stale_served: Counter[str] = Counter()
         self.refreshes = 0
         self.refresh_failed = 0
+        self.requests: Counter[str] = Counter()
+        self.retries = 0
+        self.slowdowns = 0
+        self.factory_calls = 0
+        self.factory_failed = 0
+        self.leases: Counter[str] = Counter()
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -219,6 +249,12 @@ class Counters:
             stale_served=dict(self.stale_served),
             refreshes=self.refreshes,
             refresh_failed=self.refresh_failed,
+            requests=dict(self.requests),
+            retries=self.retries,
+            slowdowns=self.slowdowns,
+            factory_calls=self.factory_calls,
+            factory_failed=self.factory_failed,
+            leases=dict(self.leases),
         )
 
 

@@ -1,0 +1,268 @@
+"""OpenTelemetry metrics and (opt-in) spans for a cache: ``instrument(cache)``, or
+``AsyncS3Cache(..., telemetry=True)``, on the global meter and tracer providers.
+
+Needs the extra ``s3cache-async[otel]`` (``opentelemetry-api``); nothing of OpenTelemetry is
+imported until :func:`instrument` runs. The telemetry is one more sink of the cache's operation
+recorder (:mod:`s3cache._recorder`): it sees exactly what ``stats()`` counts.
+
+OpenTelemetry has no semantic convention for caches yet, so the names follow the de facto
+ones: Micrometer's and Caffeine's ``cache.gets{result}``, ``cache.puts``, ``cache.evictions``,
+``cache.size``, and Sentry's cache spans (``cache.get``, ``cache.put``...) with ``cache.hit``,
+``cache.item_size`` and ``cache.key``. Attributes stay low-cardinality: a result, a tier, an
+operation name, ``cache.name`` (the bucket, unless named); never a key or a value. Span
+attributes carry the key only with ``keys=True``, and then as a hash. See :data:`METRICS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from s3cache._pacing import is_throttling
+from s3cache._recorder import Op
+from s3cache._sinks import Phase
+
+if TYPE_CHECKING:
+    from s3cache._core import AsyncS3Cache
+    from s3cache._sync import S3Cache
+
+__all__ = ["METRICS", "Telemetry", "instrument"]
+
+#: Every metric, with its unit and attributes (the README's table is this one).
+METRICS: Final[Mapping[str, tuple[str, str]]] = {
+    "cache.gets": ("{get}", "result (hit, miss, stale, error), tier (local, s3)"),
+    "cache.puts": ("{put}", "cache.operation (set, add), result (stored, rejected, error)"),
+    "cache.deletes": ("{entry}", "cache.operation (delete, delete_many, clear)"),
+    "cache.invalidations": ("{call}", "clear() calls"),
+    "cache.operation.duration": ("s", "cache.operation, result"),
+    "cache.bytes.read": ("By", "entry bodies read from S3"),
+    "cache.bytes.written": ("By", "entry bodies written to S3"),
+    "cache.factory.calls": ("{call}", "result (ok, error)"),
+    "cache.factory.duration": ("s", "result (ok, error)"),
+    "cache.s3.requests": ("{request}", "s3.operation, outcome (ok, missing... or error kind)"),
+    "cache.s3.request.duration": ("s", "s3.operation, outcome"),
+    "cache.s3.attempts": ("{request}", "s3.operation: every attempt sent (what S3 bills)"),
+    "cache.s3.retries": ("{request}", "s3.operation"),
+    "cache.s3.throttles": ("{request}", "s3.operation: 503 SlowDown and its kin"),
+    "cache.leases": ("{lease}", "result (acquired, takeover, waited, gave_up)"),
+    "cache.lease.wait.duration": ("s", "result"),
+    "cache.size": ("{entry}", "the local tier's entries"),
+    "cache.local.bytes": ("By", "the local tier's bytes"),
+    "cache.evictions": ("{entry}", "the local tier's evictions"),
+}
+_MISSING_EXTRA: Final = (
+    "s3cache.telemetry needs OpenTelemetry: pip install 's3cache-async[otel]' "
+    "(or opentelemetry-api)"
+)
+#: A get's outcome as ``cache.gets`` reports it.
+_GET_RESULT: Final = {
+    "hit": "hit",
+    "local_hit": "hit",
+    "miss": "miss",
+    "expired": "miss",
+    "unverified": "miss",
+    "error": "error",
+}
+_PUTS: Final = frozenset({"set", "add"})
+
+
+def instrument(
+    cache: AsyncS3Cache | S3Cache,
+    *,
+    meter_provider: Any = None,
+    tracer_provider: Any = None,
+    spans: bool = False,
+    keys: bool = False,
+    name: str | None = None,
+) -> Telemetry:
+    """Report the metrics of ``cache`` (an AsyncS3Cache or S3Cache) and, with ``spans=True``,
+    its spans to OpenTelemetry, through the given providers or the global ones. ``keys=True``
+    adds each operation's key, hashed (SHA-256, 16 hex digits), to its span as ``cache.key``;
+    never to a metric. ``name``: the ``cache.name`` attribute (default: the bucket). Raises
+    ImportError naming the extra when OpenTelemetry is not installed; TypeError on a cache
+    instrumented already."""
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError as exc:
+        raise ImportError(_MISSING_EXTRA) from exc
+    for flag, value in (("spans", spans), ("keys", keys)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, not {value!r}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"name must be a non-empty str or None, not {name!r}")
+    core: AsyncS3Cache = getattr(cache, "_core", None) or cache  # type: ignore[assignment]
+    recorder = core._recorder
+    if any(isinstance(sink, Telemetry) for sink in recorder.sinks):
+        raise TypeError(f"{cache!r} is instrumented already")
+    meter = metrics.get_meter("s3cache", _version(), meter_provider=meter_provider)
+    tracer = trace.get_tracer("s3cache", _version(), tracer_provider) if spans else None
+    telemetry = Telemetry(meter, tracer, core, keys, name or core.bucket)
+    recorder.sinks.append(telemetry)
+    recorder.request_sinks.append(telemetry)
+    if tracer is not None:
+        recorder.tracer = telemetry
+    return telemetry
+
+
+def _version() -> str:
+    """The package's version (imported already: this module is part of it)."""
+    return str(getattr(sys.modules.get("s3cache"), "__version__", "0"))
+
+
+class Telemetry:
+    """The OpenTelemetry instruments of one cache, fed by its recorder (a sink, a request
+    sink and, with spans, its tracer). Made by :func:`instrument`."""
+
+    def __init__(self, meter: Any, tracer: Any, cache: AsyncS3Cache, keys: bool, name: str):
+        self._tracer = tracer
+        self._keys = keys
+        self._name = name
+        self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
+        counter, histogram = meter.create_counter, meter.create_histogram
+        self._gets = counter("cache.gets", "{get}", "Lookups by result and tier")
+        self._puts = counter("cache.puts", "{put}", "Writes by operation and result")
+        self._deletes = counter("cache.deletes", "{entry}", "Entries removed")
+        self._invalidations = counter("cache.invalidations", "{call}", "clear() calls")
+        self._duration = histogram("cache.operation.duration", "s", "Cache operations")
+        self._read = counter("cache.bytes.read", "By", "Entry bodies read from S3")
+        self._written = counter("cache.bytes.written", "By", "Entry bodies written to S3")
+        self._factory = counter("cache.factory.calls", "{call}", "get_or_set factory runs")
+        self._factory_s = histogram("cache.factory.duration", "s", "get_or_set factory runs")
+        self._requests = counter("cache.s3.requests", "{request}", "S3 requests by outcome")
+        self._request_s = histogram("cache.s3.request.duration", "s", "S3 requests")
+        self._attempts = counter("cache.s3.attempts", "{request}", "S3 attempts sent (billed)")
+        self._retries = counter("cache.s3.retries", "{request}", "S3 retries")
+        self._throttles = counter("cache.s3.throttles", "{request}", "S3 throttling replies")
+        self._leases = counter("cache.leases", "{lease}", "get_or_set(lease=) contention")
+        self._lease_s = histogram("cache.lease.wait.duration", "s", "Time to settle a lease")
+        local = cache._coherence.local
+        if local is not None:
+            attrs = {"cache.name": name}
+            meter.create_observable_gauge(
+                "cache.size", [lambda _: _observed(len(local), attrs)], "{entry}", "Local tier"
+            )
+            meter.create_observable_gauge(
+                "cache.local.bytes", [lambda _: _observed(local.size_bytes, attrs)], "By", "Local"
+            )
+            meter.create_observable_counter(
+                "cache.evictions", [lambda _: _observed(local.evictions, attrs)], "{entry}"
+            )
+
+    def _a(self, *pairs: str) -> dict[str, str]:
+        """The attributes ``name=value`` pairs (flattened) and ``cache.name``, made once."""
+        found = self._attrs.get(pairs)
+        if found is None:
+            found = self._attrs[pairs] = {
+                "cache.name": self._name,
+                **dict(zip(pairs[::2], pairs[1::2], strict=True)),
+            }
+        return found
+
+    # -- the recorder's sink --------------------------------------------------------------
+
+    def finished(self, op: Op) -> None:
+        """Count a finished cache operation."""
+        name, outcome = op.name, op.outcome or "error"
+        if name == "get":
+            result = "stale" if op.served_stale else _GET_RESULT.get(outcome, "miss")
+            self._gets.add(1, self._a("result", result, "tier", op.tier))
+            if outcome == "hit":
+                self._read.add(op.nbytes, self._a())
+        elif name in _PUTS:
+            self._puts.add(1, self._a("cache.operation", name, "result", outcome))
+            if outcome == "stored":
+                self._written.add(op.nbytes, self._a())
+        elif name == "clear":
+            self._invalidations.add(1, self._a())
+        if op.removed:
+            self._deletes.add(op.removed, self._a("cache.operation", name))
+        self._duration.record(op.duration, self._a("cache.operation", name, "result", outcome))
+
+    # -- the recorder's request sink ---------------------------------------------------------
+
+    def attempted(self, op: str, attempt: int, status: int, code: str | None) -> None:
+        """Count an attempt sent, a retry, a throttle."""
+        attrs = self._a("s3.operation", op)
+        self._attempts.add(1, attrs)
+        if attempt > 1:
+            self._retries.add(1, attrs)
+        if status >= 400 and is_throttling(status, code):
+            self._throttles.add(1, attrs)
+
+    def sent(self, op: str, outcome: str, seconds: float) -> None:
+        """Count and time a request (and, with spans, give it its ``s3.request`` span)."""
+        attrs = self._a("s3.operation", op, "outcome", outcome)
+        self._requests.add(1, attrs)
+        self._request_s.record(seconds, attrs)
+        if self._tracer is not None:
+            end = time.time_ns()
+            span = self._tracer.start_span(
+                "s3.request",
+                attributes={"s3.operation": op, "outcome": outcome},
+                start_time=end - int(seconds * 1e9),
+            )
+            if outcome not in ("ok", "missing", "refused", "gone", "empty"):
+                _error(span, outcome)
+            span.end(end_time=end)
+
+    def phased(self, phase: Phase, failed: bool) -> None:
+        """Count and time a factory's run."""
+        if phase.name == "factory":
+            attrs = self._a("result", "error" if failed else "ok")
+            self._factory.add(1, attrs)
+            self._factory_s.record(phase.duration, attrs)
+
+    def leased(self, result: str, seconds: float) -> None:
+        """Count a lease contended for, and the time it took."""
+        attrs = self._a("result", result)
+        self._leases.add(1, attrs)
+        self._lease_s.record(seconds, attrs)
+
+    # -- the recorder's tracer (spans=True) --------------------------------------------------
+
+    def opened(self, item: Op | Phase) -> None:
+        """Open the span of ``item`` and make it current (its requests become its children)."""
+        from opentelemetry import context, trace
+
+        name = "cache.put" if item.name in _PUTS else f"cache.{item.name}"
+        attributes = {"cache.name": self._name, "cache.operation": item.name}
+        if self._keys and isinstance(item, Op) and item.key is not None:
+            attributes["cache.key"] = hashlib.sha256(item.key.encode()).hexdigest()[:16]
+        span = self._tracer.start_span(name, attributes=attributes)
+        item.trace = (span, context.attach(trace.set_span_in_context(span)))
+
+    def closed(self, item: Op | Phase) -> None:
+        """Close the span of ``item``, with its outcome."""
+        from opentelemetry import context
+
+        span, token = item.trace
+        if isinstance(item, Op):
+            outcome = item.outcome
+            if item.name in ("get", "exists"):
+                span.set_attribute("cache.hit", outcome in ("hit", "local_hit"))
+            if item.nbytes:
+                span.set_attribute("cache.item_size", item.nbytes)
+            if outcome is not None:
+                span.set_attribute("cache.result", outcome)
+            if outcome == "error":
+                _error(span, item.error_kind or "error")
+        elif item.failed:
+            _error(span, "factory" if item.name == "factory" else "error")
+        context.detach(token)
+        span.end()
+
+
+def _error(span: Any, kind: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_status(Status(StatusCode.ERROR, kind))
+    span.set_attribute("error.type", kind)
+
+
+def _observed(value: int, attributes: Mapping[str, str]) -> Iterable[Any]:
+    from opentelemetry.metrics import Observation
+
+    return [Observation(value, attributes)]
