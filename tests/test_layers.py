@@ -91,6 +91,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache": 5,
     "s3cache.__main__": 5,
     "s3cache.telemetry": 5,
+    "s3cache.telemetry.prometheus": 5,
     "s3cache.maintenance": 5,
     "s3cache.maintenance._doctor": 5,
     "s3cache.maintenance._lifecycle": 5,

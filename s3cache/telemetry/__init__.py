@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from s3cache._pacing import is_throttling
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from s3cache._core import AsyncS3Cache
     from s3cache._sync import S3Cache
 
-__all__ = ["METRICS", "Telemetry", "instrument"]
+__all__ = ["METRICS", "Telemetry", "attach", "instrument"]
 
 #: Every metric, with its unit and attributes (the README's table is this one).
 METRICS: Final[Mapping[str, tuple[str, str]]] = {
@@ -94,15 +94,21 @@ def instrument(
     if name is not None and (not isinstance(name, str) or not name):
         raise TypeError(f"name must be a non-empty str or None, not {name!r}")
     core: AsyncS3Cache = getattr(cache, "_core", None) or cache  # type: ignore[assignment]
-    recorder = core._recorder
-    if any(isinstance(sink, Telemetry) for sink in recorder.sinks):
-        raise TypeError(f"{cache!r} is instrumented already")
     meter = metrics.get_meter("s3cache", _version(), meter_provider=meter_provider)
     tracer = trace.get_tracer("s3cache", _version(), tracer_provider) if spans else None
-    telemetry = Telemetry(meter, tracer, core, keys, name or core.bucket)
+    return attach(core, lambda: Telemetry(meter, tracer, core, keys, name or core.bucket))
+
+
+def attach(cache: AsyncS3Cache, make: Callable[[], Telemetry]) -> Telemetry:
+    """The telemetry ``make()`` gives, attached to ``cache``'s recorder (TypeError, before it
+    is made, on a cache instrumented already)."""
+    recorder = cache._recorder
+    if any(isinstance(sink, Telemetry) for sink in recorder.sinks):
+        raise TypeError(f"{cache!r} is instrumented already")
+    telemetry = make()
     recorder.sinks.append(telemetry)
     recorder.request_sinks.append(telemetry)
-    if tracer is not None:
+    if telemetry.traces:
         recorder.tracer = telemetry
     return telemetry
 
@@ -116,8 +122,22 @@ class Telemetry:
     """The OpenTelemetry instruments of one cache, fed by its recorder (a sink, a request
     sink and, with spans, its tracer). Made by :func:`instrument`."""
 
-    def __init__(self, meter: Any, tracer: Any, cache: AsyncS3Cache, keys: bool, name: str):
+    def __init__(
+        self,
+        meter: Any,
+        tracer: Any,
+        cache: AsyncS3Cache,
+        keys: bool,
+        name: str,
+        observe: Callable[[int, Mapping[str, str]], Iterable[Any]] | None = None,
+    ):
+        """Instruments on ``meter`` (OpenTelemetry's, or one with its four ``create_*``
+        methods), spans on ``tracer`` (None: none); ``observe`` makes an observable's
+        readings (default: OpenTelemetry's ``Observation``)."""
+        observed = observe or _observed
         self._tracer = tracer
+        #: Whether this telemetry opens spans (the recorder's tracer).
+        self.traces = tracer is not None
         self._keys = keys
         self._name = name
         self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
@@ -142,13 +162,13 @@ class Telemetry:
         if local is not None:
             attrs = {"cache.name": name}
             meter.create_observable_gauge(
-                "cache.size", [lambda _: _observed(len(local), attrs)], "{entry}", "Local tier"
+                "cache.size", [lambda _: observed(len(local), attrs)], "{entry}", "Local tier"
             )
             meter.create_observable_gauge(
-                "cache.local.bytes", [lambda _: _observed(local.size_bytes, attrs)], "By", "Local"
+                "cache.local.bytes", [lambda _: observed(local.size_bytes, attrs)], "By", "Local"
             )
             meter.create_observable_counter(
-                "cache.evictions", [lambda _: _observed(local.evictions, attrs)], "{entry}"
+                "cache.evictions", [lambda _: observed(local.evictions, attrs)], "{entry}"
             )
 
     def _a(self, *pairs: str) -> dict[str, str]:
