@@ -13,6 +13,7 @@ from s3cache._fleet import HeldLock
 from s3cache._format import JsonSerializer, Serializer
 from s3cache._freshness import ABSENT, Absent
 from s3cache._local import LocalTier
+from s3cache._pricing import PriceTable, Savings, Spend
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, LatencySummary
 from s3cache._sync import S3Cache
 from s3cache.errors import (
@@ -76,10 +77,13 @@ __all__ = [
     "LocalTier",
     "LockNotAcquiredError",
     "NotSupportedError",
+    "PriceTable",
     "S3Cache",
     "S3CacheError",
+    "Savings",
     "Serializer",
     "ServerError",
+    "Spend",
     "StoreTimeoutError",
     "__version__",
 ]

@@ -25,7 +25,7 @@ from s3cache._fleet import FleetHost, FleetLock
 from s3cache._format import Serializer
 from s3cache._local import LocalTier
 from s3cache._parts import Parts
-from s3cache._pricing import PriceTable
+from s3cache._pricing import Cost, PriceTable, check_cost
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._refresh import Refresher
@@ -234,6 +234,7 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        cost: Cost | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it.
 
@@ -245,9 +246,10 @@ class AsyncS3Cache:
         caller in the whole fleet runs the factory and the others wait for its value; see
         "Fleet-wide single flight" in the README. Needs conditional writes
         (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``: see "Freshness".
+        ``cost``: dollars per factory call (or a function of its value): ``stats().savings``.
         """
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
-        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl)
+        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, stale_ttl, cost)
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -257,19 +259,21 @@ class AsyncS3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        cost: Cost | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
         argument types allowed); ``key`` builds one from the call's arguments instead. With a
-        ``lease``, one call in the fleet computes each result (``stale_ttl``: as there). For
-        sync functions use :meth:`S3Cache.cached`.
+        ``lease``, one call in the fleet computes each result (``stale_ttl``, ``cost``: as
+        there). For sync functions use :meth:`S3Cache.cached`.
         """
         self._entries.ttl(ttl)  # validate now, not at the first call
-        self._refresher.policy(stale_ttl)
+        self._refresher.policy(stale_ttl), check_cost(cost)
         _fleet.lease_seconds(lease) if lease is not None else None
         return coroutine_decorator(
-            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, stale_ttl=stale_ttl), key
+            lambda k, f: self.get_or_set(k, f, ttl, lease=lease, stale_ttl=stale_ttl, cost=cost),
+            key,
         )
 
     def lock(

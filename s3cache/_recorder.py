@@ -24,6 +24,7 @@ from typing import Any, Final, Literal, Protocol, TypeVar
 
 from s3cache._config_errors import ConfigAlarm
 from s3cache._pacing import is_throttling
+from s3cache._pricing import S3_STANDARD, Avoided, Cost, PriceTable, SavingsLedger, spend
 from s3cache._settings import Settings
 from s3cache._sinks import Phase, RequestSink, Tracer
 from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
@@ -217,17 +218,32 @@ class Paced(Protocol):
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
-    __slots__ = ("_alarm", "_log", "_raise", "counters", "request_sinks", "sinks", "tracer")
+    __slots__ = (
+        "_alarm",
+        "_log",
+        "_raise",
+        "counters",
+        "pricing",
+        "request_sinks",
+        "savings",
+        "sinks",
+        "tracer",
+    )
 
     def __init__(
         self,
         observer: CacheObserver | None,
         raise_errors: bool,
         where: tuple[str, str | None, str | None] | None = None,
+        pricing: PriceTable = S3_STANDARD,
     ) -> None:
         """Counters for a cache with this ``observer`` and ``on_error`` (``raise_errors``);
-        ``where`` (bucket, endpoint, region) turns on the explaining of configuration errors."""
+        ``where`` (bucket, endpoint, region) turns on the explaining of configuration errors;
+        ``pricing``: the prices its spend is reported at."""
         self.counters = Counters()
+        self.pricing = pricing
+        #: The factory calls ``get_or_set(cost=...)`` avoided, and their dollars.
+        self.savings = SavingsLedger()
         #: Configuration errors (issue 26): explained with their fix, the first of each kind
         #: logged at ERROR.
         self._alarm = None if where is None else ConfigAlarm(*where)
@@ -243,7 +259,7 @@ class Recorder:
     @classmethod
     def of(cls, settings: Settings) -> Recorder:
         """The recorder of a cache with these ``settings`` (configuration errors explained)."""
-        return cls(settings.observer, settings.raise_errors, settings.where)
+        return cls(settings.observer, settings.raise_errors, settings.where, settings.pricing)
 
     def op(self, name: str, key: str | None) -> Op:
         """Record the operation ``name`` on ``key``: ``with recorder.op(...) as op:``."""
@@ -305,6 +321,19 @@ class Recorder:
                 sink.attempted(op, attempt, status, code)
             except Exception:
                 logger.exception("s3cache telemetry %r failed on %s", sink, op)
+
+    def saved(self, how: Avoided, cost: Cost, value: Any) -> None:
+        """A ``get_or_set(cost=...)`` call avoided its factory (``how``): priced at ``cost``
+        for ``value``, told to the sinks; a cost callable that fails is logged (rate-limited)."""
+        dollars = self.savings.record(how, cost, value)
+        if dollars is None:
+            self._log.note("cost", "s3cache: a cost= function raised or gave no dollars >= 0")
+            return
+        for sink in self.request_sinks:
+            try:
+                sink.saved(how, dollars)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on a saving", sink)
 
     def leased(self, result: str, seconds: float) -> None:
         """A lease contended for (see :meth:`RequestSink.leased`): counted, told to the sinks."""
@@ -435,7 +464,20 @@ class Recorder:
     ) -> CacheStats:
         """The counters now, with the transport's ``recovered`` writes, clock offset and
         ``pacing`` (its throttling replies and the send rate allowed now)."""
-        stats = self.counters.snapshot(recovered, clock_offset_s)
+        counters = self.counters
+        stats = counters.snapshot(recovered, clock_offset_s)
+        spent = spend(
+            counters.requests,
+            self.pricing,
+            bytes_read=counters.bytes_in,
+            bytes_written=counters.bytes_out,
+        )
+        saved = self.savings.snapshot()
+        stats = dataclasses.replace(  # plain dicts, as every field of a snapshot (as_dict)
+            stats,
+            spend=dataclasses.replace(spent, requests=dict(spent.requests)),
+            savings=dataclasses.replace(saved, avoided=dict(saved.avoided)),
+        )
         if pacing is None:
             return stats
         return dataclasses.replace(stats, throttles=pacing.throttles, send_rate=pacing.rate)

@@ -15,13 +15,36 @@ from s3cache import _fleet
 from s3cache._coherence import Coherence
 from s3cache._fleet import FleetHost
 from s3cache._freshness import Policy, RefreshBackoff, Verdict, policy
+from s3cache._pricing import Cost, check_cost
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._writes import Writes
 
-__all__ = ["Refresher"]
+__all__ = ["Bill", "Refresher"]
 
 Fill = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class Bill:
+    """One ``get_or_set`` call with a ``cost``: whether its own fill ``led`` (ran on this
+    event loop for it) and whether its factory ``ran``; a call whose factory did not run
+    avoided it (see :mod:`s3cache._pricing`)."""
+
+    __slots__ = ("led", "price", "ran")
+
+    def __init__(self, price: Cost) -> None:
+        self.price = price
+        self.led = self.ran = False
+
+    def run(self, factory: Callable[[], Any]) -> Any:
+        """Run the factory (the bill's own call ran it)."""
+        self.ran = True
+        return factory()
+
+    async def lead(self, start: Fill) -> Any:
+        """Run the fill for the bill's call (the single flight chose it)."""
+        self.led = True
+        return await start()
 
 
 class Refresher:
@@ -59,19 +82,32 @@ class Refresher:
         seconds: float | None,
         lease: float | timedelta | None,
         stale_ttl: float | timedelta | str | None,
-    ) -> tuple[Policy, Fill]:
+        cost: object = None,
+    ) -> tuple[Policy, Fill, Bill | None]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
         factory and store its value with the policy's stale window, through the fleet's lease
-        when there is a ``lease``."""
+        when there is a ``lease``; with a ``cost``, the bill that tells whether the call
+        avoided its factory (see :mod:`s3cache._pricing`)."""
         rules = self.policy(stale_ttl)
+        price = check_cost(cost)
+        bill = None
+        if price is not None:
+            bill = Bill(price)
+            factory = functools.partial(bill.run, factory)
         store = functools.partial(self._writes.fill, stale=rules.stale_ttl)
         if lease is None:
-            return rules, functools.partial(store, okey, factory, seconds)
-        host = dataclasses.replace(self._fleet, fill=store)
-        lease_s = _fleet.lease_seconds(lease)
-        return rules, functools.partial(_fleet.fill, host, key, okey, factory, seconds, lease_s)
+            start: Fill = functools.partial(store, okey, factory, seconds)
+        else:
+            host = dataclasses.replace(self._fleet, fill=store)
+            lease_s = _fleet.lease_seconds(lease)
+            start = functools.partial(_fleet.fill, host, key, okey, factory, seconds, lease_s)
+        if bill is not None:
+            start = functools.partial(bill.lead, start)
+        return rules, start, bill
 
-    async def get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
+    async def get_or_set(
+        self, reads: Reads, okey: str, fill: tuple[Policy, Fill, Bill | None]
+    ) -> Any:
         """``get_or_set`` of ``okey`` after :meth:`fill_of`: a value served (a stale one starts
         its refresh in the background), else the fill, shared by the key's callers (in a
         ``get_or_set`` span, when telemetry traces)."""
@@ -80,14 +116,21 @@ class Refresher:
                 return await self._get_or_set(reads, okey, fill)
         return await self._get_or_set(reads, okey, fill)
 
-    async def _get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
-        rules, start = fill
+    async def _get_or_set(
+        self, reads: Reads, okey: str, fill: tuple[Policy, Fill, Bill | None]
+    ) -> Any:
+        rules, start, bill = fill
         value, verdict = await reads.lookup(okey, rules)
         if verdict is Verdict.STALE:
-            self.start(okey, start)
+            self.start(okey, start)  # the caller's bill is settled below: a hit
         if value is not MISSING:
+            if bill is not None:
+                self._recorder.saved("hit", bill.price, value)
             return value
-        return await self._coherence.fill(okey, start)
+        value = await self._coherence.fill(okey, start)
+        if bill is not None and not bill.ran:  # another caller's run, or the fleet's
+            self._recorder.saved("waited" if bill.led else "joined", bill.price, value)
+        return value
 
     def start(self, okey: str, fill: Fill) -> None:
         """Refresh ``okey`` with ``fill()`` in the background, unless one is running or the

@@ -26,6 +26,10 @@ class RequestSink(Protocol):
     def phased(self, phase: Phase, failed: bool) -> None:
         """``phase`` (its name and duration set) ended; ``failed``: by an exception."""
 
+    def saved(self, how: str, dollars: float) -> None:
+        """A ``get_or_set(cost=...)`` call avoided its factory (``how``: ``hit``, ``joined``,
+        ``waited``), saving ``dollars``."""
+
     def leased(self, result: str, seconds: float) -> None:
         """A ``get_or_set(lease=...)`` miss contended for its lease for ``seconds``: ``result``
         is ``acquired``, ``takeover`` (after waiting on a holder), ``waited`` (the holder's

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
+from s3cache._pricing import Savings, Spend
+from s3cache._pricing import spend as price_requests
+
 __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
 
 #: How many recent latencies are kept per operation for the percentiles.
@@ -87,6 +90,10 @@ class CacheStats:
     ``latency["factory"]``). ``leases`` counts ``get_or_set(lease=...)`` misses by how their
     lease went: ``acquired``, ``takeover`` (taken after waiting on a holder), ``waited`` (the
     holder's value came), ``gave_up`` (computed here after waiting too long).
+    ``spend`` is what ``requests`` (and the bytes moved) cost at the ``pricing=`` table's prices
+    (``spend.requests`` by request class); ``savings`` the factory calls that
+    ``get_or_set(cost=...)`` and ``cached(cost=...)`` avoided and their dollars (see
+    :mod:`s3cache._pricing`; ``savings.net(spend)``: the saving less the spend).
     """
 
     hits: int = 0
@@ -113,6 +120,8 @@ class CacheStats:
     factory_calls: int = 0
     factory_failed: int = 0
     leases: Mapping[str, int] = field(default_factory=dict)
+    spend: Spend = field(default_factory=lambda: price_requests({}))
+    savings: Savings = field(default_factory=Savings)
 
     @property
     def error_count(self) -> int:
@@ -160,6 +169,12 @@ class CacheStats:
             lines.append(
                 f"requests {_counts(self.requests)}; retries {self.retries:,}, "
                 f"slowdowns {self.slowdowns:,}"
+            )
+        if self.requests:
+            lines.append(f"spend ${self.spend.total_usd:.6f} at {self.spend.table} prices")
+        if self.savings.calls:
+            lines.append(
+                f"saved ${self.savings.usd:.6f} ({self.savings.calls:,} factory calls avoided)"
             )
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")

@@ -17,6 +17,7 @@ from s3cache._callkey import call_key
 from s3cache._capabilities import Capabilities
 from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._fleet import FleetLock, HeldLock
+from s3cache._pricing import Cost
 from s3cache._stats import CacheStats
 from s3cache.errors import S3CacheError
 
@@ -92,6 +93,7 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        cost: Cost | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -105,6 +107,7 @@ class S3Cache:
                 ttl,
                 lease=lease,
                 stale_ttl=stale_ttl,
+                cost=cost,
             )
         )
 
@@ -115,13 +118,15 @@ class S3Cache:
         *,
         lease: float | timedelta | None = None,
         stale_ttl: float | timedelta | str | None = None,
+        cost: Cost | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
         Sync functions block and run in their caller's thread; coroutine functions are wrapped
         by :meth:`AsyncS3Cache.cached` and run on the caller's event loop.
         """
-        core_decorator = self._core.cached(ttl, key, lease=lease, stale_ttl=stale_ttl)  # validates
+        options: dict[str, Any] = {"lease": lease, "stale_ttl": stale_ttl, "cost": cost}
+        core_decorator = self._core.cached(ttl, key, **options)  # validates
 
         def decorate(func: F) -> F:
             if inspect.iscoroutinefunction(func):
@@ -131,7 +136,7 @@ class S3Cache:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
                 factory = functools.partial(func, *args, **kwargs)
-                return self.get_or_set(cache_key, factory, ttl, lease=lease, stale_ttl=stale_ttl)
+                return self.get_or_set(cache_key, factory, ttl, **options)
 
             return cast(F, wrapper)
 

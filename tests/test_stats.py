@@ -13,6 +13,8 @@ from s3cache import (
     CacheEvent,
     CacheStats,
     LatencySummary,
+    Savings,
+    Spend,
 )
 
 # -- stats and observers --------------------------------------------------------------------
@@ -71,7 +73,12 @@ async def test_stats_print_for_people_and_dump_for_machines(cache_kwargs: dict[s
     assert "errors none" in text
     assert re.search(r"^get: p50 \d+\.\d ms, p99 \d+\.\d ms \(2 recent\)$", text, re.M)
     assert "mappingproxy" not in repr(stats)
-    names = {"CacheStats": CacheStats, "LatencySummary": LatencySummary}
+    names = {
+        "CacheStats": CacheStats,
+        "LatencySummary": LatencySummary,
+        "Spend": Spend,
+        "Savings": Savings,
+    }
     assert eval(repr(stats), names) == stats, "a valid dataclass repr, plain dicts inside"
     dumped = json.loads(json.dumps(stats.as_dict()))
     assert (dumped["hits"], dumped["misses"], dumped["latency"]["get"]["count"]) == (1, 1, 2)

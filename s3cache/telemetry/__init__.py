@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from s3cache._pacing import is_throttling
+from s3cache._pricing import spend
 from s3cache._recorder import Op
 from s3cache._sinks import Phase
 
@@ -48,6 +49,9 @@ METRICS: Final[Mapping[str, tuple[str, str]]] = {
     "cache.s3.retries": ("{request}", "s3.operation"),
     "cache.s3.throttles": ("{request}", "s3.operation: 503 SlowDown and its kin"),
     "cache.leases": ("{lease}", "result (acquired, takeover, waited, gave_up)"),
+    "cache.factory.avoided": ("{call}", "avoided (hit, joined, waited): get_or_set(cost=)"),
+    "cache.cost.saved": ("USD", "avoided: the dollars those calls would have cost"),
+    "cache.cost.spent": ("USD", "request_class (class_a, class_b, transfer), pricing= prices"),
     "cache.lease.wait.duration": ("s", "result"),
     "cache.size": ("{entry}", "the local tier's entries"),
     "cache.local.bytes": ("By", "the local tier's bytes"),
@@ -129,7 +133,7 @@ class Telemetry:
         cache: AsyncS3Cache,
         keys: bool,
         name: str,
-        observe: Callable[[int, Mapping[str, str]], Iterable[Any]] | None = None,
+        observe: Callable[[Any, Mapping[str, str]], Iterable[Any]] | None = None,
     ):
         """Instruments on ``meter`` (OpenTelemetry's, or one with its four ``create_*``
         methods), spans on ``tracer`` (None: none); ``observe`` makes an observable's
@@ -158,6 +162,14 @@ class Telemetry:
         self._throttles = counter("cache.s3.throttles", "{request}", "S3 throttling replies")
         self._leases = counter("cache.leases", "{lease}", "get_or_set(lease=) contention")
         self._lease_s = histogram("cache.lease.wait.duration", "s", "Time to settle a lease")
+        self._avoided = counter("cache.factory.avoided", "{call}", "Factory calls avoided")
+        self._saved = counter("cache.cost.saved", "USD", "Dollars saved (get_or_set cost=)")
+        meter.create_observable_counter(
+            "cache.cost.spent",
+            [lambda _: _spent(cache, observed, self._a())],
+            "USD",
+            "Dollars spent on S3 requests, at the pricing= table's prices",
+        )
         local = cache._coherence.local
         if local is not None:
             attrs = {"cache.name": name}
@@ -235,6 +247,12 @@ class Telemetry:
             self._factory.add(1, attrs)
             self._factory_s.record(phase.duration, attrs)
 
+    def saved(self, how: str, dollars: float) -> None:
+        """Count a factory call avoided and the dollars it saved."""
+        attrs = self._a("avoided", how)
+        self._avoided.add(1, attrs)
+        self._saved.add(dollars, attrs)
+
     def leased(self, result: str, seconds: float) -> None:
         """Count a lease contended for, and the time it took."""
         attrs = self._a("result", result)
@@ -282,7 +300,30 @@ def _error(span: Any, kind: str) -> None:
     span.set_attribute("error.type", kind)
 
 
-def _observed(value: int, attributes: Mapping[str, str]) -> Iterable[Any]:
+def _spent(
+    cache: AsyncS3Cache,
+    observed: Callable[[Any, Mapping[str, str]], Iterable[Any]],
+    attributes: Mapping[str, str],
+) -> Iterable[Any]:
+    """The dollars spent so far by request class (``class_a``, ``class_b``), and the per-GB
+    transfer charges (``transfer``), at the cache's prices."""
+    recorder = cache._recorder
+    counters, table = recorder.counters, recorder.pricing
+    spent = spend(
+        dict(counters.requests),
+        table,
+        bytes_read=counters.bytes_in,
+        bytes_written=counters.bytes_out,
+    )
+    readings: list[Any] = []
+    for klass in ("class_a", "class_b"):
+        dollars = spent.requests.get(klass, 0) * table.per_request(klass)
+        readings.extend(observed(dollars, {**attributes, "request_class": klass}))
+    readings.extend(observed(spent.transfer_usd, {**attributes, "request_class": "transfer"}))
+    return readings
+
+
+def _observed(value: float, attributes: Mapping[str, str]) -> Iterable[Any]:
     from opentelemetry.metrics import Observation
 
     return [Observation(value, attributes)]

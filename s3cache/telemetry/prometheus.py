@@ -47,6 +47,8 @@ def prometheus_name(name: str, kind: str) -> str:
         base += "_seconds"
     elif unit == "By" and not base.endswith("_bytes"):
         base += "_bytes"
+    elif unit == "USD" and not base.endswith("_dollars"):
+        base += "_dollars"
     return base + "_total" if kind == "counter" else base
 
 
@@ -234,7 +236,7 @@ def instrument(
     return telemetry
 
 
-def _readings(value: int, attributes: Mapping[str, str]) -> Iterable[Any]:
+def _readings(value: float, attributes: Mapping[str, str]) -> Iterable[Any]:
     """An observable's reading, as :meth:`Collector.collect` reads it."""
     return [(value, attributes)]
 
