@@ -85,7 +85,7 @@ async def test_metrics_count_what_stats_counts(
     provider, reader = meters
     local = LocalTier(max_items=1)
     async with AsyncS3Cache(**cache_kwargs, local=local, fast_path=fast_path) as cache:
-        telemetry = instrument(cache, meter_provider=provider)
+        telemetry = instrument(cache, meter_provider=provider, request_latency=True)
         assert isinstance(telemetry, Telemetry)
         await cache.set("user:1", {"name": "ada"})
         assert (cache.transport.loop_client().route is not None) is fast_path  # the path

@@ -44,7 +44,7 @@ METRICS: Final[Mapping[str, tuple[str, str]]] = {
     "cache.factory.calls": ("{call}", "result (ok, error)"),
     "cache.factory.duration": ("s", "result (ok, error)"),
     "cache.s3.requests": ("{request}", "s3.operation, outcome (ok, missing... or error kind)"),
-    "cache.s3.request.duration": ("s", "s3.operation, outcome"),
+    "cache.s3.request.duration": ("s", "s3.operation, outcome (with request_latency=True)"),
     "cache.s3.attempts": ("{request}", "s3.operation: every attempt sent (what S3 bills)"),
     "cache.s3.retries": ("{request}", "s3.operation"),
     "cache.s3.throttles": ("{request}", "s3.operation: 503 SlowDown and its kin"),
@@ -81,18 +81,20 @@ def instrument(
     spans: bool = False,
     keys: bool = False,
     name: str | None = None,
+    request_latency: bool = False,
 ) -> Telemetry:
     """Report the metrics of ``cache`` (an AsyncS3Cache or S3Cache) and, with ``spans=True``,
     its spans to OpenTelemetry, through the given providers or the global ones. ``keys=True``
     adds each operation's key, hashed (SHA-256, 16 hex digits), to its span as ``cache.key``;
-    never to a metric. ``name``: the ``cache.name`` attribute (default: the bucket). Raises
+    never to a metric. ``name``: the ``cache.name`` attribute (default: the bucket);
+    ``request_latency=True`` adds the ``cache.s3.request.duration`` histogram. Raises
     ImportError naming the extra when OpenTelemetry is not installed; TypeError on a cache
     instrumented already."""
     try:
         from opentelemetry import metrics, trace
     except ImportError as exc:
         raise ImportError(_MISSING_EXTRA) from exc
-    for flag, value in (("spans", spans), ("keys", keys)):
+    for flag, value in (("spans", spans), ("keys", keys), ("request_latency", request_latency)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, not {value!r}")
     if name is not None and (not isinstance(name, str) or not name):
@@ -100,7 +102,8 @@ def instrument(
     core: AsyncS3Cache = getattr(cache, "_core", None) or cache  # type: ignore[assignment]
     meter = metrics.get_meter("s3cache", _version(), meter_provider=meter_provider)
     tracer = trace.get_tracer("s3cache", _version(), tracer_provider) if spans else None
-    return attach(core, lambda: Telemetry(meter, tracer, core, keys, name or core.bucket))
+    label = name or core.bucket
+    return attach(core, lambda: Telemetry(meter, tracer, core, keys, label, None, request_latency))
 
 
 def attach(cache: AsyncS3Cache, make: Callable[[], Telemetry]) -> Telemetry:
@@ -122,6 +125,26 @@ def _version() -> str:
     return str(getattr(sys.modules.get("s3cache"), "__version__", "0"))
 
 
+class _Tally:
+    """One counter's totals by attribute set (the sets :meth:`Telemetry._a` made once, so
+    keyed by identity), read at each collection."""
+
+    __slots__ = ("totals",)
+
+    def __init__(self) -> None:
+        self.totals: dict[int, list[Any]] = {}
+
+    def add(self, amount: float, attributes: Mapping[str, str]) -> None:
+        entry = self.totals.get(id(attributes))
+        if entry is None:
+            self.totals[id(attributes)] = [attributes, amount]
+        else:
+            entry[1] += amount
+
+    def observed(self, observe: Callable[[Any, Mapping[str, str]], Iterable[Any]]) -> list[Any]:
+        return [r for attrs, total in list(self.totals.values()) for r in observe(total, attrs)]
+
+
 class Telemetry:
     """The OpenTelemetry instruments of one cache, fed by its recorder (a sink, a request
     sink and, with spans, its tracer). Made by :func:`instrument`."""
@@ -134,18 +157,32 @@ class Telemetry:
         keys: bool,
         name: str,
         observe: Callable[[Any, Mapping[str, str]], Iterable[Any]] | None = None,
+        request_latency: bool = False,
     ):
-        """Instruments on ``meter`` (OpenTelemetry's, or one with its four ``create_*``
-        methods), spans on ``tracer`` (None: none); ``observe`` makes an observable's
-        readings (default: OpenTelemetry's ``Observation``)."""
+        """Instruments on ``meter`` (OpenTelemetry's, or one with its ``create_*`` methods),
+        spans on ``tracer`` (None: none); ``observe`` makes an observable's readings (default:
+        OpenTelemetry's ``Observation``); ``request_latency``: record each S3 request's
+        duration too (a second histogram record per GET).
+
+        The counters are tallied here, in plain numbers, and read by the meter at each
+        collection (observable counters): an SDK ``Counter.add`` costs microseconds, several
+        per GET. Only the histograms are recorded as operations end."""
         observed = observe or _observed
+
+        def counter(name: str, unit: str, description: str) -> _Tally:
+            tally = _Tally()
+            meter.create_observable_counter(
+                name, [lambda _: tally.observed(observed)], unit, description
+            )
+            return tally
+
         self._tracer = tracer
         #: Whether this telemetry opens spans (the recorder's tracer).
         self.traces = tracer is not None
         self._keys = keys
         self._name = name
         self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
-        counter, histogram = meter.create_counter, meter.create_histogram
+        histogram = meter.create_histogram
         self._gets = counter("cache.gets", "{get}", "Lookups by result and tier")
         self._puts = counter("cache.puts", "{put}", "Writes by operation and result")
         self._deletes = counter("cache.deletes", "{entry}", "Entries removed")
@@ -156,7 +193,9 @@ class Telemetry:
         self._factory = counter("cache.factory.calls", "{call}", "get_or_set factory runs")
         self._factory_s = histogram("cache.factory.duration", "s", "get_or_set factory runs")
         self._requests = counter("cache.s3.requests", "{request}", "S3 requests by outcome")
-        self._request_s = histogram("cache.s3.request.duration", "s", "S3 requests")
+        self._request_s = (
+            histogram("cache.s3.request.duration", "s", "S3 requests") if request_latency else None
+        )
         self._attempts = counter("cache.s3.attempts", "{request}", "S3 attempts sent (billed)")
         self._retries = counter("cache.s3.retries", "{request}", "S3 retries")
         self._throttles = counter("cache.s3.throttles", "{request}", "S3 throttling replies")
@@ -228,7 +267,8 @@ class Telemetry:
         """Count and time a request (and, with spans, give it its ``s3.request`` span)."""
         attrs = self._a("s3.operation", op, "outcome", outcome)
         self._requests.add(1, attrs)
-        self._request_s.record(seconds, attrs)
+        if self._request_s is not None:
+            self._request_s.record(seconds, attrs)
         if self._tracer is not None:
             end = time.time_ns()
             span = self._tracer.start_span(

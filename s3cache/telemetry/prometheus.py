@@ -229,7 +229,8 @@ def instrument(
     meter = _Meter()
 
     def make() -> Telemetry:
-        return Telemetry(meter, None, core, False, name or core.bucket, _readings)
+        label = name or core.bucket
+        return Telemetry(meter, None, core, False, label, _readings, request_latency=True)
 
     telemetry = attach(core, make)
     target.add(meter)
