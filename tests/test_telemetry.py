@@ -355,3 +355,16 @@ def test_the_sync_facade_is_instrumented_through_its_core(
         assert cache.get("k") == 1
     found = points(reader)
     assert total(found, "cache.gets", result="hit") == 1
+
+
+async def test_latency_histograms_can_be_left_out(
+    cache_kwargs: dict[str, Any], meters: tuple[MeterProvider, InMemoryMetricReader]
+) -> None:
+    provider, reader = meters
+    async with AsyncS3Cache(**cache_kwargs) as cache:
+        instrument(cache, meter_provider=provider, latency=False)
+        await cache.get("k")
+    found = points(reader)
+    assert total(found, "cache.gets", result="miss") == 1
+    assert "cache.operation.duration" not in found
+    assert "cache.s3.request.duration" not in found  # request_latency=False by default

@@ -82,19 +82,23 @@ def instrument(
     keys: bool = False,
     name: str | None = None,
     request_latency: bool = False,
+    latency: bool = True,
 ) -> Telemetry:
     """Report the metrics of ``cache`` (an AsyncS3Cache or S3Cache) and, with ``spans=True``,
     its spans to OpenTelemetry, through the given providers or the global ones. ``keys=True``
     adds each operation's key, hashed (SHA-256, 16 hex digits), to its span as ``cache.key``;
     never to a metric. ``name``: the ``cache.name`` attribute (default: the bucket);
-    ``request_latency=True`` adds the ``cache.s3.request.duration`` histogram. Raises
+    ``request_latency=True`` adds the ``cache.s3.request.duration`` histogram;
+    ``latency=False`` drops ``cache.operation.duration`` (the SDK's ``Histogram.record``
+    is most of what the metrics cost per operation: see the README's Benchmarks). Raises
     ImportError naming the extra when OpenTelemetry is not installed; TypeError on a cache
     instrumented already."""
     try:
         from opentelemetry import metrics, trace
     except ImportError as exc:
         raise ImportError(_MISSING_EXTRA) from exc
-    for flag, value in (("spans", spans), ("keys", keys), ("request_latency", request_latency)):
+    flags = {"spans": spans, "keys": keys, "request_latency": request_latency, "latency": latency}
+    for flag, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, not {value!r}")
     if name is not None and (not isinstance(name, str) or not name):
@@ -158,11 +162,13 @@ class Telemetry:
         name: str,
         observe: Callable[[Any, Mapping[str, str]], Iterable[Any]] | None = None,
         request_latency: bool = False,
+        latency: bool = True,
     ):
         """Instruments on ``meter`` (OpenTelemetry's, or one with its ``create_*`` methods),
         spans on ``tracer`` (None: none); ``observe`` makes an observable's readings (default:
         OpenTelemetry's ``Observation``); ``request_latency``: record each S3 request's
-        duration too (a second histogram record per GET).
+        duration too (a second histogram record per GET); ``latency``: record each
+        operation's.
 
         The counters are tallied here, in plain numbers, and read by the meter at each
         collection (observable counters): an SDK ``Counter.add`` costs microseconds, several
@@ -187,7 +193,9 @@ class Telemetry:
         self._puts = counter("cache.puts", "{put}", "Writes by operation and result")
         self._deletes = counter("cache.deletes", "{entry}", "Entries removed")
         self._invalidations = counter("cache.invalidations", "{call}", "clear() calls")
-        self._duration = histogram("cache.operation.duration", "s", "Cache operations")
+        self._duration = (
+            histogram("cache.operation.duration", "s", "Cache operations") if latency else None
+        )
         self._read = counter("cache.bytes.read", "By", "Entry bodies read from S3")
         self._written = counter("cache.bytes.written", "By", "Entry bodies written to S3")
         self._factory = counter("cache.factory.calls", "{call}", "get_or_set factory runs")
@@ -250,7 +258,8 @@ class Telemetry:
             self._invalidations.add(1, self._a())
         if op.removed:
             self._deletes.add(op.removed, self._a("cache.operation", name))
-        self._duration.record(op.duration, self._a("cache.operation", name, "result", outcome))
+        if self._duration is not None:
+            self._duration.record(op.duration, self._a("cache.operation", name, "result", outcome))
 
     # -- the recorder's request sink ---------------------------------------------------------
 
