@@ -107,7 +107,9 @@ def instrument(
     meter = metrics.get_meter("s3cache", _version(), meter_provider=meter_provider)
     tracer = trace.get_tracer("s3cache", _version(), tracer_provider) if spans else None
     label = name or core.bucket
-    return attach(core, lambda: Telemetry(meter, tracer, core, keys, label, None, request_latency))
+    return attach(
+        core, lambda: Telemetry(meter, tracer, core, keys, label, None, request_latency, latency)
+    )
 
 
 def attach(cache: AsyncS3Cache, make: Callable[[], Telemetry]) -> Telemetry:
