@@ -368,3 +368,25 @@ async def test_latency_histograms_can_be_left_out(
     assert total(found, "cache.gets", result="miss") == 1
     assert "cache.operation.duration" not in found
     assert "cache.s3.request.duration" not in found  # request_latency=False by default
+
+
+async def test_caches_sharing_a_meter_provider_are_each_reported(
+    cache_kwargs: dict[str, Any], meters: tuple[MeterProvider, InMemoryMetricReader]
+) -> None:
+    """A meter makes each instrument name once: the second cache's figures must not be lost."""
+    provider, reader = meters
+    async with (
+        AsyncS3Cache(**cache_kwargs, prefix="one", local=LocalTier()) as one,
+        AsyncS3Cache(**cache_kwargs, prefix="two", local=LocalTier()) as two,
+    ):
+        instrument(one, meter_provider=provider, name="one")
+        instrument(two, meter_provider=provider, name="two")
+        await one.get("x")
+        await two.set("x", 1)
+        await two.get("y")
+        await two.get("z")
+    found = points(reader)
+    assert total(found, "cache.gets", cache__name="one") == 1
+    assert total(found, "cache.gets", cache__name="two") == 2
+    assert total(found, "cache.operation.duration", cache__name="two") == 3
+    assert {a["cache.name"]: v for a, v in found["cache.size"]} == {"one": 0, "two": 1}

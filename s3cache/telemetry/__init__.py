@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -131,6 +132,46 @@ def _version() -> str:
     return str(getattr(sys.modules.get("s3cache"), "__version__", "0"))
 
 
+class _Observables:
+    """The observable instruments of one meter, each made once (a meter refuses a second
+    instrument of a name, keeping the first's callbacks), reading every cache's figures."""
+
+    def __init__(self, meter: Any) -> None:
+        self._meter = meter
+        self._readers: dict[str, list[Callable[[], Iterable[Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self, kind: str, name: str, unit: str, description: str, read: Callable[[], Iterable[Any]]
+    ) -> None:
+        """Add ``read`` (one cache's readings) to the observable ``name``, made if new."""
+        with self._lock:
+            readers = self._readers.get(name)
+            if readers is not None:
+                readers.append(read)
+                return
+            readers = self._readers[name] = [read]
+        create = (
+            self._meter.create_observable_counter
+            if kind == "counter"
+            else self._meter.create_observable_gauge
+        )
+        create(name, [lambda _: [r for each in list(readers) for r in each()]], unit, description)
+
+
+_OBSERVABLES: Final[dict[int, tuple[Any, _Observables]]] = {}
+_OBSERVABLES_LOCK: Final = threading.Lock()
+
+
+def _observables(meter: Any) -> _Observables:
+    """The observables of ``meter`` (kept with it, by identity)."""
+    with _OBSERVABLES_LOCK:
+        found = _OBSERVABLES.get(id(meter))
+        if found is None or found[0] is not meter:
+            found = _OBSERVABLES[id(meter)] = (meter, _Observables(meter))
+        return found[1]
+
+
 class _Tally:
     """One counter's totals by attribute set (the sets :meth:`Telemetry._a` made once, so
     keyed by identity), read at each collection."""
@@ -177,11 +218,11 @@ class Telemetry:
         per GET. Only the histograms are recorded as operations end."""
         observed = observe or _observed
 
+        shared = _observables(meter)
+
         def counter(name: str, unit: str, description: str) -> _Tally:
             tally = _Tally()
-            meter.create_observable_counter(
-                name, [lambda _: tally.observed(observed)], unit, description
-            )
+            shared.add("counter", name, unit, description, lambda: tally.observed(observed))
             return tally
 
         self._tracer = tracer
@@ -213,23 +254,36 @@ class Telemetry:
         self._lease_s = histogram("cache.lease.wait.duration", "s", "Time to settle a lease")
         self._avoided = counter("cache.factory.avoided", "{call}", "Factory calls avoided")
         self._saved = counter("cache.cost.saved", "USD", "Dollars saved (get_or_set cost=)")
-        meter.create_observable_counter(
+        shared.add(
+            "counter",
             "cache.cost.spent",
-            [lambda _: _spent(cache, observed, self._a())],
             "USD",
             "Dollars spent on S3 requests, at the pricing= table's prices",
+            lambda: _spent(cache, observed, self._a()),
         )
         local = cache._coherence.local
         if local is not None:
             attrs = {"cache.name": name}
-            meter.create_observable_gauge(
-                "cache.size", [lambda _: observed(len(local), attrs)], "{entry}", "Local tier"
+            shared.add(
+                "gauge",
+                "cache.size",
+                "{entry}",
+                "Local tier entries",
+                lambda: observed(len(local), attrs),
             )
-            meter.create_observable_gauge(
-                "cache.local.bytes", [lambda _: observed(local.size_bytes, attrs)], "By", "Local"
+            shared.add(
+                "gauge",
+                "cache.local.bytes",
+                "By",
+                "Local tier bytes",
+                lambda: observed(local.size_bytes, attrs),
             )
-            meter.create_observable_counter(
-                "cache.evictions", [lambda _: observed(local.evictions, attrs)], "{entry}"
+            shared.add(
+                "counter",
+                "cache.evictions",
+                "{entry}",
+                "Local tier evictions",
+                lambda: observed(local.evictions, attrs),
             )
 
     def _a(self, *pairs: str) -> dict[str, str]:
@@ -372,6 +426,15 @@ def _spent(
         readings.extend(observed(dollars, {**attributes, "request_class": klass}))
     readings.extend(observed(spent.transfer_usd, {**attributes, "request_class": "transfer"}))
     return readings
+
+
+def _reading(
+    observed: Callable[[Any, Mapping[str, str]], Iterable[Any]],
+    read: Callable[[], int],
+    attributes: Mapping[str, str],
+) -> Callable[[], Iterable[Any]]:
+    """A reader of ``read()``'s figure with ``attributes``."""
+    return lambda: observed(read(), attributes)
 
 
 def _observed(value: float, attributes: Mapping[str, str]) -> Iterable[Any]:
