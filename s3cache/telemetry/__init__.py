@@ -254,6 +254,17 @@ class Telemetry:
         self._lease_s = histogram("cache.lease.wait.duration", "s", "Time to settle a lease")
         self._avoided = counter("cache.factory.avoided", "{call}", "Factory calls avoided")
         self._saved = counter("cache.cost.saved", "USD", "Dollars saved (get_or_set cost=)")
+        self._figures(shared, cache, observed)
+
+    def _figures(
+        self,
+        shared: _Observables,
+        cache: AsyncS3Cache,
+        observed: Callable[[Any, Mapping[str, str]], Iterable[Any]],
+    ) -> None:
+        """The figures read at collection: the spend, and the local tier's size and
+        evictions."""
+        name = self._name
         shared.add(
             "counter",
             "cache.cost.spent",
