@@ -56,23 +56,6 @@ def _labels(attributes: Mapping[str, str]) -> Labels:
     return tuple(sorted((k.replace(".", "_"), str(v)) for k, v in attributes.items()))
 
 
-class _Counter:
-    __slots__ = ("_lock", "values")
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self.values: dict[Labels, float] = {}
-
-    def add(self, amount: float, attributes: Mapping[str, str]) -> None:
-        labels = _labels(attributes)
-        with self._lock:
-            self.values[labels] = self.values.get(labels, 0) + amount
-
-    def items(self) -> list[tuple[Labels, float]]:
-        with self._lock:
-            return list(self.values.items())
-
-
 class _Histogram:
     __slots__ = ("_lock", "values")
 
@@ -95,16 +78,13 @@ class _Histogram:
 
 
 class _Meter:
-    """The four ``create_*`` methods :class:`~s3cache.telemetry.Telemetry` calls, kept here."""
+    """The ``create_*`` methods :class:`~s3cache.telemetry.Telemetry` calls (counters are
+    observables there), kept here for :class:`Collector`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.counters: dict[str, _Counter] = {}
         self.histograms: dict[str, _Histogram] = {}
         self.observables: dict[str, tuple[str, list[Callable[[Any], Iterable[Any]]]]] = {}
-
-    def create_counter(self, name: str, unit: str = "", description: str = "") -> _Counter:
-        return self.counters.setdefault(name, _Counter(self._lock))
 
     def create_histogram(self, name: str, unit: str = "", description: str = "") -> _Histogram:
         return self.histograms.setdefault(name, _Histogram(self._lock))
@@ -146,12 +126,6 @@ class Collector:
         with self._lock:
             meters = list(self._meters)
         for name, (_unit, help_text) in METRICS.items():
-            counted = [
-                pair for m in meters if name in m.counters for pair in m.counters[name].items()
-            ]
-            if counted:
-                base = prometheus_name(name, "counter")[: -len("_total")]
-                yield _family(CounterMetricFamily, base, help_text, counted)
             histograms = [m.histograms[name] for m in meters if name in m.histograms]
             if histograms:
                 yield _histogram(
