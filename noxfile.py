@@ -96,8 +96,9 @@ def _workers(posargs: list[str]) -> tuple[str, ...]:
 def tests(session: nox.Session) -> None:
     """The core suite against moto's S3 server, on two cores (litellm and aioboto3 tests skip
     here; the README's LangChain, LangGraph and litellm examples run in their sessions)."""
-    # rich: tables; matplotlib: bench plots; prometheus-client: the README's observer example.
-    session.install("-e", ".[test,zstd,cli,msgpack]", "matplotlib>=3.8", "prometheus-client")
+    # rich: tables; matplotlib: bench plots; prometheus-client: the README's observer example
+    # and s3cache.telemetry.prometheus; the test extra brings opentelemetry-sdk (and its API).
+    session.install("-e", ".[test,zstd,cli,msgpack,otel,prometheus]", "matplotlib>=3.8")
     session.run("pytest", *_workers(session.posargs), *session.posargs)
 
 

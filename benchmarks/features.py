@@ -7,7 +7,10 @@
 - local-tier hits: ``AsyncS3Cache(..., local=LocalTier())`` answering a hot key in process
   (µs per hit, hits/s, and the requests sent meanwhile: none expected);
 - signed entries: the CPU a get-hit spends verifying a signed 1 KiB entry (``signing_key=``),
-  in process, no request (target: under 5 µs).
+  in process, no request (target: under 5 µs);
+- telemetry: the client CPU per GET hit (1 KiB, from S3) with OpenTelemetry metrics on
+  (``s3cache.telemetry.instrument``, the SDK's meter provider) as a ratio to off, rounds of
+  each alternating (target: at most 1.10x; skipped without opentelemetry-sdk).
 
 The fleet lease (:mod:`benchmarks.fleet`) and the S3 outage (:mod:`benchmarks.outage`) have
 modules of their own.
@@ -301,6 +304,49 @@ def signature_check(rounds: int = 5, checks: int = 20_000) -> FeatureResult:
     )
 
 
+async def telemetry_cost(setup: Setup, rounds: int = 5, gets: int = 400) -> FeatureResult:
+    """Client CPU per GET hit with telemetry's metrics on, as a ratio to off (alternating)."""
+    name, expected = "telemetry", "CPU per GET with metrics on at most 1.10x off"
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    except ImportError:
+        return FeatureResult(name, "skipped: opentelemetry-sdk is not installed", {}, expected)
+    from s3cache.telemetry import instrument
+
+    requests = Requests(setup)
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    async with (
+        _cache(setup, requests, "features/telemetry-off/") as off,
+        _cache(setup, requests, "features/telemetry-on/") as on,
+    ):
+        instrument(on, meter_provider=provider)
+        for cache in (off, on):
+            await cache.set("hot", _VALUE)
+            for _ in range(50):  # warm: connections, the wire path's plan
+                await cache.get("hot")
+        for _ in range(rounds):
+            for mode, cache in (("off", off), ("on", on)):
+                cpu0 = time.process_time()
+                for _ in range(gets):
+                    await cache.get("hot")
+                cpu[mode].append((time.process_time() - cpu0) / gets * 1e6)
+    provider.shutdown()
+    off_us, on_us = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+    ratio = on_us / off_us
+    return FeatureResult(
+        name=name,
+        summary=(
+            f"CPU per GET hit: {off_us:.1f} us off, {on_us:.1f} us with OpenTelemetry metrics "
+            f"on ({ratio:.2f}x; medians of {rounds} alternating rounds of {gets})"
+        ),
+        figures={"cpu_us_per_get_off": off_us, "cpu_us_per_get_on": on_us, "ratio": ratio},
+        expected=expected,
+        met=ratio <= 1.10,
+    )
+
+
 async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
     """The in-process feature cells, one after the other: stampede, single flight, local tier
     (``seconds`` is the local-tier cell's length)."""
@@ -310,6 +356,7 @@ async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
             await single_flight(counted),
             await local_tier_hits(counted, seconds),
             signature_check(),
+            await telemetry_cost(counted),
         ]
 
 

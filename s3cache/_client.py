@@ -21,6 +21,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 
 from s3cache._clock import SigningClock, correct_signing
+from s3cache._metering import UNLOGGED, RequestLog, meter_client
 from s3cache._paced import pace_client
 from s3cache._route import Ineligible, Route, plan_route
 from s3cache._settings import Settings
@@ -188,6 +189,7 @@ class LoopClient:
                 correct_signing(client, clients.clock)
                 if clients.paced:  # pacing hook: aiobotocore's attempts wait their turn too
                     pace_client(client)
+                meter_client(client, lambda: clients.log)  # its attempts reach the log
                 wire = await self._plan(clients, client) if clients.fast_path else None
                 self.client, self.wire = client, wire
                 try:
@@ -281,6 +283,8 @@ class Clients:
         self.closed = False
         #: The clock requests are signed with, shared by every loop's client (one endpoint).
         self.clock = SigningClock()
+        #: Who hears of every attempt and request (the cache's recorder; see _metering).
+        self.log: RequestLog = UNLOGGED
 
     def new_client(self) -> Any:
         """A fresh client context manager (AioSession or aioboto3 Session alike)."""

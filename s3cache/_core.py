@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _habits, _keys, _parameters, _redact
+from s3cache import _check, _fleet, _habits, _keys, _parameters, _redact, _sinks
 from s3cache._batch import DeleteResult
 from s3cache._breaker import Breaker
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
@@ -25,6 +25,7 @@ from s3cache._fleet import FleetHost, FleetLock
 from s3cache._format import Serializer
 from s3cache._local import LocalTier
 from s3cache._parts import Parts
+from s3cache._pricing import Cost, PriceTable
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._refresh import Options, Refresher
@@ -100,6 +101,8 @@ class AsyncS3Cache(_habits.Habits):
         breaker: Breaker | bool | None = True,
         stale_if_error: float | timedelta | str | None = None,
         negative_ttl: float | timedelta | str | None = None,
+        telemetry: bool = False,
+        pricing: str | PriceTable | None = None,
     ) -> None:
         """Validate every argument into the settings, then build the parts (see the class)."""
         settings = Settings.build(
@@ -141,13 +144,20 @@ class AsyncS3Cache(_habits.Habits):
             breaker=breaker,
             stale_if_error=stale_if_error,
             negative_ttl=negative_ttl,
+            telemetry=telemetry,
+            pricing=pricing,
         )
+        self._assemble(settings)
+
+    def _assemble(self, settings: Settings) -> None:
+        """Build the cache's parts from its validated ``settings``."""
         self._settings = settings
         self._entries = entries = Entries(settings)
         self._recorder = recorder = Recorder.of(settings)
         self._coherence = coherence = Coherence(settings.local, settings.tag_check_interval)
         self._unredact = _redact.hide(self, settings.secrets)  # from every log, while open
         self._transport = transport = Transport(settings, recorder.watch)
+        transport.log = recorder  # every attempt and request counted (the bill) and told
         learner = Learner(transport, settings.prefix, settings.shown_endpoint or "AWS")
         self._capabilities = learner
         parts = Parts(transport, coherence, recorder, entries)
@@ -158,6 +168,8 @@ class AsyncS3Cache(_habits.Habits):
             settings.prefix, transport, learner, recorder, lookup, writes.fill, self._check_open
         )
         self._refresher = Refresher(coherence, recorder, settings, self._fleet, writes)
+        if settings.telemetry:  # s3cache.telemetry, imported only now
+            _sinks.instrument(self)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -244,6 +256,7 @@ class AsyncS3Cache(_habits.Habits):
         stale_if_error: float | timedelta | str | None = None,
         negative_ttl: float | timedelta | str | None = None,
         early: bool | float | None = None,
+        cost: Cost | None = None,
     ) -> Any:
         """The value under ``key``; on a miss, ``factory()`` (sync or async) makes and stores it
         (only if ``condition(value)`` is true, when given: the value is returned either way).
@@ -257,10 +270,13 @@ class AsyncS3Cache(_habits.Habits):
         "Fleet-wide single flight" in the README. Needs conditional writes
         (:class:`~s3cache.errors.NotSupportedError` otherwise). ``stale_ttl``,
         ``stale_if_error``, ``negative_ttl`` (a factory returning ``ABSENT``) and ``early``
-        (XFetch): see "Freshness"."""
+        (XFetch): see "Freshness". ``cost``: dollars per factory call (or a function of its
+        value): ``stats().savings``."""
         okey, seconds = self._object_key(key), self._entries.ttl(ttl)
         options = Options(stale_ttl, stale_if_error, negative_ttl, early)
-        fill = self._refresher.fill_of(key, okey, factory, seconds, lease, options, tags, condition)
+        fill = self._refresher.fill_of(
+            key, okey, factory, seconds, lease, options, tags, condition, cost
+        )
         return await self._refresher.get_or_set(self._reads, okey, fill)
 
     def cached(
@@ -275,19 +291,20 @@ class AsyncS3Cache(_habits.Habits):
         stale_if_error: float | timedelta | str | None = None,
         negative_ttl: float | timedelta | str | None = None,
         early: bool | float | None = None,
+        cost: Cost | None = None,
     ) -> _habits.CachedDecorator:
         """Decorate a coroutine function so that its results are cached (see :meth:`get_or_set`),
         or an async generator function (its items, once it finishes; a hit replays them).
 
         The default key is ``module:qualname:<sha256 of the arguments>`` (see the README for the
         argument types allowed); ``key`` builds one from the call's arguments instead. With a
-        ``lease``, one call in the fleet computes each result (``stale_ttl``, ``condition``: as
-        there). ``tags``: a list, or a function of the call's arguments giving one. The
+        ``lease``, one call in the fleet computes each result (``stale_ttl``, ``condition``,
+        ``cost``: as there). ``tags``: a list, or a function of the call's arguments. The
         wrapper's ``.key(*args)`` is a call's key, ``await .invalidate(*args)`` deletes its
         entry. For sync functions use :meth:`S3Cache.cached`.
         """
         options = Options(stale_ttl, stale_if_error, negative_ttl, early)
-        return _habits.cached(self, ttl, key, lease, options, condition, tags)
+        return _habits.cached(self, ttl, key, lease, options, condition, tags, cost)
 
     def lock(
         self, name: str, ttl: float | timedelta, *, wait: float | timedelta | None = None

@@ -175,12 +175,14 @@ async def _contend(
     deadline: float,
     caps: Capabilities,
     check: Callable[[], Awaitable[Any]] | None = None,
+    paused: list[float] | None = None,
 ) -> Holding | LeaseState | _Found | None:
     """Acquire the lease at ``lkey``, waiting for a busy one until ``deadline`` (monotonic).
 
     A free (released or expired) or missing lease is taken at once, but first ``check()`` may
     find the value the lease guards (it returns :data:`ABSENT` when there is none): that value is
-    returned instead. At the deadline, returns the lease as last seen.
+    returned instead. At the deadline, returns the lease as last seen. Each pause on a busy
+    lease is appended to ``paused``, if given.
     """
     backoff = _Backoff(lease)
     seen: LeaseState | None = None  # None: missing, or not looked at yet (then: create it)
@@ -204,7 +206,10 @@ async def _contend(
             return seen
         if seen is not None and seen.held:
             bound = min(bound, max(seen.wait, FIRST_POLL))
-        await _pause(backoff.next(bound))
+        delay = backoff.next(bound)
+        if paused is not None:
+            paused.append(delay)
+        await _pause(delay)
         seen = await _look(transport, lkey)
 
 
@@ -229,6 +234,7 @@ async def fill(
     """
     lkey = _keys.reserved_key(host.prefix, "lease", okey[len(host.prefix) :])
     started = time.monotonic()
+    paused: list[float] = []
     try:
         caps = await host.capabilities.require("get_or_set(lease=...)")
         outcome = await _contend(
@@ -238,12 +244,14 @@ async def fill(
             started + 2 * lease + WAIT_SLACK,
             caps,
             check=functools.partial(host.lookup, key),
+            paused=paused,
         )
     except NotSupportedError:
         raise
     except S3CacheError as exc:
         host.recorder.failed(exc, None)  # raises with on_error="raise"
         return await host.fill(okey, factory, seconds)
+    host.recorder.leased(_lease_result(outcome, paused), time.monotonic() - started)
     if isinstance(outcome, _Found):
         return outcome.value
     if not isinstance(outcome, Holding):
@@ -260,6 +268,13 @@ async def fill(
         return await host.fill(okey, factory, seconds)
     finally:
         await _release(host, outcome)
+
+
+def _lease_result(outcome: Holding | LeaseState | _Found | None, paused: list[float]) -> str:
+    """How a miss's lease went (see :meth:`~s3cache._recorder.RequestSink.leased`)."""
+    if isinstance(outcome, Holding):
+        return "takeover" if paused else "acquired"
+    return "waited" if isinstance(outcome, _Found) else "gave_up"
 
 
 async def _release(host: FleetHost, holding: Holding) -> bool | None:

@@ -19,6 +19,7 @@ from s3cache._callkey import call_key
 from s3cache._capabilities import Learner
 from s3cache._coherence import Coherence
 from s3cache._entries import Entries
+from s3cache._pricing import Cost, check_cost
 from s3cache._recorder import Recorder
 from s3cache._refresh import Options
 from s3cache._tagging import TagsOf, call_tags
@@ -184,11 +185,13 @@ def cached(
     options: Options,
     condition: Callable[[Any], object] | None,
     tags: TagsOf = (),
+    cost: Cost | None = None,
 ) -> CachedDecorator:
     """:meth:`AsyncS3Cache.cached`, its arguments validated now, not at the first call."""
     tags_of = call_tags(tags)
     cache._entries.ttl(ttl)
     cache._refresher.check(options)
+    check_cost(cost)
     if lease is not None:
         _fleet.lease_seconds(lease)
     if condition is not None and not callable(condition):
@@ -196,11 +199,11 @@ def cached(
 
     def decorate(func: Callable[..., Any]) -> Any:
         if inspect.isasyncgenfunction(func):
-            if lease is not None or any(value is not None for value in options):
+            if lease is not None or cost is not None or any(v is not None for v in options):
                 raise TypeError(
                     f"{func.__qualname__} is an async generator function: its items are stored "
-                    "when it finishes, so lease=, stale_ttl=, stale_if_error=, negative_ttl= "
-                    "and early= do not apply to it"
+                    "when it finishes, so lease=, stale_ttl=, stale_if_error=, negative_ttl=, "
+                    "early= and cost= do not apply to it"
                 )
             return _iterator(cache, func, ttl, key, condition, tags_of)
         if not inspect.iscoroutinefunction(func):
@@ -219,6 +222,7 @@ def cached(
                 lease=lease,
                 tags=tags_of(args, kwargs),
                 condition=condition,
+                cost=cost,
                 **options._asdict(),
             )
 

@@ -67,7 +67,16 @@ class LocalEntry:
 class LocalLRU:
     """A thread-safe LRU bounded by item count and total body bytes, coherent with writes."""
 
-    __slots__ = ("_bytes", "_entries", "_floor", "_lock", "_marks", "generation", "tier")
+    __slots__ = (
+        "_bytes",
+        "_entries",
+        "_floor",
+        "_lock",
+        "_marks",
+        "evictions",
+        "generation",
+        "tier",
+    )
 
     def __init__(self, tier: LocalTier) -> None:
         self.tier = tier
@@ -78,6 +87,8 @@ class LocalLRU:
         self.generation = 0
         self._marks: OrderedDict[str, int] = OrderedDict()  # key -> generation of its last write
         self._floor = 0  # every generation below this counts as overtaken by a write
+        #: Entries dropped to make room (the LRU's own state, read by telemetry).
+        self.evictions = 0
 
     def get(self, key: str, now: float) -> LocalEntry | None:
         """The live entry for ``key``, marked most recently used; expired ones are dropped."""
@@ -185,6 +196,7 @@ class LocalLRU:
         while len(self._entries) > self.tier.max_items or self._bytes > self.tier.max_bytes:
             oldest = next(iter(self._entries))
             self._remove(oldest)
+            self.evictions += 1
 
     def _remove(self, key: str) -> None:
         entry = self._entries.pop(key, None)

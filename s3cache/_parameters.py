@@ -80,6 +80,11 @@ PARAMETERS: Final = """\
             ttl.
         negative_ttl: The default ttl of a tombstone stored when a factory returns
             ``ABSENT`` (None: the entry's ttl).
+        telemetry: True: OpenTelemetry metrics through the global meter provider, as
+            ``s3cache.telemetry.instrument(cache)`` (needs ``s3cache-async[otel]``).
+        pricing: The price table ``stats().spend`` is computed at: None (S3 Standard,
+            us-east-1), a preset name (``"s3-standard"``, ``"s3-express"``, ``"r2"``,
+            ``"self-hosted"``) or a ``PriceTable``.
 """
 
 

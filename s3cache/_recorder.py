@@ -6,6 +6,12 @@ miss, stored, deleted, error...) is set on the way; when the block ends, the rec
 record to every sink (the observer is one; telemetry attaches as another). An operation left by
 an exception without an outcome (a cancellation, a bug) is not recorded. The recorder also owns
 what ``on_error`` decides (raise, or log and fall back) and the rate-limited error log.
+
+It is the transport's request log too (:class:`~s3cache._metering.RequestLog`): every attempt
+sent is counted by S3 operation (what the store bills), retries and throttling replies among
+them, and handed with each request's end to every request sink. ``with recorder.phase("factory")``
+counts and times a ``get_or_set`` factory's run; a :class:`Tracer` (telemetry's spans, opt-in)
+hears when each operation and phase opens and closes, so that spans nest.
 """
 
 from __future__ import annotations
@@ -14,15 +20,19 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from s3cache._breaker import BreakerEvent, BreakerState, CircuitBreaker
 from s3cache._config_errors import ConfigAlarm
+from s3cache._operation import Op
+from s3cache._pacing import is_throttling
+from s3cache._pricing import S3_STANDARD, Avoided, Cost, PriceTable, SavingsLedger, spend
 from s3cache._settings import Settings
-from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters, Outcome
+from s3cache._sinks import Phase, RequestSink, Tracer
+from s3cache._stats import CacheEvent, CacheObserver, CacheStats, Counters
 from s3cache.errors import BatchError, CacheClosedError, S3CacheError
 
-__all__ = ["ErrorLog", "Op", "Paced", "Recorder", "Sink"]
+__all__ = ["ErrorLog", "Op", "Paced", "Phase", "Recorder", "RequestSink", "Sink", "Tracer"]
 
 logger = logging.getLogger("s3cache")
 
@@ -64,113 +74,6 @@ class ErrorLog:
         held = self._suppressed.pop(kind, 0)
         more = f" ({held} more like it since the last report)" if held else ""
         logger.log(level, "%s%s", text, more)
-
-
-class Op:
-    """One operation being recorded: its name (the public method), object key (None for the
-    whole cache), start, and, once set, its outcome, body bytes, error and entries removed."""
-
-    __slots__ = (
-        "_recorder",
-        "duration",
-        "error",
-        "key",
-        "name",
-        "nbytes",
-        "outcome",
-        "removed",
-        "started",
-    )
-
-    def __init__(self, recorder: Recorder, name: str, key: str | None) -> None:
-        self._recorder = recorder
-        self.name = name
-        self.key = key
-        self.started = _monotonic()
-        self.outcome: Outcome | None = None
-        self.nbytes = 0
-        self.error: S3CacheError | None = None
-        self.removed = 0
-        self.duration = 0.0
-
-    def __enter__(self) -> Op:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.outcome is not None:
-            self._recorder.finish(self)
-
-    @property
-    def tier(self) -> Literal["local", "s3"]:
-        """Which tier answered: the local one, or S3 (for every outcome but a local hit)."""
-        return "local" if self.outcome == "local_hit" else "s3"
-
-    @property
-    def error_kind(self) -> str | None:
-        """The :attr:`~s3cache.errors.S3CacheError.kind` of the error, if the outcome is one."""
-        return self.error.kind if self.error is not None else None
-
-    def hit(self, nbytes: int) -> None:
-        """Found on S3, live and readable (``nbytes``: its body)."""
-        self.outcome, self.nbytes = "hit", nbytes
-
-    def local_hit(self, nbytes: int) -> None:
-        """Served by the local tier."""
-        self.outcome, self.nbytes = "local_hit", nbytes
-
-    def miss(self) -> None:
-        """Nothing stored under the key."""
-        self.outcome = "miss"
-
-    def expired(self) -> None:
-        """An entry past its ttl (a miss)."""
-        self.outcome = "expired"
-
-    def invalidated(self) -> None:
-        """An entry invalidated by one of its tags (a miss), counted in ``invalidated``."""
-        self.outcome = "invalidated"
-
-    def unverified(self, reason: str) -> None:
-        """An entry whose signature did not verify (a miss): counted by ``reason``, logged."""
-        self.outcome = "unverified"
-        self._recorder.unverified(self.key, reason)
-
-    def stale(self, reason: str, nbytes: int) -> None:
-        """A hit on a value past its ttl, served for ``reason`` (``revalidating``: while one
-        refresh runs); counted in ``stale_served`` as well as in the hits."""
-        self.outcome, self.nbytes = "hit", nbytes
-        self._recorder.counters.stale_served[reason] += 1
-
-    def stale_on_error(self, exc: S3CacheError) -> None:
-        """The store failed with ``exc`` (a ``stale_if_error`` kind) and the newest value seen
-        was served instead: a hit, counted in ``stale_served["store_error"]``, and the failure
-        counted by kind and logged (rate-limited), whatever ``on_error`` says."""
-        self.outcome, self.error = "hit", exc
-        self._recorder.counters.stale_served["store_error"] += 1
-        self._recorder.note(exc)
-
-    def stored(self, nbytes: int) -> None:
-        """A write landed (``nbytes``: its body)."""
-        self.outcome, self.nbytes = "stored", nbytes
-
-    def rejected(self, nbytes: int) -> None:
-        """A conditional write refused: the key was taken."""
-        self.outcome, self.nbytes = "rejected", nbytes
-
-    def deleted(self, count: int) -> None:
-        """``count`` entries removed."""
-        self.outcome = "deleted"
-        self.removed = count
-
-    def errored(self, exc: S3CacheError) -> None:
-        """A store failure, recorded here and counted by whoever handles it (a batch counts
-        its failed keys itself: see :meth:`Recorder.batch_failed`)."""
-        self.outcome, self.error = "error", exc
-
-    def failed(self, exc: S3CacheError, fallback: T) -> T:
-        """A store failure handled as ``on_error`` says: raised, or logged and ``fallback``."""
-        self.errored(exc)
-        return self._recorder.failed(exc, fallback)
 
 
 class Sink(Protocol):
@@ -218,17 +121,33 @@ class Paced(Protocol):
 class Recorder:
     """The counters, sinks, error log and ``on_error`` policy (``raise_errors``) of one cache."""
 
-    __slots__ = ("_alarm", "_breaker", "_log", "_raise", "counters", "sinks")
+    __slots__ = (
+        "_alarm",
+        "_breaker",
+        "_log",
+        "_raise",
+        "counters",
+        "pricing",
+        "request_sinks",
+        "savings",
+        "sinks",
+        "tracer",
+    )
 
     def __init__(
         self,
         observer: CacheObserver | None,
         raise_errors: bool,
         where: tuple[str, str | None, str | None] | None = None,
+        pricing: PriceTable = S3_STANDARD,
     ) -> None:
         """Counters for a cache with this ``observer`` and ``on_error`` (``raise_errors``);
-        ``where`` (bucket, endpoint, region) turns on the explaining of configuration errors."""
+        ``where`` (bucket, endpoint, region) turns on the explaining of configuration errors;
+        ``pricing``: the prices its spend is reported at."""
         self.counters = Counters()
+        self.pricing = pricing
+        #: The factory calls ``get_or_set(cost=...)`` avoided, and their dollars.
+        self.savings = SavingsLedger()
         #: Configuration errors (issue 26): explained with their fix, the first of each kind
         #: logged at ERROR.
         self._alarm = None if where is None else ConfigAlarm(*where)
@@ -237,15 +156,106 @@ class Recorder:
         #: Who hears of each finished operation: the observer, if any, then any added sink.
         self.sinks: list[Sink] = [] if observer is None else [_ObserverSink(observer)]
         self._breaker: CircuitBreaker | None = None
+        #: Who hears of each attempt, request and phase (telemetry's metrics).
+        self.request_sinks: list[RequestSink] = []
+        #: Who opens a span for each operation and phase (telemetry with spans on), if any.
+        self.tracer: Tracer | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Recorder:
         """The recorder of a cache with these ``settings`` (configuration errors explained)."""
-        return cls(settings.observer, settings.raise_errors, settings.where)
+        return cls(settings.observer, settings.raise_errors, settings.where, settings.pricing)
 
     def op(self, name: str, key: str | None) -> Op:
         """Record the operation ``name`` on ``key``: ``with recorder.op(...) as op:``."""
-        return Op(self, name, key)
+        op = Op(self, name, key)
+        if self.tracer is not None:
+            self._traced(op)
+        return op
+
+    def phase(self, name: str) -> Phase:
+        """Record the phase ``name`` (``factory``, ``get_or_set``): ``with recorder.phase(...)``."""
+        phase = Phase(name, self.phase_ended)
+        if self.tracer is not None:
+            self._traced(phase)
+        return phase
+
+    def phase_ended(self, phase: Phase) -> None:
+        """Count a factory's run (and its failure), tell the request sinks, close its span."""
+        if phase.name == "factory":
+            counters = self.counters
+            counters.factory_calls += 1
+            counters.factory_failed += phase.failed
+            counters.latency("factory", phase.duration)
+        for sink in self.request_sinks:
+            try:
+                sink.phased(phase, phase.failed)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, phase.name)
+        if phase.trace is not None:
+            self.close_trace(phase)
+
+    def _traced(self, item: Op | Phase) -> None:
+        try:
+            self.tracer.opened(item)  # type: ignore[union-attr]  # checked by the caller
+        except Exception:
+            logger.exception("s3cache tracer %r failed opening %s", self.tracer, item.name)
+
+    def close_trace(self, item: Op | Phase) -> None:
+        """Close the span the tracer opened for ``item``."""
+        try:
+            if self.tracer is not None:
+                self.tracer.closed(item)
+        except Exception:
+            logger.exception("s3cache tracer %r failed closing %s", self.tracer, item.name)
+        item.trace = None
+
+    # -- the transport's request log --------------------------------------------------------
+
+    def attempted(self, op: str, attempt: int, status: int, code: str | None) -> None:
+        """One attempt sent (see :class:`~s3cache._metering.RequestLog`): counted by S3
+        operation, as a retry after the first, as a throttle when the reply is one."""
+        counters = self.counters
+        counters.requests[op] += 1
+        if attempt > 1:
+            counters.retries += 1
+        if status >= 400 and is_throttling(status, code):
+            counters.slowdowns += 1
+        for sink in self.request_sinks:
+            try:
+                sink.attempted(op, attempt, status, code)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, op)
+
+    def saved(self, how: Avoided, cost: Cost, value: Any) -> None:
+        """A ``get_or_set(cost=...)`` call avoided its factory (``how``): priced at ``cost``
+        for ``value``, told to the sinks; a cost callable that fails is logged (rate-limited)."""
+        dollars = self.savings.record(how, cost, value)
+        if dollars is None:
+            self._log.note("cost", "s3cache: a cost= function raised or gave no dollars >= 0")
+            return
+        for sink in self.request_sinks:
+            try:
+                sink.saved(how, dollars)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on a saving", sink)
+
+    def leased(self, result: str, seconds: float) -> None:
+        """A lease contended for (see :meth:`RequestSink.leased`): counted, told to the sinks."""
+        self.counters.leases[result] += 1
+        for sink in self.request_sinks:
+            try:
+                sink.leased(result, seconds)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on a lease", sink)
+
+    def sent(self, op: str, outcome: str, seconds: float) -> None:
+        """A request ended (see :class:`~s3cache._metering.RequestLog`): told to the sinks."""
+        for sink in self.request_sinks:
+            try:
+                sink.sent(op, outcome, seconds)
+            except Exception:
+                logger.exception("s3cache telemetry %r failed on %s", sink, op)
 
     def finish(self, op: Op) -> None:
         """Count and time a finished operation, then tell the sinks (which never break it)."""
@@ -399,7 +409,20 @@ class Recorder:
     ) -> CacheStats:
         """The counters now, with the transport's ``recovered`` writes, clock offset and
         ``pacing`` (its throttling replies and the send rate allowed now)."""
-        stats = self.counters.snapshot(recovered, clock_offset_s)
+        counters = self.counters
+        stats = counters.snapshot(recovered, clock_offset_s)
+        spent = spend(
+            counters.requests,
+            self.pricing,
+            bytes_read=counters.bytes_in,
+            bytes_written=counters.bytes_out,
+        )
+        saved = self.savings.snapshot()
+        stats = dataclasses.replace(  # plain dicts, as every field of a snapshot (as_dict)
+            stats,
+            spend=dataclasses.replace(spent, requests=dict(spent.requests)),
+            savings=dataclasses.replace(saved, avoided=dict(saved.avoided)),
+        )
         if self._breaker is not None:
             stats = dataclasses.replace(stats, breaker=self._breaker.stats())
         if pacing is None:

@@ -16,6 +16,7 @@ from s3cache._coherence import Coherence
 from s3cache._expiry import normalize_ttl
 from s3cache._fleet import FleetHost
 from s3cache._freshness import Policy, RefreshBackoff, Verdict, policy, serves_stale_on
+from s3cache._pricing import Cost, check_cost
 from s3cache._reads import MISSING, Reads
 from s3cache._recorder import Recorder
 from s3cache._settings import Settings
@@ -23,7 +24,7 @@ from s3cache._tags import normalize_tags
 from s3cache._writes import Writes
 from s3cache.errors import S3CacheError
 
-__all__ = ["Options", "Refresher"]
+__all__ = ["Bill", "Options", "Refresher"]
 
 Fill = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -35,6 +36,28 @@ class Options(NamedTuple):
     stale_if_error: float | timedelta | str | None = None
     negative_ttl: float | timedelta | str | None = None
     early: bool | float | None = None
+
+
+class Bill:
+    """One ``get_or_set`` call with a ``cost``: whether its own fill ``led`` (ran on this
+    event loop for it) and whether its factory ``ran``; a call whose factory did not run
+    avoided it (see :mod:`s3cache._pricing`)."""
+
+    __slots__ = ("led", "price", "ran")
+
+    def __init__(self, price: Cost) -> None:
+        self.price = price
+        self.led = self.ran = False
+
+    def run(self, factory: Callable[[], Any]) -> Any:
+        """Run the factory (the bill's own call ran it)."""
+        self.ran = True
+        return factory()
+
+    async def lead(self, start: Fill) -> Any:
+        """Run the fill for the bill's call (the single flight chose it)."""
+        self.led = True
+        return await start()
 
 
 class Refresher:
@@ -102,14 +125,21 @@ class Refresher:
         options: Options,
         tags: Iterable[str] = (),
         condition: Callable[[Any], object] | None = None,
-    ) -> tuple[Policy, Fill]:
+        cost: object = None,
+    ) -> tuple[Policy, Fill, Bill | None]:
         """A ``get_or_set`` call's policy and fill (validated, before any request): run the
         factory and store its value with the policy's stale window and ``tags`` (if
         ``condition`` holds for it; ``ABSENT``: a tombstone for the negative ttl), through the
-        fleet's lease when there is a ``lease`` and the cache is on."""
+        fleet's lease when there is a ``lease`` and the cache is on; with a ``cost``, the bill
+        that tells whether the call avoided its factory (see :mod:`s3cache._pricing`)."""
         if condition is not None and not callable(condition):
             raise TypeError(f"condition must be callable, not {type(condition).__name__}")
         rules, negative = self.check(options)
+        price = check_cost(cost)
+        bill = None
+        if price is not None:
+            bill = Bill(price)
+            factory = functools.partial(bill.run, factory)
         store = functools.partial(
             self._writes.fill,
             stale=rules.stale_ttl,
@@ -118,10 +148,14 @@ class Refresher:
             condition=condition,
         )
         if lease is None or self._coherence.switch.off:
-            return rules, functools.partial(store, okey, factory, seconds)
-        host = dataclasses.replace(self._fleet, fill=store)
-        lease_s = _fleet.lease_seconds(lease)
-        return rules, functools.partial(_fleet.fill, host, key, okey, factory, seconds, lease_s)
+            start: Fill = functools.partial(store, okey, factory, seconds)
+        else:
+            host = dataclasses.replace(self._fleet, fill=store)
+            lease_s = _fleet.lease_seconds(lease)
+            start = functools.partial(_fleet.fill, host, key, okey, factory, seconds, lease_s)
+        if bill is not None:
+            start = functools.partial(bill.lead, start)
+        return rules, start, bill
 
     def check(self, options: Options) -> tuple[Policy, float | None]:
         """A call's policy and tombstone ttl (None: the entry's), validated."""
@@ -129,25 +163,40 @@ class Refresher:
         given = options.negative_ttl
         return rules, self._negative if given is None else normalize_ttl(given, "negative_ttl")
 
-    async def get_or_set(self, reads: Reads, okey: str, fill: tuple[Policy, Fill]) -> Any:
+    async def get_or_set(
+        self, reads: Reads, okey: str, fill: tuple[Policy, Fill, Bill | None]
+    ) -> Any:
         """``get_or_set`` of ``okey`` after :meth:`fill_of`: a value served (a stale one starts
         its refresh in the background), else the fill, shared by the key's callers (where the
-        cache is disabled: the fill alone)."""
-        rules, start = fill
+        cache is disabled: the fill alone; in a ``get_or_set`` span, when telemetry traces)."""
+        if self._recorder.tracer is not None:
+            with self._recorder.phase("get_or_set"):
+                return await self._get_or_set(reads, okey, fill)
+        return await self._get_or_set(reads, okey, fill)
+
+    async def _get_or_set(
+        self, reads: Reads, okey: str, fill: tuple[Policy, Fill, Bill | None]
+    ) -> Any:
+        rules, start, bill = fill
         if self._coherence.switch.off:  # cache.disabled(): the factory runs, alone, unstored
             return await start()
         value, verdict = await reads.lookup(okey, rules)
         if verdict is Verdict.STALE or verdict is Verdict.EARLY:
-            self.start(okey, start)
+            self.start(okey, start)  # the caller's bill is settled below: a hit
         if value is not MISSING and verdict is not Verdict.ERROR_ONLY:
+            if bill is not None:
+                self._recorder.saved("hit", bill.price, value)
             return value
         try:
-            return await self._coherence.fill(okey, start)
+            made = await self._coherence.fill(okey, start)
         except Exception as exc:
             if verdict is not Verdict.ERROR_ONLY or not _stale_on(exc):
                 raise
             self._recorder.served_stale(okey, exc)  # stale_if_error: the entry within it
             return value
+        if bill is not None and not bill.ran:  # another caller's run, or the fleet's
+            self._recorder.saved("waited" if bill.led else "joined", bill.price, made)
+        return made
 
     def start(self, okey: str, fill: Fill) -> None:
         """Refresh ``okey`` with ``fill()`` in the background, unless one is running or the

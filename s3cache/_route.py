@@ -60,7 +60,7 @@ _EVENTS: Final = (
     "before-parse",
 )
 #: s3cache._paced: the pacing's hooks, which the wire path applies itself (pacing hook).
-_OWN_MODULES: Final = ("botocore.", "aiobotocore.", "s3cache._paced")
+_OWN_MODULES: Final = ("botocore.", "aiobotocore.", "s3cache._paced", "s3cache._metering")
 _STUB_MODULES: Final = ("botocore.stub", "aiobotocore.stub")
 #: botocore adds ``Expect: 100-continue`` to every PutObject; the wire path only to large ones,
 #: where not uploading a body the server rejects is worth a round trip.

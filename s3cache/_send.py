@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ logger = logging.getLogger("s3cache")
 _UNGUARDED: Final[ContextVar[bool]] = ContextVar("s3cache_unguarded", default=False)
 #: What botocore's retry quota reads from a successful response.
 _SUCCESS: Final = SimpleNamespace(status_code=200)
+_monotonic = time.monotonic
 #: The aiobotocore client method of each operation the transport sends.
 _METHODS: Final = {
     "GetObject": "get_object",
@@ -145,6 +147,17 @@ class Sender(Clients):
     async def send(
         self, request: Request, botocore: bool = False, create: bool = True
     ) -> tuple[Outcome, Reply]:
+        """:meth:`_call`, its end told to the request log (its outcome, or its error's kind)."""
+        started = _monotonic()
+        try:
+            outcome, reply = await self._call(request, botocore, create)
+        except S3CacheError as exc:
+            self.log.sent(request.op, exc.kind, _monotonic() - started)
+            raise
+        self.log.sent(request.op, outcome, _monotonic() - started)
+        return outcome, reply
+
+    async def _call(self, request: Request, botocore: bool, create: bool) -> tuple[Outcome, Reply]:
         """Send ``request`` (``botocore=True``: through aiobotocore whatever the route): wait
         for a slot, then send it, all under the operation's deadline. Returns the reply and
         what it means; a failure raises its :class:`S3CacheError` (the reply chained as its
@@ -195,7 +208,7 @@ class Sender(Clients):
         (both within the operation the breaker admitted)."""
         with unguarded():
             await self.make_bucket()
-            return await self.call(request, botocore=botocore, create=False)
+            return await self._call(request, botocore, False)
 
     async def make_bucket(self) -> bool:
         """CreateBucket in the client's region (or the one given; None: us-east-1's form, no
@@ -347,6 +360,7 @@ class Sender(Clients):
             try:
                 sent = await wire.send(operation.method, url, signed, body)
             except (BotoConnectionError, HTTPClientError) as exc:
+                self.log.attempted(op, attempt, 0, None)
                 context = context or route.request_context(key)
                 delay = await route.needs_retry(operation, attempt, str(url), None, exc, context)
                 if delay is None:
@@ -354,6 +368,7 @@ class Sender(Clients):
             else:
                 reply = Reply(sent.status, sent.headers, sent.body)
                 status = reply.status
+                self.log.attempted(op, attempt, status, reply.code if status >= 400 else None)
                 if send is not None:
                     send.pacing.after(send, status, reply.code if status >= 400 else None)
                 if status < 300:

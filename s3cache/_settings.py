@@ -20,6 +20,7 @@ from s3cache import (
     _freshness,
     _keys,
     _options,
+    _pricing,
     _serializers,
     _signing,
     _tags,
@@ -86,6 +87,8 @@ class Arguments(TypedDict):
     breaker: Breaker | bool | None  # issue 23: the circuit breaker
     stale_if_error: float | timedelta | str | None
     negative_ttl: float | timedelta | str | None
+    telemetry: bool  # issue 27: OpenTelemetry metrics (s3cache.telemetry)
+    pricing: str | _pricing.PriceTable | None  # issue 27: spend in stats()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +129,8 @@ class Settings:
     tag_check_interval: float = 1.0
     breaker: Breaker | None = None
     negative_ttl: float | None = None
+    telemetry: bool = False
+    pricing: _pricing.PriceTable = _pricing.S3_STANDARD
 
     @classmethod
     def build(cls, **given: Unpack[Arguments]) -> Settings:
@@ -146,11 +151,11 @@ class Settings:
         )
         options = _bucket_options(given)
         keys = _signing.signing_keys(given["signing_key"])
-        if not isinstance(given["create_bucket"], bool):
-            raise TypeError(f"create_bucket must be True or False, not {given['create_bucket']!r}")
+        flags = {n: given[n] for n in ("create_bucket", "pacing", "telemetry")}
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be True or False, not {value!r}")
         serializer = given["serializer"]
-        if not isinstance(given["pacing"], bool):  # pacing hook
-            raise TypeError(f"pacing must be a bool, not {type(given['pacing']).__name__}")
         return cls(
             bucket=given["bucket"],
             prefix=_keys.normalize_prefix(given["prefix"]),
@@ -186,6 +191,8 @@ class Settings:
             tag_check_interval=_tags.tag_check_interval(given["tag_check_interval"]),
             breaker=breaker_config(given["breaker"]),
             negative_ttl=_expiry.normalize_ttl(given["negative_ttl"], "negative_ttl"),
+            telemetry=given["telemetry"],
+            pricing=_pricing.price_table(given["pricing"]),
         )
 
     @property

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from s3cache._breaker import BreakerStats
+from s3cache._pricing import Savings, Spend
+from s3cache._pricing import spend as price_requests
 
 __all__ = ["CacheEvent", "CacheObserver", "CacheStats", "Counters", "LatencySummary", "Outcome"]
 
@@ -99,6 +101,17 @@ class CacheStats:
     ``breaker``: the circuit breaker's state and counters (times opened, reopened by a failed
     probe, closed again; requests failed fast, also counted in ``errors["circuit_open"]``;
     probes; transport failures counted), None with ``breaker=False``.
+    ``requests`` counts the requests sent, by S3 operation, every attempt included (what the
+    store bills); ``retries`` the attempts after a request's first, ``slowdowns`` the
+    throttling replies among them (whatever ``pacing``). ``factory_calls`` counts the runs of
+    ``get_or_set`` factories (``factory_failed``: those that raised; their durations are
+    ``latency["factory"]``). ``leases`` counts ``get_or_set(lease=...)`` misses by how their
+    lease went: ``acquired``, ``takeover`` (taken after waiting on a holder), ``waited`` (the
+    holder's value came), ``gave_up`` (computed here after waiting too long).
+    ``spend`` is what ``requests`` (and the bytes moved) cost at the ``pricing=`` table's prices
+    (``spend.requests`` by request class); ``savings`` the factory calls that
+    ``get_or_set(cost=...)`` and ``cached(cost=...)`` avoided and their dollars (see
+    :mod:`s3cache._pricing`; ``savings.net(spend)``: the saving less the spend).
     """
 
     hits: int = 0
@@ -121,6 +134,14 @@ class CacheStats:
     send_rate: float | None = None
     invalidated: int = 0
     breaker: BreakerStats | None = None
+    requests: Mapping[str, int] = field(default_factory=dict)
+    retries: int = 0
+    slowdowns: int = 0
+    factory_calls: int = 0
+    factory_failed: int = 0
+    leases: Mapping[str, int] = field(default_factory=dict)
+    spend: Spend = field(default_factory=lambda: price_requests({}))
+    savings: Savings = field(default_factory=Savings)
 
     @property
     def error_count(self) -> int:
@@ -172,6 +193,17 @@ class CacheStats:
                 f"circuit breaker {b.state}: opened {b.opened:,} times, closed {b.closed:,}, "
                 f"{b.rejected:,} requests failed fast"
             )
+        if self.requests:
+            lines.append(
+                f"requests {_counts(self.requests)}; retries {self.retries:,}, "
+                f"slowdowns {self.slowdowns:,}"
+            )
+        if self.requests:
+            lines.append(f"spend ${self.spend.total_usd:.6f} at {self.spend.table} prices")
+        if self.savings.calls:
+            lines.append(
+                f"saved ${self.savings.usd:.6f} ({self.savings.calls:,} factory calls avoided)"
+            )
         if self.clock_offset_s:
             lines.append(f"signing clock offset {self.clock_offset_s:+.0f} s")
         return "\n".join(lines)
@@ -194,14 +226,20 @@ class Counters:
         "deletes",
         "errors",
         "expired",
+        "factory_calls",
+        "factory_failed",
         "hits",
         "invalidated",
         "latencies",
+        "leases",
         "local_hits",
         "misses",
         "refresh_failed",
         "refreshes",
+        "requests",
+        "retries",
         "sets",
+        "slowdowns",
         "stale_served",
         "unverified",
     )
@@ -222,6 +260,12 @@ class Counters:
         self.refreshes = 0
         self.refresh_failed = 0
         self.invalidated = 0
+        self.requests: Counter[str] = Counter()
+        self.retries = 0
+        self.slowdowns = 0
+        self.factory_calls = 0
+        self.factory_failed = 0
+        self.leases: Counter[str] = Counter()
 
     def latency(self, op: str, seconds: float) -> None:
         samples = self.latencies.get(op)
@@ -251,6 +295,12 @@ class Counters:
             refreshes=self.refreshes,
             refresh_failed=self.refresh_failed,
             invalidated=self.invalidated,
+            requests=dict(self.requests),
+            retries=self.retries,
+            slowdowns=self.slowdowns,
+            factory_calls=self.factory_calls,
+            factory_failed=self.factory_failed,
+            leases=dict(self.leases),
         )
 
 

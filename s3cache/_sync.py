@@ -20,6 +20,7 @@ from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._disabling import carry
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._habits import with_handles
+from s3cache._pricing import Cost
 from s3cache._stats import CacheStats
 from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache.errors import S3CacheError
@@ -131,6 +132,7 @@ class S3Cache:
         stale_if_error: float | timedelta | str | None = None,
         negative_ttl: float | timedelta | str | None = None,
         early: bool | float | None = None,
+        cost: Cost | None = None,
     ) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -150,6 +152,7 @@ class S3Cache:
                     stale_if_error=stale_if_error,
                     negative_ttl=negative_ttl,
                     early=early,
+                    cost=cost,
                 )
             )
         )
@@ -166,6 +169,7 @@ class S3Cache:
         stale_if_error: float | timedelta | str | None = None,
         negative_ttl: float | timedelta | str | None = None,
         early: bool | float | None = None,
+        cost: Cost | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
@@ -176,13 +180,15 @@ class S3Cache:
         one (see :meth:`AsyncS3Cache.cached`).
         """
         options: dict[str, Any] = {
+            "lease": lease,
             "stale_ttl": stale_ttl,
             "stale_if_error": stale_if_error,
             "negative_ttl": negative_ttl,
             "early": early,
             "condition": condition,
+            "cost": cost,
         }
-        core_decorator = self._core.cached(ttl, key, lease=lease, tags=tags, **options)  # validates
+        core_decorator = self._core.cached(ttl, key, tags=tags, **options)  # validates
         tags_of = call_tags(tags)
 
         def decorate(func: F) -> F:
@@ -193,7 +199,7 @@ class S3Cache:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key = call_key(func, key, args, kwargs)
                 factory, call = functools.partial(func, *args, **kwargs), tags_of(args, kwargs)
-                return self.get_or_set(cache_key, factory, ttl, lease=lease, tags=call, **options)
+                return self.get_or_set(cache_key, factory, ttl, tags=call, **options)
 
             return cast(F, with_handles(wrapper, func, key, self.delete))
 

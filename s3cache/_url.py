@@ -18,8 +18,9 @@ The URL names a place and plain settings, nothing else:
   ``checksum``, ``storage_class``, ``request_payer``). Booleans are ``true``/``false`` (any
   case); durations follow :mod:`s3cache._durations` (``90``, ``15m``, ``1h30m``). Values are
   percent-decoded as forms are: ``+`` is a space, so write a plus sign as ``%2B``.
-- ``layout``, ``pricing`` (a preset name), ``telemetry`` and ``create_bucket`` are in the table
-  for the features that bring them, and refused (:data:`PENDING`) until those land.
+- ``pricing`` (a preset name), ``telemetry`` and ``create_bucket`` are plain options;
+  ``layout`` is in the table for the feature that brings it, and refused (:data:`PENDING`)
+  until it lands.
 - The local tier is flattened: ``local=true`` turns it on with its defaults; ``local_max_items``,
   ``local_max_bytes`` and ``local_ttl`` set :class:`~s3cache.LocalTier`'s fields (and turn it on).
 - Refused, each with its reason and the way to pass it instead: unknown parameters, a
@@ -142,7 +143,7 @@ PARAMETERS: Final[Mapping[str, Parser]] = {
     "negative_ttl": _duration,
 }
 #: Parameters of features not in this version's constructor yet (refused until they land).
-PENDING: Final = frozenset({"layout", "pricing", "telemetry"})
+PENDING: Final = frozenset({"layout"})
 #: The short spellings a URL may use (and :func:`to_url` writes).
 ALIASES: Final = {"region": "region_name", "ttl": "default_ttl"}
 _SHORT: Final = {canonical: short for short, canonical in ALIASES.items()}

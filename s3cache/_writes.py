@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -151,17 +150,16 @@ class Writes:
         and how long it took (XFetch's compute time, recorded only on entries with a ttl),
         unless ``condition(value)`` is false: then the value is only returned. A factory that
         returns ``ABSENT`` stores a tombstone for ``negative`` seconds (None: nothing)."""
-        started = time.monotonic()
-        value = factory()
-        if inspect.isawaitable(value):
-            value = await value
+        with self._recorder.phase("factory") as ran:  # counted, timed (and its span)
+            value = factory()
+            if inspect.isawaitable(value):
+                value = await value
         if value is ABSENT:
             if negative is not None:
                 await self.store_absent(okey, negative)
             return ABSENT
         if condition is None or condition(value):
-            took = time.monotonic() - started
-            await self.store(okey, value, seconds, compute=took, stale=stale, tags=tags)
+            await self.store(okey, value, seconds, compute=ran.duration, stale=stale, tags=tags)
         return value
 
     async def store_absent(self, okey: str, seconds: float) -> None:

@@ -194,7 +194,8 @@ async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bu
     for 100 readers, one factory call."""
     stats = f"{mini}/_mini/stats"
     target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
-    stampede, flight, local, signed = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
+    cells = await run_features(Setup(target, 2.0, 100, "run/"), 0.05)
+    stampede, flight, local, signed, telemetry = cells
     assert local.met is True
     assert local.figures["requests"] == 0
     assert local.figures["hits"] > 0
@@ -204,6 +205,7 @@ async def test_feature_cells_count_requests_factory_calls_and_puts(mini: str, bu
     assert stampede.met is True
     assert (stampede.figures["factory_calls"], stampede.figures["puts"]) == (1, 1)
     assert signed.figures["cpu_us_per_verification"] > 0  # its target is read in the run
+    assert telemetry.figures["cpu_us_per_get_on"] > 0  # so is this one's (1.10x off)
 
 
 def test_latency_on_the_wire_and_requests_counted_by_the_server(client: Any, bucket: str) -> None:

@@ -69,12 +69,15 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._reply": 2,
     "s3cache._rules": 2,
     "s3cache._client": 2,
+    "s3cache._metering": 2,
     "s3cache._send": 2,
     "s3cache._transport": 2,
     "s3cache._admin": 2,
     # 3. Core: the cache and its parts.
     "s3cache._flight": 3,
     "s3cache._capabilities": 3,
+    "s3cache._sinks": 3,
+    "s3cache._operation": 3,  # one operation being recorded (the recorder's Op)
     "s3cache._recorder": 3,
     "s3cache._coherence": 3,
     "s3cache._parts": 3,
@@ -93,6 +96,8 @@ LAYERS: Final[dict[str, int]] = {
     # 5. On top: the public package, maintenance, the command line, integrations.
     "s3cache": 5,
     "s3cache.__main__": 5,
+    "s3cache.telemetry": 5,
+    "s3cache.telemetry.prometheus": 5,
     "s3cache.maintenance": 5,
     "s3cache.maintenance._doctor": 5,
     "s3cache.maintenance._lifecycle": 5,

@@ -191,7 +191,7 @@ def _creds() -> dict[str, Any]:
 
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_pacing_must_be_a_bool(value: Any) -> None:
-    with pytest.raises(TypeError, match="pacing must be a bool"):
+    with pytest.raises(TypeError, match="pacing must be True or False"):
         AsyncS3Cache("emu", pacing=value)
 
 

@@ -60,6 +60,8 @@ FRAMEWORKS: dict[str, tuple[str, pytest.MarkDecorator | None]] = {
     "langchain_classic": ("langchain_classic", pytest.mark.langchain),
     "langgraph": ("langgraph", pytest.mark.langchain),
     "prometheus_client": ("prometheus_client", None),
+    "prometheus": ("prometheus_client", None),  # s3cache.telemetry.prometheus
+    "opentelemetry": ("opentelemetry.sdk", None),
 }
 #: The names every fragment may take from the README's first examples.
 IMPORTS: dict[str, Any] = {

@@ -13,6 +13,8 @@ from s3cache import (
     CacheEvent,
     CacheStats,
     LatencySummary,
+    Savings,
+    Spend,
 )
 from s3cache._breaker import BreakerStats
 
@@ -76,6 +78,8 @@ async def test_stats_print_for_people_and_dump_for_machines(cache_kwargs: dict[s
         "CacheStats": CacheStats,
         "LatencySummary": LatencySummary,
         "BreakerStats": BreakerStats,
+        "Spend": Spend,
+        "Savings": Savings,
     }
     assert eval(repr(stats), names) == stats, "a valid dataclass repr, plain dicts inside"
     dumped = json.loads(json.dumps(stats.as_dict()))

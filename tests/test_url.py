@@ -201,7 +201,7 @@ def test_every_constructor_parameter_is_decided_for() -> None:
         ("s3://bkt/p?serializer=yaml", "serializer must be one of json, pickle, msgpack"),
         ("s3://bkt/p?observer=x", "observer takes an object"),
         ("s3://bkt/p?layout=hashed", "layout is not supported by this version"),
-        ("s3://bkt/p?pricing=r2", "pricing is not supported by this version"),
+        ("s3://bkt/p?pricing=gcs", "pricing must be one of"),
     ],
 )
 def test_every_refusal_names_the_problem_and_never_a_secret(url: str, words: str) -> None:
