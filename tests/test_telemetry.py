@@ -96,6 +96,7 @@ async def test_metrics_count_what_stats_counts(
         assert await cache.add("user:2", "taken") is False
         assert await cache.delete("user:1") is True
         assert await cache.clear() == 1
+        assert await cache.invalidate("team:7") is True  # one PUT of its tag record
         stats = cache.stats()
     found = points(reader)
     assert set(found) <= set(METRICS)
@@ -107,7 +108,8 @@ async def test_metrics_count_what_stats_counts(
     assert total(found, "cache.puts", cache__operation="add", result="rejected") == 1
     assert total(found, "cache.puts", result="stored") == stats.sets
     assert total(found, "cache.deletes") == stats.deletes == 2
-    assert total(found, "cache.invalidations") == 1
+    assert total(found, "cache.invalidations", cache__operation="clear") == 1
+    assert total(found, "cache.invalidations", cache__operation="invalidate") == 1
     assert total(found, "cache.bytes.read") == stats.bytes_in > 0
     assert total(found, "cache.bytes.written") == stats.bytes_out > 0
     assert total(found, "cache.operation.duration", cache__operation="get") == 3

@@ -38,7 +38,7 @@ METRICS: Final[Mapping[str, tuple[str, str]]] = {
     "cache.gets": ("{get}", "result (hit, miss, stale, error), tier (local, s3)"),
     "cache.puts": ("{put}", "cache.operation (set, add), result (stored, rejected, error)"),
     "cache.deletes": ("{entry}", "cache.operation (delete, delete_many, clear)"),
-    "cache.invalidations": ("{call}", "clear() calls"),
+    "cache.invalidations": ("{call}", "clear() and invalidate() calls"),
     "cache.operation.duration": ("s", "cache.operation, result"),
     "cache.bytes.read": ("By", "entry bodies read from S3"),
     "cache.bytes.written": ("By", "entry bodies written to S3"),
@@ -235,7 +235,9 @@ class Telemetry:
         self._gets = counter("cache.gets", "{get}", "Lookups by result and tier")
         self._puts = counter("cache.puts", "{put}", "Writes by operation and result")
         self._deletes = counter("cache.deletes", "{entry}", "Entries removed")
-        self._invalidations = counter("cache.invalidations", "{call}", "clear() calls")
+        self._invalidations = counter(
+            "cache.invalidations", "{call}", "clear() and invalidate() calls"
+        )
         self._duration = (
             histogram("cache.operation.duration", "s", "Cache operations") if latency else None
         )
@@ -321,8 +323,8 @@ class Telemetry:
             self._puts.add(1, self._a("cache.operation", name, "result", outcome))
             if outcome == "stored":
                 self._written.add(op.nbytes, self._a())
-        elif name == "clear":
-            self._invalidations.add(1, self._a())
+        elif name == "clear" or name == "invalidate":
+            self._invalidations.add(1, self._a("cache.operation", name))
         if op.removed:
             self._deletes.add(op.removed, self._a("cache.operation", name))
         if self._duration is not None:
