@@ -20,6 +20,7 @@ from s3cache import _core, _expiry, _keys, _loop
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
 from s3cache._sync import S3Cache
+from s3cache._tags import normalize_tags
 from s3cache.errors import S3CacheError
 from s3cache.integrations._connect import Connected
 from s3cache.integrations._keys import (
@@ -97,6 +98,8 @@ class _Entries(Connected):
             instead; it stays open when this object is closed.
         ttl: Seconds (or a timedelta, at least 1 s) every entry lives; None: the cache's
             ``default_ttl``.
+        tags: Tags every entry written carries, for ``cache.invalidate(tag)`` (per model or
+            prompt version, say); validated here, before any request.
         **options: :class:`~s3cache.AsyncS3Cache`'s keyword arguments (with ``bucket`` only).
     """
 
@@ -106,9 +109,11 @@ class _Entries(Connected):
         *,
         cache: AsyncS3Cache | S3Cache | None = None,
         ttl: float | timedelta | None = None,
+        tags: Iterable[str] = (),
         **options: Any,
     ) -> None:
         self._ttl = _expiry.normalize_ttl(ttl)
+        self._tags = normalize_tags(tags)
         self._connect(bucket, cache, options)
 
 
@@ -134,11 +139,13 @@ class S3LLMCache(_Entries, BaseCache):  # type: ignore[misc,unused-ignore]  # An
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``prompt`` with this model configuration."""
-        self._conn.sync.set(self._key(prompt, llm_string), _dump(return_val), self._ttl)
+        key = self._key(prompt, llm_string)
+        self._conn.sync.set(key, _dump(return_val), self._ttl, self._tags)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """:meth:`update` on the caller's event loop."""
-        await self._conn.core.set(self._key(prompt, llm_string), _dump(return_val), self._ttl)
+        key = self._key(prompt, llm_string)
+        await self._conn.core.set(key, _dump(return_val), self._ttl, self._tags)
 
     def clear(self, **kwargs: Any) -> None:
         """Delete every entry of this LLM cache (only its folder, never the rest of the prefix)."""
@@ -223,12 +230,12 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """Store every pair; all are checked (keys, bytes values) before any request."""
         entries, originals = self._entries(key_value_pairs)
-        _loop.run(_core.set_many(self._conn.core, entries, self._ttl, originals))
+        _loop.run(_core.set_many(self._conn.core, entries, self._ttl, originals, self._tags))
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`mset` on the caller's event loop."""
         entries, originals = self._entries(key_value_pairs)
-        await _core.set_many(self._conn.core, entries, self._ttl, originals)
+        await _core.set_many(self._conn.core, entries, self._ttl, originals, self._tags)
 
     def mdelete(self, keys: Sequence[str]) -> None:
         """Delete the keys (absent ones are fine)."""

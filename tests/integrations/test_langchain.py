@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,6 +172,30 @@ def test_clear_removes_only_the_llm_entries(make_adapter: MakeAdapter) -> None:
     assert llm_cache.lookup("p", "l") is None
     with pytest.raises(TypeError, match="takes no options"):
         llm_cache.clear(asynchronous=True)
+
+
+def test_constructor_tags_let_one_invalidate_drop_a_prompt_version(
+    make_adapter: MakeAdapter,
+) -> None:
+    """Every entry an S3LLMCache (or S3ByteStore) writes carries its constructor's tags: one
+    ``invalidate`` of a tag drops them all, and an adapter with other tags keeps its own."""
+    v3 = make_adapter(S3LLMCache, tags=["prompt:v3", "model:small"])
+    v4 = make_adapter(S3LLMCache, tags=["prompt:v4"])
+    store = make_adapter(S3ByteStore, tags=["prompt:v3"])
+    v3.update("p", "l", [Generation(text="old")])
+    asyncio.run(v3.aupdate("p2", "l", [Generation(text="old2")]))
+    v4.update("q", "l", [Generation(text="kept")])
+    store.mset([("vec", b"bytes")])
+    assert v3.lookup("p", "l") == [Generation(text="old")]
+    facade = S3Cache._from_core(v3.cache)
+    time.sleep(math.floor(time.time()) + 1.01 - time.time())  # S3 dates: the next second
+    assert facade.invalidate("prompt:v3") is True
+    assert v3.lookup("p", "l") is None
+    assert asyncio.run(v3.alookup("p2", "l")) is None
+    assert store.mget(["vec"]) == [None]
+    assert v4.lookup("q", "l") == [Generation(text="kept")]
+    with pytest.raises(ValueError, match="tag"):
+        make_adapter(S3LLMCache, tags=["bad tag"])
 
 
 def test_an_entry_that_cannot_be_revived_is_a_logged_miss(
