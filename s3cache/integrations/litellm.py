@@ -27,6 +27,7 @@ from s3cache._core import AsyncS3Cache
 from s3cache._expiry import normalize_ttl
 from s3cache._stats import CacheStats
 from s3cache._sync import S3Cache
+from s3cache._tags import normalize_tags
 from s3cache.errors import S3CacheError
 
 if TYPE_CHECKING:
@@ -151,8 +152,8 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     def stats(self) -> CacheStats:
         """Hits, misses, errors... of the current core (counting restarts after disconnect).
 
-        ``errors["invalid"]`` counts writes refused before any request: a bad ``ttl`` in the
-        call keywords, or a value that cannot be stored.
+        ``errors["invalid"]`` counts writes refused before any request: a bad ``ttl`` or
+        ``cache={"tags": ...}`` in the call keywords, or a value that cannot be stored.
         """
         stats = self._core.stats()
         if not self._invalid_writes:
@@ -165,24 +166,24 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     def set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store ``value`` under ``key``; ``ttl`` (seconds or timedelta) from the call keywords."""
         with self._counted():
-            self._sync.set(key, value, _ttl(kwargs))
+            self._sync.set(key, value, _ttl(kwargs), _tags(kwargs))
 
     async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store ``value`` under ``key`` without leaving the event loop."""
         with self._counted():
-            await self._core.set(key, value, _ttl(kwargs))
+            await self._core.set(key, value, _ttl(kwargs), _tags(kwargs))
 
     async def async_set_cache_pipeline(
         self, cache_list: Iterable[tuple[str, Any]], **kwargs: Any
     ) -> None:
         """Store every ``(key, value)`` pair concurrently (bounded by ``max_concurrency``)."""
         with self._counted():
-            await self._core.set_many(dict(cache_list), _ttl(kwargs))
+            await self._core.set_many(dict(cache_list), _ttl(kwargs), _tags(kwargs))
 
     async def batch_cache_write(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store one entry now: S3 has no pipelining, so there is nothing to buffer."""
         with self._counted():
-            await self._core.set(key, value, _ttl(kwargs))
+            await self._core.set(key, value, _ttl(kwargs), _tags(kwargs))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -339,6 +340,19 @@ def _ttl(call_kwargs: Mapping[str, Any]) -> float | timedelta | None:
     """The ``ttl`` litellm passes among the call keywords (None: the backend's default_ttl)."""
     ttl: float | timedelta | None = call_kwargs.get("ttl")
     return ttl
+
+
+def _tags(call_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The entry's tags: ``tags`` in the request's cache controls (``cache={"tags": [...]}``,
+    which litellm hands every write untouched). Not ``metadata["tags"]``: litellm and its proxy
+    use those for routing and spend tracking, and they need not be valid cache tags."""
+    controls = call_kwargs.get("cache")
+    if not isinstance(controls, Mapping) or controls.get("tags") is None:
+        return ()
+    given = controls["tags"]
+    if isinstance(given, str):
+        raise TypeError('cache={"tags": ...} takes a list of tags, not one string')
+    return normalize_tags(given, 'cache={"tags": ...}')
 
 
 def _batch_keys(key_list: Sequence[str | None] | None, keys: Sequence[str] | None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import math
 import os
 import re
 import time
@@ -378,6 +379,37 @@ def test_ttl_from_cache_and_per_request(s3_kwargs: dict[str, Any], s3: Any) -> N
     still = litellm.completion(model=MODEL, messages=long_msgs, mock_response="x", caching=True)
     assert (content(again), cache_hit(again)) == ("fresh", False)  # expired: a miss
     assert (content(still), cache_hit(still)) == ("long", True)
+    asyncio.run(ours(cache).disconnect())
+
+
+@pytest.mark.usefixtures("global_cache")
+def test_tags_from_the_requests_cache_controls(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    """``cache={"tags": [...]}`` on a completion tags its entry (litellm hands the request's
+    cache controls to every write); ``metadata["tags"]``, litellm's routing and spend tags,
+    are left alone; one ``invalidate`` then makes the tagged answer a miss."""
+    cache = enable(**s3_kwargs)
+    bucket = s3_kwargs["s3_bucket_name"]
+    tagged, other = messages("tagged"), messages("other")
+    litellm.completion(
+        model=MODEL, messages=tagged, mock_response="v1", caching=True, cache={"tags": ["doc:42"]}
+    )
+    litellm.completion(
+        model=MODEL, messages=other, mock_response="o1", caching=True, metadata={"tags": ["x y"]}
+    )
+    tags = sorted(
+        s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("s3cache-tags", "")
+        for key in object_keys(s3, bucket)
+    )
+    assert tags == ["", "doc:42"]  # routing tags are not cache tags (this one is not even valid)
+    wait_until(math.floor(time.time()) + 1.01)  # S3 dates are whole seconds
+    assert asyncio.run(ours(cache).core.invalidate("doc:42")) is True
+    again = litellm.completion(model=MODEL, messages=tagged, mock_response="v2", caching=True)
+    still = litellm.completion(model=MODEL, messages=other, mock_response="o2", caching=True)
+    assert (content(again), cache_hit(again)) == ("v2", False)  # invalidated: a miss
+    assert (content(still), cache_hit(still)) == ("o1", True)
+    with pytest.raises(TypeError, match="list of tags"):
+        ours(cache).set_cache("k", 1, cache={"tags": "doc:42"})
+    assert ours(cache).stats().errors["invalid"] == 1
     asyncio.run(ours(cache).disconnect())
 
 
