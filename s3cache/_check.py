@@ -12,6 +12,7 @@ from s3cache import _expiry, _format
 from s3cache._bucket_options import encryption_in_use
 from s3cache._capabilities import Capabilities, Learner
 from s3cache._send import unguarded
+from s3cache._tags import tag_record_scopes
 from s3cache._transport import Transport
 from s3cache.errors import AccessDeniedError, S3CacheError
 
@@ -31,6 +32,8 @@ class CheckReport:
     positive: ahead), None without a ``Date``; ``clock_offset_s``: the correction requests are
     signed with (the server's clock minus this machine's; 0.0 when the server never refused
     a request for its time). TTLs never depend on either: they are judged on the server's clock.
+    ``tag_records``: how many tag records (``invalidate``) lie under the prefix, counted by one
+    LIST (so at most 1,000: "at least" when there are more); None where listing is denied.
     """
 
     bucket: str
@@ -44,6 +47,7 @@ class CheckReport:
     unsupported: tuple[str, ...] = ()
     encryption: str | None = None
     clock_offset_s: float = 0.0
+    tag_records: int | None = None
 
 
 async def check(
@@ -88,6 +92,7 @@ async def round_trip(
         capabilities = await learner.relearn(probe, payload)
     finally:
         await transport.delete(probe, botocore=True)
+    records = await tag_records(transport, prefix)
     return CheckReport(
         bucket=transport.bucket,
         prefix=prefix,
@@ -100,7 +105,20 @@ async def round_trip(
         if_match_etag=capabilities.if_match_form,
         unsupported=unsupported(capabilities),
         clock_offset_s=transport.clock.offset,
+        tag_records=records,
     )
+
+
+async def tag_records(transport: Transport, prefix: str) -> int | None:
+    """The tag records under ``prefix``, counted by one LIST of both their scopes (plain and
+    hashed keys share ``<prefix>.s3cache/tags``); None when listing is denied (a cache needs
+    no s3:ListBucket)."""
+    plain, _ = tag_record_scopes(prefix)
+    try:
+        objects, _ = await transport.list_page(plain.removesuffix("/"), None)
+    except AccessDeniedError:
+        return None
+    return len(objects)
 
 
 def unsupported(capabilities: Capabilities) -> tuple[str, ...]:

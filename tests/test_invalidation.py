@@ -448,6 +448,13 @@ async def test_invalidate_that_fails_says_so(
 # -- clear, and the reserved namespace ----------------------------------------------------------
 
 
+async def test_check_reports_the_tag_records(tagged: AsyncS3Cache) -> None:
+    assert (await tagged.check()).tag_records == 0
+    assert await tagged.invalidate("g", "h", "user:7")
+    await tagged.set("k", 1, tags=["g"])  # an entry is not a record
+    assert (await tagged.check()).tag_records == 3
+
+
 async def test_clear_removes_tag_records(tagged: AsyncS3Cache, s3: Any, bucket: str) -> None:
     await tagged.set("k", 1, tags=["g"])
     assert await tagged.invalidate("g", "h")
