@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 from botocore.config import Config
 
-from s3cache import _check, _fleet, _habits, _keys, _parameters, _redact, _sinks
+from s3cache import _fleet, _habits, _keys, _parameters, _probing, _redact, _sinks
 from s3cache._batch import DeleteResult
 from s3cache._breaker import Breaker
 from s3cache._bucket_options import Checksum, RequestPayer, ServerSideEncryption
-from s3cache._capabilities import Capabilities, Learner
+from s3cache._capabilities import Learner
 from s3cache._check import CheckReport
 from s3cache._coherence import Coherence
 from s3cache._compression import Compression
@@ -36,14 +36,14 @@ from s3cache._stats import CacheObserver, CacheStats
 from s3cache._tagging import Tags, TagsOf
 from s3cache._transport import Transport
 from s3cache._writes import Writes
-from s3cache.errors import CacheClosedError, S3CacheError
+from s3cache.errors import S3CacheError
 
 __all__ = ["AsyncS3Cache", "CheckReport", "OnError", "failed", "set_many"]
 
 T = TypeVar("T")
 
 
-class AsyncS3Cache(_habits.Habits):
+class AsyncS3Cache(_habits.Habits, _probing.Probing):
     """A cache whose entries are S3 objects, for asyncio code: ``await cache.get(key)``.
 
     One long-lived client per event loop (aiobotocore, and s3cache's own HTTP/1.1 path for
@@ -378,42 +378,6 @@ class AsyncS3Cache(_habits.Habits):
 
     # -- operations ------------------------------------------------------------------------
 
-    async def check(self) -> CheckReport:
-        """Prove the bucket exists and is writable (HeadBucket; put, get, conditional create and
-        replace, delete a probe, via aiobotocore); the report says what the server lacks (and
-        :meth:`capabilities` answers from it). Call it at startup to fail there: it always raises
-        (whatever ``on_error`` says) an S3CacheError naming the cause (no such bucket, access
-        denied, bad credentials, endpoint unreachable) and a configuration error's fix."""
-        self._check_open()
-        at = self._settings.shown_endpoint, self._recorder.explain
-        return await _check.check(self._transport, self._capabilities, self.prefix, *at)
-
-    async def capabilities(self) -> Capabilities:
-        """What the server does with conditional writes: ``If-None-Match: *`` honoured, and the
-        ETag form ``If-Match`` is honoured in. Probed once per cache (concurrent callers share
-        the probe), then remembered; never half-learned."""
-        self._check_open()
-        return await self._capabilities.learn()
-
-    async def supports_conditional_writes(self) -> bool:
-        """Whether the server honours ``If-None-Match: *``: probed once, then remembered.
-
-        :meth:`add`, leases and locks need it; some S3-compatible servers silently ignore the
-        header.
-        """
-        self._check_open()
-        return await self._capabilities.conditional_create()
-
-    async def supports_conditional_replace(self) -> bool:
-        """Whether the server honours ``If-Match`` on PutObject: probed once, then remembered.
-
-        :meth:`add` needs it to replace an expired entry. Servers differ in the ETag form they
-        take (Ceph RGW refuses it quoted, as S3 returns it); :meth:`capabilities` says which
-        one s3cache found and sends.
-        """
-        self._check_open()
-        return await self._capabilities.if_match_form() != "unsupported"
-
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters (see :class:`CacheStats`)."""
         sender = self._transport
@@ -466,10 +430,6 @@ class AsyncS3Cache(_habits.Habits):
         ``transport.admin``), for tools built on it such as :mod:`s3cache.maintenance`: they
         bypass the local tier, single flight and :meth:`stats`."""
         return self._transport
-
-    def _check_open(self) -> None:
-        if self._transport.closed:
-            raise CacheClosedError(f"{self!r} is closed")
 
     def _object_key(self, key: str) -> str:
         self._check_open()

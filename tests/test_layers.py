@@ -89,6 +89,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._refresh": 3,  # issue 23: background refreshes of stale entries
     "s3cache._tagging": 3,  # issue 24: tag checks of reads, invalidate
     "s3cache._habits": 3,  # issue 26: aiocache/cashews conveniences, a mixin of the core
+    "s3cache._probing": 3,  # check(), capabilities(), supports_*: a mixin of the core
     "s3cache._core": 3,
     # 4. The private loop and the sync facade.
     "s3cache._loop": 4,
