@@ -35,6 +35,7 @@ from benchmarks.server import (
     sigterm_as_interrupt,
 )
 from benchmarks.summary import feature_lines, lead_table, lead_title, markdown, verdict_lines
+from benchmarks.tagging import tag_invalidation
 from benchmarks.targets import Conditions, Verdict, targets
 from benchmarks.workloads import keyspace, preload, run_cell, size_label, value_kind
 from harness.servers import ServerUnavailable
@@ -187,7 +188,7 @@ async def _llm_cells(run: Run) -> None:
 
 
 async def _feature_cells(run: Run) -> None:
-    """The feature cells (stampede, single flight, local tier, S3 outage, fleet lease); a
+    """The feature cells (stampede, single flight, local tier, S3 outage, tags, fleet lease); a
     failure of one group is noted, not fatal."""
     setup = run.setup(100)
     groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
@@ -196,6 +197,7 @@ async def _feature_cells(run: Run) -> None:
             lambda: run_features(setup, run.plan.features_s),
         ),
         ("S3 outage", lambda: _one(s3_outage(setup))),
+        ("tag invalidation", lambda: _one(tag_invalidation(setup))),
     ]
     if run.plan.fleet_processes:
         processes = run.plan.fleet_processes

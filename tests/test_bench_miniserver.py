@@ -24,6 +24,7 @@ from benchmarks.features import run_features
 from benchmarks.outage import DEADLINE_S, s3_outage
 from benchmarks.remote import RemoteContender
 from benchmarks.server import DelayProxy, EmbeddedServer, Target, request_counts
+from benchmarks.tagging import READS, tag_invalidation
 from s3cache import AsyncS3Cache
 
 CREDS: dict[str, Any] = {
@@ -253,6 +254,22 @@ async def test_the_outage_cell_answers_every_get_as_a_miss(mini: str, bucket: st
     # with the default breaker: five timeouts in a row open it, the other gets fail fast
     assert figures["breaker_opened_after"] == 5
     assert figures["breaker_fast_gets"] == 200 - 5
+
+
+async def test_the_tag_cell_counts_record_gets_and_one_put_per_invalidate(
+    mini: str, bucket: str
+) -> None:
+    """The tag cell's figures come from the proxy's counts: record GETs within their bound,
+    one request per invalidate, nothing served after it."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    result = await tag_invalidation(Setup(target, 0.0, 100, "run/"))
+    figures = result.figures
+    assert figures["entry_gets"] == READS, result.summary
+    assert 1 <= figures["record_gets"] <= figures["record_get_bound"], result.summary
+    assert figures["invalidate_requests"] == 1
+    assert figures["served_after"] == 0
+    assert result.met is True
 
 
 async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:
