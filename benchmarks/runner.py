@@ -18,6 +18,7 @@ from typing import Any
 from benchmarks import llm
 from benchmarks.contenders import Contender, ContenderUnavailable, Setup, import_litellm, make
 from benchmarks.endpoint import latency_line, latency_via, server_label, target_for, where
+from benchmarks.expiry import expiry_under_load
 from benchmarks.features import FeatureResult, run_features
 from benchmarks.fleet import run_fleet_cells
 from benchmarks.metrics import CellResult, heartbeat_cost
@@ -188,8 +189,8 @@ async def _llm_cells(run: Run) -> None:
 
 
 async def _feature_cells(run: Run) -> None:
-    """The feature cells (stampede, single flight, local tier, S3 outage, tags, fleet lease); a
-    failure of one group is noted, not fatal."""
+    """The feature cells (stampede, single flight, local tier, S3 outage, tags, expiry, fleet
+    lease); a failure of one group is noted, not fatal."""
     setup = run.setup(100)
     groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
         (
@@ -198,6 +199,7 @@ async def _feature_cells(run: Run) -> None:
         ),
         ("S3 outage", lambda: _one(s3_outage(setup))),
         ("tag invalidation", lambda: _one(tag_invalidation(setup))),
+        ("expiry under load", lambda: _one(expiry_under_load(setup))),
     ]
     if run.plan.fleet_processes:
         processes = run.plan.fleet_processes

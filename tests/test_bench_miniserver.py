@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from benchmarks.contenders import ContenderUnavailable, Setup
+from benchmarks.expiry import expiry_under_load
 from benchmarks.features import run_features
 from benchmarks.outage import DEADLINE_S, s3_outage
 from benchmarks.remote import RemoteContender
@@ -270,6 +271,19 @@ async def test_the_tag_cell_counts_record_gets_and_one_put_per_invalidate(
     assert figures["invalidate_requests"] == 1
     assert figures["served_after"] == 0
     assert result.met is True
+
+
+async def test_the_expiry_cell_serves_stale_without_waiting(mini: str, bucket: str) -> None:
+    """With stale_ttl, no caller waits for the factory as the hot key expires under load, and
+    the factory runs at most once per expiry; without it, callers wait."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    result = await expiry_under_load(Setup(target, 0.0, 64, "run/"))
+    figures = result.figures
+    assert figures["swr_waited"] == 0, result.summary
+    assert 1 <= figures["swr_factory_calls"] <= figures["swr_expiries"], result.summary
+    assert figures["plain_waited"] > 0, result.summary  # the cell measures what it claims
+    assert figures["plain_factory_calls"] >= 1
 
 
 async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:
