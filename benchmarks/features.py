@@ -354,17 +354,20 @@ async def telemetry_cost(setup: Setup, rounds: int = 5, gets: int = 400) -> Feat
     )
 
 
-async def run_features(setup: Setup, seconds: float) -> list[FeatureResult]:
+async def run_features(setup: Setup, seconds: float, telemetry: bool = True) -> list[FeatureResult]:
     """The in-process feature cells, one after the other: stampede, single flight, local tier
-    (``seconds`` is the local-tier cell's length)."""
+    (``seconds`` is the local-tier cell's length), signatures, and with ``telemetry`` the
+    telemetry cost (seconds of alternating rounds: the full and default runs only)."""
     with _counted(setup) as counted:
-        return [
+        cells = [
             await stampede(counted),
             await single_flight(counted),
             await local_tier_hits(counted, seconds),
             signature_check(),
-            await telemetry_cost(counted),
         ]
+        if telemetry:
+            cells.append(await telemetry_cost(counted))
+        return cells
 
 
 @contextlib.contextmanager

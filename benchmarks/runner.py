@@ -195,7 +195,7 @@ async def _feature_cells(run: Run) -> None:
     groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
         (
             "stampede, single flight, local tier, signatures",
-            lambda: run_features(setup, run.plan.features_s),
+            lambda: run_features(setup, run.plan.features_s, run.plan.mode != "quick"),
         ),
         ("S3 outage", lambda: _one(s3_outage(setup))),
         ("tag invalidation", lambda: _one(tag_invalidation(setup))),

@@ -4,8 +4,10 @@ One cache (no local tier, so every read is a GET) talks to the run's server thro
 :class:`harness.faultproxy.FaultProxy` that counts requests by method and path, where no
 client-side shortcut can hide one:
 
-- a hot key with 3 tags is read ``READS`` times with ``tag_check_interval=INTERVAL_S``: the
-  GETs of tag records must stay within 3 per interval (plus the first check);
+- ``HOT`` hot keys with the same 3 tags are read ``READS`` times in all (``HOT`` at once, each
+  of its own key, so that single flight merges none) with ``tag_check_interval=INTERVAL_S``:
+  the GETs of tag records must stay within 3 per interval (plus the first check), however many
+  reads and keys;
 - ``ENTRIES`` entries share one tag; ``invalidate`` of it must cost 1 PUT whatever their
   number, and every one of them is then a miss (checked through a second cache, which learns
   of the invalidation from the record itself).
@@ -23,17 +25,18 @@ from benchmarks.contenders import Setup, _s3cache_kwargs
 from benchmarks.features import FeatureResult, MethodCounter
 from harness.faultproxy import FaultProxy
 
-__all__ = ["ENTRIES", "INTERVAL_S", "READS", "tag_invalidation"]
+__all__ = ["ENTRIES", "HOT", "INTERVAL_S", "READS", "tag_invalidation"]
 
 NAME: Final = "tag invalidation"
-READS: Final = 2_000  # reads of the hot key
+READS: Final = 1_000  # reads of the hot keys, in all
+HOT: Final = 20  # hot keys, read at once
 INTERVAL_S: Final = 0.25  # tag_check_interval of the reading cache
 TAGS: Final = ("doc:42", "user:7", "model=small")
 ENTRIES: Final = 200  # entries sharing the invalidated tag
 
 
 async def tag_invalidation(setup: Setup) -> FeatureResult:
-    """The hot tagged key's record GETs per interval, and ``invalidate``'s cost (see module)."""
+    """The hot tagged keys' record GETs per interval, and ``invalidate``'s cost (see module)."""
     from s3cache import AsyncS3Cache
 
     parts = urlsplit(setup.target.endpoint_url)
@@ -41,11 +44,12 @@ async def tag_invalidation(setup: Setup) -> FeatureResult:
         prefix = f"{setup.prefix}features/tags/"
         kwargs = {**_s3cache_kwargs(setup, prefix, MethodCounter()), "endpoint_url": proxy.endpoint}
         async with AsyncS3Cache(**kwargs, tag_check_interval=INTERVAL_S) as cache:
-            await cache.set("hot", {"answer": 42}, tags=TAGS)
+            hot = [f"hot/{i}" for i in range(HOT)]
+            await cache.set_many({key: {"answer": 42} for key in hot}, tags=TAGS)
             proxy.reset_counts()
             started = time.monotonic()
-            for _ in range(READS):
-                await cache.get("hot")
+            for _ in range(READS // HOT):
+                await asyncio.gather(*(cache.get(key) for key in hot))
             took = time.monotonic() - started
             record_gets = _gets(proxy, record=True)
             entry_gets = _gets(proxy, record=False)
@@ -64,7 +68,8 @@ async def tag_invalidation(setup: Setup) -> FeatureResult:
     met = record_gets <= bound and invalidate_requests == 1 and not found
     return FeatureResult(
         NAME,
-        f"{READS:,} reads of a key with {len(TAGS)} tags: {entry_gets:,} entry GETs and "
+        f"{READS:,} reads of {HOT} keys with the same {len(TAGS)} tags: {entry_gets:,} entry "
+        f"GETs and "
         f"{record_gets} tag-record GETs in {took:.1f} s (bound {bound}: {len(TAGS)} per "
         f"{INTERVAL_S:g} s interval); invalidate of a tag on {ENTRIES} entries: "
         f"{invalidate_requests} request(s), {invalidate_ms:.1f} ms, {len(found)} still served",
