@@ -15,10 +15,7 @@ import pytest
 
 from s3cache import AsyncS3Cache, S3Cache, _loop
 from s3cache._freshness import Verdict, policy, xfetch_probability
-
-
-async def _settled(cache: AsyncS3Cache) -> None:
-    await asyncio.gather(*cache._refresher._tasks.values(), return_exceptions=True)
+from tests.test_refresh import Held, _settled
 
 
 @pytest.mark.parametrize("beta", [1.0, 2.0])
@@ -52,24 +49,13 @@ async def test_a_stampede_starts_one_background_refresh_and_nobody_waits(
     async with AsyncS3Cache(**cache_kwargs, on_error="raise") as cache:
         okey = cache._object_key("k")
         await cache._writes.store(okey, "old", 60.0, compute=1e6)
-        started, release = asyncio.Event(), asyncio.Event()
-        calls = 0
-
-        async def slow() -> str:
-            nonlocal calls
-            calls += 1
-            started.set()
-            await release.wait()
-            return "new"
-
+        slow = Held("new")
         got = await asyncio.gather(
             *(cache.get_or_set("k", slow, ttl=60, early=True) for _ in range(20))
         )
         assert got == ["old"] * 20  # nobody waited for the held factory
-        await started.wait()
-        release.set()
-        await _settled(cache)
-        assert calls == 1
+        await slow.let_go(cache)
+        assert slow.calls == 1
         assert await cache.get("k") == "new"
         assert cache.stats().refreshes == 1
 

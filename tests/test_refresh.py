@@ -30,6 +30,26 @@ async def _settled(cache: AsyncS3Cache) -> None:
     await asyncio.gather(*cache._refresher._tasks.values(), return_exceptions=True)
 
 
+class Held:
+    """A factory that counts its calls, tells when one starts, and holds each until released."""
+
+    def __init__(self, value: str) -> None:
+        self.value, self.calls = value, 0
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        self.started.set()
+        await self.release.wait()
+        return self.value
+
+    async def let_go(self, cache: AsyncS3Cache) -> None:
+        """Once a call has started, release it and wait for the cache's refreshes to end."""
+        await self.started.wait()
+        self.release.set()
+        await _settled(cache)
+
+
 @pytest.mark.parametrize("fast_path", [True, False])
 async def test_stale_entry_is_served_at_once_and_refreshed_once(
     cache_kwargs: dict[str, Any], fast_path: bool
@@ -38,24 +58,13 @@ async def test_stale_entry_is_served_at_once_and_refreshed_once(
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", fast_path=fast_path) as cache:
         assert await cache.get_or_set("k", lambda: "v1", ttl=1, stale_ttl=30) == "v1"
         await _until_stale(cache, "k")
-        started, release = asyncio.Event(), asyncio.Event()
-        calls = 0
-
-        async def slow() -> str:
-            nonlocal calls
-            calls += 1
-            started.set()
-            await release.wait()
-            return "v2"
-
+        slow = Held("v2")
         got = await asyncio.gather(
             *(cache.get_or_set("k", slow, ttl=30, stale_ttl=30) for _ in range(10))
         )
         assert got == ["v1"] * 10  # nobody waited for the held factory
-        await started.wait()
-        release.set()
-        await _settled(cache)
-        assert calls == 1
+        await slow.let_go(cache)
+        assert slow.calls == 1
         assert await cache.get("k") == "v2"
         stats = cache.stats()
         assert stats.stale_served == {"revalidating": 10}
