@@ -28,7 +28,7 @@ from harness.faultproxy import FaultProxy
 __all__ = ["ENTRIES", "HOT", "INTERVAL_S", "READS", "tag_invalidation"]
 
 NAME: Final = "tag invalidation"
-READS: Final = 1_000  # reads of the hot keys, in all
+READS: Final = 600  # reads of the hot keys, in all
 HOT: Final = 20  # hot keys, read at once
 INTERVAL_S: Final = 0.25  # tag_check_interval of the reading cache
 TAGS: Final = ("doc:42", "user:7", "model=small")
@@ -54,9 +54,8 @@ async def tag_invalidation(setup: Setup) -> FeatureResult:
             record_gets = _gets(proxy, record=True)
             entry_gets = _gets(proxy, record=False)
             await cache.set_many({f"doc/{i}": i for i in range(ENTRIES)}, tags=["doc:42"])
-            # S3 dates are whole seconds: an entry written in the second of the invalidation
-            # counts as invalidated anyway; wait for the next one so that the count is exact.
-            await asyncio.sleep(max(0.0, math.floor(time.time()) + 1.01 - time.time()))
+            # (S3 dates are whole seconds: an entry written in the invalidation's second counts
+            # as invalidated too, so none of them may be served either way.)
             proxy.reset_counts()
             began = time.perf_counter()
             assert await cache.invalidate("doc:42")
