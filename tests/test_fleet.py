@@ -87,9 +87,13 @@ def test_stampede_of_8_processes_runs_the_factory_once(kwargs: dict[str, Any]) -
 
 
 def test_holder_killed_mid_factory_is_taken_over_after_the_lease(kwargs: dict[str, Any]) -> None:
-    """SIGKILL the holder: one waiter takes over once the lease runs out; two calls in all."""
+    """SIGKILL the holder: one waiter takes over once the lease runs out; two calls in all.
+
+    The lease (not renewed: a fill's lease is its fixed bound) is 4 s, not 1: every waiter
+    must arrive while the victim still holds it, and on a loaded machine one worker's first
+    request can take over a second (it then took the lease over and never waited)."""
     job = FleetJob(
-        kwargs, [Round("prompt:killed", lease=1)], tasks=4, block_first=True, report_waiting=True
+        kwargs, [Round("prompt:killed", lease=4)], tasks=4, block_first=True, report_waiting=True
     )
     workers = start_workers(job, 4)
     try:
