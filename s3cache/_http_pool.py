@@ -205,6 +205,9 @@ class Pool:
             raise TLSFailed(f"TLS with {host}:{port} failed: {exc}") from exc
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
+        if self._closed:  # closed while this connected: close() never saw it, so end it here
+            connection.abort()
+            raise ConnectionLost("the connection pool is closed", answered=False, delivered=False)
         self._open.add(connection)
         return connection
 

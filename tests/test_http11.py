@@ -223,6 +223,19 @@ async def test_an_idle_connection_the_server_closed_is_replaced() -> None:
     assert server.connections == 2
 
 
+async def test_a_connection_made_while_the_pool_closes_is_ended_unused() -> None:
+    """A request still connecting when ``close()`` runs gets no connection that close() never
+    saw: it fails, nothing is sent, and no socket is left for the garbage collector."""
+    with ScriptedServer(answering(ok)) as server:
+        async with pool_for() as pool:
+            request = asyncio.create_task(send(pool, server))
+            await asyncio.sleep(0)  # the request is now inside create_connection
+            await pool.close()
+            with pytest.raises(ConnectionLost, match="pool is closed"):
+                await request
+    assert server.requests == []
+
+
 def racing_close(peer: Peer) -> None:
     """Answer the first request; close the connection as the second arrives, unanswered
     (a server closing an idle connection just as the client reuses it). Later connections
@@ -397,8 +410,10 @@ async def test_an_answer_before_the_whole_body_is_read_and_the_connection_closed
             assert pool.connections == 0
     assert reply.status == 400
     assert b"EntityTooLarge" in reply.body
+    # How much of the body the server drained before the close is not asserted: on a loaded
+    # machine the client's loop may flush all of it before it reads the early answer (seen with
+    # two workers on two cores); what must hold is that the answer is read and nothing hangs.
     assert len(drained) == 1
-    assert drained[0] < len(huge)
 
 
 # -- broken responses ----------------------------------------------------------------------------
