@@ -182,6 +182,11 @@ class AsyncS3Cache(_habits.Habits, _probing.Probing):
         value = await self._reads.read(self._object_key(key))
         return default if value is MISSING else value
 
+    async def _read_stale(self, key: str) -> tuple[Any, bool]:
+        """The value under ``key`` (or ``MISSING``) under the constructor's ``stale_ttl``, and
+        whether it is stale: for integrations whose caller computes on a miss (litellm)."""
+        return await self._reads.read_judged(self._object_key(key), self._refresher.policy())
+
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys`` (hits only), fetched at most ``max_concurrency`` at a
         time, so that each read's deadline covers that read, however many keys there are."""

@@ -54,6 +54,14 @@ class Reads:
         value, verdict = await self.lookup(okey, self._policy)
         return MISSING if verdict is Verdict.ERROR_ONLY or value is ABSENT else value
 
+    async def read_judged(self, okey: str, policy: Policy) -> tuple[Any, bool]:
+        """:meth:`read` under ``policy``, and whether the value is stale (past its ttl, within
+        its stale window): for a caller that recomputes it itself, having no factory to give."""
+        value, verdict = await self.lookup(okey, policy)
+        if verdict is Verdict.ERROR_ONLY or value is ABSENT:
+            return MISSING, False
+        return value, verdict is Verdict.STALE
+
     async def lookup(self, okey: str, policy: Policy) -> tuple[Any, Verdict]:
         """The value under ``okey`` (or :data:`MISSING`) and its :class:`Verdict` under
         ``policy`` (stale: for the caller to refresh; ``ERROR_ONLY``: to serve only if its

@@ -90,6 +90,10 @@ class S3Cache:
         """The value stored under ``key``, or ``default``; see :meth:`AsyncS3Cache.get`."""
         return _run(self._core.get(key, default))
 
+    def _read_stale(self, key: str) -> tuple[Any, bool]:
+        """:meth:`AsyncS3Cache._read_stale`, blocking (for the litellm backend's sync reads)."""
+        return _run(self._core._read_stale(key))
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The entries found among ``keys``; see :meth:`AsyncS3Cache.get_many`."""
         return _run(self._core.get_many(keys))

@@ -164,7 +164,7 @@ _FLEET_WORKER = """
 import asyncio, json, sys, time
 from s3cache import AsyncS3Cache, S3Cache
 
-async def main(endpoint, bucket, calls_path, key_id, secret):
+async def main(endpoint, bucket, calls_path, key_id, secret, options):
     def factory():
         with open(calls_path, "a") as f:
             f.write("call\\n")
@@ -175,12 +175,34 @@ async def main(endpoint, bucket, calls_path, key_id, secret):
         bucket, endpoint_url=endpoint, on_error="raise", aws_access_key_id=key_id,
         aws_secret_access_key=secret, region_name="us-east-1",
     ) as cache:
-        value = await cache.get_or_set("k", factory, ttl=30, stale_ttl=30, lease=30)
+        value = await cache.get_or_set("k", factory, ttl=30, lease=30, **json.loads(options))
         await asyncio.gather(*cache._refresher._tasks.values())
         print(json.dumps(value))
 
 asyncio.run(main(*sys.argv[1:]))
 """
+
+
+async def _fleet_refresh(
+    cache_kwargs: dict[str, Any], tmp_path: Any, options: dict[str, Any]
+) -> list[Any]:
+    """Four worker processes call ``get_or_set("k", ..., lease=30, **options)`` at once; their
+    values, after asserting that the fleet called the factory once."""
+    calls = tmp_path / "calls"
+    calls.touch()
+    argv = [cache_kwargs["endpoint_url"], cache_kwargs["bucket"], str(calls)]
+    argv += [CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]]
+    argv.append(json.dumps(options))
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _FLEET_WORKER, *argv, stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outs = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert calls.read_text().count("call") == 1
+    return [json.loads(out) for out, _ in outs]
 
 
 async def test_one_refresh_per_fleet_with_a_lease(
@@ -191,20 +213,21 @@ async def test_one_refresh_per_fleet_with_a_lease(
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
         await cache.set("k", "old", ttl=1)
         await _until_stale(cache, "k")
-    calls = tmp_path / "calls"
-    calls.touch()
-    argv = [cache_kwargs["endpoint_url"], cache_kwargs["bucket"], str(calls)]
-    argv += [CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _FLEET_WORKER, *argv, stdout=asyncio.subprocess.PIPE
-        )
-        for _ in range(4)
-    ]
-    outs = [await p.communicate() for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4
-    assert {json.loads(out) for out, _ in outs} <= {"old", "new"}
-    assert calls.read_text().count("call") == 1
+    values = await _fleet_refresh(cache_kwargs, tmp_path, {"stale_ttl": 30})
+    assert set(values) <= {"old", "new"}
+
+
+async def test_one_early_refresh_per_fleet_with_a_lease(
+    cache_kwargs: dict[str, Any], tmp_path: Any
+) -> None:
+    """Four processes read one fresh key whose recorded compute time dwarfs its ttl left, so
+    every read draws an early refresh (XFetch): with lease=, the fleet calls the factory once,
+    in the background (no process waited for it: the first to read got the old value)."""
+    async with AsyncS3Cache(**cache_kwargs, on_error="raise") as cache:
+        await cache._writes.store(cache._object_key("k"), "old", 60.0, compute=1e6)
+    values = await _fleet_refresh(cache_kwargs, tmp_path, {"early": True})
+    assert "old" in values
+    assert set(values) <= {"old", "new"}
 
 
 async def test_bad_stale_ttl_raises_before_any_request(proxy: FaultProxy, bucket: str) -> None:

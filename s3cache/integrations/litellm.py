@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
@@ -25,6 +27,7 @@ from s3cache import _url
 from s3cache._bucket_options import BUCKET_ARGS
 from s3cache._core import AsyncS3Cache
 from s3cache._expiry import normalize_ttl
+from s3cache._reads import MISSING
 from s3cache._stats import CacheStats
 from s3cache._sync import S3Cache
 from s3cache._tags import normalize_tags
@@ -57,6 +60,7 @@ CORE_KWARGS: Final = (
             "serializer",
             "session",
             "signing_key",  # signed entries: unsigned or altered ones are misses
+            "stale_ttl",  # stale-while-revalidate: see LiteLLMS3Cache
             "timeout",
         }
     )
@@ -66,6 +70,9 @@ CORE_KWARGS: Final = (
 _CACHE_KWARGS: Final = frozenset(
     {"max_messages", "mode", "namespace", "supported_call_types", "ttl"}
 )
+#: How long a stale key stays claimed by the caller handed its miss (litellm's model call),
+#: unless that caller writes it sooner: after this, another caller is handed the miss.
+CLAIM_S: Final = 60.0
 #: The ``stats().errors`` kind of writes refused before any request (a bad ttl or value), which
 #: litellm would otherwise only log.
 INVALID: Final = "invalid"
@@ -79,11 +86,17 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
     ``on_error``, ``fast_path``, ``pacing``, ``local``, ``observer``, ``compression``,
     ``compression_threshold``, and the company-bucket options ``sse``, ``sse_kms_key_id``,
     ``sse_bucket_key_enabled``, ``sse_customer_key``, ``expected_bucket_owner``, ``checksum``,
-    ``storage_class``, ``request_payer``, and ``signing_key``: see
+    ``storage_class``, ``request_payer``, ``signing_key`` and ``stale_ttl``: see
     :class:`~s3cache.AsyncS3Cache`). ``$S3CACHE_URL``, when set, supplies every option the
     arguments leave out (see :meth:`AsyncS3Cache.from_url`). Async methods
     run on the caller's event loop; sync ones on s3cache's private loop. Every method takes and
     ignores litellm's extra call keywords, except ``ttl``.
+
+    ``stale_ttl``: litellm calls the model itself on a miss, so the backend cannot refresh in
+    the background. Instead, an entry past its ttl and within ``stale_ttl`` is a miss for one
+    caller per process (litellm recomputes and writes it), and a hit, at once, for every other
+    caller until that write, or for :data:`CLAIM_S` seconds if it never comes. Per process:
+    each process of a fleet hands out one miss. Batch reads treat a stale entry as a miss.
     """
 
     def __init__(
@@ -134,6 +147,7 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         self._core = AsyncS3Cache(**self._core_kwargs)
         self._sync = S3Cache._from_core(self._core)
         self._invalid_writes = 0
+        self._claims = _Claims() if self._core_kwargs.get("stale_ttl") else None
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -167,33 +181,47 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         """Store ``value`` under ``key``; ``ttl`` (seconds or timedelta) from the call keywords."""
         with self._counted():
             self._sync.set(key, value, _ttl(kwargs), _tags(kwargs))
+        self._written(key)
 
     async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store ``value`` under ``key`` without leaving the event loop."""
         with self._counted():
             await self._core.set(key, value, _ttl(kwargs), _tags(kwargs))
+        self._written(key)
 
     async def async_set_cache_pipeline(
         self, cache_list: Iterable[tuple[str, Any]], **kwargs: Any
     ) -> None:
         """Store every ``(key, value)`` pair concurrently (bounded by ``max_concurrency``)."""
+        entries = dict(cache_list)
         with self._counted():
-            await self._core.set_many(dict(cache_list), _ttl(kwargs), _tags(kwargs))
+            await self._core.set_many(entries, _ttl(kwargs), _tags(kwargs))
+        self._written(*entries)
 
     async def batch_cache_write(self, key: str, value: Any, **kwargs: Any) -> None:
         """Store one entry now: S3 has no pipelining, so there is nothing to buffer."""
         with self._counted():
             await self._core.set(key, value, _ttl(kwargs), _tags(kwargs))
+        self._written(key)
+
+    def _written(self, *keys: str) -> None:
+        """Keys just written: a stale one's claim ends (its new value is there)."""
+        if self._claims is not None:
+            self._claims.release(keys)
 
     # -- reads -----------------------------------------------------------------------------
 
     def get_cache(self, key: str, **kwargs: Any) -> Any:
         """The stored value (litellm's ``{"timestamp", "response"}`` dict), or None on a miss."""
-        return self._sync.get(key)
+        if self._claims is None:
+            return self._sync.get(key)
+        return self._claims.served(key, *self._sync._read_stale(key))
 
     async def async_get_cache(self, key: str, **kwargs: Any) -> Any:
         """The stored value, or None on a miss, expiry or logged store failure."""
-        return await self._core.get(key)
+        if self._claims is None:
+            return await self._core.get(key)
+        return self._claims.served(key, *await self._core._read_stale(key))
 
     def batch_get_cache(
         self,
@@ -334,6 +362,39 @@ def enable(
     cache = Cache(type=LiteLLMCacheType.S3, _backend=backend, **kwargs)
     litellm.cache = cache
     return cache
+
+
+class _Claims:
+    """The stale keys a caller of this process was handed a miss for, to recompute (thread-safe:
+    sync and async callers share a backend)."""
+
+    __slots__ = ("_lock", "_until")
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def served(self, key: str, value: Any, stale: bool) -> Any:
+        """What a read of ``key`` returns: None on a miss; for a stale value, None for the
+        first caller (it recomputes; the key is claimed) and the value for the others."""
+        if value is MISSING:
+            return None
+        if not stale:
+            return value
+        now = time.monotonic()
+        with self._lock:
+            if self._until.get(key, 0.0) > now:
+                return value
+            if len(self._until) > 10_000:  # bounded: drop the claims that ran out
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            self._until[key] = now + CLAIM_S
+        return None
+
+    def release(self, keys: Iterable[str]) -> None:
+        """``keys`` were written: their claims end."""
+        with self._lock:
+            for key in keys:
+                self._until.pop(key, None)
 
 
 def _ttl(call_kwargs: Mapping[str, Any]) -> float | timedelta | None:

@@ -84,9 +84,11 @@ class SignallingBackend(LiteLLMS3Cache):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.written = asyncio.Event()
+        self.keys: list[str] = []
 
     async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
         await super().async_set_cache(key, value, **kwargs)
+        self.keys.append(key)
         self.written.set()
 
     async def async_set_cache_pipeline(
@@ -233,6 +235,51 @@ def test_completion_second_call_is_a_hit(s3_kwargs: dict[str, Any], s3: Any) -> 
     assert key.startswith(f"{PATH}/")
     assert SHA256_HEX.fullmatch(key.removeprefix(f"{PATH}/"))
     asyncio.run(ours(cache).disconnect())
+
+
+class GatedBackend(SignallingBackend):
+    """Holds each async write until ``gate`` is set (when there is one)."""
+
+    gate: asyncio.Event | None = None
+
+    async def async_set_cache(self, key: str, value: Any, **kwargs: Any) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        await super().async_set_cache(key, value, **kwargs)
+
+
+@pytest.mark.usefixtures("global_cache")
+async def test_acompletion_with_stale_ttl_recomputes_once_and_serves_stale_meanwhile(
+    s3_kwargs: dict[str, Any],
+) -> None:
+    """stale_ttl through litellm: past the ttl, the first acompletion recomputes (a miss); one
+    made while that recompute's write is held is a hit on the old response; after it, the new."""
+    backend = GatedBackend(**s3_kwargs, on_error="raise", stale_ttl=30)
+    litellm.cache = Cache(type=LiteLLMCacheType.S3, _backend=backend, ttl=1)
+    msgs = messages("stale")
+
+    async def ask(answer: str) -> tuple[str | None, bool]:
+        reply = await litellm.acompletion(
+            model=MODEL, messages=msgs, mock_response=answer, caching=True
+        )
+        return content(reply), cache_hit(reply)
+
+    assert await ask("a1") == ("a1", False)
+    await asyncio.wait_for(backend.written.wait(), timeout=10)
+    [key] = backend.keys
+    for _ in range(100):  # ttl 1 s, on the server's clock
+        if await backend.core.get(key, "gone") == "gone":
+            break
+        await asyncio.sleep(0.1)
+    backend.written.clear()
+    backend.gate = asyncio.Event()  # litellm writes in the background: hold that write
+    assert await ask("a2") == ("a2", False)  # handed the miss: litellm recomputed
+    assert await ask("a3") == ("a1", True)  # meanwhile: the stale response, at once
+    backend.gate.set()
+    await asyncio.wait_for(backend.written.wait(), timeout=10)
+    assert await ask("a4") == ("a2", True)
+    assert backend.stats().stale_served["revalidating"] == 2
+    await backend.disconnect()
 
 
 @pytest.mark.usefixtures("global_cache")

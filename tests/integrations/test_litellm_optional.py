@@ -6,6 +6,7 @@ installed at all; elsewhere a subprocess hides it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -124,3 +125,75 @@ def test_the_backend_takes_the_company_bucket_options() -> None:
     )
     with pytest.raises(ValueError, match="sse_kms_key_id goes with"):
         LiteLLMS3Cache("some-bucket", sse_kms_key_id="alias/cache")
+
+
+def _stale_backend(cache_kwargs: dict[str, Any], path: str, **options: Any) -> Any:
+    from s3cache.integrations.litellm import LiteLLMS3Cache
+
+    return LiteLLMS3Cache(
+        cache_kwargs["bucket"],
+        s3_region_name="us-east-1",
+        s3_endpoint_url=cache_kwargs["endpoint_url"],
+        s3_aws_access_key_id=cache_kwargs["aws_access_key_id"],
+        s3_aws_secret_access_key=cache_kwargs["aws_secret_access_key"],
+        s3_path=path,
+        on_error="raise",
+        **options,
+    )
+
+
+async def _until_expired(backend: Any, key: str) -> None:
+    """Wait (ttl 1 s, on the server's clock) until a plain read calls ``key`` expired."""
+    for _ in range(100):
+        if await backend.core.get(key, "gone") == "gone":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{key!r} never expired")
+
+
+async def test_stale_ttl_hands_one_caller_the_miss_and_the_others_the_stale_value(
+    cache_kwargs: dict[str, Any],
+) -> None:
+    """stale_ttl on the litellm backend: past its ttl, an entry is a miss for the first reader
+    (litellm recomputes it) and the old value, at once, for the readers after it, sync ones
+    too, until the recomputed value is written; then the next expiry hands out a miss again."""
+    backend = _stale_backend(cache_kwargs, "stale-one", stale_ttl=30)
+    old, new = {"response": "old"}, {"response": "new"}
+    await backend.async_set_cache("k", old, ttl=1)
+    await _until_expired(backend, "k")
+    assert await backend.async_get_cache("k") is None  # this caller recomputes
+    assert await backend.async_get_cache("k") == old
+    assert await asyncio.to_thread(backend.get_cache, "k") == old
+    assert backend.stats().stale_served["revalidating"] == 3
+    await backend.async_set_cache("k", new, ttl=1)  # the recomputed value
+    assert await backend.async_get_cache("k") == new
+    await _until_expired(backend, "k")
+    assert await asyncio.to_thread(backend.get_cache, "k") is None  # claimed again, sync
+    assert await backend.async_get_cache("k") == new
+    await backend.disconnect()
+
+
+async def test_stale_ttl_claim_runs_out_and_no_stale_ttl_means_a_miss(
+    cache_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim whose caller never writes runs out (CLAIM_S; 0 here): the next reader is handed
+    the miss. Without stale_ttl an expired entry is a miss for every reader, as before."""
+    from s3cache.integrations import litellm as backend_module
+
+    monkeypatch.setattr(backend_module, "CLAIM_S", 0.0)
+    backend = _stale_backend(cache_kwargs, "stale-out", stale_ttl="30s")
+    plain = _stale_backend(cache_kwargs, "stale-out")
+    await backend.async_set_cache("k", "v", ttl=1)
+    await _until_expired(backend, "k")
+    assert [await backend.async_get_cache("k") for _ in range(2)] == [None, None]
+    assert [await plain.async_get_cache("k") for _ in range(2)] == [None, None]
+    assert plain.stats().stale_served == {}
+    await backend.disconnect()
+    await plain.disconnect()
+
+
+def test_a_bad_stale_ttl_is_refused_by_the_constructor() -> None:
+    from s3cache.integrations.litellm import LiteLLMS3Cache
+
+    with pytest.raises(ValueError, match="stale_ttl"):
+        LiteLLMS3Cache("some-bucket", stale_ttl=-1)

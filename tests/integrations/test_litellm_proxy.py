@@ -386,9 +386,11 @@ async def test_type_s3_builds_our_backend_with_our_options(
         compression_threshold="2048",
         local={"max_items": 10, "ttl": 1},
         on_error="raise",
+        stale_ttl="10m",  # a duration string, as a YAML config may give it
     )
     backend = cache.cache
     assert isinstance(backend, LiteLLMS3Cache)
+    assert backend.core._settings.freshness.stale_ttl == 600
     assert backend._core_kwargs["max_concurrency"] == 8
     assert backend._core_kwargs["timeout"] == 2.5
     assert backend._core_kwargs["compression_threshold"] == 2048
