@@ -6,7 +6,9 @@ every pooled keep-alive connection: refuse connections, accept and never answer,
 truncate a response body, flip a bit of one in flight, answer 500 InternalError or 503
 SlowDown, hold responses back, or cut an upload in half; one request of each key
 (``per_path``), or every request. It can also enforce S3's 15-minute window on ``X-Amz-Date``
-(:meth:`FaultProxy.enforce_clock`) in front of a server that does not. It runs its own event
+(:meth:`FaultProxy.enforce_clock`) in front of a server that does not, and move the server's
+clock on (:meth:`FaultProxy.move_clock`: answers' ``Date`` and ``Last-Modified`` as a server
+whose clock jumped would give them, so stored entries age at once). It runs its own event
 loop in a daemon thread, so sync and async callers alike can use it, and it counts every fault
 it injects (with timestamps, to prove backoff).
 
@@ -188,6 +190,12 @@ class FaultProxy:
         #: and how many requests were refused for it.
         self.clock_window: float | None = None
         self.clock_refusals = 0
+        #: With :meth:`move_clock`: how far the server's clock is ahead, the offset each
+        #: object was written at (its ``Last-Modified`` is moved by that), and how many answers
+        #: had their ``Date`` moved.
+        self.clock_offset = 0.0
+        self._written_at: dict[str, float] = {}
+        self.dates_shifted = 0
         self._released: asyncio.Event | None = None  # made on the proxy loop
         self.faults: Counter[Fault] = Counter()
         self.records: list[FaultRecord] = []
@@ -261,6 +269,15 @@ class FaultProxy:
         header, without forwarding it. None: stop checking."""
         with self._lock:
             self.clock_window = window
+
+    def move_clock(self, offset: float) -> None:
+        """From now on the server's clock reads ``offset`` seconds ahead of its own: objects
+        stored before now age by the change at once (0: back to the server's own clock, and
+        every object's own ``Last-Modified``)."""
+        with self._lock:
+            self.clock_offset = offset
+            if not offset:
+                self._written_at.clear()
 
     def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Block until ``count`` responses in all are held by :attr:`Fault.HOLD` (False on timeout).
@@ -410,6 +427,28 @@ class FaultProxy:
             return refusal
         return _canned(rule.fault, request.method) if rule.fault in _CANNED_FAULTS else None
 
+    def _shifted(self, head: bytes, request: _Request) -> bytes:
+        """``head`` as a server whose clock is :attr:`clock_offset` ahead would send it: its
+        ``Date`` moved on by the offset, an object's ``Last-Modified`` by the offset it was
+        written at (a PUT's answer records it)."""
+        path = request.path.partition("?")[0]
+        status = int(head.split(b" ", 2)[1])
+        with self._lock:
+            if request.method == "PUT" and 200 <= status < 300:
+                self._written_at[path] = self.clock_offset
+            written = self._written_at.get(path, 0.0)
+            self.dates_shifted += 1
+        moves = {b"date": self.clock_offset, b"last-modified": written}
+        lines = head.split(b"\r\n")
+        for i, line in enumerate(lines):
+            name, sep, value = line.partition(b":")
+            offset = moves.get(name.strip().lower()) if sep else None
+            if offset:
+                when = email.utils.parsedate_to_datetime(value.strip().decode("latin-1"))
+                moved = email.utils.formatdate(when.timestamp() + offset, usegmt=True)
+                lines[i] = name + b": " + moved.encode()
+        return b"\r\n".join(lines)
+
     def _clock_refusal(self, request: _Request) -> bytes | None:
         """S3's refusal of a request signed too far from our clock, or None (see
         :meth:`enforce_clock`)."""
@@ -466,6 +505,8 @@ class FaultProxy:
                     up_writer.write(sent + request.body)
                     await up_writer.drain()
                     head, body, close = await _read_response(up_reader, request.method)
+                    if self.clock_offset or self._written_at:
+                        head = self._shifted(head, request)
                     if rule.fault in (Fault.RESET_BODY, Fault.TRUNCATE):
                         partial = head + body[: len(body) // 2] if body else head[: len(head) // 2]
                         writer.write(partial)

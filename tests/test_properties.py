@@ -9,7 +9,11 @@ must learn the write's true outcome). Tags too: entries written with tags, ``inv
 some (each a miss from then on; the invalidated object stays on S3 until deleted, cleared or
 replaced, and its tag record until cleared). ``get_or_set`` runs a factory that returns a value
 or ``ABSENT``: the model learns tombstones (a miss for ``get``/``exists``, no factory call
-within their hour, an expired object for ``add``, ``delete`` and ``clear``). The default
+within their hour, an expired object for ``add``, ``delete`` and ``clear``). Stale windows
+too: some entries are set with a ttl, the server's clock is moved on at the proxy (every
+answer's ``Date``), and the model judges each entry fresh, stale (past its ttl, within the
+cache's ``stale_ttl``: a miss for ``get``, served at once by ``get_or_set``, which refreshes it
+in the background) or expired. The default
 profile keeps ``python -m nox`` fast; ``S3CACHE_PROPS=soak`` (the nox session ``soak-props``)
 runs many more and longer sequences.
 """
@@ -38,7 +42,7 @@ from hypothesis.stateful import (
 )
 
 from harness.faultproxy import Fault, FaultProxy
-from s3cache import ABSENT, AsyncS3Cache, LocalTier, S3Cache
+from s3cache import ABSENT, AsyncS3Cache, LocalTier, S3Cache, _loop
 from tests.conftest import CREDENTIALS
 
 T = TypeVar("T")
@@ -88,6 +92,11 @@ VALUES = st.binary(max_size=40) | st.recursive(
 MISSING = object()
 #: Tags entries may carry; ``invalidate`` takes some of them.
 TAGS = ["t1", "t2", "user:7"]
+#: The ttl of ``set_expiring``, the cache's ``stale_ttl``, the step the server's clock moves on
+#: by, and the furthest it goes: an entry's age is a multiple of the step (plus the seconds a
+#: sequence really takes), never near a boundary (ttl, ttl + stale window), and always below
+#: ``get_or_set``'s ttl of an hour.
+TTL, STALE, STEP, MAX_OFFSET = 100.0, 1000.0, 200.0, 2000.0
 #: What the model holds for a key whose factory returned ABSENT: a tombstone (no value).
 TOMBSTONE = object()
 
@@ -109,12 +118,17 @@ class CacheModel(RuleBasedStateMachine):
         self.tags: dict[str, frozenset[str]] = {}  # object key -> its tags (live entries)
         self.stale: set[str] = set()  # object keys invalidated but still on S3
         self.records: set[str] = set()  # tags with a record on S3
+        #: object key -> (the server's clock offset when it was written, its ttl or None)
+        self.written: dict[str, tuple[float, float | None]] = {}
+        self.local = False
         self.runner: asyncio.Runner | None = None
         self.core: AsyncS3Cache | None = None
         self.facade: S3Cache | None = None
 
     @initialize(local=st.booleans(), sync=st.booleans(), fast_path=st.booleans())
     def open(self, local: bool, sync: bool, fast_path: bool) -> None:
+        self.local = local
+        self.proxy.move_clock(0.0)
         kwargs: dict[str, Any] = {
             "bucket": self.bucket,
             "endpoint_url": self.proxy.endpoint,
@@ -122,6 +136,7 @@ class CacheModel(RuleBasedStateMachine):
             "on_error": "raise",
             "local": LocalTier(ttl=60) if local else None,
             "fast_path": fast_path,
+            "stale_ttl": STALE,
             **CREDENTIALS,
         }
         if sync:
@@ -138,8 +153,23 @@ class CacheModel(RuleBasedStateMachine):
         method: Callable[..., Coroutine[Any, Any, Any]] = getattr(self.core, name)
         return self.runner.run(method(*args))
 
+    def settle(self) -> None:
+        """Wait for the cache's background refreshes to end."""
+        core = self.facade._core if self.facade is not None else self.core
+        assert core is not None
+
+        async def settled() -> None:
+            await asyncio.gather(*core._refresher._tasks.values(), return_exceptions=True)
+
+        if self.facade is not None:
+            _loop.run(settled())
+        else:
+            assert self.runner is not None
+            self.runner.run(settled())
+
     def teardown(self) -> None:
         self.proxy.clear()
+        self.proxy.move_clock(0.0)
         if self.facade is not None:
             self.facade.close()
         if self.runner is not None:
@@ -155,15 +185,52 @@ class CacheModel(RuleBasedStateMachine):
         model does not change, and neither may what the cache reports."""
         self.proxy.set_fault(Fault.RESET_BODY, times=1, methods={method})
 
-    def stored(self, okey: str, value: Any, tags: frozenset[str] = frozenset()) -> None:
+    def stored(
+        self,
+        okey: str,
+        value: Any,
+        tags: frozenset[str] = frozenset(),
+        ttl: float | None = None,
+    ) -> None:
         self.model[okey] = value
         self.tags[okey] = tags
+        self.written[okey] = (self.proxy.clock_offset, ttl)
         self.stale.discard(okey)
 
     def gone(self, okey: str) -> None:
         self.model.pop(okey, None)
         self.tags.pop(okey, None)
+        self.written.pop(okey, None)
         self.stale.discard(okey)
+
+    def freshness(self, okey: str) -> str:
+        """``fresh``, ``stale`` or ``expired``: the model's entry under ``okey`` on the
+        server's clock as the proxy moves it (``expired``: none)."""
+        if okey not in self.model:
+            return "expired"
+        at, ttl = self.written[okey]
+        age = self.proxy.clock_offset - at
+        if ttl is None or age < ttl:
+            return "fresh"
+        if age < ttl + STALE and self.model[okey] is not TOMBSTONE:
+            return "stale"
+        return "expired"
+
+    def aged(self) -> set[str]:
+        """Object keys still on S3 that are no longer live (stale or expired by age)."""
+        return {okey for okey in self.model if self.freshness(okey) != "fresh"}
+
+    @rule(key=st.sampled_from(KEYS), value=VALUES)
+    def set_expiring(self, key: str, value: Any) -> None:
+        self.call("set", key, value, TTL)
+        self.stored(object_key(key), value, ttl=TTL)
+
+    @precondition(lambda self: not self.local and self.proxy.clock_offset < MAX_OFFSET)
+    @rule()
+    def age(self) -> None:
+        """The server's clock moves on: entries with a ttl go stale, then expire. (Not with
+        the local tier, whose entries live by this machine's clock, rightly unaware of it.)"""
+        self.proxy.move_clock(self.proxy.clock_offset + STEP)
 
     @rule(key=st.sampled_from(KEYS), value=VALUES)
     def set(self, key: str, value: Any) -> None:
@@ -187,8 +254,11 @@ class CacheModel(RuleBasedStateMachine):
         time.sleep(math.floor(time.time()) + 1.01 - time.time())
 
     def value(self, key: str) -> Any:
-        """The model's live value of ``key``, or MISSING (none, or a tombstone)."""
-        found = self.model.get(object_key(key), MISSING)
+        """The model's live value of ``key``, or MISSING (none, a tombstone, or past its ttl)."""
+        okey = object_key(key)
+        if self.freshness(okey) != "fresh":
+            return MISSING
+        found = self.model[okey]
         return MISSING if found is TOMBSTONE else found
 
     @rule(key=st.sampled_from(KEYS))
@@ -200,13 +270,35 @@ class CacheModel(RuleBasedStateMachine):
         """A factory returning ``value`` (ABSENT: a tombstone, for the hour): a value or a live
         tombstone is served without it; otherwise it runs and its result is stored."""
         okey = object_key(key)
+        freshness = self.freshness(okey)
         got = self.call("get_or_set", key, lambda: value, 3600)
-        if okey in self.model:
+        if freshness == "fresh":
             expected = self.model[okey]
             assert got is ABSENT if expected is TOMBSTONE else got == expected
+        elif freshness == "stale":  # served at once; the factory runs in the background
+            assert got == self.model[okey]
+            self.settle()
+            self.stored(okey, TOMBSTONE if value is ABSENT else value, ttl=3600)
         else:
             assert got is ABSENT if value is ABSENT else got == value
-            self.stored(okey, TOMBSTONE if value is ABSENT else value)
+            self.stored(okey, TOMBSTONE if value is ABSENT else value, ttl=3600)
+
+    @precondition(lambda self: not self.local and self.proxy.clock_offset < MAX_OFFSET)
+    @rule(key=st.sampled_from(KEYS), value=VALUES)
+    def set_then_age(self, key: str, value: Any) -> None:
+        """An entry with a ttl, then the clock moves on: it is stale at once (one rule, so
+        that sequences of 25 steps meet stale entries)."""
+        self.set_expiring(key, value)
+        self.age()
+
+    def stale_keys(self) -> list[str]:
+        return [key for key in KEYS if self.freshness(object_key(key)) == "stale"]
+
+    @precondition(lambda self: bool(self.stale_keys()))
+    @rule(data=st.data(), value=VALUES | st.just(ABSENT))
+    def get_or_set_stale(self, data: st.DataObject, value: Any) -> None:
+        """``get_or_set`` of a key whose entry is stale: the old value at once, then the new."""
+        self.get_or_set(data.draw(st.sampled_from(self.stale_keys())), value)
 
     @rule(key=st.sampled_from(KEYS))
     def exists(self, key: str) -> None:
@@ -245,8 +337,8 @@ class CacheModel(RuleBasedStateMachine):
     @rule(keys=st.lists(st.sampled_from(KEYS), max_size=5))
     def delete_many(self, keys: list[str]) -> None:
         okeys = {object_key(k) for k in keys}
-        present, stale = okeys & self.model.keys(), okeys & self.stale
-        live = {okey for okey in present if self.model[okey] is not TOMBSTONE}
+        present, stale = okeys & self.model.keys(), okeys & (self.stale | self.aged())
+        live = {okey for okey in present - stale if self.model[okey] is not TOMBSTONE}
         assert len(live) <= self.call("delete_many", keys) <= len(live) + len(stale)
         for okey in okeys:
             self.gone(okey)
@@ -280,3 +372,4 @@ def test_the_cache_behaves_like_a_dict(s3_endpoint: str, proxy: FaultProxy) -> N
     run_state_machine_as_test(machine, settings=profile)
     assert proxy.count(Fault.RESET_BODY) > 0  # the machine did lose responses
     assert any(m == "PUT" and "/.s3cache/tags/" in path for m, path in proxy.paths)  # invalidated
+    assert proxy.dates_shifted > 0  # the server's clock did move on
