@@ -927,3 +927,30 @@ def test_invalidate_tags_and_purge_invalidated(run: Run, s3: Any, env: str) -> N
         "cache/.s3cache/tags/doc:1",
         "cache/.s3cache/tags/team:9",
     }
+
+
+def test_stats_shows_ages_and_watch_repeats_with_the_change(run: Run) -> None:
+    """``stats`` shows entries by age; ``--watch S --count N`` repeats it N times (JSON: one
+    line a round, with its time), the plain rounds after the first with the change in entries
+    and bytes; --count without --watch, or a watch of 0 s, is refused before any request."""
+    run("set", "a", "x")
+    run("set", "b", "yy")
+    status, out, _ = run("stats", "--plain")
+    assert status == 0
+    assert ["<", "1", "min", "2", "#" * 30] in [line.split() for line in out.splitlines()]
+    status, out, _ = run("stats", "--watch", "0.05", "--count", "2", "--json")
+    assert status == 0
+    rounds = [json.loads(line) for line in out.splitlines()]
+    assert [r["entries"] for r in rounds] == [2, 2]
+    assert all(sum(r["ages"].values()) == 2 and r["ages"]["< 1 min"] == 2 for r in rounds)
+    assert all("at" in r for r in rounds)
+    status, out, _ = run("stats", "--watch", "0.05", "--count", "2", "--plain")
+    assert status == 0
+    assert [line.split()[0] for line in out.splitlines()].count("at") == 2  # one per round
+    assert "2  (+0)" in out
+    status, _, err = run("stats", "--count", "2")
+    assert status == 2
+    assert "--count needs --watch" in err
+    status, _, err = run("stats", "--watch", "0")
+    assert status == 2
+    assert "above 0" in err

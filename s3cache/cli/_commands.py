@@ -12,9 +12,12 @@ from typing import Final
 from s3cache import maintenance
 from s3cache.cli import _entries, _lifecycle, _prefix, _tags
 from s3cache.cli._spec import Spec, arg
-from s3cache.cli._types import count, positive_int, seconds
+from s3cache.cli._types import count, positive_int, positive_seconds, seconds
 
 __all__ = ["COMMANDS"]
+
+#: ``stats --watch``'s default interval, in seconds.
+WATCH_S: Final = 5.0
 
 _PURGE_HELP = """\
 Delete the entries under the prefix that a read would treat as expired. Every entry is looked
@@ -110,9 +113,12 @@ _PREFIX_COMMANDS: Final = (
         "stats",
         "entries, bytes and the expired share under the prefix",
         _prefix.cmd_stats,
-        description="Entries and bytes under the prefix (from the full listing), and the share "
-        "of expired entries. Judging expiry takes one HEAD per entry, so on large caches the "
-        "share is estimated from a uniform random sample (--sample) and the output says so.",
+        description="Entries and bytes under the prefix (from the full listing), the share "
+        "of expired entries, and entries by age since written. Judging expiry takes one HEAD "
+        "per entry, so on large caches the share is estimated from a uniform random sample "
+        "(--sample) and the output says so. --watch repeats it: it watches the bucket (what "
+        "every process of a fleet stored), not one process's counters, which live in that "
+        "process (see stats() and s3cache.telemetry).",
         args=(
             arg(
                 "--sample",
@@ -121,7 +127,25 @@ _PREFIX_COMMANDS: Final = (
                 help="entries inspected for the expired share "
                 f"(default {maintenance.DEFAULT_SAMPLE})",
             ),
+            arg(
+                "--watch",
+                type=positive_seconds,
+                nargs="?",
+                const=WATCH_S,
+                default=None,
+                metavar="SECONDS",
+                help=f"again every SECONDS (default {WATCH_S:g}), with the change since the "
+                "last round, until Ctrl-C (or --count rounds); with --json, one line a round",
+            ),
+            arg(
+                "--count",
+                type=count,
+                default=0,
+                metavar="N",
+                help="with --watch: stop after N rounds (default 0: until Ctrl-C)",
+            ),
         ),
+        check=_prefix.check_stats,
     ),
     Spec(
         "clear",

@@ -8,6 +8,8 @@ part-way still print (with ``--json``) what they had done.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
@@ -19,6 +21,7 @@ from s3cache.errors import BucketNotFoundError, S3CacheError
 
 __all__ = [
     "check_ls",
+    "check_stats",
     "cmd_check",
     "cmd_clear",
     "cmd_create_bucket",
@@ -67,6 +70,12 @@ async def cmd_create_bucket(cache: AsyncS3Cache, args: argparse.Namespace, ui: U
 def check_ls(cache: AsyncS3Cache, args: argparse.Namespace) -> None:
     """Refuse a sub-prefix no key could start with, before any request."""
     maintenance.object_prefix(cache, args.sub_prefix)
+
+
+def check_stats(cache: AsyncS3Cache, args: argparse.Namespace) -> None:
+    """Refuse ``--count`` without ``--watch``, before any request."""
+    if args.count and args.watch is None:
+        raise ValueError("stats --count needs --watch (it counts the rounds of --watch)")
 
 
 async def cmd_ls(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
@@ -136,25 +145,62 @@ def _expired_share(stats: maintenance.StorageStats) -> str:
 
 
 async def cmd_stats(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
-    """Entries, bytes and the expired share under the prefix."""
-    with ui.progress("counting") as update:
-        stats = await maintenance.storage_stats(
-            cache, sample=args.sample, on_progress=lambda s: update(_stats_progress(s))
-        )
+    """Entries, bytes, the expired share and the ages under the prefix; with ``--watch``,
+    again every ``--watch`` seconds (with the change since the last round), ``--count`` times
+    or until Ctrl-C."""
+    rounds = args.count if args.watch is not None else 1
+    previous: maintenance.StorageStats | None = None
+    done = 0
+    while True:
+        with ui.progress("counting") as update:
+            stats = await maintenance.storage_stats(
+                cache, sample=args.sample, on_progress=lambda s: update(_stats_progress(s))
+            )
+        _show_stats(cache, args, ui, stats, previous)
+        done += 1
+        if rounds and done >= rounds:
+            return EXIT_OK
+        previous = stats
+        await asyncio.sleep(args.watch)
+
+
+def _show_stats(
+    cache: AsyncS3Cache,
+    args: argparse.Namespace,
+    ui: UI,
+    stats: maintenance.StorageStats,
+    previous: maintenance.StorageStats | None,
+) -> None:
+    """One round of ``stats``: a JSON line, or the table and the age histogram (with
+    ``--watch``: a time stamp, and the change in entries and bytes since ``previous``)."""
     if args.json:
-        ui.json(scoped(cache, stats.to_json()))
-        return EXIT_OK
+        document = stats.to_json()
+        watching = args.watch is not None
+        if watching:
+            document["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ui.json(scoped(cache, document), line=watching)
+        return
+    entries, stored = f"{stats.entries:,}", f"{size(stats.bytes)} ({stats.bytes:,})"
+    if previous is not None:
+        entries += f"  ({stats.entries - previous.entries:+,})"
+        stored += f"  ({stats.bytes - previous.bytes:+,} B)"
+    rows = [["where", where(cache)], ["entries", entries], ["bytes", stored]]
+    rows.append(["expired", _expired_share(stats)])
+    if args.watch is not None:
+        rows.insert(0, ["at", time.strftime("%H:%M:%S")])
+    ui.table([("", False), ("", False)], rows, header=False)
+    widest = max(stats.ages.values(), default=0)
     ui.table(
-        [("", False), ("", False)],
-        [
-            ["where", where(cache)],
-            ["entries", f"{stats.entries:,}"],
-            ["bytes", f"{size(stats.bytes)} ({stats.bytes:,})"],
-            ["expired", _expired_share(stats)],
-        ],
-        header=False,
+        [("age", False), ("entries", True), ("", False)],
+        [[label, f"{n:,}", _bar(n, widest)] for label, n in stats.ages.items()],
     )
-    return EXIT_OK
+
+
+def _bar(n: int, widest: int, width: int = 30) -> str:
+    """A bar of ``n`` against the ``widest`` count (at least one block for any entry)."""
+    if not n or not widest:
+        return ""
+    return "#" * max(1, round(width * n / widest))
 
 
 def _switches(args: argparse.Namespace) -> dict[str, bool]:

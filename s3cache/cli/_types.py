@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import math
 from collections.abc import Callable
 
-__all__ = ["base64_key", "count", "positive_int", "seconds", "true_or_false"]
+__all__ = ["base64_key", "count", "positive_int", "positive_seconds", "seconds", "true_or_false"]
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
@@ -37,6 +38,14 @@ def seconds(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, above 0."""
+    value = seconds(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {text!r}")
+    return value
 
 
 def true_or_false(text: str) -> bool:

@@ -56,9 +56,10 @@ class UI:
         else:
             print(text, file=sys.stderr)
 
-    def json(self, value: Any) -> None:
-        """A JSON document on stdout, never styled."""
-        sys.stdout.write(dumps(value) + "\n")
+    def json(self, value: Any, *, line: bool = False) -> None:
+        """A JSON document on stdout, never styled (``line``: on one line, as JSON Lines)."""
+        text = json.dumps(value, ensure_ascii=False, default=repr) if line else dumps(value)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     def table(

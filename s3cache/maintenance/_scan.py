@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from s3cache import _expiry, _keys
@@ -18,6 +20,7 @@ from s3cache._transport import ListedObject
 from s3cache.errors import S3CacheError
 
 __all__ = [
+    "AGE_BUCKETS",
     "DEFAULT_BATCH",
     "DEFAULT_SAMPLE",
     "Entry",
@@ -25,6 +28,7 @@ __all__ = [
     "StorageStats",
     "check_positive",
     "inspect",
+    "listed_time",
     "object_prefix",
     "pages",
     "scan",
@@ -236,14 +240,45 @@ async def scan(
                     yield entry
 
 
+def listed_time(value: Any) -> float:
+    """A listing's ``LastModified`` (a datetime, or ISO 8601 text) as whole epoch seconds;
+    unreadable: infinity (every entry of the tag counts as invalidated, as reads judge it)."""
+    try:
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return float(math.floor(when.timestamp()))
+    except (ValueError, TypeError, OverflowError):
+        return math.inf
+
+
+#: The age histogram's buckets: (label, upper bound in seconds since the entry was written).
+AGE_BUCKETS: Final = (
+    ("< 1 min", 60.0),
+    ("< 1 h", 3600.0),
+    ("< 1 day", 86400.0),
+    ("< 7 days", 7 * 86400.0),
+    ("older", math.inf),
+)
+
+
+_AGE_LABELS: Final = tuple(label for label, _ in AGE_BUCKETS)
+
+
+def age_bucket(age: float) -> str:
+    """The :data:`AGE_BUCKETS` label of an entry written ``age`` seconds ago."""
+    return next(label for label, bound in AGE_BUCKETS if age < bound)
+
+
 @dataclass(slots=True)
 class StorageStats:
-    """Entries and bytes under the prefix, and the expired share of the entries inspected."""
+    """Entries and bytes under the prefix, the expired share of the entries inspected, and
+    entries by age since written (``ages``, by :data:`AGE_BUCKETS`: from the listing's
+    ``LastModified`` and this machine's clock, a picture of the cache, never an expiry)."""
 
     entries: int = 0
     bytes: int = 0
     inspected: int = 0  #: entries HEAD-ed to judge expiry (all, or a uniform sample)
     expired_inspected: int = 0
+    ages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_AGE_LABELS, 0))
 
     @property
     def sampled(self) -> bool:
@@ -280,9 +315,13 @@ async def storage_stats(
     reservoir: list[ListedObject] = []
     async with aclosing(pages(cache, cache.prefix)) as listing:
         async for page in listing:
+            now = time.time()
             for obj in split_own(cache, page)[0]:
                 result.entries += 1
                 result.bytes += obj.size
+                written = listed_time(obj.last_modified)
+                age = max(0.0, now - written) if written < math.inf else math.inf
+                result.ages[age_bucket(age)] += 1
                 if len(reservoir) < sample:
                     reservoir.append(obj)
                 else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from s3cache._core import AsyncS3Cache
 from s3cache._tags import TAG_RECORD_HEADER, record_time, tag_record_scopes
-from s3cache.maintenance._scan import pages
+from s3cache.maintenance._scan import listed_time, pages
 
 __all__ = ["TagRecord", "invalidation_times", "tag_records"]
 
@@ -43,7 +43,7 @@ async def tag_records(cache: AsyncS3Cache) -> list[TagRecord]:
         for obj in page:
             tag = obj.key[len(plain) :]
             if tag:
-                found.append(TagRecord(tag, obj.key, _listed_time(obj.last_modified)))
+                found.append(TagRecord(tag, obj.key, listed_time(obj.last_modified)))
     async for page in pages(cache, hashed):
         for obj in page:
             headers = await cache.transport.head(obj.key)
@@ -56,16 +56,6 @@ async def tag_records(cache: AsyncS3Cache) -> list[TagRecord]:
 def invalidation_times(records: list[TagRecord]) -> dict[str, float]:
     """Tag -> its record's time, for :func:`s3cache._tags.is_invalidated`."""
     return {r.tag: r.invalidated_at for r in records}
-
-
-def _listed_time(value: Any) -> float:
-    """A listing's ``LastModified`` (a datetime, or ISO 8601 text) as whole epoch seconds;
-    unreadable: infinity (every entry of the tag counts as invalidated, as reads judge it)."""
-    try:
-        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        return float(math.floor(when.timestamp()))
-    except (ValueError, TypeError, OverflowError):
-        return math.inf
 
 
 def _iso(epoch: float) -> str | None:
