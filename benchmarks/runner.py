@@ -35,6 +35,7 @@ from benchmarks.server import (
     server_counts,
     sigterm_as_interrupt,
 )
+from benchmarks.stale_outage import stale_outage
 from benchmarks.summary import feature_lines, lead_table, lead_title, markdown, verdict_lines
 from benchmarks.tagging import tag_invalidation
 from benchmarks.targets import Conditions, Verdict, targets
@@ -189,8 +190,9 @@ async def _llm_cells(run: Run) -> None:
 
 
 async def _feature_cells(run: Run) -> None:
-    """The feature cells (stampede, single flight, local tier, S3 outage, tags, expiry, fleet
-    lease); a failure of one group is noted, not fatal."""
+    """The feature cells (stampede, single flight, local tier, S3 outage, tags, expiry, S3
+    outage with stale_if_error except in --quick, fleet lease); a failure of one group is
+    noted, not fatal."""
     setup = run.setup(100)
     groups: list[tuple[str, Callable[[], Awaitable[list[FeatureResult]]]]] = [
         (
@@ -201,6 +203,8 @@ async def _feature_cells(run: Run) -> None:
         ("tag invalidation", lambda: _one(tag_invalidation(setup))),
         ("expiry under load", lambda: _one(expiry_under_load(setup))),
     ]
+    if run.plan.mode != "quick":  # 5 s of outage and more: beyond the quick demo's budget
+        groups.append(("S3 outage, stale_if_error", lambda: _one(stale_outage(setup))))
     if run.plan.fleet_processes:
         processes = run.plan.fleet_processes
         what = f"fleet lease, {', '.join(map(str, processes))} processes"

@@ -25,6 +25,7 @@ from benchmarks.features import run_features
 from benchmarks.outage import DEADLINE_S, s3_outage
 from benchmarks.remote import RemoteContender
 from benchmarks.server import DelayProxy, EmbeddedServer, Target, request_counts
+from benchmarks.stale_outage import stale_outage
 from benchmarks.tagging import READS, tag_invalidation
 from s3cache import AsyncS3Cache
 
@@ -284,6 +285,30 @@ async def test_the_expiry_cell_serves_stale_without_waiting(mini: str, bucket: s
     assert 1 <= figures["swr_factory_calls"] <= figures["swr_expiries"], result.summary
     assert figures["plain_waited"] > 0, result.summary  # the cell measures what it claims
     assert figures["plain_factory_calls"] >= 1
+
+
+async def test_the_stale_outage_cell_answers_seen_keys_without_the_factory(
+    mini: str, bucket: str
+) -> None:
+    """Through an outage (shortened here), the cache with stale_if_error answers every call
+    with a value seen before it and never calls the factory; the one without misses its gets
+    and calls the factory for its get_or_sets."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    result = await stale_outage(Setup(target, 0.0, 100, "run/"), outage_s=1.5)
+    figures = result.figures
+    assert figures["on_outage_calls"] > 0, result.summary
+    assert figures["on_outage_answered_share"] >= 0.99, result.summary
+    assert figures["on_answered_share"] >= 0.99, result.summary
+    assert figures["on_outage_factory_calls"] == figures["on_factory_calls"] == 0
+    assert figures["on_stale_served"] >= figures["on_outage_calls"] * 0.99
+    assert figures["on_raised"] == figures["off_raised"] == 0  # fail-soft: nothing escapes
+    assert result.met is True
+    # the cell measures what it claims: without stale_if_error the outage shows
+    assert figures["off_outage_answered_share"] < 0.9, result.summary
+    assert figures["off_answered_share"] < figures["on_answered_share"]
+    assert figures["off_outage_factory_calls"] > 0
+    assert figures["off_stale_served"] == 0
 
 
 async def test_a_contender_measured_in_a_process_of_its_own(mini: str, bucket: str) -> None:
