@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,3 +48,12 @@ async def warm_with_deadline(cache: AsyncS3Cache, seconds: float) -> None:
     """
     await cache.exists("warm-up")
     cache._transport.timeout = seconds
+
+
+@pytest.fixture(autouse=True)
+def _collected() -> Iterator[None]:
+    """Collect garbage as each test ends, so that a socket or transport a test leaves unclosed
+    is reported (ResourceWarning is an error) in that test, not in whichever later test
+    happens to trigger a collection."""
+    yield
+    gc.collect()
