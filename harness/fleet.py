@@ -7,8 +7,11 @@ single-threaded parent, and a start in milliseconds rather than a second of impo
 ``ready``, then, round after round, wait for the round's start event and run ``tasks``
 concurrent ``get_or_set`` calls of one key. Everything they do is reported as tuples:
 ``("ready", pid)``, ``("waiting", pid)`` (the first time a caller pauses for another process's
-lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished)`` with
-``time.monotonic()`` of the last caller's answer (the clock is shared by all processes). Each
+lease), ``("factory", pid, round)``, and ``("done", pid, round, values, finished, latencies)``
+with ``time.monotonic()`` of the last caller's answer (the clock is shared by all processes)
+and each caller's seconds from its call to its answer. A round's background refreshes (a stale
+value served) have ended when its ``done`` is sent, so its ``factory`` reports have all been
+sent before it; neither ``finished`` nor the latencies include them. Each
 worker reports on a pipe of its own: a worker killed while sending cannot leave a lock that the
 others need held (as one multiprocessing Queue's write lock would).
 
@@ -53,10 +56,13 @@ CONTEXT.set_forkserver_preload([__name__])
 
 @dataclass(frozen=True, slots=True)
 class Round:
-    """One stampede: ``tasks`` callers per process on ``key``, with or without a lease."""
+    """One stampede: ``tasks`` callers per process on ``key``, with or without a lease;
+    ``ttl`` and ``stale_ttl`` are passed to ``get_or_set`` (None: the cache's)."""
 
     key: str
     lease: float | None
+    ttl: float | None = None
+    stale_ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +184,29 @@ async def _work(
             await asyncio.sleep(job.factory_s)
         return VALUE
 
+    async def timed(spec: Round) -> tuple[Any, float]:
+        """One caller's value (or exception) and its seconds from call to answer."""
+        began = time.monotonic()
+        try:
+            value = await cache.get_or_set(
+                spec.key, factory, spec.ttl, lease=spec.lease, stale_ttl=spec.stale_ttl
+            )
+        except Exception as exc:  # reported, as gather(return_exceptions=True) did
+            value = exc
+        return value, time.monotonic() - began
+
     async with AsyncS3Cache(**job.cache_kwargs) as cache:
         await cache.check()  # opens the client and learns about conditional writes
         events.send(("ready", pid))
         for current, spec in enumerate(job.rounds):
             await asyncio.to_thread(starts[current].wait)
-            values = await asyncio.gather(
-                *(cache.get_or_set(spec.key, factory, lease=spec.lease) for _ in range(job.tasks)),
-                return_exceptions=True,
-            )
+            answers = await asyncio.gather(*(timed(spec) for _ in range(job.tasks)))
             finished = time.monotonic()
-            events.send(("done", pid, current, [_plain(v) for v in values], finished))
+            # A stale value served started a refresh in the background: let it end (its
+            # factory call, if any, is this round's) before reporting the round done.
+            await asyncio.gather(*cache._refresher._tasks.values(), return_exceptions=True)
+            values = [_plain(v) for v, _ in answers]
+            events.send(("done", pid, current, values, finished, [t for _, t in answers]))
 
 
 def _report_first_pause(fleet: Any, events: Connection, pid: int) -> None:
