@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from benchmarks.contenders import TIMEOUT_S, Setup
 from benchmarks.features import FeatureResult
+from harness.expiry import until_expired
 from harness.faultproxy import Fault, FaultProxy
 from harness.fleet import VALUE, FleetJob, Round, Workers, start_workers
 from s3cache import AsyncS3Cache
@@ -119,22 +120,13 @@ async def fleet_cells(setup: Setup, processes: int, refresh: bool) -> list[Featu
                 results = [_result(name, processes, plain, leased)]
                 if refresh:
                     for key in (on, off):
-                        await _until_stale(writer, key)
+                        await until_expired(writer, key)
                     swr = await _round(workers, proxy, 2, processes)
                     miss = await _round(workers, proxy, 3, processes)
                     results.append(_refresh_result(names[1], processes, swr, miss))
         finally:
             await asyncio.to_thread(workers.stop)
     return results
-
-
-async def _until_stale(cache: AsyncS3Cache, key: str) -> None:
-    """Wait until ``key``'s ttl is past on the server's clock (``get`` never serves stale)."""
-    for _ in range(100):
-        if await cache.get(key, "gone") == "gone":
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{key!r} did not expire in 10 s")
 
 
 async def _round(workers: Workers, proxy: FaultProxy, index: int, processes: int) -> _Round:

@@ -11,18 +11,10 @@ from typing import Any
 
 import pytest
 
+from harness.expiry import until_expired
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, S3Cache
 from tests.conftest import CREDENTIALS
-
-
-async def _until_stale(cache: AsyncS3Cache, key: str) -> None:
-    """Wait (on the server's clock, ttl 1 s) until ``get`` calls ``key`` expired."""
-    for _ in range(100):
-        if await cache.get(key, "gone") == "gone":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{key!r} never expired")
 
 
 async def _settled(cache: AsyncS3Cache) -> None:
@@ -57,7 +49,7 @@ async def test_stale_entry_is_served_at_once_and_refreshed_once(
     """Ten callers of a stale key get the old value while one refresh (held) runs."""
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", fast_path=fast_path) as cache:
         assert await cache.get_or_set("k", lambda: "v1", ttl=1, stale_ttl=30) == "v1"
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
         slow = Held("v2")
         got = await asyncio.gather(
             *(cache.get_or_set("k", slow, ttl=30, stale_ttl=30) for _ in range(10))
@@ -77,7 +69,7 @@ async def test_no_stale_window_recorded_means_a_blocking_miss(
     """An entry written without a window (set() on a cache without stale_ttl) is never stale."""
     async with AsyncS3Cache(**cache_kwargs, on_error="raise") as cache:
         await cache.set("k", "old", ttl=1)
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
         assert await cache.get_or_set("k", lambda: "new", stale_ttl=30) == "new"
         assert cache.stats().stale_served == {}
 
@@ -86,7 +78,7 @@ async def test_constructor_default_is_recorded_by_set(cache_kwargs: dict[str, An
     """The constructor's stale_ttl is written with set() and used by get_or_set."""
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
         await cache.set("k", "old", ttl=1)
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
         assert await cache.get_or_set("k", lambda: "new") == "old"
         await _settled(cache)
         assert await cache.get("k") == "new"
@@ -99,7 +91,7 @@ async def test_failed_refresh_keeps_stale_value_and_backs_off(
     on the next read (the key backs off)."""
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
         await cache.set("k", "old", ttl=1)
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
         calls = 0
 
         def broken() -> str:
@@ -124,7 +116,7 @@ async def test_close_settles_a_refresh_in_flight(cache_kwargs: dict[str, Any]) -
     cache._transport.timeout = 10.0  # the clients open under a long deadline (a loaded machine)
     await cache.set("k", "old", ttl=1)
     cache._transport.timeout = 0.5  # close() allows the refresh the cache's 0.5 s
-    await _until_stale(cache, "k")
+    await until_expired(cache, "k")
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
@@ -152,7 +144,7 @@ async def test_refresh_write_with_lost_response_lands(proxy: FaultProxy, bucket:
         bucket, endpoint_url=proxy.endpoint, on_error="raise", stale_ttl=30, **CREDENTIALS
     ) as cache:
         await cache.set("k", "old", ttl=1)
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
         proxy.set_fault(Fault.RESET_BODY, times=1, methods={"PUT"})
         assert await cache.get_or_set("k", lambda: "new", ttl=30) == "old"
         await _settled(cache)
@@ -212,7 +204,7 @@ async def test_one_refresh_per_fleet_with_a_lease(
     calls the factory once (the others find the lease held, then the new value)."""
     async with AsyncS3Cache(**cache_kwargs, on_error="raise", stale_ttl=30) as cache:
         await cache.set("k", "old", ttl=1)
-        await _until_stale(cache, "k")
+        await until_expired(cache, "k")
     values = await _fleet_refresh(cache_kwargs, tmp_path, {"stale_ttl": 30})
     assert set(values) <= {"old", "new"}
 

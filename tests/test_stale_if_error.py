@@ -10,7 +10,6 @@ stale S3 entry on the server's clock.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
+from harness.expiry import until_expired
 from harness.faultproxy import Fault, FaultProxy
 from s3cache import AsyncS3Cache, Breaker, CredentialsError, S3Cache, ServerError
 from tests.conftest import CREDENTIALS
@@ -47,15 +47,6 @@ def _kwargs(proxy: FaultProxy, bucket: str, **more: Any) -> dict[str, Any]:
 async def _warm(cache: AsyncS3Cache, deadline: float = 0.5) -> None:
     await cache.exists("warm-up")
     cache._transport.timeout = deadline
-
-
-async def _until_expired(cache: AsyncS3Cache, key: str) -> None:
-    """Wait (on the server's clock, ttl 1 s) until ``get`` calls ``key`` expired."""
-    for _ in range(100):
-        if await cache.get(key, "gone") == "gone":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{key!r} never expired")
 
 
 @pytest.mark.parametrize(("fault", "kind"), TRANSPORT_FAULTS)
@@ -183,7 +174,7 @@ async def test_a_raising_factory_serves_the_stale_entry_within_the_window(
     async with AsyncS3Cache(**_kwargs(proxy, bucket), on_error="raise") as cache:
         await _warm(cache, 5.0)
         await cache.set("k", "old", ttl=1)
-        await _until_expired(cache, "k")
+        await until_expired(cache, "k")
         calls = 0
 
         def broken() -> str:

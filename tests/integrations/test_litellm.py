@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from harness.expiry import until_expired
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch at import
 litellm = pytest.importorskip("litellm")
 
@@ -267,10 +269,7 @@ async def test_acompletion_with_stale_ttl_recomputes_once_and_serves_stale_meanw
     assert await ask("a1") == ("a1", False)
     await asyncio.wait_for(backend.written.wait(), timeout=10)
     [key] = backend.keys
-    for _ in range(100):  # ttl 1 s, on the server's clock
-        if await backend.core.get(key, "gone") == "gone":
-            break
-        await asyncio.sleep(0.1)
+    await until_expired(backend.core, key)  # ttl 1 s, on the server's clock
     backend.written.clear()
     backend.gate = asyncio.Event()  # litellm writes in the background: hold that write
     assert await ask("a2") == ("a2", False)  # handed the miss: litellm recomputed

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from harness.expiry import until_expired
+
 #: Makes every ``import litellm`` fail in a subprocess, as if it were not installed.
 HIDE_LITELLM = "import sys; sys.modules['litellm'] = None\n"
 
@@ -142,15 +144,6 @@ def _stale_backend(cache_kwargs: dict[str, Any], path: str, **options: Any) -> A
     )
 
 
-async def _until_expired(backend: Any, key: str) -> None:
-    """Wait (ttl 1 s, on the server's clock) until a plain read calls ``key`` expired."""
-    for _ in range(100):
-        if await backend.core.get(key, "gone") == "gone":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{key!r} never expired")
-
-
 async def test_stale_ttl_hands_one_caller_the_miss_and_the_others_the_stale_value(
     cache_kwargs: dict[str, Any],
 ) -> None:
@@ -160,14 +153,14 @@ async def test_stale_ttl_hands_one_caller_the_miss_and_the_others_the_stale_valu
     backend = _stale_backend(cache_kwargs, "stale-one", stale_ttl=30)
     old, new = {"response": "old"}, {"response": "new"}
     await backend.async_set_cache("k", old, ttl=1)
-    await _until_expired(backend, "k")
+    await until_expired(backend.core, "k")
     assert await backend.async_get_cache("k") is None  # this caller recomputes
     assert await backend.async_get_cache("k") == old
     assert await asyncio.to_thread(backend.get_cache, "k") == old
     assert backend.stats().stale_served["revalidating"] == 3
     await backend.async_set_cache("k", new, ttl=1)  # the recomputed value
     assert await backend.async_get_cache("k") == new
-    await _until_expired(backend, "k")
+    await until_expired(backend.core, "k")
     assert await asyncio.to_thread(backend.get_cache, "k") is None  # claimed again, sync
     assert await backend.async_get_cache("k") == new
     await backend.disconnect()
@@ -184,7 +177,7 @@ async def test_stale_ttl_claim_runs_out_and_no_stale_ttl_means_a_miss(
     backend = _stale_backend(cache_kwargs, "stale-out", stale_ttl="30s")
     plain = _stale_backend(cache_kwargs, "stale-out")
     await backend.async_set_cache("k", "v", ttl=1)
-    await _until_expired(backend, "k")
+    await until_expired(backend.core, "k")
     assert [await backend.async_get_cache("k") for _ in range(2)] == [None, None]
     assert [await plain.async_get_cache("k") for _ in range(2)] == [None, None]
     assert plain.stats().stale_served == {}
