@@ -247,6 +247,15 @@ def _feature_bars(features: Sequence[FeatureResult]) -> tuple[list[Bar], list[Ba
                 (f"{n:.0f} processes, lease: factory calls", g["lease_factory_calls"], True)
             )
             counts.append((f"{n:.0f} processes, no lease", g["factory_calls"], False))
+        elif f.name.startswith("fleet refresh") and "swr_p99_ms" in g:
+            n = g["processes"]
+            times.append((f"{n:.0f} processes past the ttl, stale_ttl: p99", g["swr_p99_ms"], True))
+            times.append(
+                (f"{n:.0f} processes past the ttl, no stale_ttl", g["plain_p99_ms"], False)
+            )
+        elif f.name == "expiry under load" and "swr_p99_ms" in g:
+            times.append(("hot key expiring, stale_ttl: get_or_set p99", g["swr_p99_ms"], True))
+            times.append(("hot key expiring, no stale_ttl", g["plain_p99_ms"], False))
         elif f.name == "local tier" and "us_per_hit" in g:
             times.append(("local-tier hit", g["us_per_hit"] / 1000, True))
         elif f.name == "S3 outage" and "healthy_ms" in g:

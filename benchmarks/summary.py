@@ -30,7 +30,15 @@ LABELS: Final = {
     "litellm": "litellm's S3Cache",
 }
 #: The order of the feature lines: what only s3cache does, most telling first.
-FEATURE_ORDER: Final = ("stampede", "single flight", "fleet lease", "local tier", "S3 outage")
+FEATURE_ORDER: Final = (
+    "stampede",
+    "single flight",
+    "fleet lease",
+    "fleet refresh",
+    "expiry under load",
+    "local tier",
+    "S3 outage",
+)
 _HEADERS: Final = ("contender", "get ops/s", "get CPU us/op", "set ops/s", "set CPU us/op")
 
 

@@ -376,3 +376,31 @@ def test_plots_draw_measured_points_only_in_the_okabe_ito_palette(tmp_path: Path
     names = {p.name for p in written}
     assert names == {"lead.png", "throughput-get-hit-1KiB.png", "features.png"}
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_freshness_cells_are_ordered_and_drawn() -> None:
+    from benchmarks import plots
+    from benchmarks.features import FeatureResult
+    from benchmarks.summary import _ordered
+
+    refresh = FeatureResult(
+        "fleet refresh, 16 processes",
+        "s",
+        {"processes": 16, "swr_p99_ms": 30.0, "plain_p99_ms": 500.0},
+    )
+    expiry = FeatureResult("expiry under load", "s", {"swr_p99_ms": 20.0, "plain_p99_ms": 240.0})
+    lease = FeatureResult("fleet lease, 16 processes", "s", {})
+    other = FeatureResult("tag invalidation", "s", {})
+    assert [f.name for f in _ordered([other, expiry, refresh, lease])] == [
+        lease.name,
+        refresh.name,
+        expiry.name,
+        other.name,
+    ]
+    _, times, _ = plots._feature_bars([refresh, expiry])
+    assert [(value, ours) for _, value, ours in times] == [
+        (30.0, True),
+        (500.0, False),
+        (20.0, True),
+        (240.0, False),
+    ]
