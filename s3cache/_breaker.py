@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from s3cache._numbers import whole_number
 from s3cache.errors import CircuitOpenError
 
 __all__ = [
@@ -118,8 +119,7 @@ class Breaker:
 
 
 def _whole(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Breaker.{name} must be a whole number >= 1, not {value!r}")
+    whole_number(value, f"Breaker.{name}")
 
 
 def _number(name: str, value: object) -> float:

@@ -38,6 +38,7 @@ from s3cache._expiry import (
     remaining_ttl,
 )
 from s3cache._format import Payload
+from s3cache._numbers import whole_number
 
 __all__ = [
     "ABSENT",
@@ -411,8 +412,7 @@ class RefreshBackoff:
         keys remembered; ``clock`` and ``rng``: injectable for tests."""
         if not (math.isfinite(base) and math.isfinite(cap) and 0 < base <= cap):
             raise ValueError(f"back-off needs 0 < base <= cap, finite: {base!r}, {cap!r}")
-        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
-            raise ValueError(f"max_keys must be a whole number >= 1, not {max_keys!r}")
+        whole_number(max_keys, "max_keys")
         self._base = base
         self._cap = cap
         self._max_keys = max_keys

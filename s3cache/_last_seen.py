@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
+from s3cache._numbers import whole_number
+
 __all__ = ["NOTHING", "LastSeen"]
 
 #: What :meth:`LastSeen.within` returns when it has no value to serve.
@@ -33,9 +35,7 @@ class LastSeen:
     def __init__(
         self, max_keys: int = 1024, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
-            raise ValueError(f"max_keys must be a whole number >= 1, not {max_keys!r}")
-        self._max_keys = max_keys
+        self._max_keys = whole_number(max_keys, "max_keys")
         self._clock = clock
         self._values: OrderedDict[str, tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()

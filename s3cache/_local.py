@@ -18,6 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
+from s3cache._numbers import whole_number
+
 __all__ = ["LocalEntry", "LocalLRU", "LocalTier"]
 
 
@@ -40,9 +42,7 @@ class LocalTier:
 
     def __post_init__(self) -> None:
         for name in ("max_items", "max_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LocalTier.{name} must be a whole number >= 1, not {value!r}")
+            whole_number(getattr(self, name), f"LocalTier.{name}")
         ttl = self.ttl
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
             raise TypeError(f"LocalTier.ttl must be seconds, not {type(ttl).__name__}")

@@ -28,6 +28,7 @@ from typing import Final
 from s3cache._expiry import parse_http_date
 from s3cache._format import JSON_CONTENT_TYPE, Payload
 from s3cache._keys import RESERVED_SEGMENT, reserved_key
+from s3cache._numbers import whole_number
 
 __all__ = [
     "MAX_TAGS",
@@ -250,9 +251,7 @@ class TagChecks:
         """``interval``: ``tag_check_interval`` (validated); ``max_tags``: tags remembered;
         ``clock``: monotonic seconds (injectable for tests)."""
         self._interval = tag_check_interval(interval)
-        if isinstance(max_tags, bool) or not isinstance(max_tags, int) or max_tags < 1:
-            raise ValueError(f"max_tags must be a whole number >= 1, not {max_tags!r}")
-        self._max_tags = max_tags
+        self._max_tags = whole_number(max_tags, "max_tags")
         self._clock = clock
         self._known: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()

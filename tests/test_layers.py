@@ -45,6 +45,7 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._last_seen": 1,  # issue 23: the newest value seen per key, for stale_if_error
     "s3cache._tags": 1,
     "s3cache._durations": 1,
+    "s3cache._numbers": 1,  # whole-number options, checked in one place
     "s3cache._url": 1,
     "s3cache._config_errors": 1,
     "s3cache._pricing": 1,
