@@ -14,6 +14,7 @@ Connections are opened with the loop's own TCP and TLS support.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 from collections.abc import Mapping
 from typing import Any, Final
@@ -195,7 +196,9 @@ class Pool:
                     port,
                     ssl=self._tls if tls else None,
                     server_hostname=host if tls else None,
-                    **self._connect_options,
+                    # An IP literal has one address: nothing to race, and Python 3.11's race
+                    # leaks its socket when cancelled mid-connect (a ResourceWarning in tests).
+                    **({} if _is_ip(host) else self._connect_options),
                 )
         except TimeoutError as exc:
             raise ConnectTimedOut(
@@ -223,3 +226,12 @@ class Pool:
         for connection in connections:
             connection.abort()
         await asyncio.gather(*(c.closed for c in connections))
+
+
+def _is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 literal (not a name to resolve)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
