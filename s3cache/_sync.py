@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from s3cache import _loop, _url
 from s3cache._batch import DeleteResult
@@ -20,7 +20,6 @@ from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._disabling import carry
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._habits import with_handles
-from s3cache._pricing import Cost
 from s3cache._stats import CacheStats
 from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache.errors import S3CacheError
@@ -30,6 +29,7 @@ __all__ = ["S3Cache", "SyncLock"]
 P = ParamSpec("P")
 S = TypeVar("S")
 T = TypeVar("T")
+R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,15 +38,39 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return _loop.run(carry(coro))
 
 
-def _takes_core_arguments(
-    core_init: Callable[Concatenate[AsyncS3Cache, P], None],
-) -> Callable[[Callable[Concatenate[S, ...], None]], Callable[Concatenate[S, P], None]]:
-    """Give the facade's ``__init__`` the core's parameters, for type checkers and ``help()``."""
+def _takes_core_parameters(
+    core: Callable[Concatenate[Any, P], object],
+) -> Callable[[Callable[Concatenate[S, ...], R]], Callable[Concatenate[S, P], R]]:
+    """Give a facade method the core method's parameters, for type checkers and ``help()``:
+    the core's signature is the one source of truth, and the facade forwards what it is given.
+    A method without a docstring takes the core's too (``__init__``: every parameter)."""
 
-    def decorate(init: Callable[Concatenate[S, ...], None]) -> Callable[Concatenate[S, P], None]:
-        return functools.wraps(core_init)(init)
+    def decorate(method: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, P], R]:
+        own = inspect.signature(method).return_annotation
+        mirror = cast(Any, method)
+        mirror.__signature__ = inspect.signature(core).replace(return_annotation=own)
+        mirror.__doc__ = method.__doc__ or core.__doc__
+        return cast(Callable[Concatenate[S, P], R], method)
 
     return decorate
+
+
+class _FromCore(Generic[T]):
+    """A read-only attribute of the facade that is its core's, with the core's docstring."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self.__doc__ = getattr(AsyncS3Cache, name).__doc__
+
+    @overload
+    def __get__(self, facade: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, facade: S3Cache, owner: type) -> T: ...
+    def __get__(self, facade: S3Cache | None, owner: type) -> Self | T:
+        return self if facade is None else cast(T, getattr(facade._core, self._name))
+
+    def __set__(self, facade: S3Cache, value: object) -> None:
+        raise AttributeError(f"S3Cache.{self._name} is read-only")
 
 
 class S3Cache:
@@ -56,7 +80,7 @@ class S3Cache:
     forked child. All instances share one private event loop in a daemon thread.
     """
 
-    @_takes_core_arguments(AsyncS3Cache.__init__)
+    @_takes_core_parameters(AsyncS3Cache.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._core = AsyncS3Cache(*args, **kwargs)
 
@@ -122,22 +146,8 @@ class S3Cache:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
         return _run(self._core.add(key, value, ttl))
 
-    # A deliberate twin of AsyncS3Cache.get_or_set's signature: the facade mirrors the core.
-    def get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | timedelta | str | None = None,
-        *,
-        lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | str | None = None,
-        tags: Tags = (),
-        condition: Callable[[Any], object] | None = None,
-        stale_if_error: float | timedelta | str | None = None,
-        negative_ttl: float | timedelta | str | None = None,
-        early: bool | float | None = None,
-        cost: Cost | None = None,
-    ) -> Any:
+    @_takes_core_parameters(AsyncS3Cache.get_or_set)
+    def get_or_set(self, key: str, factory: Callable[[], Any], *args: Any, **options: Any) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
         callers from any thread share one run of it (with a ``lease``: one in the fleet). A
@@ -146,34 +156,19 @@ class S3Cache:
         return _loop.run_with_caller(
             lambda caller: carry(
                 self._core.get_or_set(
-                    key,
-                    functools.partial(caller.call_anywhere, factory),
-                    ttl,
-                    lease=lease,
-                    stale_ttl=stale_ttl,
-                    tags=tags,
-                    condition=condition,
-                    stale_if_error=stale_if_error,
-                    negative_ttl=negative_ttl,
-                    early=early,
-                    cost=cost,
+                    key, functools.partial(caller.call_anywhere, factory), *args, **options
                 )
             )
         )
 
+    @_takes_core_parameters(AsyncS3Cache.cached)
     def cached(
         self,
         ttl: float | timedelta | str | None = None,
         key: Callable[..., str] | None = None,
         *,
-        lease: float | timedelta | None = None,
-        stale_ttl: float | timedelta | str | None = None,
         tags: TagsOf = (),
-        condition: Callable[[Any], object] | None = None,
-        stale_if_error: float | timedelta | str | None = None,
-        negative_ttl: float | timedelta | str | None = None,
-        early: bool | float | None = None,
-        cost: Cost | None = None,
+        **options: Any,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) so that its results are cached.
 
@@ -183,15 +178,6 @@ class S3Cache:
         caller's event loop. ``tags``: a list, or a function of the call's arguments giving
         one (see :meth:`AsyncS3Cache.cached`).
         """
-        options: dict[str, Any] = {
-            "lease": lease,
-            "stale_ttl": stale_ttl,
-            "stale_if_error": stale_if_error,
-            "negative_ttl": negative_ttl,
-            "early": early,
-            "condition": condition,
-            "cost": cost,
-        }
         core_decorator = self._core.cached(ttl, key, tags=tags, **options)  # validates
         tags_of = call_tags(tags)
 
@@ -269,20 +255,9 @@ class S3Cache:
         """Close the clients; idempotent."""
         return _run(self._core.close())
 
-    @property
-    def prefix(self) -> str:
-        """The normalised key prefix (empty, or ending in ``/``)."""
-        return self._core.prefix
-
-    @property
-    def bucket(self) -> str:
-        """The bucket name."""
-        return self._core.bucket
-
-    @property
-    def endpoint_url(self) -> str | None:
-        """The endpoint URL (None: AWS's default), with any user:password part removed."""
-        return self._core.endpoint_url
+    prefix = _FromCore[str]()
+    bucket = _FromCore[str]()
+    endpoint_url = _FromCore[str | None]()
 
     def __enter__(self) -> S3Cache:
         return self

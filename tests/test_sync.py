@@ -22,6 +22,7 @@ from s3cache import (
     S3Cache,
     _loop,
 )
+from s3cache._sync import _FromCore
 from tests.conftest import CREDENTIALS
 
 MISSING = object()
@@ -52,7 +53,8 @@ def test_public_surfaces_are_equal() -> None:
     )
     for name, member in core.items():
         if isinstance(member, property):
-            assert isinstance(sync[name], property), name
+            assert isinstance(sync[name], property | _FromCore), name
+            assert sync[name].__doc__ == member.__doc__, name
             continue
         core_sig, sync_sig = inspect.signature(member), inspect.signature(sync[name])
         assert list(core_sig.parameters.values()) == list(sync_sig.parameters.values()), name
@@ -114,6 +116,22 @@ def test_bad_input_raises_in_the_callers_thread(facade: S3Cache) -> None:
         facade.set("k", object())
     with pytest.raises(ValueError, match="ttl"):
         facade.set("k", 1, ttl=-1)
+
+
+def test_an_unknown_option_is_named_before_any_request(facade: S3Cache) -> None:
+    """The facade forwards its options to the core, whose signature rejects a misspelt one."""
+    before = dict(facade.stats().requests)
+    with pytest.raises(TypeError, match="stale_tll"):
+        facade.get_or_set("k", lambda: 1, 60, stale_tll=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="bogus"):
+        facade.cached(60, bogus=1)  # type: ignore[call-arg]
+    assert dict(facade.stats().requests) == before
+
+
+def test_core_attributes_are_read_only(facade: S3Cache) -> None:
+    assert (facade.bucket, facade.prefix) == (facade._core.bucket, facade._core.prefix)
+    with pytest.raises(AttributeError, match="read-only"):
+        facade.bucket = "other"
 
 
 def test_many_threads_at_once(facade: S3Cache) -> None:
