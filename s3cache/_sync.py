@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
+from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, cast, overload
 
 from s3cache import _loop, _url
 from s3cache._batch import DeleteResult
@@ -69,8 +69,9 @@ class _FromCore(Generic[T]):
     def __get__(self, facade: S3Cache | None, owner: type) -> Self | T:
         return self if facade is None else cast(T, getattr(facade._core, self._name))
 
-    def __set__(self, facade: S3Cache, value: object) -> None:
-        raise AttributeError(f"S3Cache.{self._name} is read-only")
+    def __set__(self, facade: S3Cache, value: Never) -> None:
+        """Refuse, as a property without a setter does (type checkers refuse it too)."""
+        raise AttributeError(f"{type(facade).__name__}.{self._name} is read-only")
 
 
 class S3Cache:

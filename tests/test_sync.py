@@ -131,7 +131,7 @@ def test_an_unknown_option_is_named_before_any_request(facade: S3Cache) -> None:
 def test_core_attributes_are_read_only(facade: S3Cache) -> None:
     assert (facade.bucket, facade.prefix) == (facade._core.bucket, facade._core.prefix)
     with pytest.raises(AttributeError, match="read-only"):
-        facade.bucket = "other"
+        facade.bucket = "other"  # type: ignore[assignment]
 
 
 def test_many_threads_at_once(facade: S3Cache) -> None:
