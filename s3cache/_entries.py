@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from s3cache import _expiry, _format, _freshness, _serializers, _signing, _tags
 from s3cache._format import Body, Payload
+from s3cache._metadata import PREFIX
 from s3cache._nonce import NONCE_HEADER
 from s3cache._settings import Settings
 
@@ -23,7 +24,6 @@ __all__ = ["Entries"]
 
 #: Metadata a re-timed entry does not carry over: its ttl (replaced), nonce and signature (new).
 _RETIMED: Final = frozenset({_expiry.TTL_HEADER, NONCE_HEADER, _signing.SIGNATURE_HEADER})
-_META: Final = "x-amz-meta-"
 
 #: The client's wall clock (see the module's docstring).
 _clock = time.time
@@ -97,9 +97,9 @@ class Entries:
         ``Expires`` and ``Cache-Control`` (litellm's reader) redone, signed anew when the cache
         has a signing key (the caller has verified the old signature)."""
         metadata = {
-            name[len(_META) :]: value
+            name[len(PREFIX) :]: value
             for name, value in headers.items()
-            if name.startswith(_META) and name not in _RETIMED
+            if name.startswith(PREFIX) and name not in _RETIMED
         }
         expires = cache_control = None
         if seconds is not None:

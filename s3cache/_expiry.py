@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from s3cache import _durations
+from s3cache._metadata import TTL_HEADER, TTL_METADATA
 
 __all__ = [
     "MAX_TTL",
@@ -27,10 +28,6 @@ __all__ = [
     "safe_remaining_ttl",
 ]
 
-#: User-metadata key holding the entry's ttl in seconds (header ``x-amz-meta-s3cache-ttl``).
-TTL_METADATA: Final = "s3cache-ttl"
-
-TTL_HEADER: Final = "x-amz-meta-" + TTL_METADATA
 
 #: S3 dates have one-second resolution, so shorter ttls cannot be enforced.
 MIN_TTL: Final = 1.0

@@ -23,6 +23,14 @@ from s3cache import _compression
 from s3cache._compression import Body, Compression, Compressor
 from s3cache._expiry import TTL_HEADER, TTL_METADATA, format_seconds, normalize_ttl
 from s3cache._keys import object_key, reserved_key
+from s3cache._metadata import (
+    ABSENT_HEADER,
+    COMPUTE_HEADER,
+    SERIALIZER_HEADER,
+    STALE_HEADER,
+    TAGS_HEADER,
+    header,
+)
 
 __all__ = [
     "BYTES_CONTENT_TYPE",
@@ -54,19 +62,16 @@ BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 #: means: how it is decoded and how long it lives. A signed entry's signature covers each one
 #: it carries (:mod:`s3cache._signing`): every metadata field added to the format that changes
 #: how a body is read or served goes here, and is signed from then on.
-#: An entry's tags (``s3cache._tags.TAGS_HEADER``, spelt here because that module imports this
-#: one) are signed too: a forger who strips them would defeat invalidation by tag.
+#: An entry's tags are signed too: a forger who strips them would defeat invalidation by tag.
 MEANING_HEADERS: Final = (
     "content-type",
     "content-encoding",
     TTL_HEADER,
-    # the freshness fields (``_freshness``: compute time, stale window, tombstone), by name
-    # here as _freshness imports this module: a forged window would extend serving
-    "x-amz-meta-s3cache-compute",
-    "x-amz-meta-s3cache-stale",
-    "x-amz-meta-s3cache-absent",
-    "x-amz-meta-s3cache-tags",
-    "x-amz-meta-s3cache-serializer",  # _serializers.SERIALIZER_HEADER: which one wrote it
+    COMPUTE_HEADER,  # the freshness fields: a forged stale window would extend serving
+    STALE_HEADER,
+    ABSENT_HEADER,
+    TAGS_HEADER,
+    SERIALIZER_HEADER,  # which serializer wrote it
 )
 
 #: Largest body handed to the ``ast.literal_eval`` fallback (litellm's Python-repr bodies).
@@ -147,7 +152,7 @@ def payload_headers(payload: Payload) -> dict[str, str]:
     if payload.content_encoding:
         headers["content-encoding"] = payload.content_encoding
     for name, value in payload.metadata.items():
-        headers["x-amz-meta-" + name] = value
+        headers[header(name)] = value
     return headers
 
 

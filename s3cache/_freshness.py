@@ -38,6 +38,14 @@ from s3cache._expiry import (
     remaining_ttl,
 )
 from s3cache._format import Payload
+from s3cache._metadata import (
+    ABSENT_HEADER,
+    ABSENT_METADATA,
+    COMPUTE_HEADER,
+    COMPUTE_METADATA,
+    STALE_HEADER,
+    STALE_METADATA,
+)
 from s3cache._numbers import whole_number
 
 __all__ = [
@@ -73,17 +81,6 @@ __all__ = [
     "xfetch_probability",
 ]
 
-_META: Final = "x-amz-meta-"
-#: User metadata: how long the factory took to compute the value, in seconds (XFetch's delta).
-COMPUTE_METADATA: Final = "s3cache-compute"
-COMPUTE_HEADER: Final = _META + COMPUTE_METADATA
-#: User metadata: seconds past the ttl during which the writer allows the value to be served
-#: while one refresh runs (stale-while-revalidate).
-STALE_METADATA: Final = "s3cache-stale"
-STALE_HEADER: Final = _META + STALE_METADATA
-#: User metadata of a tombstone ("this key has no value"): its own ttl, in seconds.
-ABSENT_METADATA: Final = "s3cache-absent"
-ABSENT_HEADER: Final = _META + ABSENT_METADATA
 #: A tombstone's body: not JSON, not a Python literal, so a reader that ignored every expiry
 #: field would still find it unreadable (a miss), never a value.
 TOMBSTONE_BODY: Final = b"absent\n"

@@ -46,6 +46,7 @@ from typing import Final, Literal
 
 from s3cache._format import JSON_CONTENT_TYPE, Payload
 from s3cache._keys import MAX_KEY_BYTES, RESERVED_SEGMENT, object_key, path_of, sub_prefix
+from s3cache._metadata import header
 
 __all__ = [
     "FLAT",
@@ -210,7 +211,7 @@ def marker_payload(chosen: Layout) -> Payload:
 def read_marker(headers: Mapping[str, str]) -> Marker:
     """The marker in a GET's or HEAD's lower-cased ``headers``; ValueError when a field is
     missing or unreadable (someone else's object, or a damaged one: never guessed at)."""
-    raw = {f: headers.get("x-amz-meta-" + meta) for f, meta in _FIELDS.items()}
+    raw = {f: headers.get(header(meta)) for f, meta in _FIELDS.items()}
     missing = sorted(meta for f, meta in _FIELDS.items() if raw[f] is None)
     if missing:
         raise ValueError(f"layout marker lacks its {', '.join(missing)} metadata")

@@ -35,6 +35,7 @@ from s3cache._expiry import (
     parse_http_date,
 )
 from s3cache._format import JSON_CONTENT_TYPE, Payload
+from s3cache._metadata import PREFIX
 
 __all__ = ["HELD", "RELEASED", "TOKEN_SCALE", "LeaseState", "encode", "read"]
 
@@ -48,7 +49,6 @@ _STATE: Final = "s3cache-lease"
 _HOLDER: Final = "s3cache-holder"
 _TOKEN: Final = "s3cache-token"  # noqa: S105 - a metadata name, not a secret
 _AFTER: Final = "s3cache-after"
-_META: Final = "x-amz-meta-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +94,15 @@ def read(headers: Mapping[str, str], now: float) -> LeaseState:
     except (ValueError, KeyError):
         wait = None
     wait = 0.0 if wait is None else wait
-    token = _whole(get(_META + _TOKEN))
+    token = _whole(get(PREFIX + _TOKEN))
     if token is None:
-        after = _whole(get(_META + _AFTER)) or 0
+        after = _whole(get(PREFIX + _AFTER)) or 0
         second = _second(get("last-modified"))
         token = max(after + 1, second * TOKEN_SCALE) if after else (second + 1) * TOKEN_SCALE
     return LeaseState(
         etag=get("etag") or "",
-        held=get(_META + _STATE) == HELD and wait > 0,
-        holder=get(_META + _HOLDER) or "",
+        held=get(PREFIX + _STATE) == HELD and wait > 0,
+        holder=get(PREFIX + _HOLDER) or "",
         token=token,
         wait=wait,
     )

@@ -13,15 +13,11 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Mapping
-from typing import Final
 
 from s3cache._format import Payload
+from s3cache._metadata import NONCE_HEADER, NONCE_METADATA
 
 __all__ = ["NONCE_HEADER", "NONCE_METADATA", "is_own", "stamped"]
-
-#: User-metadata key of the nonce (header ``x-amz-meta-s3cache-nonce``).
-NONCE_METADATA: Final = "s3cache-nonce"
-NONCE_HEADER: Final = "x-amz-meta-" + NONCE_METADATA
 
 
 def stamped(payload: Payload) -> tuple[Payload, str]:

@@ -15,6 +15,7 @@ import pickle
 from typing import Any, Final, Literal
 
 from s3cache._format import JsonSerializer, Serializer
+from s3cache._metadata import SERIALIZER_HEADER, SERIALIZER_METADATA
 
 __all__ = [
     "SERIALIZER_HEADER",
@@ -28,9 +29,6 @@ __all__ = [
 ]
 
 SerializerName = Literal["json", "pickle", "msgpack"]
-#: User-metadata key of an entry's serializer (header ``x-amz-meta-s3cache-serializer``).
-SERIALIZER_METADATA: Final = "s3cache-serializer"
-SERIALIZER_HEADER: Final = "x-amz-meta-" + SERIALIZER_METADATA
 #: Serializers that only read entries recorded as theirs (no entry of theirs lacks the field).
 _STRICT: Final = frozenset({"pickle", "msgpack"})
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 from s3cache._format import MEANING_HEADERS, Payload, payload_headers
+from s3cache._metadata import SIGNATURE_HEADER, SIGNATURE_METADATA
 
 __all__ = [
     "MIN_KEY_BYTES",
@@ -36,9 +37,6 @@ __all__ = [
     "signing_keys",
 ]
 
-#: User-metadata key of the signature (header ``x-amz-meta-s3cache-sig``).
-SIGNATURE_METADATA: Final = "s3cache-sig"
-SIGNATURE_HEADER: Final = "x-amz-meta-" + SIGNATURE_METADATA
 #: The shortest signing key taken: 128 bits.
 MIN_KEY_BYTES: Final = 16
 _VERSION: Final = "v1"

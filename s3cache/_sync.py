@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, cast, overload
+from typing import Any, Generic, Never, Self, TypeVar, cast, overload
 
 from s3cache import _loop, _url
 from s3cache._batch import DeleteResult
@@ -20,14 +20,13 @@ from s3cache._core import AsyncS3Cache, CheckReport
 from s3cache._disabling import carry
 from s3cache._fleet import FleetLock, HeldLock
 from s3cache._habits import with_handles
+from s3cache._signatures import takes_method_parameters_of
 from s3cache._stats import CacheStats
 from s3cache._tagging import Tags, TagsOf, call_tags
 from s3cache.errors import S3CacheError
 
 __all__ = ["S3Cache", "SyncLock"]
 
-P = ParamSpec("P")
-S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,23 +35,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """``coro`` on the private loop, with the caller's ``cache.disabled()`` state carried."""
     return _loop.run(carry(coro))
-
-
-def _takes_core_parameters(
-    core: Callable[Concatenate[Any, P], object],
-) -> Callable[[Callable[Concatenate[S, ...], R]], Callable[Concatenate[S, P], R]]:
-    """Give a facade method the core method's parameters, for type checkers and ``help()``:
-    the core's signature is the one source of truth, and the facade forwards what it is given.
-    A method without a docstring takes the core's too (``__init__``: every parameter)."""
-
-    def decorate(method: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, P], R]:
-        own = inspect.signature(method).return_annotation
-        mirror = cast(Any, method)
-        mirror.__signature__ = inspect.signature(core).replace(return_annotation=own)
-        mirror.__doc__ = method.__doc__ or core.__doc__
-        return cast(Callable[Concatenate[S, P], R], method)
-
-    return decorate
 
 
 class _FromCore(Generic[T]):
@@ -81,7 +63,7 @@ class S3Cache:
     forked child. All instances share one private event loop in a daemon thread.
     """
 
-    @_takes_core_parameters(AsyncS3Cache.__init__)
+    @takes_method_parameters_of(AsyncS3Cache.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._core = AsyncS3Cache(*args, **kwargs)
 
@@ -147,7 +129,7 @@ class S3Cache:
         """Store ``value`` only if no live entry exists; see :meth:`AsyncS3Cache.add`."""
         return _run(self._core.add(key, value, ttl))
 
-    @_takes_core_parameters(AsyncS3Cache.get_or_set)
+    @takes_method_parameters_of(AsyncS3Cache.get_or_set)
     def get_or_set(self, key: str, factory: Callable[[], Any], *args: Any, **options: Any) -> Any:
         """The value under ``key``, made by ``factory()`` on a miss; see
         :meth:`AsyncS3Cache.get_or_set`. A sync factory runs in the calling thread; concurrent
@@ -162,7 +144,7 @@ class S3Cache:
             )
         )
 
-    @_takes_core_parameters(AsyncS3Cache.cached)
+    @takes_method_parameters_of(AsyncS3Cache.cached)
     def cached(
         self,
         ttl: float | timedelta | str | None = None,

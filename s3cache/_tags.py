@@ -28,6 +28,15 @@ from typing import Final
 from s3cache._expiry import parse_http_date
 from s3cache._format import JSON_CONTENT_TYPE, Payload
 from s3cache._keys import RESERVED_SEGMENT, reserved_key
+from s3cache._metadata import (
+    METADATA_LIMIT,
+    OTHER_METADATA_BUDGET,
+    TAG_RECORD_HEADER,
+    TAG_RECORD_METADATA,
+    TAGS_HEADER,
+    TAGS_METADATA,
+    metadata_size,
+)
 from s3cache._numbers import whole_number
 
 __all__ = [
@@ -55,26 +64,10 @@ __all__ = [
     "written_at",
 ]
 
-_META: Final = "x-amz-meta-"
-#: User metadata of an entry: its tags, sorted, separated by one space.
-TAGS_METADATA: Final = "s3cache-tags"
-TAGS_HEADER: Final = _META + TAGS_METADATA
-#: User metadata of a tag record: the tag it records (its key may be a hash of it).
-TAG_RECORD_METADATA: Final = "s3cache-tag"
-TAG_RECORD_HEADER: Final = _META + TAG_RECORD_METADATA
-#: S3's cap on an object's user metadata, in bytes. It counts each name and value in UTF-8;
-#: s3cache counts the names with their ``x-amz-meta-`` prefix, which errs towards fitting.
-METADATA_LIMIT: Final = 2048
 #: The most tags one entry may carry (each costs a GET per check interval on reads).
 MAX_TAGS: Final = 10
 #: The longest tag, in characters (all ASCII, see :func:`normalize_tags`).
 MAX_TAG_LENGTH: Final = 128
-#: Bytes of user metadata kept for every field s3cache writes beside tags: the ttl (at most
-#: 51 bytes with its name), compute time (40), stale window (53), tombstone ttl (54), write
-#: nonce (40) and signature (98): 336 bytes today, the rest is room for fields to come. Ten
-#: tags of 128 characters take 1,312 bytes, so every valid tag set fits beside them:
-#: ``OTHER_METADATA_BUDGET + 1,312 <= METADATA_LIMIT`` (tests hold it).
-OTHER_METADATA_BUDGET: Final = 512
 #: What a tag may hold: letters, digits and ``- _ . : = @ +`` (ids, emails, ``model=x``,
 #: ``prompt:v3``), nothing that needs escaping in a header value or an object key, and no
 #: ``/`` (a tag is one path segment of its record's key), no space (the separator).
@@ -149,11 +142,6 @@ def parse_tags(headers: Mapping[str, str]) -> tuple[str, ...] | None:
         if len(tag) > MAX_TAG_LENGTH or _TAG.fullmatch(tag) is None or tag in _DOTS:
             return None
     return tags
-
-
-def metadata_size(metadata: Mapping[str, str]) -> int:
-    """Bytes of user metadata as :data:`METADATA_LIMIT` counts them (names with their prefix)."""
-    return sum(len((_META + k).encode()) + len(v.encode()) for k, v in metadata.items())
 
 
 def check_metadata_size(metadata: Mapping[str, str], what: str) -> None:

@@ -38,6 +38,8 @@ LAYERS: Final[dict[str, int]] = {
     "s3cache._bucket_options": 1,
     "s3cache._settings": 1,
     "s3cache._parameters": 1,
+    "s3cache._signatures": 1,  # a forwarding wrapper takes what it wraps's parameters
+    "s3cache._metadata": 1,  # user metadata: the x-amz-meta- prefix, one home
     "s3cache._local": 1,
     "s3cache._stats": 1,
     "s3cache._freshness": 1,

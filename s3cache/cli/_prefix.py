@@ -12,7 +12,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
 
 from s3cache import AsyncS3Cache, maintenance
 from s3cache.cli._spec import EXIT_MISSING, EXIT_OK
@@ -208,62 +209,72 @@ def _switches(args: argparse.Namespace) -> dict[str, bool]:
     return {"dry_run": args.dry_run, "all_bucket": args.all_bucket}
 
 
+@dataclass(frozen=True)
+class _Deletion(Generic[Result]):
+    """A command that deletes under the prefix, as data: its progress labels (dry run, real
+    run), the maintenance call it makes, that call's result type, the progress detail and the
+    closing summary line."""
+
+    labels: tuple[str, str]
+    run: Callable[..., Awaitable[Result]]
+    result: type[Result]
+    detail: Callable[[Result], str]
+    summary: Callable[[AsyncS3Cache, Result], str]
+
+
 async def _deleting(
     cache: AsyncS3Cache,
     args: argparse.Namespace,
     ui: UI,
-    label: str,
-    start: Result,
-    detail: Callable[[Result], str],
-    operation: Callable[[Callable[[Result], None]], Awaitable[Result]],
-) -> Result:
-    """Run ``operation(on_progress)``, a command that deletes under the prefix, showing its
-    progress as ``label: detail`` and keeping its latest figures (``start`` before any): one
-    stopped part-way still prints, with ``--json``, what it did and the error before the
-    failure exits 2. With ``--json``, prints the result as well."""
-    latest = start
-    with ui.progress(label) as update:
+    how: _Deletion[Result],
+    **options: object,
+) -> int:
+    """Run ``how.run`` with ``options``, the dry-run and whole-bucket switches and
+    ``on_progress``, showing its progress and keeping its latest figures: one stopped part-way
+    still prints, with ``--json``, what it did and the error before the failure exits 2.
+    Prints the result: as JSON with ``--json``, else ``how.summary``."""
+    latest = how.result(dry_run=args.dry_run)
+    with ui.progress(how.labels[0] if args.dry_run else how.labels[1]) as update:
 
         def track(figures: Result) -> None:
             nonlocal latest
             latest = figures
-            update(detail(figures))
+            update(how.detail(figures))
 
         try:
-            result = await operation(track)
+            result = await how.run(cache, on_progress=track, **_switches(args), **options)
         except S3CacheError as exc:
             if args.json:
                 ui.json(scoped(cache, {**latest.to_json(), "error": str(exc)}))
             raise
     if args.json:
         ui.json(scoped(cache, result.to_json()))
-    return result
+    else:
+        ui.line(how.summary(cache, result))
+    return EXIT_OK
 
 
-def _clear_detail(r: maintenance.ClearResult) -> str:
-    """The progress of ``clear``."""
-    return f"{plural(r.matched, 'object')}, {r.deleted:,} deleted"
+def _clear_summary(cache: AsyncS3Cache, r: maintenance.ClearResult) -> str:
+    """What ``clear`` did, or would do."""
+    if r.dry_run:
+        done = f"dry run: would delete {plural(r.matched, 'object')}"
+    else:
+        done = f"deleted {plural(r.deleted, 'object')}"
+    return f"{done} ({size(r.bytes)}) under {where(cache)}"
+
+
+_CLEAR: Final = _Deletion(
+    ("listing", "deleting"),
+    maintenance.clear_prefix,
+    maintenance.ClearResult,
+    lambda r: f"{plural(r.matched, 'object')}, {r.deleted:,} deleted",
+    _clear_summary,
+)
 
 
 async def cmd_clear(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Delete every object under the prefix (or count them, with ``--dry-run``)."""
-    result = await _deleting(
-        cache,
-        args,
-        ui,
-        "listing" if args.dry_run else "deleting",
-        maintenance.ClearResult(dry_run=args.dry_run),
-        _clear_detail,
-        lambda track: maintenance.clear_prefix(cache, on_progress=track, **_switches(args)),
-    )
-    if args.json:
-        return EXIT_OK
-    if args.dry_run:
-        done = f"dry run: would delete {plural(result.matched, 'object')}"
-    else:
-        done = f"deleted {plural(result.deleted, 'object')}"
-    ui.line(f"{done} ({size(result.bytes)}) under {where(cache)}")
-    return EXIT_OK
+    return await _deleting(cache, args, ui, _CLEAR)
 
 
 def _invalidated(r: maintenance.PurgeResult) -> str:
@@ -279,33 +290,30 @@ def _purge_detail(r: maintenance.PurgeResult) -> str:
     return f"{r.scanned:,} scanned, {r.expired:,} expired{invalidated}, {r.deleted:,} deleted"
 
 
+def _purge_summary(cache: AsyncS3Cache, r: maintenance.PurgeResult) -> str:
+    """What ``purge-expired`` did, or would do."""
+    verb = "would delete" if r.dry_run else "deleted"
+    count = r.expired + r.invalidated if r.dry_run else r.deleted
+    leases = plural(r.leases, "run-out lease or lock", "run-out leases and locks")
+    leases = f", and {leases}" if r.leases else ""
+    return (
+        f"scanned {plural(r.scanned, 'entry', 'entries')} under {where(cache)}: "
+        f"{r.expired:,} expired{_invalidated(r)} ({size(r.bytes)}); "
+        f"{verb} {count:,}{leases} "
+        f"in {r.elapsed_s:.1f} s" + (" (dry run)" if r.dry_run else "")
+    )
+
+
+_PURGE: Final = _Deletion(
+    ("scanning", "purging"),
+    maintenance.purge_expired,
+    maintenance.PurgeResult,
+    _purge_detail,
+    _purge_summary,
+)
+
+
 async def cmd_purge(cache: AsyncS3Cache, args: argparse.Namespace, ui: UI) -> int:
     """Delete the expired entries and run-out leases under the prefix."""
-    result = await _deleting(
-        cache,
-        args,
-        ui,
-        "scanning" if args.dry_run else "purging",
-        maintenance.PurgeResult(dry_run=args.dry_run),
-        _purge_detail,
-        lambda track: maintenance.purge_expired(
-            cache,
-            batch=args.page_size,
-            on_progress=track,
-            invalidated=args.invalidated,
-            **_switches(args),
-        ),
-    )
-    if args.json:
-        return EXIT_OK
-    verb = "would delete" if args.dry_run else "deleted"
-    count = result.expired + result.invalidated if args.dry_run else result.deleted
-    leases = plural(result.leases, "run-out lease or lock", "run-out leases and locks")
-    leases = f", and {leases}" if result.leases else ""
-    ui.line(
-        f"scanned {plural(result.scanned, 'entry', 'entries')} under {where(cache)}: "
-        f"{result.expired:,} expired{_invalidated(result)} ({size(result.bytes)}); "
-        f"{verb} {count:,}{leases} "
-        f"in {result.elapsed_s:.1f} s" + (" (dry run)" if args.dry_run else "")
-    )
-    return EXIT_OK
+    options = {"batch": args.page_size, "invalidated": args.invalidated}
+    return await _deleting(cache, args, ui, _PURGE, **options)

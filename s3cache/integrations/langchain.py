@@ -19,6 +19,7 @@ from typing import Any, Final
 from s3cache import _core, _expiry, _keys, _loop
 from s3cache._concurrency import paced
 from s3cache._core import AsyncS3Cache
+from s3cache._metadata import KEY_HEADER, KEY_METADATA
 from s3cache._sync import S3Cache
 from s3cache._tags import normalize_tags
 from s3cache.errors import S3CacheError
@@ -74,9 +75,6 @@ _GENERATION_CLASSES: Final = (
     AIMessageChunk,
 )
 _BYTES: Final = (bytes, bytearray, memoryview)
-#: User metadata holding the encoded original of a key stored under its hashed segment.
-KEY_METADATA: Final = "s3cache-key"
-_KEY_HEADER: Final = "x-amz-meta-" + KEY_METADATA
 #: The longest encoded form of a key stored hashed: its original has to fit in S3's 2 KB of
 #: user metadata, beside s3cache's own fields.
 MAX_HASHED_KEY: Final = 1536
@@ -293,7 +291,7 @@ class S3ByteStore(_Entries, ByteStore):  # type: ignore[misc,unused-ignore]  # A
             if isinstance(head, S3CacheError):
                 _core.failed(core, head, None)
                 continue
-            original = decode_segment(head.get(_KEY_HEADER, "")) if head is not None else None
+            original = decode_segment(head.get(KEY_HEADER, "")) if head is not None else None
             if original is None or hashed_segment(original) != listed_key.partition("/")[2]:
                 continue  # gone since the listing, or not written by this store
             if original.startswith(prefix or ""):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from s3cache._bucket_options import BUCKET_ARGS
 from s3cache._core import AsyncS3Cache
 from s3cache._expiry import normalize_ttl
 from s3cache._reads import MISSING
+from s3cache._signatures import takes_parameters_of
 from s3cache._stats import CacheStats
 from s3cache._sync import S3Cache
 from s3cache._tags import normalize_tags
@@ -307,24 +309,16 @@ class LiteLLMS3Cache(_BaseCache):  # type: ignore[misc,unused-ignore]  # Any whe
         return repr(self._core).replace("AsyncS3Cache(", "LiteLLMS3Cache(", 1)
 
 
-# A deliberate twin of LiteLLMS3Cache.__init__'s s3_* parameters: users and type checkers see
-# litellm's own signature here too.
-def enable(
-    s3_bucket_name: str,
-    *,
-    type: str = "s3",
-    s3_region_name: str | None = None,
-    s3_api_version: str | None = None,
-    s3_use_ssl: bool | None = True,
-    s3_verify: bool | str | None = None,
-    s3_endpoint_url: str | None = None,
-    s3_aws_access_key_id: str | None = None,
-    s3_aws_secret_access_key: str | None = None,
-    s3_aws_session_token: str | None = None,
-    s3_config: Config | Mapping[str, Any] | None = None,
-    s3_path: str | None = None,
-    **kwargs: Any,
-) -> Cache:
+#: ``LiteLLMS3Cache``'s own parameters, litellm's ``s3_*`` ones (enable() passes them on).
+_S3_KWARGS: Final = frozenset(
+    name for name in inspect.signature(LiteLLMS3Cache).parameters if name.startswith("s3_")
+)
+
+
+@takes_parameters_of(
+    LiteLLMS3Cache, inspect.Parameter("type", inspect.Parameter.KEYWORD_ONLY, default="s3")
+)
+def enable(*args: Any, type: str = "s3", **kwargs: Any) -> Cache:
     """Set ``litellm.cache`` to a ``litellm.Cache`` on :class:`LiteLLMS3Cache`, and return it.
 
     Takes what ``litellm.Cache(type="s3", ...)`` takes (the ``s3_*`` options, ``ttl``,
@@ -338,27 +332,14 @@ def enable(
     if type != LiteLLMCacheType.S3:
         raise ValueError(f"enable() makes an S3 cache; type must be 's3', not {type!r}")
     normalize_ttl(kwargs.get("ttl"))  # litellm passes it to every write: refuse a bad one now
-    core_kwargs = {name: kwargs.pop(name) for name in list(kwargs) if name in CORE_KWARGS}
+    backend_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in CORE_KWARGS | _S3_KWARGS}
     unknown = sorted(set(kwargs) - _CACHE_KWARGS)
     if unknown:
         raise TypeError(
             f"enable() got unexpected keyword argument(s) {', '.join(unknown)}; besides the s3_* "
             f"parameters it accepts {', '.join(sorted(_CACHE_KWARGS | CORE_KWARGS))}"
         )
-    backend = LiteLLMS3Cache(
-        s3_bucket_name,
-        s3_region_name=s3_region_name,
-        s3_api_version=s3_api_version,
-        s3_use_ssl=s3_use_ssl,
-        s3_verify=s3_verify,
-        s3_endpoint_url=s3_endpoint_url,
-        s3_aws_access_key_id=s3_aws_access_key_id,
-        s3_aws_secret_access_key=s3_aws_secret_access_key,
-        s3_aws_session_token=s3_aws_session_token,
-        s3_config=s3_config,
-        s3_path=s3_path,
-        **core_kwargs,
-    )
+    backend = LiteLLMS3Cache(*args, **backend_kwargs)
     cache = Cache(type=LiteLLMCacheType.S3, _backend=backend, **kwargs)
     litellm.cache = cache
     return cache

@@ -145,6 +145,22 @@ def test_constructor_is_litellms() -> None:
         assert (ours[name].kind, ours[name].default) == (param.kind, param.default), name
 
 
+@pytest.mark.usefixtures("global_cache")
+def test_enable_takes_the_backends_parameters(s3_kwargs: dict[str, Any], s3: Any) -> None:
+    """enable()'s signature is the backend's (one source of truth) plus ``type``, and each
+    s3_* argument, positional or named, reaches the backend: the entry lands under s3_path."""
+    ours_ = inspect.signature(enable).parameters
+    backend = inspect.signature(LiteLLMS3Cache).parameters
+    assert [n for n in ours_ if n != "type"] == list(backend)
+    assert (ours_["type"].kind, ours_["type"].default) == (inspect.Parameter.KEYWORD_ONLY, "s3")
+    assert "litellm.cache" in (enable.__doc__ or "")
+    bucket = s3_kwargs.pop("s3_bucket_name")
+    cache = enable(bucket, **{**s3_kwargs, "s3_path": "enabled/here"})
+    ours(cache).set_cache("k", "value")
+    assert object_keys(s3, bucket) == ["enabled/here/k"]
+    asyncio.run(ours(cache).disconnect())
+
+
 def test_is_a_basecache_but_not_litellms_s3cache(s3_kwargs: dict[str, Any]) -> None:
     b = LiteLLMS3Cache(**s3_kwargs)
     assert isinstance(b, BaseCache)
