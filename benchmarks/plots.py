@@ -256,6 +256,9 @@ def _feature_bars(features: Sequence[FeatureResult]) -> tuple[list[Bar], list[Ba
         elif f.name == "expiry under load" and "swr_p99_ms" in g:
             times.append(("hot key expiring, stale_ttl: get_or_set p99", g["swr_p99_ms"], True))
             times.append(("hot key expiring, no stale_ttl", g["plain_p99_ms"], False))
+        elif f.name == "early refresh" and "early_waited" in g:
+            counts.append(("hot key, early=True: calls that waited", g["early_waited"], True))
+            counts.append(("hot key, no early refresh", g["plain_waited"], False))
         elif f.name == "local tier" and "us_per_hit" in g:
             times.append(("local-tier hit", g["us_per_hit"] / 1000, True))
         elif f.name == "S3 outage" and "healthy_ms" in g:

@@ -36,6 +36,7 @@ FEATURE_ORDER: Final = (
     "fleet lease",
     "fleet refresh",
     "expiry under load",
+    "early refresh",
     "local tier",
     "S3 outage",
 )

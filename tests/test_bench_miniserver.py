@@ -27,6 +27,7 @@ from benchmarks.remote import RemoteContender
 from benchmarks.server import DelayProxy, EmbeddedServer, Target, request_counts
 from benchmarks.stale_outage import stale_outage
 from benchmarks.tagging import READS, tag_invalidation
+from benchmarks.xfetch import MAX_PER_PERIOD, early_refresh
 from s3cache import AsyncS3Cache
 
 CREDS: dict[str, Any] = {
@@ -285,6 +286,20 @@ async def test_the_expiry_cell_serves_stale_without_waiting(mini: str, bucket: s
     assert 1 <= figures["swr_factory_calls"] <= figures["swr_expiries"], result.summary
     assert figures["plain_waited"] > 0, result.summary  # the cell measures what it claims
     assert figures["plain_factory_calls"] >= 1
+
+
+async def test_the_early_refresh_cell_keeps_the_hot_key_fresh(mini: str, bucket: str) -> None:
+    """With early=True the hot key is refreshed in the background before it expires: no call
+    waits for the factory, at most two refreshes a ttl period; without it, callers wait."""
+    stats = f"{mini}/_mini/stats"
+    target = Target(mini, "us-east-1", bucket, "bench", "bench", True, "mini", stats)
+    result = await early_refresh(Setup(target, 0.0, 64, "run/"), seconds=6.0)  # past one ttl
+    figures = result.figures
+    assert figures["early_waited"] == 0, result.summary
+    assert figures["early_refreshes"] >= 1, result.summary
+    assert figures["early_per_period"] <= MAX_PER_PERIOD, result.summary
+    assert figures["plain_waited"] > 0, result.summary  # the cell measures what it claims
+    assert result.met is True
 
 
 async def test_the_stale_outage_cell_answers_seen_keys_without_the_factory(

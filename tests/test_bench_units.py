@@ -165,8 +165,10 @@ def test_parse_flags_and_plans() -> None:
     assert set(quick.groups) == {
         Group(64, "get-hit", 1024),
         Group(64, "set", 1024),
-        Group(256, "get-hit", 1024),  # the loop under load, beside the lead cells
+        # the loop under load, beside the lead cells, for the contenders its targets compare
+        Group(256, "get-hit", 1024, ("s3cache", "s3cache-sync", "obstore")),
     }
+    assert quick.cells() == 2 * len(QUICK_CONTENDERS) + 3
     assert quick.contenders == QUICK_CONTENDERS
     assert "litellm" in quick.contenders  # measured in its own process (benchmarks.remote)
     assert quick.fleet_processes == (4,)
